@@ -1,0 +1,40 @@
+# Aegis build entry points. `make build` produces bin/aegis plus its role links.
+PREFIX ?= /usr/local
+BIN := bin/aegis
+SRC := $(shell find src ffi guest -name '*.ts' 2>/dev/null) package.json build.ts
+
+.PHONY: build setup test test-unit install install-kit bench clean deps
+
+build: $(BIN)
+
+$(BIN): $(SRC)
+	bun run build.ts
+
+deps:
+	bun install --frozen-lockfile
+
+# Prepare the guest assets (kernel, initramfs, tools disk, base rootfs) under AEGIS_HOME.
+setup: build
+	$(BIN) __setup
+
+test: build
+	bun test
+
+test-unit:
+	bun test test/unit
+
+install: build
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/aegis
+	for l in aegisd aegis-gateway aegis-harness aegis-agent aegis-vmm-worker; do ln -sf aegis $(DESTDIR)$(PREFIX)/bin/$$l; done
+
+# Install the Agent Kit manifest into AEGIS_HOME (starts the daemon if needed).
+install-kit: build
+	$(BIN) up
+	$(BIN) kit install kits/agent.yaml
+
+bench: build
+	for b in bench/*.ts; do bun run $$b || exit 1; done
+
+clean:
+	rm -rf bin

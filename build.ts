@@ -1,0 +1,52 @@
+/**
+ * @module build
+ * Builds the one Aegis executable with `bun build --compile` and creates the
+ * role links beside it. Usage: `bun run build.ts [--target bun-linux-arm64] [--outdir bin]`.
+ */
+import { mkdirSync, rmSync, symlinkSync } from "node:fs";
+import { join } from "node:path";
+import pkg from "./package.json" with { type: "json" };
+
+/** Names under which the binary is linked; argv[0] selects the role. */
+export const ROLE_LINKS = ["aegisd", "aegis-gateway", "aegis-harness", "aegis-agent", "aegis-vmm-worker"] as const;
+
+function flag(name: string): string | undefined {
+  const i = process.argv.indexOf(name);
+  return i >= 0 ? process.argv[i + 1] : undefined;
+}
+
+async function main(): Promise<void> {
+  const outdir = flag("--outdir") ?? "bin";
+  const target = flag("--target");
+  const version = process.env.AEGIS_VERSION ?? pkg.version;
+  mkdirSync(outdir, { recursive: true });
+  const outfile = join(outdir, "aegis");
+  const args = [
+    "build",
+    "--compile",
+    "--no-compile-autoload-dotenv",
+    "--no-compile-autoload-bunfig",
+    "--minify-syntax",
+    "--minify-whitespace",
+    `--define`,
+    `BUILD_VERSION=${JSON.stringify(version)}`,
+    ...(target ? [`--target=${target}`] : []),
+    "src/main.ts",
+    "--outfile",
+    outfile,
+  ];
+  const proc = Bun.spawn(["bun", ...args], { stdout: "inherit", stderr: "inherit", stdin: "ignore" });
+  const code = await proc.exited;
+  if (code !== 0) throw new Error(`bun build failed with exit code ${code}`);
+  for (const link of ROLE_LINKS) {
+    const path = join(outdir, link);
+    rmSync(path, { force: true });
+    symlinkSync("aegis", path);
+  }
+  process.stderr.write(`built ${outfile} (${version}) and links: ${ROLE_LINKS.join(", ")}\n`);
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`build failed: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});

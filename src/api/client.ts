@@ -1,0 +1,111 @@
+/**
+ * @module api/client
+ * The typed client of the aegisd API over its Unix socket. Every response is
+ * parsed with the same zod schema the daemon answers with, and every error
+ * envelope becomes an {@link AppError}, so callers see one error type.
+ */
+import { z } from "zod";
+import { AppError, ErrorEnvelope, fromEnvelope } from "./errors.ts";
+import { App, AppList, type AppCreate } from "./schema/apps.ts";
+import { Ok } from "./schema/common.ts";
+import { Kit, KitList, type KitManifest } from "./schema/kits.ts";
+import { SecretList, SecretValue } from "./schema/secrets.ts";
+import { Status } from "./schema/status.ts";
+
+/** Raised when nothing listens on the socket. */
+export class DaemonNotRunning extends Error {
+  override name = "DaemonNotRunning";
+  constructor(readonly socket: string) {
+    super("aegisd is not running. Run 'aegis up' first.");
+  }
+}
+
+type Method = "GET" | "POST" | "PUT" | "DELETE";
+
+const enc = encodeURIComponent;
+
+/** Client of one aegisd socket. */
+export class AegisClient {
+  constructor(readonly socket: string) {}
+
+  /** Send a request and return the raw response (errors already mapped). */
+  async raw(method: Method, path: string, body?: unknown, signal?: AbortSignal): Promise<Response> {
+    let res: Response;
+    try {
+      res = await fetch(`http://aegis${path}`, {
+        unix: this.socket,
+        method,
+        signal,
+        headers: body === undefined ? undefined : { "content-type": "application/json" },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      if (code === "ENOENT" || code === "ECONNREFUSED") throw new DaemonNotRunning(this.socket);
+      throw err;
+    }
+    if (!res.ok) {
+      const text = await res.text();
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(text);
+      } catch {
+        throw new AppError("internal", `aegisd answered ${res.status} with a non-JSON body: ${text.slice(0, 200)}`);
+      }
+      const envelope = ErrorEnvelope.safeParse(parsed);
+      if (!envelope.success) throw new AppError("internal", `aegisd answered ${res.status}: ${text.slice(0, 200)}`);
+      throw fromEnvelope(envelope.data);
+    }
+    return res;
+  }
+
+  /** Send a request and parse the JSON response with `schema`. */
+  async request<S extends z.ZodType>(schema: S, method: Method, path: string, body?: unknown): Promise<z.infer<S>> {
+    const res = await this.raw(method, path, body);
+    return schema.parse(await res.json());
+  }
+
+  status() {
+    return this.request(Status, "GET", "/v1/status");
+  }
+
+  /** Workspace secrets when `app` is undefined, else that app's. */
+  listSecrets(app?: string) {
+    return this.request(SecretList, "GET", app ? `/v1/apps/${enc(app)}/secrets` : "/v1/secrets");
+  }
+  setSecret(key: string, value: string, app?: string) {
+    return this.request(Ok, "PUT", `${app ? `/v1/apps/${enc(app)}` : "/v1"}/secrets/${enc(key)}`, { value });
+  }
+  deleteSecret(key: string, app?: string) {
+    return this.request(Ok, "DELETE", `${app ? `/v1/apps/${enc(app)}` : "/v1"}/secrets/${enc(key)}`);
+  }
+  secretValue(key: string) {
+    return this.request(SecretValue, "GET", `/v1/secrets/${enc(key)}`);
+  }
+
+  createApp(input: AppCreate) {
+    return this.request(App, "POST", "/v1/apps", input);
+  }
+  listApps() {
+    return this.request(AppList, "GET", "/v1/apps");
+  }
+  getApp(ref: string) {
+    return this.request(App, "GET", `/v1/apps/${enc(ref)}`);
+  }
+  deleteApp(ref: string) {
+    return this.request(Ok, "DELETE", `/v1/apps/${enc(ref)}`);
+  }
+
+  installKit(manifest: KitManifest | unknown) {
+    return this.request(Kit, "POST", "/v1/kits", manifest);
+  }
+  listKits() {
+    return this.request(KitList, "GET", "/v1/kits");
+  }
+  getKit(name: string) {
+    return this.request(Kit, "GET", `/v1/kits/${enc(name)}`);
+  }
+  uninstallKit(name: string) {
+    return this.request(Ok, "DELETE", `/v1/kits/${enc(name)}`);
+  }
+}

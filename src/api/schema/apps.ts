@@ -1,0 +1,42 @@
+/**
+ * @module api/schema/apps
+ * Apps (named, publishable workloads) and their releases.
+ */
+import { z } from "zod";
+import { Port, ResourceName } from "./common.ts";
+
+/** Body of `POST /v1/apps`. */
+export const AppCreate = z
+  .object({
+    name: ResourceName,
+    image: z.string().min(1, "must not be empty"),
+    command: z.array(z.string()).min(1, "must not be empty (put the command after --)"),
+    expose: z.array(Port).default([]),
+  })
+  .strict();
+export type AppCreate = z.infer<typeof AppCreate>;
+
+/** An immutable release of an app. */
+export const Release = z.object({
+  id: z.string(),
+  app_id: z.string(),
+  label: z.string().nullable(),
+  image_digest: z.string().nullable(),
+  created_at: z.string(),
+});
+export type Release = z.infer<typeof Release>;
+
+/** An app with its releases, newest first. */
+export const App = z.object({
+  id: z.string(),
+  name: z.string(),
+  image: z.string(),
+  command: z.array(z.string()),
+  expose: z.array(z.number()),
+  created_at: z.string(),
+  releases: z.array(Release),
+});
+export type App = z.infer<typeof App>;
+
+/** `GET /v1/apps`. */
+export const AppList = z.object({ apps: z.array(App) });

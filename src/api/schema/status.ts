@@ -1,0 +1,26 @@
+/**
+ * @module api/schema/status
+ * `GET /v1/status`.
+ */
+import { z } from "zod";
+
+/** What a VM backend can do (the doctor's three capability lines). */
+export const Capabilities = z.object({
+  pause_resume: z.boolean(),
+  memory_snapshots: z.boolean(),
+  boot_from_disk_layers: z.boolean(),
+});
+
+/** Daemon status. */
+export const Status = z.object({
+  status: z.literal("running"),
+  version: z.string(),
+  pid: z.number().int(),
+  home: z.string(),
+  backend: z.string(),
+  backend_reason: z.string(),
+  accel: z.string(),
+  capabilities: Capabilities,
+  kits_installed: z.number().int(),
+});
+export type Status = z.infer<typeof Status>;

@@ -1,0 +1,29 @@
+/**
+ * @module cli/commands/app/info
+ * `aegis app info APP`: Name, ID, Image, Command, Ports, Releases (newest first).
+ */
+import { defineCommand } from "citty";
+import { out, printJson } from "../../output.ts";
+import { client, jsonArgs } from "../_shared.ts";
+
+/** Quote an argv element for display only when it needs it. */
+function shellQuote(arg: string): string {
+  return /^[A-Za-z0-9_./:=@%+,-]+$/.test(arg) ? arg : `'${arg.replaceAll("'", `'\\''`)}'`;
+}
+
+export default defineCommand({
+  meta: { name: "info", description: "Show an app and its releases" },
+  args: { app: { type: "positional", valueHint: "APP", required: true, description: "App name or id" }, ...jsonArgs },
+  async run({ args }) {
+    const app = await client().getApp(args.app);
+    if (args.json) return printJson(app);
+    out(`Name:    ${app.name}`);
+    out(`ID:      ${app.id}`);
+    out(`Image:   ${app.image}`);
+    out(`Command: ${app.command.map(shellQuote).join(" ")}`);
+    out(`Ports:   ${app.expose.length > 0 ? app.expose.join(", ") : "(none)"}`);
+    out();
+    out(`Releases (${app.releases.length}):`);
+    for (const r of app.releases) out(`  ${r.id}${r.label ? ` (${r.label})` : ""}`);
+  },
+});

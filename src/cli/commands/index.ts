@@ -1,0 +1,20 @@
+/**
+ * @module cli/commands
+ * The root command: every top-level verb, lazily loaded.
+ */
+import { defineCommand } from "citty";
+import { VERSION } from "../../version.ts";
+
+/** The `aegis` root command (no `run`: it only groups). */
+export const root = defineCommand({
+  meta: { name: "aegis", version: VERSION, description: "Local microVM runtime for AI agents" },
+  subCommands: {
+    up: () => import("./up.ts").then((m) => m.default),
+    down: () => import("./down.ts").then((m) => m.default),
+    status: () => import("./status.ts").then((m) => m.default),
+    doctor: () => import("./doctor.ts").then((m) => m.default),
+    app: () => import("./app/index.ts").then((m) => m.default),
+    secret: () => import("./secret/index.ts").then((m) => m.default),
+    kit: () => import("./kit/index.ts").then((m) => m.default),
+  },
+});

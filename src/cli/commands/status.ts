@@ -1,0 +1,29 @@
+/**
+ * @module cli/commands/status
+ * `aegis status`: whether aegisd runs, and its backend.
+ */
+import { defineCommand } from "citty";
+import { DaemonNotRunning } from "../../api/client.ts";
+import { out, printJson } from "../output.ts";
+import { client, jsonArgs } from "./_shared.ts";
+
+export default defineCommand({
+  meta: { name: "status", description: "Show daemon status" },
+  args: { ...jsonArgs },
+  async run({ args }) {
+    try {
+      const status = await client().status();
+      if (args.json) printJson(status);
+      else {
+        out("aegisd: running");
+        out(`backend: ${status.backend}`);
+      }
+      return 0;
+    } catch (err) {
+      if (!(err instanceof DaemonNotRunning)) throw err;
+      if (args.json) printJson({ status: "stopped" });
+      else out("aegisd: not running");
+      return 1;
+    }
+  },
+});

@@ -1,0 +1,27 @@
+/**
+ * @module daemon/api/apps
+ * `/v1/apps`: create, list, info, delete (by name or id).
+ */
+import { Hono } from "hono";
+import { AppCreate } from "../../api/schema/apps.ts";
+import type { ApiDeps } from "./deps.ts";
+import { appSecretRoutes } from "./secrets.ts";
+import { jsonBody } from "./validate.ts";
+
+/** App routes, mounted at `/v1/apps`. */
+export function appRoutes(deps: ApiDeps) {
+  return new Hono()
+    .get("/", (c) => c.json({ apps: deps.apps.list() }))
+    .post("/", async (c) => {
+      const app = deps.apps.create(await jsonBody(c, AppCreate));
+      deps.log.info("app created", { app: app.name, id: app.id });
+      return c.json(app, 201);
+    })
+    .get("/:app", (c) => c.json(deps.apps.get(c.req.param("app"))))
+    .delete("/:app", (c) => {
+      const app = deps.apps.delete(c.req.param("app"));
+      deps.log.info("app deleted", { app: app.name, id: app.id });
+      return c.json({ ok: true as const });
+    })
+    .route("/:app/secrets", appSecretRoutes(deps));
+}

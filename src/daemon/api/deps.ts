@@ -1,0 +1,25 @@
+/**
+ * @module daemon/api/deps
+ * What the HTTP layer needs from the daemon: services and a logger. The Hono
+ * app is a pure factory over these (STYLE rule 9).
+ */
+import type { Status } from "../../api/schema/status.ts";
+import type { AppsService } from "../apps/service.ts";
+import type { KitsService } from "../kits/service.ts";
+import type { SecretsService } from "../secrets/service.ts";
+
+/** Minimal structured logger the daemon writes to `data/aegisd.log`. */
+export interface Logger {
+  info(msg: string, fields?: Record<string, unknown>): void;
+  warn(msg: string, fields?: Record<string, unknown>): void;
+  error(msg: string, fields?: Record<string, unknown>): void;
+}
+
+/** Services behind the routes. */
+export interface ApiDeps {
+  status(): Status;
+  secrets: SecretsService;
+  apps: AppsService;
+  kits: KitsService;
+  log: Logger;
+}

@@ -1,0 +1,89 @@
+/**
+ * @module daemon/daemon
+ * aegisd: serves the API on `AEGIS_HOME/aegisd.sock` and owns the registry.
+ *
+ * Start-up order matters: state directories (0700), refuse if a live daemon
+ * answers on the socket, unlink a stale socket (Bun leaves it behind), open
+ * the registry, listen (socket chmod 0600), and only then write the pid file,
+ * so `aegis up` seeing the pid file means the API is ready.
+ */
+import { chmodSync, mkdirSync, writeFileSync } from "node:fs";
+import { type StatePaths, statePaths } from "../paths.ts";
+import { VERSION } from "../version.ts";
+import { selectBackend } from "../vmm/select.ts";
+import { createApp } from "./api/app.ts";
+import { fileLogger } from "./log.ts";
+import { type Services, createServices } from "./services.ts";
+import { checkSocketPath, probeSocket, readPidFile, unlinkIfExists } from "./socket.ts";
+
+/** Create the state directories with owner-only permissions. */
+export function ensureStateDirs(paths: StatePaths): void {
+  for (const dir of [paths.home, paths.data, paths.kits]) {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    chmodSync(dir, 0o700);
+  }
+}
+
+/** A running daemon. */
+export class Daemon {
+  private server: ReturnType<typeof Bun.serve> | null = null;
+  private services: Services | null = null;
+  private stopping: Promise<void> | null = null;
+  readonly log;
+
+  constructor(readonly paths: StatePaths = statePaths()) {
+    ensureStateDirs(paths);
+    this.log = fileLogger(paths.daemonLog);
+  }
+
+  /** Start listening; throws if another daemon is alive. */
+  async start(): Promise<void> {
+    checkSocketPath(this.paths.socket);
+    if (await probeSocket(this.paths.socket)) {
+      throw new Error(`aegisd already running (pid ${readPidFile(this.paths.pidFile) ?? "unknown"})`);
+    }
+    unlinkIfExists(this.paths.socket);
+    const services = createServices(this.paths);
+    this.services = services;
+    const backend = selectBackend();
+    const app = createApp({
+      ...services,
+      log: this.log,
+      status: () => ({
+        status: "running",
+        version: VERSION,
+        pid: process.pid,
+        home: this.paths.home,
+        backend: backend.name,
+        backend_reason: backend.reason,
+        accel: backend.accel,
+        capabilities: {
+          pause_resume: backend.capabilities.pauseResume,
+          memory_snapshots: backend.capabilities.memorySnapshots,
+          boot_from_disk_layers: backend.capabilities.diskLayers,
+        },
+        kits_installed: services.kits.list().length,
+      }),
+    });
+    // idleTimeout 0: streaming responses (logs, tether) may be quiet for long
+    // stretches; Bun's default 10 s would cut them. Bun's types omit the option
+    // for unix listeners although it applies there too.
+    this.server = Bun.serve({ unix: this.paths.socket, fetch: app.fetch, idleTimeout: 0 } as Parameters<typeof Bun.serve>[0]);
+    chmodSync(this.paths.socket, 0o600);
+    writeFileSync(this.paths.pidFile, `${process.pid}\n`, { mode: 0o600 });
+    this.log.info("aegisd started", { pid: process.pid, version: VERSION, backend: backend.name, accel: backend.accel });
+  }
+
+  /** Stop serving and release the socket and pid file. Idempotent. */
+  stop(reason: string): Promise<void> {
+    this.stopping ??= (async () => {
+      this.log.info("aegisd stopping", { reason });
+      await this.server?.stop(true);
+      this.services?.db.close();
+      unlinkIfExists(this.paths.socket);
+      if (readPidFile(this.paths.pidFile) === process.pid) unlinkIfExists(this.paths.pidFile);
+      this.log.info("aegisd stopped");
+    })();
+    return this.stopping;
+  }
+}

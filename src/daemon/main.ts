@@ -1,0 +1,31 @@
+/**
+ * @module daemon/main
+ * Entry of the `aegisd` role: start the daemon, stop it on SIGTERM/SIGINT.
+ */
+import { Daemon } from "./daemon.ts";
+
+/** Run aegisd in the foreground until signalled. */
+export async function main(argv: string[]): Promise<void> {
+  if (argv.length > 0 && argv[0] !== "--foreground") {
+    process.stderr.write(`aegisd: unexpected argument "${argv[0]}" (aegisd takes no arguments; use 'aegis up')\n`);
+    process.exit(2);
+  }
+  const daemon = new Daemon();
+  try {
+    await daemon.start();
+  } catch (err) {
+    process.stderr.write(`aegisd: ${(err as Error).message}\n`);
+    process.exit(1);
+  }
+  const shutdown = (signal: string) => {
+    daemon.stop(signal).then(
+      () => process.exit(0),
+      (err: unknown) => {
+        process.stderr.write(`aegisd: shutdown failed: ${String(err)}\n`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGTERM", () => shutdown("SIGTERM"));
+  process.on("SIGINT", () => shutdown("SIGINT"));
+}

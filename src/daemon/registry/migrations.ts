@@ -1,0 +1,45 @@
+/**
+ * @module daemon/registry/migrations
+ * Numbered schema migrations; migration N sets `PRAGMA user_version = N`.
+ * Never edit a released migration: append a new one.
+ */
+
+/** Migration SQL, index 0 is version 1. */
+export const migrations: string[] = [
+  // 1: secrets, apps, releases.
+  `
+  CREATE TABLE workspace_secrets (
+    name TEXT PRIMARY KEY,
+    nonce BLOB NOT NULL,
+    ciphertext BLOB NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+  );
+  CREATE TABLE apps (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    image TEXT NOT NULL,
+    command TEXT NOT NULL,
+    expose TEXT NOT NULL,
+    created_at TEXT NOT NULL
+  );
+  CREATE TABLE app_secrets (
+    app_id TEXT NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    nonce BLOB NOT NULL,
+    ciphertext BLOB NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (app_id, name)
+  );
+  CREATE TABLE releases (
+    id TEXT PRIMARY KEY,
+    app_id TEXT NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+    label TEXT,
+    image_digest TEXT,
+    created_at TEXT NOT NULL,
+    seq INTEGER NOT NULL
+  );
+  CREATE INDEX releases_by_app ON releases(app_id, seq);
+  `,
+];

@@ -1,0 +1,44 @@
+/**
+ * @module daemon/services
+ * Wires the daemon's services over one registry database and one state
+ * directory. Tests build the same graph on a temporary AEGIS_HOME.
+ */
+import type { Database } from "bun:sqlite";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import type { StatePaths } from "../paths.ts";
+import { binDir } from "../paths.ts";
+import { AppsService } from "./apps/service.ts";
+import { openDatabase } from "./db.ts";
+import { KitsService } from "./kits/service.ts";
+import { AppsTable } from "./registry/apps.ts";
+import { SecretsTable } from "./registry/secrets.ts";
+import { loadOrCreateMasterKey, SecretCipher } from "./secrets/cipher.ts";
+import { SecretsService } from "./secrets/service.ts";
+
+/** Find a program next to the aegis binary (role links) or on PATH. */
+export function locateProgram(program: string): string | null {
+  const beside = join(binDir, program);
+  if (existsSync(beside)) return beside;
+  return Bun.which(program);
+}
+
+/** The daemon's service graph. */
+export interface Services {
+  db: Database;
+  secrets: SecretsService;
+  apps: AppsService;
+  kits: KitsService;
+}
+
+/** Open the registry and build every service. */
+export function createServices(paths: StatePaths): Services {
+  const db = openDatabase(paths.db);
+  const cipher = new SecretCipher(loadOrCreateMasterKey(paths.masterKey));
+  return {
+    db,
+    secrets: new SecretsService(new SecretsTable(db), cipher),
+    apps: new AppsService(new AppsTable(db)),
+    kits: new KitsService(paths.kits, locateProgram),
+  };
+}

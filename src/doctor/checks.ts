@@ -1,0 +1,42 @@
+/**
+ * @module doctor/checks
+ * What `aegis doctor` inspects: the tools and libraries this project needs on
+ * the host (Bun, QEMU, an accelerator, libkrun, e2fsprogs, virtiofsd), each as
+ * a name, a verdict and a detail line.
+ */
+import { arch } from "node:os";
+import { findLibkrun, libkrunCandidates } from "../vmm/libkrun-path.ts";
+import { detectAccel } from "../vmm/accel.ts";
+
+/** One doctor finding. */
+export interface Check {
+  name: string;
+  ok: boolean;
+  detail: string;
+}
+
+/** The QEMU system emulator for this host's architecture. */
+export function qemuBinaryName(): string {
+  return `qemu-system-${arch() === "arm64" ? "aarch64" : "x86_64"}`;
+}
+
+/** Run every host check. */
+export function hostChecks(): Check[] {
+  const qemu = Bun.which(qemuBinaryName());
+  const mkfs = Bun.which("mkfs.ext4") ?? ["/sbin/mkfs.ext4", "/usr/sbin/mkfs.ext4"].find((p) => Bun.file(p).size > 0) ?? null;
+  const libkrun = findLibkrun();
+  const accel = detectAccel();
+  const virtiofsd = ["/usr/lib/qemu/virtiofsd", "/usr/libexec/virtiofsd"].find((p) => Bun.file(p).size > 0) ?? Bun.which("virtiofsd");
+  return [
+    { name: "Bun", ok: true, detail: `${Bun.version} (embedded)` },
+    { name: "QEMU", ok: qemu !== null, detail: qemu ? `found at ${qemu}` : `${qemuBinaryName()} not found (apt-get install qemu-system-x86)` },
+    { name: "Accel", ok: true, detail: `${accel.name} (${accel.reason})` },
+    {
+      name: "libkrun",
+      ok: libkrun !== null,
+      detail: libkrun ? `found at ${libkrun}` : `not found (searched ${libkrunCandidates().length} paths; QEMU backend is used instead)`,
+    },
+    { name: "e2fsprogs", ok: mkfs !== null, detail: mkfs ? "found" : "mkfs.ext4 not found (apt-get install e2fsprogs)" },
+    { name: "virtiofsd", ok: virtiofsd != null, detail: virtiofsd ? `found at ${virtiofsd}` : "not found (workspaces need it; apt-get install qemu-system-common)" },
+  ];
+}

@@ -1,0 +1,61 @@
+/**
+ * @module main
+ * Entry point of the one Aegis executable. It only dispatches: the role comes
+ * from `basename(argv[0])` (the links `make install` creates) or, for the same
+ * roles, from a hidden first argument (`aegis __daemon`). Each role module is
+ * imported lazily so a role loads only what it needs (the guest harness boots
+ * faster when it never evaluates the CLI or the daemon).
+ */
+import { basename } from "node:path";
+
+type RoleMain = (argv: string[]) => Promise<void>;
+
+/** Role name -> loader of its `main(argv)`. */
+const roles: Record<string, () => Promise<RoleMain>> = {
+  aegis: () => import("./cli/main.ts").then((m) => m.main),
+  aegisd: () => import("./daemon/main.ts").then((m) => m.main),
+  "aegis-harness": () => import("./guest/harness/main.ts").then((m) => m.main),
+  __setup: () => import("../guest/assets/index.ts").then((m) => m.setupMain),
+};
+
+/**
+ * Roles whose links `make install` already creates but whose code lands with
+ * later work (the Agent Kit gateway and agent, the libkrun VMM worker). They
+ * fail with a clear message instead of silently running the CLI.
+ */
+const upcomingRoles = new Set(["aegis-gateway", "aegis-agent", "aegis-vmm-worker"]);
+
+/** Hidden first arguments that select a role when argv[0] is `aegis`. */
+const hiddenRoles: Record<string, string> = {
+  __daemon: "aegisd",
+  __gateway: "aegis-gateway",
+  __vmm: "aegis-vmm-worker",
+  __harness: "aegis-harness",
+  __agent: "aegis-agent",
+  __setup: "__setup",
+};
+
+/** Pick the role for this process and the arguments it receives. */
+export function resolveRole(argv0: string, args: string[]): { role: string; args: string[] } {
+  const hidden = args[0] !== undefined ? hiddenRoles[args[0]] : undefined;
+  if (hidden) return { role: hidden, args: args.slice(1) };
+  const name = basename(argv0);
+  return { role: name in roles || upcomingRoles.has(name) ? name : "aegis", args };
+}
+
+async function main(): Promise<void> {
+  // In a compiled binary argv[1] is the first user argument; from source it is the script path.
+  const { role, args } = resolveRole(process.argv0, process.argv.slice(2));
+  const load = roles[role];
+  if (!load) {
+    process.stderr.write(`${role}: this build of aegis does not include the ${role} role yet\n`);
+    process.exit(1);
+  }
+  const run = await load();
+  await run(args);
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`aegis: fatal: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exit(1);
+});
