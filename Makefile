@@ -10,7 +10,16 @@ build: $(BIN)
 $(BIN): $(SRC)
 	bun run build.ts
 
+# Everything a fresh Debian 12 machine needs (run as root): QEMU and the guest
+# tooling from apt (apt lists are refreshed: the guest kernel is fetched with
+# `apt-get download`), Bun from npm, then our npm dependencies.
+APT_PACKAGES := qemu-system-x86 qemu-utils qemu-system-common busybox-static e2fsprogs zstd cpio curl ca-certificates
 deps:
+	@if [ "$$(id -u)" = 0 ]; then \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get update -q && apt-get install -y -q --no-install-recommends $(APT_PACKAGES); \
+	else echo "make deps: not root; assuming these are installed: $(APT_PACKAGES)" >&2; fi
+	command -v bun >/dev/null 2>&1 || npm i -g bun
 	bun install --frozen-lockfile
 
 # Prepare the guest assets (kernel, initramfs, tools disk, base rootfs) under AEGIS_HOME.

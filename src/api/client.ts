@@ -11,6 +11,7 @@ import { Ok } from "./schema/common.ts";
 import { Kit, KitList, type KitManifest } from "./schema/kits.ts";
 import { SecretList, SecretValue } from "./schema/secrets.ts";
 import { Status } from "./schema/status.ts";
+import { LogLine, Task, TaskCreate } from "./schema/tasks.ts";
 
 /** Raised when nothing listens on the socket. */
 export class DaemonNotRunning extends Error {
@@ -94,6 +95,39 @@ export class AegisClient {
   }
   deleteApp(ref: string) {
     return this.request(Ok, "DELETE", `/v1/apps/${enc(ref)}`);
+  }
+
+  createTask(input: z.input<typeof TaskCreate>) {
+    return this.request(Task, "POST", "/v1/tasks", input);
+  }
+  getTask(id: string) {
+    return this.request(Task, "GET", `/v1/tasks/${enc(id)}`);
+  }
+  cancelTask(id: string) {
+    return this.request(Task, "POST", `/v1/tasks/${enc(id)}/cancel`);
+  }
+  /** The task's log lines (replay, then live when `follow`), ending with the `end` record. */
+  taskLogs(id: string, follow: boolean, signal?: AbortSignal): AsyncGenerator<LogLine> {
+    return this.ndjson(LogLine, `/v1/tasks/${enc(id)}/logs${follow ? "?follow=true" : ""}`, signal);
+  }
+
+  /** Stream an NDJSON endpoint, parsing each line with `schema`. */
+  async *ndjson<S extends z.ZodType>(schema: S, path: string, signal?: AbortSignal): AsyncGenerator<z.infer<S>> {
+    const res = await this.raw("GET", path, undefined, signal);
+    if (!res.body) return;
+    const decoder = new TextDecoder();
+    let buffered = "";
+    for await (const chunk of res.body) {
+      buffered += decoder.decode(chunk, { stream: true });
+      let nl = buffered.indexOf("\n");
+      while (nl >= 0) {
+        const line = buffered.slice(0, nl);
+        buffered = buffered.slice(nl + 1);
+        if (line.length > 0) yield schema.parse(JSON.parse(line));
+        nl = buffered.indexOf("\n");
+      }
+    }
+    if (buffered.trim().length > 0) yield schema.parse(JSON.parse(buffered));
   }
 
   installKit(manifest: KitManifest | unknown) {

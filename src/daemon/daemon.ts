@@ -7,7 +7,7 @@
  * the registry, listen (socket chmod 0600), and only then write the pid file,
  * so `aegis up` seeing the pid file means the API is ready.
  */
-import { chmodSync, mkdirSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { type StatePaths, statePaths } from "../paths.ts";
 import { VERSION } from "../version.ts";
 import { selectBackend } from "../vmm/select.ts";
@@ -22,6 +22,21 @@ export function ensureStateDirs(paths: StatePaths): void {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     chmodSync(dir, 0o700);
   }
+}
+
+/**
+ * Kill a VMM process left behind by a daemon that died, but only when its
+ * command line shows it belongs to this AEGIS_HOME (pids get reused).
+ */
+export function killStaleVmm(pid: number, paths: StatePaths): void {
+  let cmdline: string;
+  try {
+    cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8");
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return;
+    throw err;
+  }
+  if (cmdline.includes(paths.instances)) process.kill(pid, "SIGKILL");
 }
 
 /** A running daemon. */
@@ -43,9 +58,10 @@ export class Daemon {
       throw new Error(`aegisd already running (pid ${readPidFile(this.paths.pidFile) ?? "unknown"})`);
     }
     unlinkIfExists(this.paths.socket);
-    const services = createServices(this.paths);
-    this.services = services;
     const backend = selectBackend();
+    const services = createServices(this.paths, this.log, { backend: backend.backend, reason: backend.reason });
+    this.services = services;
+    services.tasks.reconcile((pid) => killStaleVmm(pid, this.paths));
     const app = createApp({
       ...services,
       log: this.log,
@@ -68,7 +84,7 @@ export class Daemon {
     // idleTimeout 0: streaming responses (logs, tether) may be quiet for long
     // stretches; Bun's default 10 s would cut them. Bun's types omit the option
     // for unix listeners although it applies there too.
-    this.server = Bun.serve({ unix: this.paths.socket, fetch: app.fetch, idleTimeout: 0 } as Parameters<typeof Bun.serve>[0]);
+    this.server = Bun.serve({ unix: this.paths.socket, fetch: app.fetch, idleTimeout: 0 } as unknown as Parameters<typeof Bun.serve>[0]);
     chmodSync(this.paths.socket, 0o600);
     writeFileSync(this.paths.pidFile, `${process.pid}\n`, { mode: 0o600 });
     this.log.info("aegisd started", { pid: process.pid, version: VERSION, backend: backend.name, accel: backend.accel });
@@ -79,6 +95,7 @@ export class Daemon {
     this.stopping ??= (async () => {
       this.log.info("aegisd stopping", { reason });
       await this.server?.stop(true);
+      await this.services?.tasks.shutdown();
       this.services?.db.close();
       unlinkIfExists(this.paths.socket);
       if (readPidFile(this.paths.pidFile) === process.pid) unlinkIfExists(this.paths.pidFile);

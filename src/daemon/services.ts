@@ -8,13 +8,19 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { StatePaths } from "../paths.ts";
 import { binDir } from "../paths.ts";
+import type { Backend } from "../vmm/backend.ts";
+import type { Logger } from "./api/deps.ts";
 import { AppsService } from "./apps/service.ts";
 import { openDatabase } from "./db.ts";
 import { KitsService } from "./kits/service.ts";
+import { LogStore } from "./logs/log-store.ts";
 import { AppsTable } from "./registry/apps.ts";
 import { SecretsTable } from "./registry/secrets.ts";
+import { TasksTable } from "./registry/tasks.ts";
 import { loadOrCreateMasterKey, SecretCipher } from "./secrets/cipher.ts";
 import { SecretsService } from "./secrets/service.ts";
+import { TasksService } from "./tasks/service.ts";
+import { VmLauncher } from "./vms.ts";
 
 /** Find a program next to the aegis binary (role links) or on PATH. */
 export function locateProgram(program: string): string | null {
@@ -29,16 +35,31 @@ export interface Services {
   secrets: SecretsService;
   apps: AppsService;
   kits: KitsService;
+  logs: LogStore;
+  vms: VmLauncher;
+  tasks: TasksService;
+}
+
+/** The VM backend to use, or null with the reason none is available. */
+export interface BackendChoice {
+  backend: Backend | null;
+  reason: string;
 }
 
 /** Open the registry and build every service. */
-export function createServices(paths: StatePaths): Services {
+export function createServices(paths: StatePaths, log: Logger, choice: BackendChoice): Services {
   const db = openDatabase(paths.db);
   const cipher = new SecretCipher(loadOrCreateMasterKey(paths.masterKey));
+  const secrets = new SecretsService(new SecretsTable(db), cipher);
+  const logs = new LogStore(paths.instances);
+  const vms = new VmLauncher(paths, choice.backend, choice.reason);
   return {
     db,
-    secrets: new SecretsService(new SecretsTable(db), cipher),
+    secrets,
     apps: new AppsService(new AppsTable(db)),
     kits: new KitsService(paths.kits, locateProgram),
+    logs,
+    vms,
+    tasks: new TasksService(new TasksTable(db), logs, secrets, vms, log),
   };
 }

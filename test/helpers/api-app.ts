@@ -15,13 +15,14 @@ export function testApi() {
   const home = mkdtempSync(join(tmpdir(), "aegis-api-"));
   const paths = statePaths(home);
   mkdirSync(paths.data, { recursive: true });
-  const services = createServices(paths);
   const lines: string[] = [];
   const log: Logger = {
     info: (m, f) => lines.push(JSON.stringify({ m, ...f })),
     warn: (m, f) => lines.push(JSON.stringify({ m, ...f })),
     error: (m, f) => lines.push(JSON.stringify({ m, ...f })),
   };
+  // No VM backend: route tests exercise validation and the registry only.
+  const services = createServices(paths, log, { backend: null, reason: "disabled in route tests" });
   const app = createApp({
     ...services,
     log,

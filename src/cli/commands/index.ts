@@ -16,5 +16,6 @@ export const root = defineCommand({
     app: () => import("./app/index.ts").then((m) => m.default),
     secret: () => import("./secret/index.ts").then((m) => m.default),
     kit: () => import("./kit/index.ts").then((m) => m.default),
+    run: () => import("./run.ts").then((m) => m.default),
   },
 });

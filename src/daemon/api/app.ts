@@ -11,6 +11,7 @@ import { appRoutes } from "./apps.ts";
 import type { ApiDeps } from "./deps.ts";
 import { kitRoutes } from "./kits.ts";
 import { workspaceSecretRoutes } from "./secrets.ts";
+import { taskRoutes } from "./tasks.ts";
 
 /** Build the API app. */
 export function createApp(deps: ApiDeps) {
@@ -18,7 +19,8 @@ export function createApp(deps: ApiDeps) {
     .get("/v1/status", (c) => c.json(deps.status()))
     .route("/v1/secrets", workspaceSecretRoutes(deps))
     .route("/v1/apps", appRoutes(deps))
-    .route("/v1/kits", kitRoutes(deps));
+    .route("/v1/kits", kitRoutes(deps))
+    .route("/v1/tasks", taskRoutes(deps));
 
   app.notFound((c) => {
     const err = new AppError("not_found", `no such endpoint: ${c.req.method} ${new URL(c.req.url).pathname}`);

@@ -6,7 +6,9 @@
 import type { Status } from "../../api/schema/status.ts";
 import type { AppsService } from "../apps/service.ts";
 import type { KitsService } from "../kits/service.ts";
+import type { LogStore } from "../logs/log-store.ts";
 import type { SecretsService } from "../secrets/service.ts";
+import type { TasksService } from "../tasks/service.ts";
 
 /** Minimal structured logger the daemon writes to `data/aegisd.log`. */
 export interface Logger {
@@ -21,5 +23,7 @@ export interface ApiDeps {
   secrets: SecretsService;
   apps: AppsService;
   kits: KitsService;
+  tasks: TasksService;
+  logs: LogStore;
   log: Logger;
 }

@@ -42,4 +42,20 @@ export const migrations: string[] = [
   );
   CREATE INDEX releases_by_app ON releases(app_id, seq);
   `,
+  // 2: tasks (one command in a fresh VM).
+  `
+  CREATE TABLE tasks (
+    id TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    command TEXT NOT NULL,
+    image TEXT,
+    exit_code INTEGER,
+    signal TEXT,
+    error TEXT,
+    vmm_pid INTEGER,
+    created_at TEXT NOT NULL,
+    started_at TEXT,
+    finished_at TEXT
+  );
+  `,
 ];

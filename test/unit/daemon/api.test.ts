@@ -105,3 +105,37 @@ describe("kits endpoints", () => {
     expect((await api.call("GET", "/v1/kits/agent")).body.status).toBe("missing no-such-program-xyz");
   });
 });
+
+describe("tasks endpoints", () => {
+  it("rejects bad task requests without creating a task", async () => {
+    using api = testApi();
+    const cases: [unknown, string][] = [
+      [{}, "command: expected array"],
+      [{ command: [] }, "command: must name a program"],
+      [{ command: ["true"], memory_mb: 1 }, "memory_mb: must be at least 128"],
+      [{ command: ["true"], env: { "1BAD": "x" } }, "env"],
+      [{ command: ["true"], secrets: ["not-a-name"] }, "secrets.0"],
+      [{ command: ["true"], colour: "red" }, 'unknown field "colour"'],
+    ];
+    for (const [body, message] of cases) {
+      const r = await api.call("POST", "/v1/tasks", body);
+      expect(r.status).toBe(400);
+      expect(r.body.error.message).toContain(message);
+    }
+    const missingSecret = await api.call("POST", "/v1/tasks", { command: ["true"], secrets: ["NOPE"] });
+    expect(missingSecret.status).toBe(404);
+    expect((await api.call("GET", "/v1/tasks")).body.tasks).toEqual([]);
+    expect((await api.call("GET", "/v1/tasks?limit=0")).status).toBe(400);
+    expect((await api.call("GET", "/v1/tasks/task-nope")).status).toBe(404);
+    expect((await api.call("GET", "/v1/tasks/task-nope/logs")).status).toBe(404);
+  });
+  it("fails a task cleanly when no VM backend is available, with the reason in its log", async () => {
+    using api = testApi();
+    const created = await api.call("POST", "/v1/tasks", { command: ["echo", "hi"] });
+    expect(created.status).toBe(201);
+    const res = await api.app.request(`/v1/tasks/${created.body.id}/logs?follow=true`);
+    const lines = (await res.text()).trim().split("\n").map((l) => JSON.parse(l));
+    expect(lines.at(-1)).toMatchObject({ type: "end", state: "failed" });
+    expect(lines[0].text).toContain("no VM backend is available");
+  });
+});

@@ -1,0 +1,89 @@
+/**
+ * @module cli/commands/run
+ * `aegis run [--image IMAGE] [--secret KEY]... [--env K=V]... [--memory MB]
+ * [--cpus N] -- COMMAND [ARGS...]`: run a command in a fresh microVM (task
+ * mode). Guest stdout goes to stdout and guest stderr to stderr, byte for
+ * byte; the exit code is the command's (128+N for a signal). Ctrl+C cancels
+ * the task, which tears its VM down, and exits 130.
+ */
+import { defineCommand } from "citty";
+import { chunkBytes } from "../../daemon/logs/log-store.ts";
+import { UsageError } from "../errors.ts";
+import { client, commandLine } from "./_shared.ts";
+
+/** Parse `--env K=V` values. */
+export function parseEnv(values: string[]): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const v of values) {
+    const eq = v.indexOf("=");
+    const key = eq > 0 ? v.slice(0, eq) : "";
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) throw new UsageError(`invalid --env value "${v}": expected KEY=VALUE with KEY an environment variable name`);
+    env[key] = v.slice(eq + 1);
+  }
+  return env;
+}
+
+/** Parse a positive integer flag. */
+export function parsePositive(flag: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^\d+$/.test(value) || Number(value) < 1) throw new UsageError(`invalid --${flag} value "${value}": expected a positive whole number`);
+  return Number(value);
+}
+
+function write(stream: NodeJS.WriteStream, bytes: Buffer): Promise<void> {
+  return new Promise((resolve) => {
+    if (stream.write(bytes)) resolve();
+    else stream.once("drain", resolve);
+  });
+}
+
+export default defineCommand({
+  meta: { name: "run", description: "Run a command in a fresh microVM; the command goes after --" },
+  args: {
+    image: { type: "string", valueHint: "IMAGE", description: "OCI image to use as the rootfs (default: the base busybox rootfs)" },
+    secret: { type: "string", valueHint: "KEY", repeatable: true, description: "Inject this secret as an env var (repeatable; '*' for all)" },
+    env: { type: "string", valueHint: "K=V", repeatable: true, description: "Set an environment variable in the guest (repeatable)" },
+    memory: { type: "string", valueHint: "MB", description: "Guest memory in MiB (default 512)" },
+    cpus: { type: "string", valueHint: "N", description: "Guest vCPUs (default 1)" },
+  },
+  async run(ctx) {
+    const { multi, rest, hasRest } = commandLine(ctx);
+    if (!hasRest || rest.length === 0) throw new UsageError('missing command: put it after --, e.g. aegis run -- echo "hello from aegis"');
+    const api = client();
+    const task = await api.createTask({
+      command: rest,
+      image: ctx.args.image,
+      secrets: multi.secret ?? [],
+      env: parseEnv(multi.env ?? []),
+      memory_mb: parsePositive("memory", ctx.args.memory),
+      vcpus: parsePositive("cpus", ctx.args.cpus),
+    });
+    let interrupted = false;
+    const onSigint = () => {
+      if (interrupted) process.exit(130);
+      interrupted = true;
+      process.stderr.write(`\naegis: cancelling ${task.id}\n`);
+      api.cancelTask(task.id).then(
+        () => process.exit(130),
+        (err: unknown) => {
+          process.stderr.write(`aegis: cancel failed: ${err instanceof Error ? err.message : String(err)}\n`);
+          process.exit(130);
+        },
+      );
+    };
+    process.on("SIGINT", onSigint);
+    process.on("SIGTERM", onSigint);
+    for await (const line of api.taskLogs(task.id, true)) {
+      if (line.type === "output") {
+        await write(line.stream === "stdout" ? process.stdout : process.stderr, chunkBytes(line));
+        continue;
+      }
+      if (interrupted) return 130;
+      if (line.state === "cancelled") return 130;
+      if (line.exit_code !== null) return line.exit_code;
+      process.stderr.write(`aegis: task ${task.id} ${line.state}${line.error ? `: ${line.error}` : ""}\n`);
+      return 1;
+    }
+    throw new Error(`log stream of ${task.id} ended without a result`);
+  },
+});

@@ -1,0 +1,109 @@
+/**
+ * @module daemon/logs/log-store
+ * Output logs of tasks (and later instances): each owner's log is an NDJSON
+ * file `AEGIS_HOME/instances/<id>/output.ndjson`, appended synchronously so a
+ * daemon crash loses nothing already acknowledged, plus live subscribers for
+ * `?follow=true`. Replaying the file and subscribing happen in one
+ * synchronous step, so a follower sees every line exactly once.
+ */
+import { appendFileSync, existsSync, mkdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import type { LogLine } from "../../api/schema/tasks.ts";
+
+type OutputLine = Extract<LogLine, { type: "output" }>;
+type Stream = OutputLine["stream"];
+type Listener = (line: OutputLine | null) => void;
+
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
+
+/** Encode bytes as `text` when they are valid UTF-8, else as base64 `data`. */
+export function encodeChunk(bytes: Uint8Array): { text?: string; data?: string } {
+  try {
+    return { text: strictUtf8.decode(bytes) };
+  } catch {
+    return { data: Buffer.from(bytes).toString("base64") };
+  }
+}
+
+/** Decode a log line's payload back to bytes. */
+export function chunkBytes(line: { text?: string; data?: string }): Buffer {
+  return line.text !== undefined ? Buffer.from(line.text, "utf8") : Buffer.from(line.data ?? "", "base64");
+}
+
+interface Owner {
+  file: string;
+  seq: number;
+  closed: boolean;
+  listeners: Set<Listener>;
+}
+
+/** Log files and live subscribers, keyed by task or instance id. */
+export class LogStore {
+  private readonly owners = new Map<string, Owner>();
+
+  constructor(private readonly root: string) {}
+
+  private owner(id: string): Owner {
+    let o = this.owners.get(id);
+    if (!o) {
+      const dir = join(this.root, id);
+      const file = join(dir, "output.ndjson");
+      const seq = existsSync(file) ? this.readLines(file).length : 0;
+      o = { file, seq, closed: false, listeners: new Set() };
+      this.owners.set(id, o);
+    }
+    return o;
+  }
+
+  private readLines(file: string): OutputLine[] {
+    if (!existsSync(file)) return [];
+    const text = readFileSync(file, "utf8");
+    return text
+      .split("\n")
+      .filter((l) => l.length > 0)
+      .map((l) => JSON.parse(l) as OutputLine);
+  }
+
+  /** Append one chunk of a stream. */
+  append(id: string, stream: Stream, bytes: Uint8Array): void {
+    const o = this.owner(id);
+    const line: OutputLine = { type: "output", seq: ++o.seq, ts: new Date().toISOString(), stream, ...encodeChunk(bytes) };
+    mkdirSync(join(this.root, id), { recursive: true, mode: 0o700 });
+    appendFileSync(o.file, `${JSON.stringify(line)}\n`, { mode: 0o600 });
+    for (const l of o.listeners) l(line);
+  }
+
+  /** Append a human note from Aegis itself (boot failure, crash details). */
+  note(id: string, text: string): void {
+    this.append(id, "system", Buffer.from(text.endsWith("\n") ? text : `${text}\n`));
+  }
+
+  /** Mark a log finished: followers receive the end and are detached. */
+  close(id: string): void {
+    const o = this.owner(id);
+    o.closed = true;
+    for (const l of o.listeners) l(null);
+    o.listeners.clear();
+  }
+
+  /** Mark a log that belongs to a finished owner as closed (after a daemon restart). */
+  markClosed(id: string): void {
+    this.owner(id).closed = true;
+  }
+
+  /**
+   * Every stored line, then (when `follow` and the log is still open) live
+   * lines until {@link close}. `onLine(null)` signals the end.
+   * Returns an unsubscribe function.
+   */
+  subscribe(id: string, follow: boolean, onLine: Listener): () => void {
+    const o = this.owner(id);
+    for (const line of this.readLines(o.file)) onLine(line);
+    if (!follow || o.closed) {
+      onLine(null);
+      return () => undefined;
+    }
+    o.listeners.add(onLine);
+    return () => o.listeners.delete(onLine);
+  }
+}

@@ -1,0 +1,189 @@
+/**
+ * @module daemon/tasks/service
+ * Tasks: one command in a fresh VM, as `aegis run` without `--expose`.
+ *
+ * `create` validates everything that can be checked up front (the secrets
+ * exist) and returns at once with the task `booting`; the VM work runs in the
+ * background: boot, `run` the command as the guest's primary process (the
+ * harness powers the VM off when it exits), stream its output into the log
+ * store, record the exit code. A VM that dies first fails the task with its
+ * exit code and the tail of its console log. Secrets travel only inside the
+ * `run` request's env, over the control channel.
+ */
+import { existsSync, readFileSync } from "node:fs";
+import { NotFound, PreconditionFailed } from "../../api/errors.ts";
+import type { Task, TaskCreate } from "../../api/schema/tasks.ts";
+import type { Vm } from "../../vmm/backend.ts";
+import { type GuestExit, startGuestProcess } from "../../vmm/guest-process.ts";
+import { newId } from "../apps/service.ts";
+import type { Logger } from "../api/deps.ts";
+import type { LogStore } from "../logs/log-store.ts";
+import type { TasksTable } from "../registry/tasks.ts";
+import type { SecretsService } from "../secrets/service.ts";
+import type { VmLauncher } from "../vms.ts";
+
+/** The process id of a task's command inside its VM. */
+const MAIN = "main";
+/** How long a VM may take to power off after its primary process exited. */
+const POWEROFF_GRACE_MS = 10_000;
+/** How long to wait for the VM process's exit code once its control channel closed. */
+const LATE_EXIT_MS = 500;
+
+const terminal = new Set(["succeeded", "failed", "cancelled"]);
+
+/** The tail of a console log, for crash reports. */
+export function consoleTail(path: string, lines = 15): string {
+  if (!existsSync(path)) return "";
+  return readFileSync(path, "utf8").trimEnd().split("\n").slice(-lines).join("\n");
+}
+
+interface Active {
+  vm: Vm | null;
+  cancelled: boolean;
+}
+
+/** Task creation, execution and cancellation. */
+export class TasksService {
+  private readonly active = new Map<string, Active>();
+
+  constructor(
+    private readonly table: TasksTable,
+    private readonly logs: LogStore,
+    private readonly secrets: SecretsService,
+    private readonly vms: VmLauncher,
+    private readonly log: Logger,
+    private readonly clock: () => Date = () => new Date(),
+  ) {}
+
+  private now(): string {
+    return this.clock().toISOString();
+  }
+
+  /** Create a task and start it in the background. */
+  create(input: TaskCreate): Task {
+    const names = input.secrets.includes("*") ? "*" : input.secrets;
+    const secretEnv = names === "*" || names.length > 0 ? this.secrets.resolve(names) : {};
+    const task: Task = {
+      id: newId("task"),
+      state: "booting",
+      command: input.command,
+      image: input.image ?? null,
+      exit_code: null,
+      signal: null,
+      error: null,
+      created_at: this.now(),
+      started_at: null,
+      finished_at: null,
+    };
+    this.table.insert(task);
+    this.active.set(task.id, { vm: null, cancelled: false });
+    this.log.info("task created", { task: task.id, secrets: Object.keys(secretEnv) });
+    void this.execute(task.id, input, { ...input.env, ...secretEnv });
+    return task;
+  }
+
+  /** Recent tasks, newest first. */
+  list(limit: number, state?: Task["state"]): Task[] {
+    return this.table.list(limit, state);
+  }
+
+  /** A task by id; NotFound otherwise. */
+  get(id: string): Task {
+    const task = this.table.get(id);
+    if (!task) throw new NotFound(`task "${id}" not found`);
+    return task;
+  }
+
+  /** Cancel a task: its VM is killed at once. Cancelling a finished task is a PreconditionFailed. */
+  async cancel(id: string): Promise<Task> {
+    const task = this.get(id);
+    const active = this.active.get(id);
+    if (terminal.has(task.state) || !active) {
+      throw new PreconditionFailed(`task ${id} already ${task.state}`, undefined, { current: task.state, required: ["booting", "running"] });
+    }
+    active.cancelled = true;
+    if (active.vm) {
+      active.vm.kill();
+      await active.vm.exited;
+    }
+    this.finish(id, { state: "cancelled", error: "cancelled by the user" });
+    return this.get(id);
+  }
+
+  /** Mark tasks that were running when a previous daemon died as failed (their VMs are gone). */
+  reconcile(killStale: (pid: number) => void): void {
+    for (const task of this.table.inStates(["booting", "running"])) {
+      if (task.vmm_pid) killStale(task.vmm_pid);
+      this.table.update(task.id, { state: "failed", error: "aegisd stopped while the task ran", finished_at: this.now() });
+      this.logs.markClosed(task.id);
+    }
+  }
+
+  /** Stop every running task (daemon shutdown). */
+  async shutdown(): Promise<void> {
+    for (const [id, a] of this.active) {
+      a.cancelled = true;
+      this.finish(id, { state: "failed", error: "aegisd stopped while the task ran" });
+    }
+    await this.vms.killAll();
+  }
+
+  private finish(id: string, fields: { state: Task["state"]; exit_code?: number; signal?: string | null; error?: string | null }): void {
+    if (!this.active.has(id)) return;
+    this.active.delete(id);
+    this.table.update(id, { exit_code: null, signal: null, error: null, ...fields, finished_at: this.now() });
+    this.logs.close(id);
+    this.log.info("task finished", { task: id, state: fields.state, exit_code: fields.exit_code ?? null });
+  }
+
+  private async execute(id: string, input: TaskCreate, env: Record<string, string>): Promise<void> {
+    const active = this.active.get(id)!;
+    let vm: Vm | null = null;
+    try {
+      vm = await this.vms.launch({ id, memoryMb: input.memory_mb, vcpus: input.vcpus });
+      active.vm = vm;
+      if (active.cancelled) {
+        vm.kill();
+        return;
+      }
+      this.table.update(id, { state: "running", vmm_pid: vm.pid, started_at: this.now() });
+      const proc = await startGuestProcess(vm.channel, {
+        id: MAIN,
+        argv: input.command,
+        env,
+        primary: true,
+        onStdout: (bytes) => this.logs.append(id, "stdout", bytes),
+        onStderr: (bytes) => this.logs.append(id, "stderr", bytes),
+      });
+      let result: GuestExit;
+      try {
+        result = await proc.exited;
+      } catch {
+        // The control channel closed before the command exited: the VM died.
+        if (active.cancelled) return;
+        const code = await Promise.race([vm.exited, Bun.sleep(LATE_EXIT_MS).then(() => "still running")]);
+        this.crashed(id, vm, `the VM exited (${typeof code === "number" ? `code ${code}` : code}) before the command finished`);
+        return;
+      }
+      if (active.cancelled) return;
+      this.finish(id, { state: result.code === 0 ? "succeeded" : "failed", exit_code: result.code, signal: result.signal ?? null });
+      await Promise.race([vm.exited, Bun.sleep(POWEROFF_GRACE_MS)]);
+      vm.kill();
+    } catch (err) {
+      if (active.cancelled) return;
+      const message = err instanceof Error ? err.message : String(err);
+      if (vm) this.crashed(id, vm, message);
+      else {
+        this.logs.note(id, `aegis: could not start the VM: ${message}`);
+        this.finish(id, { state: "failed", error: `could not start the VM: ${message.split("\n")[0]}` });
+      }
+      vm?.kill();
+    }
+  }
+
+  private crashed(id: string, vm: Vm, why: string): void {
+    const tail = consoleTail(vm.consoleLog);
+    this.logs.note(id, `aegis: ${why}${tail ? `\n--- guest console (${vm.consoleLog}) ---\n${tail}` : ""}`);
+    this.finish(id, { state: "failed", error: why });
+  }
+}

@@ -1,0 +1,60 @@
+/**
+ * @module daemon/vms
+ * The daemon's one door to virtual machines: boots VMs on the selected
+ * backend from a small launch request and tracks every VM it started, so
+ * `aegis down` tears them all down. The backend builds the guest assets
+ * lazily (cached by content hash under AEGIS_HOME/guest); the daemon warms
+ * them at start-up through {@link VmLauncher.warm}.
+ */
+import { join } from "node:path";
+import { BackendError } from "../api/errors.ts";
+import type { StatePaths } from "../paths.ts";
+import type { Backend, PortForward, Vm } from "../vmm/backend.ts";
+
+/** What a caller asks for; the launcher fills in directories and the hostname. */
+export interface LaunchRequest {
+  id: string;
+  memoryMb: number;
+  vcpus: number;
+  /** Image rootfs (ext4); the backend's base busybox rootfs when absent. */
+  rootfs?: string;
+  ports?: PortForward[];
+}
+
+/** Boots and tracks VMs. */
+export class VmLauncher {
+  private readonly live = new Set<Vm>();
+
+  constructor(
+    private readonly paths: StatePaths,
+    private readonly backend: Backend | null,
+    private readonly backendReason: string,
+  ) {}
+
+  /** Boot a VM and resolve once its harness is ready. */
+  async launch(req: LaunchRequest): Promise<Vm> {
+    if (!this.backend) {
+      throw new BackendError(`no VM backend is available: ${this.backendReason}`, "install QEMU (apt-get install qemu-system-x86) and check 'aegis doctor'");
+    }
+    const vm = await this.backend.boot({
+      id: req.id,
+      runDir: join(this.paths.instances, req.id),
+      memoryMb: req.memoryMb,
+      vcpus: req.vcpus,
+      rootfs: req.rootfs,
+      ports: req.ports ?? [],
+      hostname: req.id,
+    });
+    this.live.add(vm);
+    const forget = () => this.live.delete(vm);
+    vm.exited.then(forget, forget);
+    return vm;
+  }
+
+  /** Kill every VM this daemon started (daemon shutdown). */
+  async killAll(): Promise<void> {
+    const vms = [...this.live];
+    for (const vm of vms) vm.kill();
+    await Promise.all(vms.map((vm) => vm.exited));
+  }
+}

@@ -1,0 +1,54 @@
+/**
+ * Helpers to drive the real compiled `bin/aegis` with a private AEGIS_HOME.
+ * Integration and e2e tests never touch the user's ~/.aegis.
+ */
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+
+/** Repository root. */
+export const repoRoot = resolve(import.meta.dir, "..", "..");
+
+/** The compiled binary under test. */
+export function aegisBin(): string {
+  const bin = join(repoRoot, "bin", "aegis");
+  if (!existsSync(bin)) throw new Error(`${bin} is missing: run 'make build' (or 'bun run build.ts') before the integration tests`);
+  return bin;
+}
+
+/** Result of one CLI invocation. */
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** A temporary AEGIS_HOME (short path: the socket must fit sun_path). */
+export class TestHome {
+  readonly dir = mkdtempSync(join(tmpdir(), "ag-"));
+
+  /** Run `aegis ...args` against this home, draining both pipes. */
+  async run(args: string[], opts: { stdin?: string; env?: Record<string, string>; bin?: string } = {}): Promise<RunResult> {
+    const proc = Bun.spawn([opts.bin ?? aegisBin(), ...args], {
+      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/root", AEGIS_HOME: this.dir, ...opts.env },
+      stdin: opts.stdin === undefined ? "ignore" : new Blob([opts.stdin]),
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+    return { code, stdout, stderr };
+  }
+
+  /** Like {@link run} but throws unless the exit code is 0. */
+  async ok(args: string[], opts: { stdin?: string; env?: Record<string, string> } = {}): Promise<RunResult> {
+    const r = await this.run(args, opts);
+    if (r.code !== 0) throw new Error(`aegis ${args.join(" ")} exited ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
+    return r;
+  }
+
+  /** Stop any daemon of this home and delete it. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.run(["down"]);
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
