@@ -26,6 +26,11 @@ async function main(): Promise<void> {
     "--compile",
     "--no-compile-autoload-dotenv",
     "--no-compile-autoload-bunfig",
+    // Bytecode halves start-up (aegis status: ~20 ms instead of ~40 ms; the
+    // guest harness starts sooner too). It needs ESM output, no top-level
+    // await, and import.meta only in src/paths.ts (STYLE rule 23).
+    "--bytecode",
+    "--format=esm",
     "--minify-syntax",
     "--minify-whitespace",
     `--define`,

@@ -38,8 +38,11 @@ async function findSub(cmd: AnyCommand, name: string): Promise<AnyCommand | unde
   return undefined;
 }
 
+/** Usage text; colour codes only when stdout is a terminal. */
 async function usage(cmd: AnyCommand, parent?: AnyCommand): Promise<string> {
-  return renderUsage(cmd, parent);
+  const text = await renderUsage(cmd, parent);
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: stripping ANSI colour codes
+  return process.stdout.isTTY ? text : text.replace(/\x1b\[[0-9;]*m/g, "");
 }
 
 /** Run the CLI with `argv` (without the program name). Exits the process with the command's code. */

@@ -55,15 +55,33 @@ export function readPidFile(path: string): number | null {
   return Number.isInteger(pid) && pid > 0 ? pid : null;
 }
 
-/** Whether a process with this pid exists (signal 0). */
+/**
+ * Whether a process with this pid is alive (signal 0). A zombie counts as
+ * dead: it has exited and only waits for its parent (or init, which may be
+ * slow to reap) to collect it.
+ */
 export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === "ESRCH") return false;
     if (code === "EPERM") return true;
     throw err;
   }
+  return !isZombie(pid);
+}
+
+/** True when /proc shows the process in state Z (Linux only; false elsewhere). */
+function isZombie(pid: number): boolean {
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "ENOENT") return !existsSync("/proc/self/stat") ? false : true;
+    throw err;
+  }
+  // The state follows the parenthesised command name, which may itself contain ") ".
+  return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) === "Z";
 }

@@ -91,6 +91,12 @@ describe("aegis run", () => {
     expect(args.code).toBe(0);
   }, BOOT_TIMEOUT);
 
+  it("keeps a followed log stream open through 12 quiet seconds (longer than Bun's default idle timeout)", async () => {
+    const r = await home.run(["run", "--", "sh", "-c", "sleep 12; echo after-quiet"]);
+    expect(r.stdout).toBe("after-quiet\n");
+    expect(r.code).toBe(0);
+  }, BOOT_TIMEOUT);
+
   it("delivers 20,000 lines in order and a 10 MB binary stream intact", async () => {
     const lines = await home.run(["run", "--", "seq", "1", "20000"]);
     expect(lines.code).toBe(0);
