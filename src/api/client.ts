@@ -5,8 +5,9 @@
  * envelope becomes an {@link AppError}, so callers see one error type.
  */
 import { z } from "zod";
-import { AppError, ErrorEnvelope, fromEnvelope } from "./errors.ts";
-import { App, AppList, type AppCreate } from "./schema/apps.ts";
+import { AppError, ErrorEnvelope, fromEnvelope, isAppError } from "./errors.ts";
+import { App, AppList, type AppCreate, Release } from "./schema/apps.ts";
+import { ImageGcResult, ImageList, ImagePullEvent, ImageRecord, ImageRemoved } from "./schema/images.ts";
 import { Ok } from "./schema/common.ts";
 import { Kit, KitList, type KitManifest } from "./schema/kits.ts";
 import { SecretList, SecretValue } from "./schema/secrets.ts";
@@ -112,8 +113,8 @@ export class AegisClient {
   }
 
   /** Stream an NDJSON endpoint, parsing each line with `schema`. */
-  async *ndjson<S extends z.ZodType>(schema: S, path: string, signal?: AbortSignal): AsyncGenerator<z.infer<S>> {
-    const res = await this.raw("GET", path, undefined, signal);
+  async *ndjson<S extends z.ZodType>(schema: S, path: string, signal?: AbortSignal, method: Method = "GET", body?: unknown): AsyncGenerator<z.infer<S>> {
+    const res = await this.raw(method, path, body, signal);
     if (!res.body) return;
     const decoder = new TextDecoder();
     let buffered = "";
@@ -128,6 +129,32 @@ export class AegisClient {
       }
     }
     if (buffered.trim().length > 0) yield schema.parse(JSON.parse(buffered));
+  }
+
+  /** Pull an image, yielding progress events and ending with `done` or `error`. */
+  pullImage(ref: string): AsyncGenerator<ImagePullEvent> {
+    return this.ndjson(ImagePullEvent, "/v1/images/pull", undefined, "POST", { ref });
+  }
+  /** A pulled image, or null when it is not in the local store. */
+  async findImage(ref: string): Promise<ImageRecord | null> {
+    try {
+      return await this.request(ImageRecord, "GET", `/v1/images/${enc(ref)}`);
+    } catch (err) {
+      if (isAppError(err) && err.code === "not_found") return null;
+      throw err;
+    }
+  }
+  listImages() {
+    return this.request(ImageList, "GET", "/v1/images");
+  }
+  removeImage(ref: string) {
+    return this.request(ImageRemoved, "DELETE", `/v1/images/${enc(ref)}`);
+  }
+  gcImages() {
+    return this.request(ImageGcResult, "POST", "/v1/images/gc");
+  }
+  publishRelease(app: string, label?: string) {
+    return this.request(Release, "POST", `/v1/apps/${enc(app)}/releases`, label === undefined ? {} : { label });
   }
 
   installKit(manifest: KitManifest | unknown) {

@@ -58,7 +58,7 @@ export class Daemon {
       throw new Error(`aegisd already running (pid ${readPidFile(this.paths.pidFile) ?? "unknown"})`);
     }
     unlinkIfExists(this.paths.socket);
-    const backend = selectBackend();
+    const backend = selectBackend({ log: (msg) => this.log.info("guest assets", { progress: msg }) });
     const services = createServices(this.paths, this.log, { backend: backend.backend, reason: backend.reason });
     this.services = services;
     services.tasks.reconcile((pid) => killStaleVmm(pid, this.paths));
@@ -88,6 +88,12 @@ export class Daemon {
     chmodSync(this.paths.socket, 0o600);
     writeFileSync(this.paths.pidFile, `${process.pid}\n`, { mode: 0o600 });
     this.log.info("aegisd started", { pid: process.pid, version: VERSION, backend: backend.name, accel: backend.accel });
+    // Build the guest assets in the background so the first `aegis run` does not pay for it.
+    // A failure is only logged here: the first boot retries and reports it to its caller.
+    services.vms.warm().then(
+      () => this.log.info("guest assets ready"),
+      (err: unknown) => this.log.error("guest assets failed", { error: String(err) }),
+    );
   }
 
   /** Stop serving and release the socket and pid file. Idempotent. */

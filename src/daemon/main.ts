@@ -11,6 +11,10 @@ export async function main(argv: string[]): Promise<void> {
     process.exit(2);
   }
   const daemon = new Daemon();
+  // A daemon must outlive a bug in one request or one VM's bookkeeping: log it and carry on.
+  process.on("unhandledRejection", (reason: unknown) => {
+    daemon.log.error("unhandled rejection", { error: reason instanceof Error ? (reason.stack ?? reason.message) : String(reason) });
+  });
   try {
     await daemon.start();
   } catch (err) {

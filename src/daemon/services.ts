@@ -11,6 +11,8 @@ import { binDir } from "../paths.ts";
 import type { Backend } from "../vmm/backend.ts";
 import type { Logger } from "./api/deps.ts";
 import { AppsService } from "./apps/service.ts";
+import { ImageStore } from "./images/index.ts";
+import { ImagesService } from "./images/service.ts";
 import { openDatabase } from "./db.ts";
 import { KitsService } from "./kits/service.ts";
 import { LogStore } from "./logs/log-store.ts";
@@ -36,6 +38,7 @@ export interface Services {
   apps: AppsService;
   kits: KitsService;
   logs: LogStore;
+  images: ImagesService;
   vms: VmLauncher;
   tasks: TasksService;
 }
@@ -53,13 +56,16 @@ export function createServices(paths: StatePaths, log: Logger, choice: BackendCh
   const secrets = new SecretsService(new SecretsTable(db), cipher);
   const logs = new LogStore(paths.instances);
   const vms = new VmLauncher(paths, choice.backend, choice.reason);
+  const appsTable = new AppsTable(db);
+  const images = new ImagesService(new ImageStore(paths.images), secrets, () => appsTable.releaseDigests());
   return {
     db,
     secrets,
-    apps: new AppsService(new AppsTable(db)),
+    apps: new AppsService(appsTable, images),
     kits: new KitsService(paths.kits, locateProgram),
     logs,
+    images,
     vms,
-    tasks: new TasksService(new TasksTable(db), logs, secrets, vms, log),
+    tasks: new TasksService(new TasksTable(db), logs, secrets, vms, images, log),
   };
 }

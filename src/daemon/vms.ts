@@ -31,6 +31,11 @@ export class VmLauncher {
     private readonly backendReason: string,
   ) {}
 
+  /** Build or find the guest assets ahead of the first boot (daemon start-up). */
+  async warm(): Promise<void> {
+    await this.backend?.prepare?.();
+  }
+
   /** Boot a VM and resolve once its harness is ready. */
   async launch(req: LaunchRequest): Promise<Vm> {
     if (!this.backend) {

@@ -26,8 +26,8 @@ export interface VmSpec {
   runDir: string;
   memoryMb: number;
   vcpus: number;
-  /** Read-only ext4 image used as the guest rootfs (the base busybox rootfs when no image was given). */
-  rootfs: string;
+  /** Read-only ext4 image used as the guest rootfs; the backend's base busybox rootfs when absent. */
+  rootfs?: string;
   /** Optional per-instance writable disk for the rootfs overlay's upper layer; tmpfs when absent. */
   overlayDisk?: string;
   /** Host ports forwarded to guest ports. */
@@ -65,6 +65,8 @@ export interface Vm {
 export interface Backend {
   readonly name: "qemu" | "libkrun";
   readonly capabilities: BackendCapabilities;
+  /** Prepare what boots need (guest assets) ahead of the first boot. */
+  prepare?(): Promise<unknown>;
   /** Boot (or restore) a VM and resolve once its harness is `ready`. */
   boot(spec: VmSpec): Promise<Vm>;
 }

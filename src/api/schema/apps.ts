@@ -16,6 +16,13 @@ export const AppCreate = z
   .strict();
 export type AppCreate = z.infer<typeof AppCreate>;
 
+/** Body of `POST /v1/apps/{app}/releases`. */
+export const ReleaseCreate = z
+  .object({
+    label: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, "must be 1-64 letters, digits, '.', '_' or '-'").optional(),
+  })
+  .strict();
+
 /** An immutable release of an app. */
 export const Release = z.object({
   id: z.string(),

@@ -99,3 +99,6 @@ export const ImageGcResult = z
   })
   .strict();
 export type ImageGcResult = z.infer<typeof ImageGcResult>;
+
+/** Response of `DELETE /v1/images/{ref}`: the removed reference and what garbage collection freed. */
+export const ImageRemoved = z.object({ ok: z.literal(true), ref: z.string(), gc: ImageGcResult }).strict();

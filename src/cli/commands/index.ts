@@ -17,6 +17,7 @@ export const root = defineCommand({
     secret: () => import("./secret/index.ts").then((m) => m.default),
     kit: () => import("./kit/index.ts").then((m) => m.default),
     run: () => import("./run.ts").then((m) => m.default),
+    image: () => import("./image/index.ts").then((m) => m.default),
     logs: () => import("./logs.ts").then((m) => m.default),
   },
 });

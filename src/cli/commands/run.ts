@@ -9,6 +9,7 @@
 import { defineCommand } from "citty";
 import { chunkBytes } from "../../daemon/logs/log-store.ts";
 import { UsageError } from "../errors.ts";
+import { pullWithProgress } from "../progress.ts";
 import { client, commandLine } from "./_shared.ts";
 
 /** Parse `--env K=V` values. */
@@ -50,9 +51,11 @@ export default defineCommand({
     const { multi, rest, hasRest } = commandLine(ctx);
     if (!hasRest || rest.length === 0) throw new UsageError('missing command: put it after --, e.g. aegis run -- echo "hello from aegis"');
     const api = client();
+    // Like `docker run`: use the local image when it was pulled before, else pull it now.
+    const image = ctx.args.image ? ((await api.findImage(ctx.args.image)) ?? (await pullWithProgress(api, ctx.args.image))) : undefined;
     const task = await api.createTask({
       command: rest,
-      image: ctx.args.image,
+      image: image?.digest,
       secrets: multi.secret ?? [],
       env: parseEnv(multi.env ?? []),
       memory_mb: parsePositive("memory", ctx.args.memory),

@@ -9,6 +9,7 @@ import { HTTPException } from "hono/http-exception";
 import { AppError, isAppError } from "../../api/errors.ts";
 import { appRoutes } from "./apps.ts";
 import type { ApiDeps } from "./deps.ts";
+import { imageRoutes } from "./images.ts";
 import { kitRoutes } from "./kits.ts";
 import { workspaceSecretRoutes } from "./secrets.ts";
 import { taskRoutes } from "./tasks.ts";
@@ -20,7 +21,8 @@ export function createApp(deps: ApiDeps) {
     .route("/v1/secrets", workspaceSecretRoutes(deps))
     .route("/v1/apps", appRoutes(deps))
     .route("/v1/kits", kitRoutes(deps))
-    .route("/v1/tasks", taskRoutes(deps));
+    .route("/v1/tasks", taskRoutes(deps))
+    .route("/v1/images", imageRoutes(deps));
 
   app.notFound((c) => {
     const err = new AppError("not_found", `no such endpoint: ${c.req.method} ${new URL(c.req.url).pathname}`);

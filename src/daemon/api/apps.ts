@@ -3,7 +3,7 @@
  * `/v1/apps`: create, list, info, delete (by name or id).
  */
 import { Hono } from "hono";
-import { AppCreate } from "../../api/schema/apps.ts";
+import { AppCreate, ReleaseCreate } from "../../api/schema/apps.ts";
 import type { ApiDeps } from "./deps.ts";
 import { appSecretRoutes } from "./secrets.ts";
 import { jsonBody } from "./validate.ts";
@@ -22,6 +22,13 @@ export function appRoutes(deps: ApiDeps) {
       const app = deps.apps.delete(c.req.param("app"));
       deps.log.info("app deleted", { app: app.name, id: app.id });
       return c.json({ ok: true as const });
+    })
+    .get("/:app/releases", (c) => c.json({ releases: deps.apps.get(c.req.param("app")).releases }))
+    .post("/:app/releases", async (c) => {
+      const { label } = await jsonBody(c, ReleaseCreate);
+      const release = await deps.apps.publish(c.req.param("app"), label);
+      deps.log.info("release published", { app: c.req.param("app"), release: release.id, image_digest: release.image_digest });
+      return c.json(release, 201);
     })
     .route("/:app/secrets", appSecretRoutes(deps));
 }

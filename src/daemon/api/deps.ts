@@ -5,6 +5,7 @@
  */
 import type { Status } from "../../api/schema/status.ts";
 import type { AppsService } from "../apps/service.ts";
+import type { ImagesService } from "../images/service.ts";
 import type { KitsService } from "../kits/service.ts";
 import type { LogStore } from "../logs/log-store.ts";
 import type { SecretsService } from "../secrets/service.ts";
@@ -24,6 +25,7 @@ export interface ApiDeps {
   apps: AppsService;
   kits: KitsService;
   tasks: TasksService;
+  images: ImagesService;
   logs: LogStore;
   log: Logger;
 }

@@ -1,11 +1,15 @@
 /**
  * @module daemon/apps/service
- * Apps: create, resolve by name or id, list, delete. Publishing releases and
- * serving come with images and instances.
+ * Apps: create, resolve by name or id, list, delete, and publish immutable
+ * releases. A release pins the app's image to the digest resolved at publish
+ * time; its rootfs is the image's cached ext4. The core guest binary is not
+ * copied into it: every VM mounts it from the shared read-only tools disk, so
+ * a release works with any base image.
  */
 import { randomBytes } from "node:crypto";
 import { Conflict, NotFound } from "../../api/errors.ts";
-import type { App, AppCreate } from "../../api/schema/apps.ts";
+import type { App, AppCreate, Release } from "../../api/schema/apps.ts";
+import type { ImagesService } from "../images/service.ts";
 import type { AppsTable } from "../registry/apps.ts";
 
 /** A new resource id: prefix, milliseconds since the epoch in hex, and random bits. */
@@ -17,6 +21,7 @@ export function newId(prefix: string): string {
 export class AppsService {
   constructor(
     private readonly table: AppsTable,
+    private readonly images: ImagesService,
     private readonly clock: () => Date = () => new Date(),
   ) {}
 
@@ -40,6 +45,21 @@ export class AppsService {
   /** Every app. */
   list(): App[] {
     return this.table.list();
+  }
+
+  /** Resolve the app's image to a digest (pulling it), build its rootfs, and record a release. */
+  async publish(ref: string, label: string | undefined): Promise<Release> {
+    const app = this.get(ref);
+    if (label !== undefined && app.releases.some((r) => r.label === label)) {
+      throw new Conflict(`app "${app.name}" already has a release labelled "${label}"`, "labels name one release each; pick another --label");
+    }
+    const image = await this.images.pull(app.image);
+    if (label !== undefined && this.table.releases(app.id).some((r) => r.label === label)) {
+      throw new Conflict(`app "${app.name}" already has a release labelled "${label}"`, "labels name one release each; pick another --label");
+    }
+    const release: Release = { id: newId("rel"), app_id: app.id, label: label ?? null, image_digest: image.digest, created_at: this.clock().toISOString() };
+    this.table.insertRelease(release);
+    return release;
   }
 
   /** Delete an app with its releases and secrets. */

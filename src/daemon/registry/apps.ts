@@ -51,6 +51,13 @@ export class AppsTable {
       .all({ app_id: appId }) as Release[];
   }
 
+  /** Image digests referenced by any release (kept by image garbage collection). */
+  releaseDigests(): string[] {
+    return (this.db.query(`SELECT DISTINCT image_digest FROM releases WHERE image_digest IS NOT NULL`).all() as { image_digest: string }[]).map(
+      (r) => r.image_digest,
+    );
+  }
+
   private hydrate(row: AppRow): App {
     return {
       ...row,

@@ -14,12 +14,13 @@ import { existsSync, readFileSync } from "node:fs";
 import { NotFound, PreconditionFailed } from "../../api/errors.ts";
 import type { Task, TaskCreate } from "../../api/schema/tasks.ts";
 import type { Vm } from "../../vmm/backend.ts";
-import { type GuestExit, startGuestProcess } from "../../vmm/guest-process.ts";
+import { startGuestProcess } from "../../vmm/guest-process.ts";
 import { newId } from "../apps/service.ts";
 import type { Logger } from "../api/deps.ts";
 import type { LogStore } from "../logs/log-store.ts";
 import type { TasksTable } from "../registry/tasks.ts";
 import type { SecretsService } from "../secrets/service.ts";
+import type { ImagesService } from "../images/service.ts";
 import type { VmLauncher } from "../vms.ts";
 
 /** The process id of a task's command inside its VM. */
@@ -31,10 +32,16 @@ const LATE_EXIT_MS = 500;
 
 const terminal = new Set(["succeeded", "failed", "cancelled"]);
 
-/** The tail of a console log, for crash reports. */
+/**
+ * The informative end of a console log, for crash reports: from the last
+ * "Kernel panic" line when there is one (the backtrace after it is noise),
+ * else the last lines.
+ */
 export function consoleTail(path: string, lines = 15): string {
   if (!existsSync(path)) return "";
-  return readFileSync(path, "utf8").trimEnd().split("\n").slice(-lines).join("\n");
+  const all = readFileSync(path, "utf8").trimEnd().split("\n");
+  const panic = all.findLastIndex((l) => l.includes("Kernel panic"));
+  return (panic >= 0 ? all.slice(Math.max(0, panic - 2), panic + lines - 2) : all.slice(-lines)).join("\n");
 }
 
 interface Active {
@@ -51,6 +58,7 @@ export class TasksService {
     private readonly logs: LogStore,
     private readonly secrets: SecretsService,
     private readonly vms: VmLauncher,
+    private readonly images: ImagesService,
     private readonly log: Logger,
     private readonly clock: () => Date = () => new Date(),
   ) {}
@@ -140,31 +148,27 @@ export class TasksService {
     const active = this.active.get(id)!;
     let vm: Vm | null = null;
     try {
-      vm = await this.vms.launch({ id, memoryMb: input.memory_mb, vcpus: input.vcpus });
+      // The image's PATH and WorkingDir apply; its ENTRYPOINT, CMD and other ENV do not (the command is given).
+      const image = input.image ? await this.images.resolve(input.image) : null;
+      if (active.cancelled) return;
+      vm = await this.vms.launch({ id, memoryMb: input.memory_mb, vcpus: input.vcpus, rootfs: image?.rootfs });
       active.vm = vm;
       if (active.cancelled) {
         vm.kill();
         return;
       }
-      this.table.update(id, { state: "running", vmm_pid: vm.pid, started_at: this.now() });
+      this.table.update(id, { vmm_pid: vm.pid });
       const proc = await startGuestProcess(vm.channel, {
         id: MAIN,
         argv: input.command,
-        env,
+        env: image?.env_path && env.PATH === undefined ? { PATH: image.env_path, ...env } : env,
+        cwd: image?.working_dir ?? undefined,
         primary: true,
         onStdout: (bytes) => this.logs.append(id, "stdout", bytes),
         onStderr: (bytes) => this.logs.append(id, "stderr", bytes),
       });
-      let result: GuestExit;
-      try {
-        result = await proc.exited;
-      } catch {
-        // The control channel closed before the command exited: the VM died.
-        if (active.cancelled) return;
-        const code = await Promise.race([vm.exited, Bun.sleep(LATE_EXIT_MS).then(() => "still running")]);
-        this.crashed(id, vm, `the VM exited (${typeof code === "number" ? `code ${code}` : code}) before the command finished`);
-        return;
-      }
+      this.table.update(id, { state: "running", started_at: this.now() });
+      const result = await proc.exited;
       if (active.cancelled) return;
       this.finish(id, { state: result.code === 0 ? "succeeded" : "failed", exit_code: result.code, signal: result.signal ?? null });
       await Promise.race([vm.exited, Bun.sleep(POWEROFF_GRACE_MS)]);
@@ -172,12 +176,15 @@ export class TasksService {
     } catch (err) {
       if (active.cancelled) return;
       const message = err instanceof Error ? err.message : String(err);
-      if (vm) this.crashed(id, vm, message);
-      else {
-        this.logs.note(id, `aegis: could not start the VM: ${message}`);
-        this.finish(id, { state: "failed", error: `could not start the VM: ${message.split("\n")[0]}` });
+      if (!vm) {
+        this.logs.note(id, `aegis: could not start the task: ${message}`);
+        this.finish(id, { state: "failed", error: `could not start the task: ${message.split("\n")[0]}` });
+        return;
       }
-      vm?.kill();
+      // Most failures after boot mean the VM died (the control channel closed); say so with its exit code.
+      const code = await Promise.race([vm.exited, Bun.sleep(LATE_EXIT_MS).then(() => null)]);
+      this.crashed(id, vm, code === null ? message : `the VM exited (code ${code}) before the command finished`);
+      vm.kill();
     }
   }
 

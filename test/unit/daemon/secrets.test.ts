@@ -6,6 +6,8 @@ import { openDatabase } from "../../../src/daemon/db.ts";
 import { AppsTable } from "../../../src/daemon/registry/apps.ts";
 import { SecretsTable } from "../../../src/daemon/registry/secrets.ts";
 import { AppsService } from "../../../src/daemon/apps/service.ts";
+import { ImageStore } from "../../../src/daemon/images/index.ts";
+import { ImagesService } from "../../../src/daemon/images/service.ts";
 import { loadOrCreateMasterKey, SecretCipher } from "../../../src/daemon/secrets/cipher.ts";
 import { SecretsService } from "../../../src/daemon/secrets/service.ts";
 
@@ -19,7 +21,9 @@ function setup() {
   const db = openDatabase(join(dir, "aegis.db"));
   const key = loadOrCreateMasterKey(join(dir, "master.key"));
   const secrets = new SecretsService(new SecretsTable(db), new SecretCipher(key));
-  const apps = new AppsService(new AppsTable(db));
+  const table = new AppsTable(db);
+  const images = new ImagesService(new ImageStore(join(dir, "images")), secrets, () => table.releaseDigests());
+  const apps = new AppsService(table, images);
   return { db, secrets, apps };
 }
 

@@ -11,5 +11,6 @@ export default defineCommand({
     list: () => import("./list.ts").then((m) => m.default),
     info: () => import("./info.ts").then((m) => m.default),
     delete: () => import("./delete.ts").then((m) => m.default),
+    publish: () => import("./publish.ts").then((m) => m.default),
   },
 });

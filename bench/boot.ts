@@ -1,0 +1,218 @@
+/**
+ * @module bench/boot
+ * Cold-boot benchmark of the QEMU backend, against a baseline measured in the
+ * same run: the same kernel and initramfs booting a trivial /init that powers
+ * off at once (the floor the harness adds to). Reports min/median of:
+ * - baseline: QEMU spawn -> QEMU exit (kernel boot + immediate reboot),
+ * - boot: QEMU spawn -> harness `ready` (QemuBackend.boot),
+ * - task: spawn -> `true` run as the primary process -> VM gone,
+ * - `aegis run -- true` end to end through the daemon (when the CLI supports it),
+ * - `exec true` round trip in a running VM, control-channel ping RTT,
+ * - QEMU RSS of an idle VM.
+ * Usage: `bun run bench/boot.ts [--runs N]` (needs bin/aegis). Writes bench/results/boot.json.
+ */
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { writeCpio } from "../guest/assets/cpio.ts";
+import { ensureGuestAssets, type GuestAssets } from "../guest/assets/index.ts";
+import { initramfsEntries } from "../guest/assets/initramfs.ts";
+import { staticBusybox } from "../guest/assets/busybox.ts";
+import { sourceRoot } from "../src/paths.ts";
+import { tscKhzFromCpuinfo, detectAccel } from "../src/vmm/accel.ts";
+import { runInGuest, startGuestProcess } from "../src/vmm/guest-process.ts";
+import { buildQemuArgs } from "../src/vmm/qemu-args.ts";
+import { QemuBackend, type QemuVm } from "../src/vmm/qemu.ts";
+
+interface Stat {
+  n: number;
+  min: number;
+  median: number;
+  max: number;
+}
+
+function stat(xs: number[]): Stat {
+  const s = [...xs].sort((a, b) => a - b);
+  const r = (v: number) => Math.round(v * 100) / 100;
+  return { n: s.length, min: r(s[0]!), median: r(s[Math.floor((s.length - 1) / 2)]!), max: r(s.at(-1)!) };
+}
+
+function flagNumber(name: string, dflt: number): number {
+  const i = process.argv.indexOf(name);
+  return i >= 0 ? Number(process.argv[i + 1]) : dflt;
+}
+
+/** The baseline initramfs: identical content, but /init reboots (= QEMU exits) immediately. */
+async function baselineInitrd(work: string): Promise<string> {
+  const entries = await initramfsEntries({ busybox: await staticBusybox(), libraries: [], baseModules: [], workspaceModules: [], harness: "/bin/true" });
+  const init = new TextEncoder().encode("#!/bin/busybox sh\n/bin/busybox reboot -f\n");
+  const patched = entries.map((e) => (e.type === "file" && e.path === "init" ? { ...e, data: init } : e));
+  const path = join(work, "baseline.cpio.gz");
+  writeFileSync(path, Bun.gzipSync(writeCpio(patched), { level: 6 }));
+  return path;
+}
+
+async function baselineBoot(assets: GuestAssets, initrd: string, runDir: string): Promise<number> {
+  mkdirSync(runDir, { recursive: true });
+  const accel = detectAccel();
+  const args = buildQemuArgs({
+    arch: "x86_64",
+    accel: accel.name,
+    tscKhz: tscKhzFromCpuinfo(readFileSync("/proc/cpuinfo", "utf8")),
+    memoryMb: 512,
+    vcpus: 1,
+    kernel: assets.kernel,
+    initrd,
+    toolsDisk: assets.toolsDisk,
+    rootfs: assets.baseRootfs,
+    ports: [],
+    hostname: "baseline",
+    serialLog: join(runDir, "console.log"),
+    controlSocket: join(runDir, "unused.sock"),
+    qmpSocket: join(runDir, "qmp.sock"),
+  });
+  // The control chardev must have a listener; a plain unix server that accepts and ignores is enough.
+  const server = Bun.listen<undefined>({ unix: join(runDir, "unused.sock"), socket: { data: () => {} } });
+  const t0 = performance.now();
+  const proc = Bun.spawn([Bun.which("qemu-system-x86_64")!, ...args], { stdin: "ignore", stdout: "ignore", stderr: "ignore", env: { PATH: process.env.PATH ?? "/usr/bin:/bin" } });
+  const code = await proc.exited;
+  const ms = performance.now() - t0;
+  server.stop(true);
+  if (code !== 0) throw new Error(`baseline QEMU exited ${code}`);
+  return ms;
+}
+
+function rssMb(pid: number): number {
+  const m = readFileSync(`/proc/${pid}/status`, "utf8").match(/^VmRSS:\s+(\d+) kB/m);
+  return m ? Math.round(Number(m[1]) / 1024) : NaN;
+}
+
+async function aegisRunTrue(bin: string, home: string): Promise<number> {
+  const env = { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/root", AEGIS_HOME: home };
+  const t0 = performance.now();
+  const proc = Bun.spawn([bin, "run", "--", "true"], { env, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+  const [, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+  if (code !== 0) throw new Error(`aegis run -- true exited ${code}: ${err.trim()}`);
+  return performance.now() - t0;
+}
+
+async function main(): Promise<void> {
+  const runs = flagNumber("--runs", 5);
+  const bin = join(sourceRoot, "bin", "aegis");
+  if (!existsSync(bin)) throw new Error(`${bin} is missing: run \`bun run build.ts\` first`);
+  const work = mkdtempSync(join(tmpdir(), "agb-"));
+  const log = (m: string) => process.stderr.write(`bench: ${m}\n`);
+  try {
+    const assets = await ensureGuestAssets({ dir: join(work, "guest"), binary: bin, progress: log });
+    const initrd = await baselineInitrd(work);
+    const backend = new QemuBackend({ assets });
+    const baseline: number[] = [];
+    const boot: number[] = [];
+    const guestReady: number[] = [];
+    for (let i = 0; i < runs; i++) {
+      baseline.push(await baselineBoot(assets, initrd, join(work, `b${i}`)));
+      const vm = (await backend.boot({ id: `r${i}`, runDir: join(work, `r${i}`), memoryMb: 512, vcpus: 1, rootfs: assets.baseRootfs, ports: [], hostname: `r${i}` })) as QemuVm;
+      boot.push(vm.bootMs);
+      guestReady.push((await vm.channel.waitReady()).uptime_ms);
+      if (i < runs - 1) {
+        vm.kill();
+        await vm.exited;
+        continue;
+      }
+      // The last VM also serves the in-VM measurements.
+      const execTrue: number[] = [];
+      for (let j = 0; j < 20; j++) {
+        const t0 = performance.now();
+        const r = await runInGuest(vm.channel, { argv: ["true"] });
+        if (r.code !== 0) throw new Error(`true exited ${r.code}`);
+        execTrue.push(performance.now() - t0);
+      }
+      const ping: number[] = [];
+      for (let j = 0; j < 50; j++) {
+        const t0 = performance.now();
+        await vm.channel.call("ping");
+        ping.push(performance.now() - t0);
+      }
+      await Bun.sleep(3000);
+      const rss = rssMb(vm.pid);
+      vm.kill();
+      await vm.exited;
+      log(`boot runs done; measuring task VMs`);
+
+      const task: number[] = [];
+      for (let j = 0; j < Math.min(3, runs); j++) {
+        const t0 = performance.now();
+        const tvm = await backend.boot({ id: `t${j}`, runDir: join(work, `t${j}`), memoryMb: 512, vcpus: 1, rootfs: assets.baseRootfs, ports: [], hostname: `t${j}` });
+        const p = await startGuestProcess(tvm.channel, { argv: ["true"], primary: true });
+        await p.exited;
+        await tvm.exited;
+        task.push(performance.now() - t0);
+      }
+
+      let aegisRun: Stat | { error: string };
+      const home = join(work, "home");
+      try {
+        const up = Bun.spawn([bin, "up"], { env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/root", AEGIS_HOME: home }, stdin: "ignore", stdout: "ignore", stderr: "pipe" });
+        const [upErr, upCode] = await Promise.all([new Response(up.stderr).text(), up.exited]);
+        if (upCode !== 0) throw new Error(`aegis up exited ${upCode}: ${upErr.trim()}`);
+        const xs: number[] = [];
+        for (let j = 0; j < Math.min(3, runs); j++) xs.push(await aegisRunTrue(bin, home));
+        aegisRun = stat(xs);
+      } catch (err) {
+        aegisRun = { error: err instanceof Error ? err.message : String(err) };
+        log(`aegis run -- true not measured: ${aegisRun.error}`);
+      } finally {
+        const down = Bun.spawn([bin, "down"], { env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/root", AEGIS_HOME: home }, stdin: "ignore", stdout: "ignore", stderr: "ignore" });
+        await down.exited;
+      }
+
+      const b = stat(baseline);
+      const r = stat(boot);
+      const results = {
+        date: new Date().toISOString(),
+        accel: backend.accel,
+        kernel: assets.kernelVersion,
+        runs,
+        baseline_spawn_to_exit_ms: b,
+        boot_spawn_to_ready_ms: r,
+        guest_uptime_at_ready_ms: stat(guestReady),
+        harness_overhead_median_ms: Math.round(r.median - b.median),
+        ratio_boot_to_baseline_median: Math.round((r.median / b.median) * 100) / 100,
+        task_true_spawn_to_gone_ms: stat(task),
+        aegis_run_true_ms: aegisRun,
+        exec_true_roundtrip_ms: stat(execTrue),
+        ping_rtt_ms: stat(ping),
+        qemu_rss_idle_mb: rss,
+      };
+      const rows: [string, string][] = [
+        ["baseline: spawn -> trivial init powers off", fmt(b)],
+        ["boot: spawn -> harness ready", fmt(r)],
+        ["  guest uptime at ready", fmt(results.guest_uptime_at_ready_ms)],
+        ["  harness overhead (median - baseline)", `${results.harness_overhead_median_ms} ms (x${results.ratio_boot_to_baseline_median})`],
+        ["task: spawn -> `true` -> VM gone", fmt(results.task_true_spawn_to_gone_ms)],
+        ["aegis run -- true (CLI+daemon)", "error" in aegisRun ? `n/a (${aegisRun.error.split("\n")[0]!.slice(0, 60)})` : fmt(aegisRun)],
+        ["exec true round trip", fmt(results.exec_true_roundtrip_ms)],
+        ["control ping RTT", fmt(results.ping_rtt_ms)],
+        ["QEMU RSS, idle VM (512 MB guest)", `${rss} MB`],
+      ];
+      const w = Math.max(...rows.map(([k]) => k.length));
+      process.stdout.write(`\nAegis boot benchmark (${backend.accel.name}, kernel ${assets.kernelVersion}, runs=${runs})\n`);
+      for (const [k, v] of rows) process.stdout.write(`${k.padEnd(w)}  ${v}\n`);
+      const outDir = resolve(sourceRoot, "bench", "results");
+      mkdirSync(outDir, { recursive: true });
+      writeFileSync(join(outDir, "boot.json"), `${JSON.stringify(results, null, 2)}\n`);
+      process.stdout.write(`\nwrote ${join(outDir, "boot.json")}\n`);
+    }
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+function fmt(s: Stat): string {
+  return `min ${s.min.toFixed(1)}  median ${s.median.toFixed(1)}  max ${s.max.toFixed(1)} ms (n=${s.n})`;
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,118 @@
+/**
+ * @module api/schema/control
+ * The guest control protocol: JSON-RPC 2.0, one JSON object per line, spoken
+ * between the host (the VMM backend) and the guest harness over the
+ * virtio-serial port `aegis.control` (QEMU) or a vsock port (libkrun).
+ * Host and guest both validate with these schemas, so the wire format is
+ * defined exactly once.
+ *
+ * Direction and shape of every method:
+ * - `ready` (notification, guest -> host): the harness is up and the rootfs is mounted.
+ * - `run` (request, host -> guest): start a process; result `{pid}`. Its output then
+ *   arrives as `output` notifications and its end as one `exit` notification, sent
+ *   only after every byte of its stdout and stderr has been sent.
+ * - `signal` (request): deliver a signal to a running process's process group.
+ * - `clock.set` (request): set the guest wall clock (after resume or restore).
+ * - `ping` (request): liveness and latency probe.
+ * - `shutdown` (request): sync, unmount and power the VM off; the reply comes first.
+ */
+import { z } from "zod";
+
+/** The name of the virtio-serial port that carries the control channel. */
+export const CONTROL_PORT_NAME = "aegis.control";
+
+/** Largest raw chunk of process output carried by one `output` notification (before base64). */
+export const OUTPUT_CHUNK_BYTES = 32 * 1024;
+
+/** Host-chosen process id: unique per VM, used to correlate `output`/`exit` with `run`. */
+export const ProcessId = z.string().min(1).max(128);
+
+/** Signal names accepted by `signal` (the POSIX names Bun's `kill` understands). */
+export const SignalName = z.string().regex(/^SIG[A-Z0-9]+$/, "must be a signal name such as SIGTERM");
+
+/** `ready` notification params. */
+export const ReadyParams = z.object({
+  version: z.string(),
+  uptime_ms: z.number().nonnegative(),
+}).strict();
+
+/** `run` request params. `env` is the complete environment (the harness adds `AEGIS_HOST_IP` and a default `PATH`). */
+export const RunParams = z.object({
+  id: ProcessId,
+  argv: z.array(z.string()).min(1, "argv must name a program"),
+  env: z.record(z.string(), z.string()).default({}),
+  cwd: z.string().optional(),
+  /** When this process exits the harness sends its `exit` and powers the VM off. */
+  primary: z.boolean().optional(),
+}).strict();
+
+/** `run` result. */
+export const RunResult = z.object({ pid: z.number().int() }).strict();
+
+/** `output` notification params: one ordered chunk of one stream, base64 of raw bytes. */
+export const OutputParams = z.object({
+  id: ProcessId,
+  stream: z.enum(["stdout", "stderr"]),
+  data: z.string(),
+}).strict();
+
+/** `exit` notification params. `signal` is set when the process died of a signal; `code` is then 128+N. */
+export const ExitParams = z.object({
+  id: ProcessId,
+  code: z.number().int(),
+  signal: z.string().optional(),
+}).strict();
+
+/** `signal` request params. */
+export const SignalParams = z.object({ id: ProcessId, signal: SignalName }).strict();
+
+/** `clock.set` request params. */
+export const ClockSetParams = z.object({ epoch_ms: z.number().nonnegative() }).strict();
+
+/** `ping` result. */
+export const PingResult = z.object({ uptime_ms: z.number() }).strict();
+
+/** Generic "done" result for requests that return nothing. */
+export const OkResult = z.object({ ok: z.literal(true) }).strict();
+
+/** Request methods the harness serves, with their param and result schemas. */
+export const ControlRequests = {
+  run: { params: RunParams, result: RunResult },
+  signal: { params: SignalParams, result: OkResult },
+  "clock.set": { params: ClockSetParams, result: OkResult },
+  ping: { params: z.object({}).strict().optional(), result: PingResult },
+  shutdown: { params: z.object({}).strict().optional(), result: OkResult },
+} as const;
+
+/** Notifications and their param schemas (both directions). */
+export const ControlNotifications = {
+  ready: ReadyParams,
+  output: OutputParams,
+  exit: ExitParams,
+} as const;
+
+/** A request method name. */
+export type ControlRequestMethod = keyof typeof ControlRequests;
+/** A notification method name. */
+export type ControlNotificationMethod = keyof typeof ControlNotifications;
+/** Params type of a request method (input form, before defaults). */
+export type ControlRequestParams<M extends ControlRequestMethod> = z.input<(typeof ControlRequests)[M]["params"]>;
+/** Result type of a request method. */
+export type ControlRequestResult<M extends ControlRequestMethod> = z.output<(typeof ControlRequests)[M]["result"]>;
+/** Params type of a notification. */
+export type ControlNotificationParams<M extends ControlNotificationMethod> = z.output<(typeof ControlNotifications)[M]>;
+
+/** JSON-RPC error codes used by the harness (the standard ones plus an application range). */
+export const RpcErrorCode = {
+  parseError: -32700,
+  invalidRequest: -32600,
+  methodNotFound: -32601,
+  invalidParams: -32602,
+  internal: -32603,
+  /** The process id is unknown or already exited. */
+  noSuchProcess: -32001,
+  /** The program could not be started (ENOENT, EACCES...). */
+  spawnFailed: -32002,
+  /** The id is already in use. */
+  duplicateId: -32003,
+} as const;

@@ -1,0 +1,159 @@
+/**
+ * @module guest/harness/libc
+ * The few libc calls the harness needs that Bun does not expose:
+ * `mount` and the network ioctls (boot-time setup without forking busybox,
+ * ~0.3 s faster under TCG), `waitpid` (reaping orphans as PID 1),
+ * `clock_settime` (the `clock.set` RPC) and `sync`. Loaded on first use
+ * through `bun:ffi` from the glibc that the initramfs already carries (the
+ * harness is dynamically linked against it, so dlopen only bumps a reference
+ * count). Note bun:ffi needs JavaScriptCore's JIT enabled (see init-script.ts).
+ *
+ * C signatures:
+ * - `pid_t waitpid(pid_t pid, int *wstatus, int options);`
+ * - `int clock_settime(clockid_t clockid, const struct timespec *tp);`
+ * - `void sync(void);`
+ * - `int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const void *data);`
+ * - `int socket(int domain, int type, int protocol);`
+ * - `int ioctl(int fd, unsigned long request, void *arg);` (variadic in C; glibc's is a plain syscall stub)
+ * - `int close(int fd);`
+ * - `int *__errno_location(void);`
+ *
+ * Every pointer passed below points into a Buffer/TypedArray held in a local
+ * variable until the synchronous call returns; the kernel copies what it needs.
+ */
+import { dlopen, FFIType, ptr, read } from "bun:ffi";
+import { constants } from "node:os";
+
+const WNOHANG = 1;
+const CLOCK_REALTIME = 0;
+
+function open() {
+  return dlopen("libc.so.6", {
+    waitpid: { args: [FFIType.i32, FFIType.ptr, FFIType.i32], returns: FFIType.i32 },
+    clock_settime: { args: [FFIType.i32, FFIType.ptr], returns: FFIType.i32 },
+    sync: { args: [], returns: FFIType.void },
+    mount: { args: [FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.u64, FFIType.ptr], returns: FFIType.i32 },
+    socket: { args: [FFIType.i32, FFIType.i32, FFIType.i32], returns: FFIType.i32 },
+    ioctl: { args: [FFIType.i32, FFIType.u64, FFIType.ptr], returns: FFIType.i32 },
+    close: { args: [FFIType.i32], returns: FFIType.i32 },
+    __errno_location: { args: [], returns: FFIType.ptr },
+  }).symbols;
+}
+
+let lib: ReturnType<typeof open> | undefined;
+function libc(): ReturnType<typeof open> {
+  lib ??= open();
+  return lib;
+}
+
+/**
+ * Reap `pid` if it is a zombie child of ours; returns true when it was reaped.
+ * Only ever called with pids the harness did not spawn itself (orphans
+ * re-parented to PID 1), so it never steals an exit status from Bun.
+ */
+export function reapPid(pid: number): boolean {
+  // The status buffer is owned here and outlives the synchronous call.
+  const status = new Int32Array(1);
+  return libc().waitpid(pid, ptr(status), WNOHANG) === pid;
+}
+
+/** Set CLOCK_REALTIME to `epochMs`. Throws when the kernel refuses. */
+export function setWallClock(epochMs: number): void {
+  // struct timespec { time_t tv_sec; long tv_nsec; } on 64-bit Linux; kept alive by `ts` during the call.
+  const ts = new BigInt64Array(2);
+  ts[0] = BigInt(Math.floor(epochMs / 1000));
+  ts[1] = BigInt(Math.round((epochMs % 1000) * 1e6));
+  const rc = libc().clock_settime(CLOCK_REALTIME, ptr(ts));
+  if (rc !== 0) throw new Error(`clock_settime(${epochMs}) failed`);
+}
+
+/** Flush all filesystem buffers. */
+export function syncAll(): void {
+  libc().sync();
+}
+
+function errnoName(): string {
+  const n = read.i32(libc().__errno_location()!, 0);
+  const name = Object.entries(constants.errno).find(([, v]) => v === n)?.[0];
+  return name ?? `errno ${n}`;
+}
+
+function cstr(s: string): Buffer {
+  return Buffer.from(`${s}\0`);
+}
+
+/** mount(2). `data` is the fs-specific option string. Throws `mount TYPE on TARGET: ERRNO`. */
+export function mount(source: string, target: string, fstype: string, flags = 0, data?: string): void {
+  const keep = [cstr(source), cstr(target), cstr(fstype), data === undefined ? undefined : cstr(data)];
+  const rc = libc().mount(ptr(keep[0]!), ptr(keep[1]!), ptr(keep[2]!), flags, keep[3] ? ptr(keep[3]) : null);
+  if (rc !== 0) throw new Error(`mount -t ${fstype} ${source} ${target}${data ? ` -o ${data}` : ""}: ${errnoName()}`);
+}
+
+/** Mount flags (linux/mount.h). */
+export const MS = { RDONLY: 1, NOSUID: 2, NODEV: 4, NOEXEC: 8 } as const;
+
+const SIOCSIFFLAGS = 0x8914;
+const SIOCGIFFLAGS = 0x8913;
+const SIOCSIFADDR = 0x8916;
+const SIOCSIFNETMASK = 0x891c;
+const SIOCADDRT = 0x890b;
+const AF_INET = 2;
+const SOCK_DGRAM = 2;
+const IFF_UP = 0x1;
+const RTF_UP = 0x1;
+const RTF_GATEWAY = 0x2;
+
+/** Write a `struct sockaddr_in` for `ip` at `off`. */
+function sockaddrIn(buf: Buffer, off: number, ip: string): void {
+  buf.writeUInt16LE(AF_INET, off);
+  const parts = ip.split(".").map(Number);
+  for (let i = 0; i < 4; i++) buf[off + 4 + i] = parts[i]!;
+}
+
+function ifreq(name: string): Buffer {
+  // struct ifreq: char ifr_name[16]; union { struct sockaddr; short flags; ... } (40 bytes on 64-bit)
+  const b = Buffer.alloc(40);
+  b.write(name, 0, 15, "latin1");
+  return b;
+}
+
+/**
+ * Configure IPv4 the way `ip addr add`, `ip link set up` and `ip route add
+ * default` would, with ioctls on one socket and no fork: `lo` up; when
+ * `iface` is given, its address/netmask, up, and a default route via `gateway`.
+ */
+export function configureNetwork(net?: { iface: string; address: string; netmask: string; gateway: string }): void {
+  const L = libc();
+  const fd = L.socket(AF_INET, SOCK_DGRAM, 0);
+  if (fd < 0) throw new Error(`socket(AF_INET): ${errnoName()}`);
+  const ioctl = (req: number, buf: Buffer, what: string): void => {
+    if (L.ioctl(fd, req, ptr(buf)) !== 0) throw new Error(`${what}: ${errnoName()}`);
+  };
+  const up = (name: string): void => {
+    const r = ifreq(name);
+    ioctl(SIOCGIFFLAGS, r, `get flags of ${name}`);
+    r.writeInt16LE(r.readInt16LE(16) | IFF_UP, 16);
+    ioctl(SIOCSIFFLAGS, r, `bring ${name} up`);
+  };
+  try {
+    up("lo");
+    if (net) {
+      const a = ifreq(net.iface);
+      sockaddrIn(a, 16, net.address);
+      ioctl(SIOCSIFADDR, a, `set ${net.iface} address ${net.address}`);
+      const m = ifreq(net.iface);
+      sockaddrIn(m, 16, net.netmask);
+      ioctl(SIOCSIFNETMASK, m, `set ${net.iface} netmask ${net.netmask}`);
+      up(net.iface);
+      // struct rtentry (linux/route.h, 64-bit): dst@8, gateway@24, genmask@40, flags@56 (u16); 120 bytes.
+      const rt = Buffer.alloc(120);
+      sockaddrIn(rt, 8, "0.0.0.0");
+      sockaddrIn(rt, 24, net.gateway);
+      sockaddrIn(rt, 40, "0.0.0.0");
+      rt.writeUInt16LE(RTF_UP | RTF_GATEWAY, 56);
+      ioctl(SIOCADDRT, rt, `add default route via ${net.gateway}`);
+    }
+  } finally {
+    L.close(fd);
+  }
+}

@@ -1,0 +1,250 @@
+/**
+ * @module vmm/control-channel
+ * The host end of the guest control channel (JSON-RPC 2.0 over NDJSON, see
+ * api/schema/control.ts). The host LISTENS on a unix socket before QEMU is
+ * spawned and QEMU's virtio-serial chardev connects to it as a client: the
+ * guest's first write then blocks until we are there, so `ready` is never
+ * lost, and after a snapshot restore the new QEMU simply connects again.
+ *
+ * One peer at a time: a new connection replaces the previous one. Writes
+ * made while no peer is connected are buffered and flushed on connect.
+ * When the peer disconnects, every pending call is rejected.
+ */
+import { unlinkSync } from "node:fs";
+import type { Socket, UnixSocketListener } from "bun";
+import {
+  ControlNotifications,
+  ControlRequests,
+  type ControlNotificationMethod,
+  type ControlNotificationParams,
+  type ControlRequestMethod,
+  type ControlRequestParams,
+  type ControlRequestResult,
+} from "../api/schema/control.ts";
+import { isParseFailure, LineSplitter, notification, parseMessage, request, RpcError, type RpcMessage } from "./jsonrpc.ts";
+
+/** Thrown to pending and new calls once the channel is closed or the peer went away. */
+export class ChannelClosedError extends Error {
+  override name = "ChannelClosedError";
+}
+
+/** Thrown when a call gets no answer in time. */
+export class ChannelTimeoutError extends Error {
+  override name = "ChannelTimeoutError";
+}
+
+interface Pending {
+  method: string;
+  resolve: (v: unknown) => void;
+  reject: (e: Error) => void;
+  timer?: ReturnType<typeof setTimeout>;
+}
+
+type AnyHandler = (params: any) => void;
+
+/** Host side of the control channel. Create with `ControlChannel.listen(path)`. */
+export class ControlChannel {
+  private listener?: UnixSocketListener<undefined>;
+  private socket?: Socket<undefined>;
+  private outbox: Uint8Array[] = [];
+  private readonly splitter = new LineSplitter();
+  private nextId = 1;
+  private readonly pending = new Map<number, Pending>();
+  private readonly handlers = new Map<string, Set<AnyHandler>>();
+  private readonly closeHandlers = new Set<(reason: string) => void>();
+  private readyInfo?: ControlNotificationParams<"ready">;
+  private readyWaiters: Array<(r: ControlNotificationParams<"ready">) => void> = [];
+  private closed = false;
+  private readonly encoder = new TextEncoder();
+
+  private constructor(readonly path: string) {}
+
+  /** Listen on `path` (a stale socket file is removed first). */
+  static listen(path: string): ControlChannel {
+    const ch = new ControlChannel(path);
+    try {
+      unlinkSync(path);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+    }
+    ch.listener = Bun.listen<undefined>({
+      unix: path,
+      socket: {
+        open: (s) => ch.attach(s),
+        data: (_s, data) => ch.onData(data),
+        drain: (s) => ch.flush(s),
+        close: (s) => ch.detach(s, "guest disconnected"),
+        error: (s, err) => ch.detach(s, `socket error: ${err.message}`),
+      },
+    });
+    return ch;
+  }
+
+  /** True while a peer (QEMU) is connected. */
+  get connected(): boolean {
+    return this.socket !== undefined;
+  }
+
+  /** Send a request and await its result (validated against the method's schema). */
+  call<M extends ControlRequestMethod>(
+    method: M,
+    params?: ControlRequestParams<M>,
+    opts: { timeoutMs?: number } = {},
+  ): Promise<ControlRequestResult<M>> {
+    if (this.closed) return Promise.reject(new ChannelClosedError(`control channel ${this.path} is closed`));
+    const id = this.nextId++;
+    return new Promise<ControlRequestResult<M>>((resolve, reject) => {
+      const p: Pending = {
+        method,
+        resolve: (v) => {
+          const parsed = ControlRequests[method].result.safeParse(v);
+          if (parsed.success) resolve(parsed.data as ControlRequestResult<M>);
+          else reject(new Error(`guest answered ${method} with an invalid result: ${parsed.error.message}`));
+        },
+        reject,
+      };
+      const timeoutMs = opts.timeoutMs ?? 30_000;
+      if (timeoutMs > 0 && Number.isFinite(timeoutMs)) {
+        p.timer = setTimeout(() => {
+          this.pending.delete(id);
+          reject(new ChannelTimeoutError(`guest did not answer ${method} within ${timeoutMs} ms`));
+        }, timeoutMs);
+      }
+      this.pending.set(id, p);
+      this.write(request(id, method, params));
+    });
+  }
+
+  /** Send a notification (no answer). */
+  notify(method: string, params?: unknown): void {
+    if (this.closed) throw new ChannelClosedError(`control channel ${this.path} is closed`);
+    this.write(notification(method, params));
+  }
+
+  /** Subscribe to a guest notification; returns the unsubscribe function. */
+  onNotification<M extends ControlNotificationMethod>(method: M, handler: (params: ControlNotificationParams<M>) => void): () => void {
+    let set = this.handlers.get(method);
+    if (!set) {
+      set = new Set();
+      this.handlers.set(method, set);
+    }
+    set.add(handler);
+    return () => set.delete(handler);
+  }
+
+  /** Subscribe to disconnects and close; returns the unsubscribe function. */
+  onClose(handler: (reason: string) => void): () => void {
+    this.closeHandlers.add(handler);
+    return () => this.closeHandlers.delete(handler);
+  }
+
+  /** Resolve with the guest's `ready` notification (immediately if it already came). */
+  waitReady(timeoutMs = 0): Promise<ControlNotificationParams<"ready">> {
+    if (this.readyInfo) return Promise.resolve(this.readyInfo);
+    return new Promise((resolve, reject) => {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const done = (r: ControlNotificationParams<"ready">) => {
+        clearTimeout(timer);
+        resolve(r);
+      };
+      this.readyWaiters.push(done);
+      if (timeoutMs > 0) {
+        timer = setTimeout(() => {
+          this.readyWaiters = this.readyWaiters.filter((w) => w !== done);
+          reject(new ChannelTimeoutError(`guest harness not ready within ${timeoutMs} ms`));
+        }, timeoutMs);
+      }
+    });
+  }
+
+  /** Stop listening, drop the peer and reject pending calls. Idempotent. */
+  close(reason = "control channel closed"): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.socket?.end();
+    this.socket = undefined;
+    this.listener?.stop(true);
+    try {
+      unlinkSync(this.path);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+    }
+    this.failPending(reason);
+    for (const h of this.closeHandlers) h(reason);
+  }
+
+  private attach(s: Socket<undefined>): void {
+    if (this.socket && this.socket !== s) this.socket.end();
+    this.socket = s;
+    this.flush(s);
+  }
+
+  private detach(s: Socket<undefined>, reason: string): void {
+    if (this.socket !== s) return;
+    this.socket = undefined;
+    this.failPending(reason);
+    for (const h of this.closeHandlers) h(reason);
+  }
+
+  private failPending(reason: string): void {
+    for (const [id, p] of this.pending) {
+      clearTimeout(p.timer);
+      this.pending.delete(id);
+      p.reject(new ChannelClosedError(`${p.method}: ${reason}`));
+    }
+  }
+
+  private write(line: string): void {
+    this.outbox.push(this.encoder.encode(line));
+    if (this.socket) this.flush(this.socket);
+  }
+
+  private flush(s: Socket<undefined>): void {
+    while (this.outbox.length > 0) {
+      const head = this.outbox[0]!;
+      const n = s.write(head);
+      if (n < head.length) {
+        this.outbox[0] = head.subarray(Math.max(n, 0));
+        return; // wait for drain
+      }
+      this.outbox.shift();
+    }
+  }
+
+  private onData(data: Uint8Array): void {
+    for (const line of this.splitter.push(data)) {
+      const msg = parseMessage(line);
+      if (isParseFailure(msg)) {
+        process.stderr.write(`aegis: control channel: unparsable line from guest: ${msg.message}\n`);
+        continue;
+      }
+      this.dispatch(msg);
+    }
+  }
+
+  private dispatch(msg: RpcMessage): void {
+    if (msg.method === undefined) {
+      const p = typeof msg.id === "number" ? this.pending.get(msg.id) : undefined;
+      if (!p) return; // a late answer to a call that already timed out
+      this.pending.delete(msg.id as number);
+      clearTimeout(p.timer);
+      if (msg.error) p.reject(new RpcError(msg.error.code, `${p.method}: ${msg.error.message}`, msg.error.data));
+      else p.resolve(msg.result);
+      return;
+    }
+    const schema = (ControlNotifications as Record<string, (typeof ControlNotifications)[ControlNotificationMethod]>)[msg.method];
+    if (!schema) return; // unknown notifications are ignored for forward compatibility
+    const parsed = schema.safeParse(msg.params);
+    if (!parsed.success) {
+      process.stderr.write(`aegis: control channel: invalid ${msg.method} from guest: ${parsed.error.message}\n`);
+      return;
+    }
+    if (msg.method === "ready") {
+      this.readyInfo = parsed.data as ControlNotificationParams<"ready">;
+      const waiters = this.readyWaiters;
+      this.readyWaiters = [];
+      for (const w of waiters) w(this.readyInfo);
+    }
+    for (const h of this.handlers.get(msg.method) ?? []) h(parsed.data);
+  }
+}

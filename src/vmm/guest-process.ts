@@ -1,0 +1,108 @@
+/**
+ * @module vmm/guest-process
+ * Host-side helper for running one process in a guest over the control
+ * channel: subscribes to its `output`/`exit` notifications BEFORE sending
+ * `run` (the id is ours, so nothing can slip past), decodes output to bytes,
+ * and resolves `exited` after the last output chunk has been delivered (the
+ * harness sends `exit` only after both streams hit EOF).
+ */
+import type { ControlChannel } from "./control-channel.ts";
+
+/** How a guest process ended. `code` is 128+N when it died of signal N. */
+export interface GuestExit {
+  code: number;
+  signal?: string;
+}
+
+/** Options of `startGuestProcess`. */
+export interface GuestProcessOptions {
+  /** Process id, unique within the VM; generated when omitted. */
+  id?: string;
+  argv: string[];
+  env?: Record<string, string>;
+  cwd?: string;
+  /** Power the VM off when this process exits (task mode). */
+  primary?: boolean;
+  onStdout?: (data: Uint8Array) => void;
+  onStderr?: (data: Uint8Array) => void;
+  /** Timeout of the `run` request itself (not of the process). */
+  timeoutMs?: number;
+}
+
+/** A started guest process. */
+export interface GuestProcess {
+  id: string;
+  pid: number;
+  /** Resolves when the process has exited and all its output was delivered; rejects if the VM goes away first. */
+  exited: Promise<GuestExit>;
+  /** Send a signal to the process group (e.g. "SIGINT"). */
+  signal(name: string): Promise<void>;
+}
+
+let counter = 0;
+
+/** Start `argv` in the guest behind `channel`. */
+export async function startGuestProcess(channel: ControlChannel, opts: GuestProcessOptions): Promise<GuestProcess> {
+  const id = opts.id ?? `p${Date.now().toString(36)}-${(counter++).toString(36)}`;
+  let resolveExit!: (e: GuestExit) => void;
+  let rejectExit!: (e: Error) => void;
+  const exited = new Promise<GuestExit>((res, rej) => {
+    resolveExit = res;
+    rejectExit = rej;
+  });
+  // The VM can die before the caller gets to await `exited` (even between the
+  // `run` reply and the caller's continuation). Mark the rejection handled
+  // here; callers that await `exited` still see it.
+  exited.catch(() => undefined);
+  const offOutput = channel.onNotification("output", (p) => {
+    if (p.id !== id) return;
+    const bytes = Buffer.from(p.data, "base64");
+    if (p.stream === "stdout") opts.onStdout?.(bytes);
+    else opts.onStderr?.(bytes);
+  });
+  const cleanup = (): void => {
+    offOutput();
+    offExit();
+    offClose();
+  };
+  const offExit = channel.onNotification("exit", (p) => {
+    if (p.id !== id) return;
+    cleanup();
+    resolveExit(p.signal ? { code: p.code, signal: p.signal } : { code: p.code });
+  });
+  const offClose = channel.onClose((reason) => {
+    cleanup();
+    rejectExit(new Error(`guest process ${id} (${opts.argv[0]}) lost: ${reason}`));
+  });
+  let pid: number;
+  try {
+    ({ pid } = await channel.call(
+      "run",
+      { id, argv: opts.argv, env: opts.env ?? {}, cwd: opts.cwd, primary: opts.primary },
+      { timeoutMs: opts.timeoutMs ?? 30_000 },
+    ));
+  } catch (err) {
+    cleanup();
+    throw err;
+  }
+  return {
+    id,
+    pid,
+    exited,
+    signal: async (name) => {
+      await channel.call("signal", { id, signal: name }, { timeoutMs: 10_000 });
+    },
+  };
+}
+
+/** Run a process to completion and collect its output (for short commands and tests). */
+export async function runInGuest(
+  channel: ControlChannel,
+  opts: Omit<GuestProcessOptions, "onStdout" | "onStderr">,
+): Promise<GuestExit & { stdout: Buffer; stderr: Buffer }> {
+  const out: Uint8Array[] = [];
+  const err: Uint8Array[] = [];
+  const p = await startGuestProcess(channel, { ...opts, onStdout: (d) => out.push(d), onStderr: (d) => err.push(d) });
+  const exit = await p.exited;
+  return { ...exit, stdout: Buffer.concat(out), stderr: Buffer.concat(err) };
+}

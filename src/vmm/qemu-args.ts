@@ -1,0 +1,121 @@
+/**
+ * @module vmm/qemu-args
+ * The QEMU command line for one VM, as a pure function (unit-tested without
+ * booting anything). Choices, all measured in notes/qemu-guest.md:
+ * - `microvm` machine (x86_64; `virt` on aarch64), `-nodefaults
+ *   -no-user-config -display none -no-reboot`: the guest's `reboot -f` makes
+ *   QEMU exit, which is how a VM powers off.
+ * - `-cpu max` under TCG (Bun needs SSE4/AVX; the default qemu64 gets SIGILL),
+ *   `-cpu host` under KVM/HVF. `tb-size=32` cuts idle RSS ~60 MB with no
+ *   measurable boot cost.
+ * - `tsc_early_khz=<host kHz>` on the kernel command line: without it ~10% of
+ *   TCG boots hang calibrating the TSC (microvm has no HPET/PM timer).
+ * - `aegis.nojit=1` under TCG: the harness runs Bun with JavaScriptCore's
+ *   baseline JIT off, because QEMU re-translating JIT output made Bun's
+ *   start-up ~3x slower (2.0 s vs 0.7 s in the guest).
+ * - modern virtio-mmio (`force-legacy=false`), required by vhost-user-fs.
+ * - control channel: virtio-serial port `aegis.control` on a unix socket
+ *   that the HOST listens on (QEMU connects as the client, so the guest's
+ *   first write blocks until the host is there and `ready` cannot be lost).
+ * - disks found by `serial=` in the guest: `aegis-tools` (read-only, shared
+ *   by all VMs), `aegis-root` (read-only image, overlaid in the guest),
+ *   `aegis-overlay` (optional writable upper layer).
+ * Nothing secret is ever put here: the kernel command line carries only the
+ * hostname and feature switches, and QEMU's argv is world-readable.
+ */
+import type { AccelName } from "./accel.ts";
+import type { PortForward } from "./backend.ts";
+
+/** Everything the command line depends on. */
+export interface QemuArgsInput {
+  arch: "x86_64" | "aarch64";
+  accel: AccelName;
+  /** Host TSC kHz for `tsc_early_khz` (x86 TCG); omitted when unknown. */
+  tscKhz?: number;
+  memoryMb: number;
+  vcpus: number;
+  kernel: string;
+  initrd: string;
+  toolsDisk: string;
+  rootfs: string;
+  overlayDisk?: string;
+  ports: PortForward[];
+  hostname: string;
+  /** virtiofsd socket for the `workspace` tag, when a workspace is shared. */
+  virtiofsSocket?: string;
+  serialLog: string;
+  controlSocket: string;
+  qmpSocket: string;
+  /** `-incoming` URI for restoring a memory snapshot. */
+  incoming?: string;
+  /** TCG translation-block cache size in MiB. */
+  tbSizeMb?: number;
+}
+
+const HOSTNAME_RE = /^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$/;
+
+/** Reject values QEMU's comma-separated option syntax would misparse. */
+function optValue(what: string, v: string): string {
+  if (v.includes(",")) throw new Error(`${what} ${JSON.stringify(v)} contains a comma, which QEMU option syntax cannot carry`);
+  return v;
+}
+
+/** The guest kernel command line. */
+export function kernelCmdline(input: Pick<QemuArgsInput, "arch" | "accel" | "tscKhz" | "hostname" | "virtiofsSocket">): string {
+  if (!HOSTNAME_RE.test(input.hostname)) throw new Error(`hostname ${JSON.stringify(input.hostname)} is not a valid DNS label`);
+  const console = input.arch === "x86_64" ? "ttyS0" : "ttyAMA0";
+  const parts = [`console=${console}`, "quiet", "panic=-1"];
+  if (input.arch === "x86_64") parts.push("reboot=t");
+  if (input.arch === "x86_64" && input.accel === "tcg" && input.tscKhz) parts.push(`tsc_early_khz=${input.tscKhz}`);
+  // JavaScriptCore without its baseline JIT for the harness under TCG: ~1 s faster boot (see init-script.ts).
+  if (input.accel === "tcg") parts.push("aegis.nojit=1");
+  parts.push(`aegis.hostname=${input.hostname}`);
+  if (input.virtiofsSocket) parts.push("aegis.workspace=1");
+  return parts.join(" ");
+}
+
+/** Build the argv (without the qemu binary itself). */
+export function buildQemuArgs(input: QemuArgsInput): string[] {
+  const x86 = input.arch === "x86_64";
+  const machine = x86 ? "microvm" : "virt";
+  const machineOpt = input.virtiofsSocket ? `${machine},memory-backend=mem0` : machine;
+  const accel = input.accel === "tcg" ? `tcg,tb-size=${input.tbSizeMb ?? 32}` : input.accel;
+  const a: string[] = [
+    "-M", machineOpt,
+    "-accel", accel,
+    "-cpu", input.accel === "tcg" ? "max" : "host",
+    "-m", String(input.memoryMb),
+    "-smp", String(input.vcpus),
+    "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
+    "-serial", `file:${optValue("serial log path", input.serialLog)}`,
+    "-kernel", input.kernel,
+    "-initrd", input.initrd,
+    "-append", kernelCmdline(input),
+    "-global", "virtio-mmio.force-legacy=false",
+    "-chardev", `socket,id=ctl,path=${optValue("control socket path", input.controlSocket)}`,
+    "-device", "virtio-serial-device",
+    "-device", "virtserialport,chardev=ctl,name=aegis.control",
+    "-qmp", `unix:${optValue("QMP socket path", input.qmpSocket)},server=on,wait=off`,
+    "-drive", `id=tools,file=${optValue("tools disk path", input.toolsDisk)},format=raw,if=none,readonly=on`,
+    "-device", "virtio-blk-device,drive=tools,serial=aegis-tools",
+    "-drive", `id=root,file=${optValue("rootfs path", input.rootfs)},format=raw,if=none,readonly=on`,
+    "-device", "virtio-blk-device,drive=root,serial=aegis-root",
+  ];
+  if (input.overlayDisk) {
+    a.push(
+      "-drive", `id=overlay,file=${optValue("overlay disk path", input.overlayDisk)},format=raw,if=none`,
+      "-device", "virtio-blk-device,drive=overlay,serial=aegis-overlay",
+    );
+  }
+  const fwd = input.ports.map((p) => `,hostfwd=tcp:127.0.0.1:${p.hostPort}-:${p.guestPort}`).join("");
+  a.push("-netdev", `user,id=n0${fwd}`, "-device", "virtio-net-device,netdev=n0");
+  if (input.virtiofsSocket) {
+    a.push(
+      "-object", `memory-backend-memfd,id=mem0,size=${input.memoryMb}M,share=on`,
+      "-chardev", `socket,id=vfs,path=${optValue("virtiofs socket path", input.virtiofsSocket)}`,
+      "-device", "vhost-user-fs-device,chardev=vfs,tag=workspace",
+    );
+  }
+  if (input.incoming) a.push("-incoming", input.incoming);
+  return a;
+}

@@ -1,0 +1,80 @@
+import { describe, expect, it } from "bun:test";
+import { parseCmdline } from "../../../../src/guest/harness/config.ts";
+import { chrootArgv, DEFAULT_PATH, processEnv, signalNumber } from "../../../../src/guest/harness/processes.ts";
+import { parseStat } from "../../../../src/guest/harness/reaper.ts";
+import { mountPlan, parseMounts, ROOT, shutdownScript } from "../../../../src/guest/harness/setup.ts";
+import { initScript } from "../../../../guest/assets/init-script.ts";
+
+const cfg = { hostname: "h", workspace: false, rootDisk: "/dev/vdb", net: true };
+
+describe("harness boot config", () => {
+  it("parses the kernel command line", () => {
+    const m = parseCmdline("console=ttyS0 quiet aegis.hostname=box aegis.workspace=1\n");
+    expect(m.get("aegis.hostname")).toBe("box");
+    expect(m.get("quiet")).toBe("");
+    expect(m.get("aegis.workspace")).toBe("1");
+  });
+
+  it("mounts the rootfs read-only under an overlay with a tmpfs upper, then proc/sys/dev/tmp/run inside", () => {
+    const plan = mountPlan(cfg, new Set(["/", "/proc", "/sys", "/dev"]));
+    expect(plan.map((s) => s.target)).toEqual([
+      "/tmp", "/run", "/mnt/lower", "/mnt/rw", ROOT,
+      `${ROOT}/proc`, `${ROOT}/sys`, `${ROOT}/dev`, `${ROOT}/dev/pts`, `${ROOT}/dev/shm`, `${ROOT}/tmp`, `${ROOT}/run`,
+    ]);
+    expect(plan[2]).toMatchObject({ source: "/dev/vdb", fstype: "ext4", flags: 1 });
+    expect(plan[3]).toMatchObject({ fstype: "tmpfs" });
+    expect(plan[4]!.data).toBe("lowerdir=/mnt/lower,upperdir=/mnt/rw/upper,workdir=/mnt/rw/work");
+  });
+
+  it("uses the aegis-overlay disk as the upper layer and mounts the workspace when present", () => {
+    const plan = mountPlan({ ...cfg, overlayDisk: "/dev/vdc", workspace: true }, new Set(["/tmp", "/run"]));
+    expect(plan.find((s) => s.target === "/mnt/rw")).toMatchObject({ source: "/dev/vdc", fstype: "ext4" });
+    expect(plan.at(-1)).toMatchObject({ source: "workspace", fstype: "virtiofs", target: `${ROOT}/workspace` });
+  });
+
+  it("skips the rootfs when no disk is attached", () => {
+    expect(mountPlan({ ...cfg, rootDisk: undefined }, new Set()).map((s) => s.target)).toEqual(["/tmp", "/run"]);
+  });
+
+  it("parses /proc/mounts", () => {
+    expect(parseMounts("proc /proc proc rw 0 0\nsysfs /sys sysfs rw 0 0\n")).toEqual(new Set(["/proc", "/sys"]));
+  });
+
+  it("unmounts the rootfs before rebooting", () => {
+    const s = shutdownScript(true);
+    expect(s.indexOf(`umount ${ROOT} `)).toBeLessThan(s.indexOf("reboot -f"));
+    expect(shutdownScript(false)).toBe("sync\nreboot -f\n");
+  });
+});
+
+describe("harness processes", () => {
+  it("runs through busybox nsenter with root and working directory", () => {
+    expect(chrootArgv(ROOT, "/srv/app", ["ls", "-l"])).toEqual(["/bin/busybox", "nsenter", `-r${ROOT}`, `-w${ROOT}/srv/app`, "--", "ls", "-l"]);
+    expect(chrootArgv(undefined, "/", ["ls"])).toEqual(["ls"]);
+  });
+
+  it("adds AEGIS_HOST_IP and a default PATH that the caller may override", () => {
+    expect(processEnv({})).toEqual({ PATH: DEFAULT_PATH, HOME: "/root", AEGIS_HOST_IP: "10.0.2.2" });
+    expect(processEnv({ PATH: "/x", AEGIS_HOST_IP: "spoof" })).toMatchObject({ PATH: "/x", AEGIS_HOST_IP: "10.0.2.2" });
+  });
+
+  it("maps signal names to numbers and rejects unknown ones", () => {
+    expect(signalNumber("SIGTERM")).toBe(15);
+    expect(signalNumber("SIGKILL")).toBe(9);
+    expect(() => signalNumber("SIGNOPE")).toThrow(/unknown signal/);
+  });
+
+  it("parses /proc/PID/stat even when the command name has spaces and parens", () => {
+    expect(parseStat("123 (a (b) c) Z 1 123 123 0")).toEqual({ state: "Z", ppid: 1 });
+  });
+});
+
+describe("initramfs /init", () => {
+  it("loads modules in the given order, the workspace ones only on request, then execs the harness", () => {
+    const s = initScript({ base: ["virtio", "virtio_blk"], workspace: ["fuse", "virtiofs"], harness: "/tools/aegis" });
+    expect(s.startsWith("#!/bin/busybox sh\n")).toBe(true);
+    expect(s.indexOf("ld virtio\n")).toBeLessThan(s.indexOf("ld virtio_blk\n"));
+    expect(s).toContain('*" aegis.workspace=1 "*)\n  ld fuse\n  ld virtiofs');
+    expect(s.trimEnd().endsWith("exec /tools/aegis __harness")).toBe(true);
+  });
+});
