@@ -12,6 +12,7 @@ import { Ok } from "./schema/common.ts";
 import { Kit, KitList, type KitManifest } from "./schema/kits.ts";
 import { SecretList, SecretValue } from "./schema/secrets.ts";
 import { Status } from "./schema/status.ts";
+import { ExecLine, ExecRequest, Instance, InstanceCreate, InstanceList } from "./schema/instances.ts";
 import { LogLine, Task, TaskCreate } from "./schema/tasks.ts";
 
 /** Raised when nothing listens on the socket. */
@@ -155,6 +156,34 @@ export class AegisClient {
   }
   publishRelease(app: string, label?: string) {
     return this.request(Release, "POST", `/v1/apps/${enc(app)}/releases`, label === undefined ? {} : { label });
+  }
+
+  createInstance(input: z.input<typeof InstanceCreate>) {
+    return this.request(Instance, "POST", "/v1/instances", input);
+  }
+  listInstances() {
+    return this.request(InstanceList, "GET", "/v1/instances");
+  }
+  getInstance(ref: string) {
+    return this.request(Instance, "GET", `/v1/instances/${enc(ref)}`);
+  }
+  deleteInstance(ref: string) {
+    return this.request(Ok, "DELETE", `/v1/instances/${enc(ref)}`);
+  }
+  /** `start`, `resume`, `pause` or `stop` an instance. */
+  instanceAction(ref: string, action: "start" | "resume" | "pause" | "stop", body?: unknown) {
+    return this.request(Instance, "POST", `/v1/instances/${enc(ref)}/${action}`, body);
+  }
+  /** Run a command in an instance: output lines, then `exit` (or `error`). */
+  exec(ref: string, body: z.input<typeof ExecRequest>): AsyncGenerator<ExecLine> {
+    return this.ndjson(ExecLine, `/v1/instances/${enc(ref)}/exec`, undefined, "POST", body);
+  }
+  /** An instance's log lines (replay, then live when `follow`). */
+  instanceLogs(ref: string, follow: boolean, tail?: number, signal?: AbortSignal): AsyncGenerator<LogLine> {
+    const q = new URLSearchParams();
+    if (follow) q.set("follow", "true");
+    if (tail !== undefined) q.set("tail", String(tail));
+    return this.ndjson(LogLine, `/v1/instances/${enc(ref)}/logs${q.size > 0 ? `?${q}` : ""}`, signal);
   }
 
   installKit(manifest: KitManifest | unknown) {

@@ -10,7 +10,10 @@
  * value; a flag marked `repeatable: true` collects every value, any other flag
  * given twice is an error; surplus positionals are an error.
  */
-import type { ArgsDef } from "citty";
+import type { ArgDef, ArgsDef } from "citty";
+
+/** citty argument definitions plus our `repeatable` marker for string flags. */
+export type AegisArgsDef = Record<string, ArgDef & { repeatable?: boolean }>;
 import { UsageError } from "./errors.ts";
 
 /** Result of parsing one command's arguments. */

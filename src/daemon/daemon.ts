@@ -39,11 +39,19 @@ export function killStaleVmm(pid: number, paths: StatePaths): void {
   if (cmdline.includes(paths.instances)) process.kill(pid, "SIGKILL");
 }
 
+/** Where the router listens: AEGIS_ROUTER_HOST (127.0.0.1) and AEGIS_ROUTER_PORT (8099). */
+export function routerAddress(env = process.env): { host: string; port: number } {
+  const port = Number(env.AEGIS_ROUTER_PORT ?? 8099);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`AEGIS_ROUTER_PORT=${env.AEGIS_ROUTER_PORT} is not a port number`);
+  return { host: env.AEGIS_ROUTER_HOST ?? "127.0.0.1", port };
+}
+
 /** A running daemon. */
 export class Daemon {
   private server: ReturnType<typeof Bun.serve> | null = null;
   private services: Services | null = null;
   private stopping: Promise<void> | null = null;
+  private idleTimer: ReturnType<typeof setInterval> | null = null;
   readonly log;
 
   constructor(readonly paths: StatePaths = statePaths()) {
@@ -58,10 +66,12 @@ export class Daemon {
       throw new Error(`aegisd already running (pid ${readPidFile(this.paths.pidFile) ?? "unknown"})`);
     }
     unlinkIfExists(this.paths.socket);
+    const router = routerAddress();
     const backend = selectBackend({ log: (msg) => this.log.info("guest assets", { progress: msg }) });
     const services = createServices(this.paths, this.log, { backend: backend.backend, reason: backend.reason });
     this.services = services;
     services.tasks.reconcile((pid) => killStaleVmm(pid, this.paths));
+    services.instances.reconcile((pid) => killStaleVmm(pid, this.paths));
     const app = createApp({
       ...services,
       log: this.log,
@@ -79,6 +89,7 @@ export class Daemon {
           boot_from_disk_layers: backend.capabilities.diskLayers,
         },
         kits_installed: services.kits.list().length,
+        router_url: `http://${router.host}:${router.port}`,
       }),
     });
     // idleTimeout 0: streaming responses (logs, tether) may be quiet for long
@@ -88,6 +99,14 @@ export class Daemon {
     chmodSync(this.paths.socket, 0o600);
     writeFileSync(this.paths.pidFile, `${process.pid}\n`, { mode: 0o600 });
     this.log.info("aegisd started", { pid: process.pid, version: VERSION, backend: backend.name, accel: backend.accel });
+    let ticking = false;
+    this.idleTimer = setInterval(() => {
+      if (ticking) return;
+      ticking = true;
+      void services.instances.idleTick().finally(() => {
+        ticking = false;
+      });
+    }, 1000);
     // Build the guest assets in the background so the first `aegis run` does not pay for it.
     // A failure is only logged here: the first boot retries and reports it to its caller.
     services.vms.warm().then(
@@ -101,7 +120,9 @@ export class Daemon {
     this.stopping ??= (async () => {
       this.log.info("aegisd stopping", { reason });
       await this.server?.stop(true);
+      if (this.idleTimer) clearInterval(this.idleTimer);
       await this.services?.tasks.shutdown();
+      await this.services?.instances.shutdown();
       this.services?.db.close();
       unlinkIfExists(this.paths.socket);
       if (readPidFile(this.paths.pidFile) === process.pid) unlinkIfExists(this.paths.pidFile);

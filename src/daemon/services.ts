@@ -21,6 +21,9 @@ import { SecretsTable } from "./registry/secrets.ts";
 import { TasksTable } from "./registry/tasks.ts";
 import { loadOrCreateMasterKey, SecretCipher } from "./secrets/cipher.ts";
 import { SecretsService } from "./secrets/service.ts";
+import { InstancesService } from "./instances/service.ts";
+import { defaultsFromEnv } from "./instances/spec.ts";
+import { InstancesTable } from "./registry/instances.ts";
 import { TasksService } from "./tasks/service.ts";
 import { VmLauncher } from "./vms.ts";
 
@@ -41,6 +44,7 @@ export interface Services {
   images: ImagesService;
   vms: VmLauncher;
   tasks: TasksService;
+  instances: InstancesService;
 }
 
 /** The VM backend to use, or null with the reason none is available. */
@@ -58,11 +62,28 @@ export function createServices(paths: StatePaths, log: Logger, choice: BackendCh
   const vms = new VmLauncher(paths, choice.backend, choice.reason);
   const appsTable = new AppsTable(db);
   const images = new ImagesService(new ImageStore(paths.images), secrets, () => appsTable.releaseDigests());
+  const apps = new AppsService(appsTable, images);
+  const kits = new KitsService(paths.kits, locateProgram);
+  const instances = new InstancesService({
+    table: new InstancesTable(db),
+    logs,
+    secrets,
+    images,
+    vms,
+    apps,
+    kits,
+    backend: choice.backend,
+    instancesDir: paths.instances,
+    workspacesDir: paths.workspaces,
+    defaults: defaultsFromEnv(),
+    log,
+  });
   return {
     db,
     secrets,
-    apps: new AppsService(appsTable, images),
-    kits: new KitsService(paths.kits, locateProgram),
+    apps,
+    kits,
+    instances,
     logs,
     images,
     vms,

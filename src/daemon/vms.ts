@@ -19,6 +19,12 @@ export interface LaunchRequest {
   /** Image rootfs (ext4); the backend's base busybox rootfs when absent. */
   rootfs?: string;
   ports?: PortForward[];
+  /** Per-instance writable layer (created by the backend when missing). */
+  overlayDisk?: string;
+  /** Host directory shared at /workspace. */
+  workspace?: string;
+  /** Restore this memory snapshot instead of cold booting. */
+  restoreFrom?: string;
 }
 
 /** Boots and tracks VMs. */
@@ -49,6 +55,9 @@ export class VmLauncher {
       rootfs: req.rootfs,
       ports: req.ports ?? [],
       hostname: req.id,
+      overlayDisk: req.overlayDisk,
+      workspace: req.workspace,
+      restoreFrom: req.restoreFrom,
     });
     this.live.add(vm);
     const forget = () => this.live.delete(vm);

@@ -36,6 +36,7 @@ export function testApi() {
       accel: "tcg",
       capabilities: { pause_resume: true, memory_snapshots: true, boot_from_disk_layers: true },
       kits_installed: services.kits.list().length,
+      router_url: "http://127.0.0.1:8099",
     }),
   });
   const call = async (method: string, path: string, body?: unknown | string) => {

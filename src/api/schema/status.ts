@@ -22,5 +22,7 @@ export const Status = z.object({
   accel: z.string(),
   capabilities: Capabilities,
   kits_installed: z.number().int(),
+  /** Where `aegis run --expose` / `app serve` are reachable. */
+  router_url: z.string(),
 });
 export type Status = z.infer<typeof Status>;

@@ -18,6 +18,8 @@ export const root = defineCommand({
     kit: () => import("./kit/index.ts").then((m) => m.default),
     run: () => import("./run.ts").then((m) => m.default),
     image: () => import("./image/index.ts").then((m) => m.default),
+    instance: () => import("./instance/index.ts").then((m) => m.default),
+    exec: () => import("./exec.ts").then((m) => m.default),
     logs: () => import("./logs.ts").then((m) => m.default),
   },
 });

@@ -1,21 +1,27 @@
 /**
  * @module cli/commands/logs
- * `aegis logs ID [-f]`: a task's output (and, as instances land, an
- * instance's), stdout to stdout and stderr to stderr. Aegis's own notes
- * (boot failures, a crashed VM's console) go to stderr.
+ * `aegis logs NAME [-f] [--tail N]`: the output of an instance (by name or
+ * id) or of a task (`task-...`). stdout to stdout, stderr to stderr; Aegis's
+ * own notes (boot failures, a crashed VM's console) go to stderr.
  */
 import { defineCommand } from "citty";
 import { chunkBytes } from "../../daemon/logs/log-store.ts";
+import { UsageError } from "../errors.ts";
 import { client } from "./_shared.ts";
 
 export default defineCommand({
-  meta: { name: "logs", description: "Print the output of a task" },
+  meta: { name: "logs", description: "Print the output of an instance or a task" },
   args: {
-    id: { type: "positional", required: true, valueHint: "ID", description: "Task id" },
-    follow: { type: "boolean", alias: "f", description: "Keep streaming until the task ends" },
+    name: { type: "positional", required: true, valueHint: "NAME", description: "Instance name or id, or a task id" },
+    follow: { type: "boolean", alias: "f", description: "Keep streaming new output" },
+    tail: { type: "string", valueHint: "N", description: "Only the last N chunks of stored output" },
   },
   async run({ args }) {
-    for await (const line of client().taskLogs(args.id, args.follow === true)) {
+    if (args.tail !== undefined && !/^\d+$/.test(args.tail)) throw new UsageError(`invalid --tail value "${args.tail}": expected a whole number`);
+    const api = client();
+    const follow = args.follow === true;
+    const lines = args.name.startsWith("task-") ? api.taskLogs(args.name, follow) : api.instanceLogs(args.name, follow, args.tail === undefined ? undefined : Number(args.tail));
+    for await (const line of lines) {
       if (line.type === "output") (line.stream === "stdout" ? process.stdout : process.stderr).write(chunkBytes(line));
     }
   },

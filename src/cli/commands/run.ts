@@ -1,8 +1,9 @@
 /**
  * @module cli/commands/run
  * `aegis run [--image IMAGE] [--secret KEY]... [--env K=V]... [--memory MB]
- * [--cpus N] -- COMMAND [ARGS...]`: run a command in a fresh microVM (task
- * mode). Guest stdout goes to stdout and guest stderr to stderr, byte for
+ * [--cpus N] [--expose PORT]... -- COMMAND [ARGS...]`: run a command in a
+ * fresh microVM. Without `--expose` it is a task (task mode); with it, a
+ * served instance (serve mode, see `_serve.ts`). Guest stdout goes to stdout and guest stderr to stderr, byte for
  * byte; the exit code is the command's (128+N for a signal). Ctrl+C cancels
  * the task, which tears its VM down, and exits 130.
  */
@@ -10,6 +11,9 @@ import { defineCommand } from "citty";
 import { chunkBytes } from "../../daemon/logs/log-store.ts";
 import { UsageError } from "../errors.ts";
 import { pullWithProgress } from "../progress.ts";
+import type { ParsedCommandLine } from "../argv.ts";
+import { instanceArgs, instanceBody } from "./_instance-args.ts";
+import { serve } from "./_serve.ts";
 import { client, commandLine } from "./_shared.ts";
 
 /** Parse `--env K=V` values. */
@@ -46,10 +50,12 @@ export default defineCommand({
     env: { type: "string", valueHint: "K=V", repeatable: true, description: "Set an environment variable in the guest (repeatable)" },
     memory: { type: "string", valueHint: "MB", description: "Guest memory in MiB (default 512)" },
     cpus: { type: "string", valueHint: "N", description: "Guest vCPUs (default 1)" },
+    expose: instanceArgs.expose,
   },
   async run(ctx) {
     const { multi, rest, hasRest } = commandLine(ctx);
     if (!hasRest || rest.length === 0) throw new UsageError('missing command: put it after --, e.g. aegis run -- echo "hello from aegis"');
+    if (multi.expose) return serve(instanceBody(ctx.args as ParsedCommandLine["values"], commandLine(ctx)));
     const api = client();
     // Like `docker run`: use the local image when it was pulled before, else pull it now.
     const image = ctx.args.image ? ((await api.findImage(ctx.args.image)) ?? (await pullWithProgress(api, ctx.args.image))) : undefined;

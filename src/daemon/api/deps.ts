@@ -6,6 +6,7 @@
 import type { Status } from "../../api/schema/status.ts";
 import type { AppsService } from "../apps/service.ts";
 import type { ImagesService } from "../images/service.ts";
+import type { InstancesService } from "../instances/service.ts";
 import type { KitsService } from "../kits/service.ts";
 import type { LogStore } from "../logs/log-store.ts";
 import type { SecretsService } from "../secrets/service.ts";
@@ -26,6 +27,7 @@ export interface ApiDeps {
   kits: KitsService;
   tasks: TasksService;
   images: ImagesService;
+  instances: InstancesService;
   logs: LogStore;
   log: Logger;
 }

@@ -10,7 +10,7 @@ import { jsonBody, parseWith } from "./validate.ts";
 const encoder = new TextEncoder();
 
 /** An NDJSON response that replays a log and, when following, streams it live until the end record. */
-export function logStreamResponse(deps: ApiDeps, id: string, follow: boolean, end: () => LogLine): Response {
+export function logStreamResponse(deps: ApiDeps, id: string, follow: boolean, end: (() => LogLine) | null, tail?: number): Response {
   let unsubscribe: (() => void) | undefined;
   let done = false;
   const stream = new ReadableStream<Uint8Array>({
@@ -20,10 +20,10 @@ export function logStreamResponse(deps: ApiDeps, id: string, follow: boolean, en
         if (line) controller.enqueue(encoder.encode(`${JSON.stringify(line)}\n`));
         else {
           done = true;
-          controller.enqueue(encoder.encode(`${JSON.stringify(end())}\n`));
+          if (end) controller.enqueue(encoder.encode(`${JSON.stringify(end())}\n`));
           controller.close();
         }
-      });
+      }, tail);
     },
     cancel() {
       done = true;

@@ -28,6 +28,20 @@ export async function jsonBody<S extends z.ZodType>(c: Context, schema: S): Prom
   return parseWith(schema, value, "request body");
 }
 
+/** Like {@link jsonBody}, but an empty body counts as `{}` (for optional options). */
+export async function optionalJsonBody<S extends z.ZodType>(c: Context, schema: S): Promise<z.infer<S>> {
+  const text = await c.req.text();
+  let value: unknown = {};
+  if (text.length > 0) {
+    try {
+      value = JSON.parse(text);
+    } catch (err) {
+      throw new InvalidRequest(`malformed JSON body: ${(err as Error).message}`, "send a JSON object, or no body");
+    }
+  }
+  return parseWith(schema, value, "request body");
+}
+
 /** Validate a path parameter. */
 export function param<S extends z.ZodType>(c: Context, name: string, schema: S): z.infer<S> {
   const value = c.req.param(name);

@@ -93,12 +93,14 @@ export class LogStore {
 
   /**
    * Every stored line, then (when `follow` and the log is still open) live
-   * lines until {@link close}. `onLine(null)` signals the end.
+   * lines until {@link close}. `onLine(null)` signals the end. `tail`
+   * replays only the last N stored lines.
    * Returns an unsubscribe function.
    */
-  subscribe(id: string, follow: boolean, onLine: Listener): () => void {
+  subscribe(id: string, follow: boolean, onLine: Listener, tail?: number): () => void {
     const o = this.owner(id);
-    for (const line of this.readLines(o.file)) onLine(line);
+    const stored = this.readLines(o.file);
+    for (const line of tail === undefined ? stored : stored.slice(-tail)) onLine(line);
     if (!follow || o.closed) {
       onLine(null);
       return () => undefined;

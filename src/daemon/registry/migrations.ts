@@ -58,4 +58,19 @@ export const migrations: string[] = [
     finished_at TEXT
   );
   `,
+  // 3: instances (long-lived VMs). `spec` holds the immutable launch spec as JSON.
+  `
+  CREATE TABLE instances (
+    id TEXT PRIMARY KEY,
+    handle TEXT NOT NULL UNIQUE,
+    state TEXT NOT NULL,
+    spec TEXT NOT NULL,
+    exit_code INTEGER,
+    error TEXT,
+    vmm_pid INTEGER,
+    created_at TEXT NOT NULL,
+    started_at TEXT,
+    last_active_at TEXT
+  );
+  `,
 ];

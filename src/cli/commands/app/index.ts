@@ -12,5 +12,6 @@ export default defineCommand({
     info: () => import("./info.ts").then((m) => m.default),
     delete: () => import("./delete.ts").then((m) => m.default),
     publish: () => import("./publish.ts").then((m) => m.default),
+    serve: () => import("./serve.ts").then((m) => m.default),
   },
 });

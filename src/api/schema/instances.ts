@@ -1,0 +1,98 @@
+/**
+ * @module api/schema/instances
+ * Instances: long-lived VMs (serve mode, `aegis instance ...`, agents) with a
+ * lifecycle `starting -> running -> paused -> stopped` (+ `failed`), exposed
+ * ports behind the router, and an idle policy.
+ */
+import { z } from "zod";
+import { ResourceName, SecretName } from "./common.ts";
+import { EnvName } from "./tasks.ts";
+
+/** `GUEST` or `PUBLIC:GUEST` (a raw TCP listener on 127.0.0.1:PUBLIC). */
+export const ExposeSpec = z
+  .string()
+  .regex(/^(\d{1,5}:)?\d{1,5}$/, "must be PORT or PUBLIC:GUEST")
+  .refine((s) => s.split(":").every((p) => Number(p) >= 1 && Number(p) <= 65535), "ports must be 1-65535");
+
+/** Body of `POST /v1/instances`. Unset fields come from the kit (when `kit` is given), then defaults. */
+export const InstanceCreate = z
+  .object({
+    name: ResourceName.optional(),
+    image: z.string().min(1).optional(),
+    kit: ResourceName.optional(),
+    /** Serve this app's latest release (`aegis app serve`). */
+    app: z.string().min(1).optional(),
+    command: z.array(z.string()).min(1).optional(),
+    secrets: z.array(z.union([SecretName, z.literal("*")])).optional(),
+    env: z.record(EnvName, z.string()).optional(),
+    expose: z.array(ExposeSpec).optional(),
+    /** A workspace name (under AEGIS_HOME/data/workspaces) or an absolute host path. */
+    workspace: z.string().min(1).optional(),
+    memory_mb: z.number().int().min(128).max(65536).optional(),
+    vcpus: z.number().int().min(1).max(64).optional(),
+    /** Seconds without activity before pausing (0 = never); daemon default when absent. */
+    pause_after_s: z.number().int().min(0).optional(),
+    /** Seconds paused without activity before stopping (0 = never); daemon default when absent. */
+    stop_after_s: z.number().int().min(0).optional(),
+  })
+  .strict();
+export type InstanceCreate = z.infer<typeof InstanceCreate>;
+
+/** Instance states. */
+export const InstanceState = z.enum(["starting", "running", "paused", "stopping", "stopped", "failed"]);
+export type InstanceState = z.infer<typeof InstanceState>;
+
+/** One exposed port. `host_port` is where QEMU forwards it while the VM runs. */
+export const ExposedPort = z.object({
+  guest_port: z.number().int(),
+  public_port: z.number().int().nullable(),
+  host_port: z.number().int().nullable(),
+});
+export type ExposedPort = z.infer<typeof ExposedPort>;
+
+/** An instance as reported by the API (never secret values: only their names). */
+export const Instance = z.object({
+  id: z.string(),
+  handle: z.string(),
+  state: InstanceState,
+  image: z.string().nullable(),
+  kit: z.string().nullable(),
+  app_id: z.string().nullable(),
+  release_id: z.string().nullable(),
+  command: z.array(z.string()),
+  secrets: z.array(z.string()),
+  env_keys: z.array(z.string()),
+  expose: z.array(ExposedPort),
+  workspace: z.string().nullable(),
+  memory_mb: z.number().int(),
+  vcpus: z.number().int(),
+  pause_after_s: z.number().int(),
+  stop_after_s: z.number().int(),
+  exit_code: z.number().int().nullable(),
+  error: z.string().nullable(),
+  has_snapshot: z.boolean(),
+  created_at: z.string(),
+  started_at: z.string().nullable(),
+  last_active_at: z.string().nullable(),
+});
+export type Instance = z.infer<typeof Instance>;
+
+/** `GET /v1/instances`. */
+export const InstanceList = z.object({ instances: z.array(Instance) });
+
+/** Body of `POST /v1/instances/{id}/exec`. */
+export const ExecRequest = z
+  .object({
+    command: z.array(z.string()).min(1, "must name a program"),
+    env: z.record(EnvName, z.string()).default({}),
+    cwd: z.string().optional(),
+  })
+  .strict();
+
+/** Lines of the exec NDJSON stream: output chunks, then one exit record. */
+export const ExecLine = z.discriminatedUnion("type", [
+  z.object({ type: z.literal("output"), stream: z.enum(["stdout", "stderr"]), text: z.string().optional(), data: z.string().optional() }),
+  z.object({ type: z.literal("exit"), code: z.number().int(), signal: z.string().nullable() }),
+  z.object({ type: z.literal("error"), error: z.object({ code: z.string(), message: z.string(), hint: z.string().optional() }) }),
+]);
+export type ExecLine = z.infer<typeof ExecLine>;

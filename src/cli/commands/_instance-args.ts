@@ -1,0 +1,64 @@
+/**
+ * @module cli/commands/_instance-args
+ * Flags shared by `aegis instance start`, `aegis run --expose` and
+ * `aegis app serve`, and their translation into an `InstanceCreate` body.
+ */
+import type { InstanceCreate } from "../../api/schema/instances.ts";
+import { UsageError } from "../errors.ts";
+import type { AegisArgsDef, ParsedCommandLine } from "../argv.ts";
+import { parseEnv, parsePositive } from "./run.ts";
+
+/** VM flags common to tasks and instances. */
+export const vmArgs = {
+  image: { type: "string", valueHint: "IMAGE", description: "OCI image to use as the rootfs (default: the base busybox rootfs)" },
+  secret: { type: "string", valueHint: "KEY", repeatable: true, description: "Inject this secret as an env var (repeatable; '*' for all)" },
+  env: { type: "string", valueHint: "K=V", repeatable: true, description: "Set an environment variable in the guest (repeatable)" },
+  memory: { type: "string", valueHint: "MB", description: "Guest memory in MiB (default 512)" },
+  cpus: { type: "string", valueHint: "N", description: "Guest vCPUs (default 1)" },
+} as const satisfies AegisArgsDef;
+
+/** Flags only instances have. */
+export const instanceArgs = {
+  expose: { type: "string", valueHint: "[PUBLIC:]PORT", repeatable: true, description: "Expose a guest port through the router, or on 127.0.0.1:PUBLIC (repeatable)" },
+  workspace: { type: "string", valueHint: "NAME|PATH", description: "Host directory mounted at /workspace (a name under AEGIS_HOME/data/workspaces, or an absolute path)" },
+  "pause-after": { type: "string", valueHint: "SECONDS", description: "Pause after this many idle seconds (0 = never; default 60)" },
+  "stop-after": { type: "string", valueHint: "SECONDS", description: "Stop after this many more idle seconds once paused (0 = never; default 1200)" },
+} as const satisfies AegisArgsDef;
+
+function seconds(flag: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^\d+$/.test(value)) throw new UsageError(`invalid --${flag} value "${value}": expected whole seconds (0 = never)`);
+  return Number(value);
+}
+
+/** Check `--expose` values: PORT or PUBLIC:GUEST, each 1-65535. */
+export function checkExpose(values: string[]): string[] {
+  for (const v of values) {
+    const ok = /^(\d{1,5}:)?\d{1,5}$/.test(v) && v.split(":").every((p) => Number(p) >= 1 && Number(p) <= 65535);
+    if (!ok) throw new UsageError(`invalid --expose value "${v}": expected PORT or PUBLIC:GUEST with ports 1-65535`);
+  }
+  return values;
+}
+
+/** Build the `InstanceCreate` body from parsed flags (only what was given, so kit and app defaults apply). */
+export function instanceBody(values: ParsedCommandLine["values"], cl: ParsedCommandLine): InstanceCreate {
+  const str = (k: string) => (typeof values[k] === "string" ? (values[k] as string) : undefined);
+  const body: InstanceCreate = {};
+  if (str("name")) body.name = str("name");
+  if (str("image")) body.image = str("image");
+  if (str("kit")) body.kit = str("kit");
+  if (cl.rest.length > 0) body.command = cl.rest;
+  if (cl.multi.secret) body.secrets = cl.multi.secret;
+  if (cl.multi.env) body.env = parseEnv(cl.multi.env);
+  if (cl.multi.expose) body.expose = checkExpose(cl.multi.expose);
+  if (str("workspace")) body.workspace = str("workspace");
+  const memory = parsePositive("memory", str("memory"));
+  if (memory !== undefined) body.memory_mb = memory;
+  const cpus = parsePositive("cpus", str("cpus"));
+  if (cpus !== undefined) body.vcpus = cpus;
+  const pause = seconds("pause-after", str("pause-after"));
+  if (pause !== undefined) body.pause_after_s = pause;
+  const stop = seconds("stop-after", str("stop-after"));
+  if (stop !== undefined) body.stop_after_s = stop;
+  return body;
+}

@@ -1,0 +1,32 @@
+/**
+ * @module cli/commands/instance/info
+ * `aegis instance info NAME`.
+ */
+import { defineCommand } from "citty";
+import { out, printJson } from "../../output.ts";
+import { client, jsonArgs } from "../_shared.ts";
+
+export default defineCommand({
+  meta: { name: "info", description: "Show an instance" },
+  args: { name: { type: "positional", required: true, valueHint: "NAME", description: "Instance name or id" }, ...jsonArgs },
+  async run({ args }) {
+    const i = await client().getInstance(args.name);
+    if (args.json) return printJson(i);
+    const row = (k: string, v: string) => out(`${`${k}:`.padEnd(13)}${v}`);
+    row("Name", i.handle);
+    row("ID", i.id);
+    row("State", i.state);
+    row("Image", i.image ?? "(base rootfs)");
+    if (i.kit) row("Kit", i.kit);
+    row("Command", i.command.join(" "));
+    row("Ports", i.expose.length ? i.expose.map((e) => (e.public_port ? `${e.public_port}:${e.guest_port}` : String(e.guest_port))).join(", ") : "(none)");
+    row("Secrets", i.secrets.length ? i.secrets.join(", ") : "(none)");
+    if (i.workspace) row("Workspace", i.workspace);
+    row("Memory", `${i.memory_mb} MB, ${i.vcpus} vCPU`);
+    row("Idle policy", `pause after ${i.pause_after_s || "never"}${i.pause_after_s ? " s" : ""}, stop after ${i.stop_after_s || "never"}${i.stop_after_s ? " s more" : ""}`);
+    row("Created", i.created_at);
+    if (i.started_at) row("Started", i.started_at);
+    if (i.exit_code !== null) row("Exit code", String(i.exit_code));
+    if (i.error) row("Error", i.error);
+  },
+});

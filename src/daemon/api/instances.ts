@@ -1,0 +1,46 @@
+/**
+ * @module daemon/api/instances
+ * `/v1/instances` (id or handle everywhere): create, list, info, delete,
+ * start, pause, resume, stop, exec (NDJSON) and logs (NDJSON).
+ */
+import { Hono } from "hono";
+import { z } from "zod";
+import { ExecRequest, InstanceCreate } from "../../api/schema/instances.ts";
+import { execInInstance } from "../instances/exec.ts";
+import type { ApiDeps } from "./deps.ts";
+import { ndjsonResponse } from "./ndjson.ts";
+import { logStreamResponse, wantsFollow } from "./tasks.ts";
+import { jsonBody, optionalJsonBody, parseWith } from "./validate.ts";
+
+const StopBody = z.object({ snapshot: z.boolean().default(false) }).strict();
+const LogsQuery = z.object({ follow: z.string().optional(), tail: z.coerce.number().int().min(0).optional() }).strict();
+
+/** Instance routes, mounted at `/v1/instances`. */
+export function instanceRoutes(deps: ApiDeps) {
+  const { instances } = deps;
+  return new Hono()
+    .get("/", (c) => c.json({ instances: instances.list() }))
+    .post("/", async (c) => c.json(await instances.create(await jsonBody(c, InstanceCreate)), 201))
+    .get("/:id", (c) => c.json(instances.get(c.req.param("id"))))
+    .delete("/:id", async (c) => {
+      await instances.delete(c.req.param("id"));
+      return c.json({ ok: true as const });
+    })
+    .post("/:id/start", async (c) => c.json(await instances.start(c.req.param("id"))))
+    .post("/:id/resume", async (c) => c.json(await instances.start(c.req.param("id"))))
+    .post("/:id/pause", async (c) => c.json(await instances.pause(c.req.param("id"))))
+    .post("/:id/stop", async (c) => {
+      return c.json(await instances.stop(c.req.param("id"), await optionalJsonBody(c, StopBody)));
+    })
+    .post("/:id/exec", async (c) => {
+      const ref = c.req.param("id");
+      instances.row(ref); // 404 before the stream starts
+      const req = await jsonBody(c, ExecRequest);
+      return ndjsonResponse((emit) => execInInstance(instances, ref, req, emit));
+    })
+    .get("/:id/logs", (c) => {
+      const q = parseWith(LogsQuery, c.req.query(), "query");
+      const id = instances.row(c.req.param("id")).id;
+      return logStreamResponse(deps, id, wantsFollow(q.follow), null, q.tail);
+    });
+}

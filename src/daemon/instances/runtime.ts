@@ -1,0 +1,24 @@
+/**
+ * @module daemon/instances/runtime
+ * What the daemon knows about an instance only while it lives: its VM, the
+ * host ports QEMU forwards, and activity for the idle policy.
+ */
+import type { Vm } from "../../vmm/backend.ts";
+
+/** Live state of one instance. */
+export interface Runtime {
+  vm: Vm | null;
+  /** guest port -> host port forwarded by QEMU while the VM runs. */
+  hostPorts: Map<number, number>;
+  /** Open connections, exec streams and other activity holding the instance awake. */
+  active: number;
+  /** Last time activity started or ended (ms since the epoch). */
+  lastActivity: number;
+  /** Set while the daemon itself stops or deletes the VM, so its exit is not a crash. */
+  expectingExit: boolean;
+}
+
+/** A fresh runtime. */
+export function newRuntime(now = Date.now()): Runtime {
+  return { vm: null, hostPorts: new Map(), active: 0, lastActivity: now, expectingExit: false };
+}

@@ -1,0 +1,399 @@
+/**
+ * @module daemon/instances/service
+ * Instances: long-lived VMs with the lifecycle
+ * `starting -> running -> paused -> stopped` (+ `failed`), operations
+ * serialised per instance, and one `ensureRunning()` used by everything that
+ * needs the guest (router connections, exec, tether).
+ *
+ * Waking a stopped instance restores its memory snapshot when one exists
+ * (taken at idle stop; the guest resumes where it was, its clock reset), and
+ * otherwise cold boots and starts the command again. The snapshot is consumed
+ * by the restore: once the VM runs on, its disk moves ahead of the snapshot.
+ *
+ * Secrets and snapshots: secret values reach the guest only as the command's
+ * environment over the control channel, never on QEMU's command line. A
+ * running process's environment lives in guest RAM, so an instance started
+ * with secrets is never memory-snapshotted: at idle stop it is shut down and
+ * cold boots on the next wake, receiving its secrets afresh.
+ *
+ * Workspace instances are not snapshotted either: QEMU 7.2 cannot migrate a
+ * VM with a virtiofs device, so they cold boot on wake (their files live on
+ * the host and are never lost).
+ */
+import { existsSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { BackendError, Conflict, isAppError, NotFound, PreconditionFailed } from "../../api/errors.ts";
+import type { Instance, InstanceCreate } from "../../api/schema/instances.ts";
+import type { Backend, Vm } from "../../vmm/backend.ts";
+import { startGuestProcess } from "../../vmm/guest-process.ts";
+import type { Logger } from "../api/deps.ts";
+import { newId } from "../apps/service.ts";
+import type { ImagesService } from "../images/service.ts";
+import type { LogStore } from "../logs/log-store.ts";
+import type { InstanceRow, InstancesTable } from "../registry/instances.ts";
+import type { SecretsService } from "../secrets/service.ts";
+import type { VmLauncher } from "../vms.ts";
+import { freePort } from "./ports.ts";
+import { newRuntime, type Runtime } from "./runtime.ts";
+import { SerialQueue } from "./serial.ts";
+import { buildSpec, type SpecSources } from "./spec.ts";
+
+/** The process id of an instance's command inside its VM. */
+const MAIN = "main";
+
+/** Everything the instance service uses. */
+export interface InstanceDeps extends SpecSources {
+  table: InstancesTable;
+  logs: LogStore;
+  secrets: SecretsService;
+  images: ImagesService;
+  vms: VmLauncher;
+  backend: Backend | null;
+  instancesDir: string;
+  log: Logger;
+}
+
+/** Instance lifecycle. */
+export class InstancesService {
+  private readonly runtimes = new Map<string, Runtime>();
+  private readonly serial = new SerialQueue();
+  /** Called when an instance is deleted (the router drops its listeners). */
+  onDelete: (id: string) => void = () => undefined;
+
+  constructor(private readonly deps: InstanceDeps) {}
+
+  private runtime(id: string): Runtime {
+    let rt = this.runtimes.get(id);
+    if (!rt) {
+      rt = newRuntime();
+      this.runtimes.set(id, rt);
+    }
+    return rt;
+  }
+
+  private snapshotPath(id: string): string {
+    return join(this.deps.instancesDir, id, "snapshot.zst");
+  }
+
+  /** The API view of a row. */
+  view(row: InstanceRow): Instance {
+    const rt = this.runtimes.get(row.id);
+    return {
+      id: row.id,
+      handle: row.handle,
+      state: row.state,
+      image: row.spec.image,
+      kit: row.spec.kit,
+      app_id: row.spec.app_id,
+      release_id: row.spec.release_id,
+      command: row.spec.command,
+      secrets: row.spec.secrets,
+      env_keys: Object.keys(row.spec.env),
+      expose: row.spec.expose.map((e) => ({ ...e, host_port: rt?.vm ? (rt.hostPorts.get(e.guest_port) ?? null) : null })),
+      workspace: row.spec.workspace,
+      memory_mb: row.spec.memory_mb,
+      vcpus: row.spec.vcpus,
+      pause_after_s: row.spec.pause_after_s,
+      stop_after_s: row.spec.stop_after_s,
+      exit_code: row.exit_code,
+      error: row.error,
+      has_snapshot: existsSync(this.snapshotPath(row.id)),
+      created_at: row.created_at,
+      started_at: row.started_at,
+      last_active_at: row.last_active_at,
+    };
+  }
+
+  /** A row by id or handle; NotFound otherwise. */
+  row(ref: string): InstanceRow {
+    const row = this.deps.table.find(ref);
+    if (!row) throw new NotFound(`instance "${ref}" not found`, "list instances with 'aegis instance list'");
+    return row;
+  }
+
+  /** Every instance. */
+  list(): Instance[] {
+    return this.deps.table.list().map((r) => this.view(r));
+  }
+
+  /** One instance. */
+  get(ref: string): Instance {
+    return this.view(this.row(ref));
+  }
+
+  /**
+   * Create and boot an instance. A stopped instance of the same name is
+   * started again instead (`aegis instance start --name N`); a live one is a
+   * Conflict.
+   */
+  async create(input: InstanceCreate): Promise<Instance> {
+    if (input.name) {
+      const existing = this.deps.table.find(input.name);
+      if (existing) {
+        if (existing.state === "stopped" || existing.state === "failed") return this.start(existing.id);
+        throw new Conflict(`instance "${input.name}" already exists and is ${existing.state}`, `use it, or 'aegis instance delete ${input.name}' first`);
+      }
+    }
+    const spec = buildSpec(input, this.deps);
+    const id = newId("inst");
+    const row: InstanceRow = {
+      id,
+      handle: input.name ?? id,
+      state: "stopped",
+      spec,
+      exit_code: null,
+      error: null,
+      vmm_pid: null,
+      created_at: new Date().toISOString(),
+      started_at: null,
+      last_active_at: null,
+    };
+    this.deps.table.insert(row);
+    this.deps.log.info("instance created", { instance: id, handle: row.handle, secrets: spec.secrets });
+    return this.start(id);
+  }
+
+  /** Start (or wake) an instance and return it running. */
+  async start(ref: string): Promise<Instance> {
+    await this.ensureRunning(ref);
+    return this.get(ref);
+  }
+
+  /** Make sure the instance's VM runs: resume when paused, restore or boot when stopped. */
+  async ensureRunning(ref: string): Promise<Runtime> {
+    const id = this.row(ref).id;
+    return this.serial.run(id, async () => {
+      const row = this.row(id);
+      const rt = this.runtime(id);
+      if (row.state === "running" && rt.vm) return rt;
+      if (row.state === "paused" && rt.vm) {
+        await rt.vm.resume();
+        this.deps.table.update(id, { state: "running" });
+        this.deps.log.info("instance resumed", { instance: id });
+        return rt;
+      }
+      await this.boot(row, rt);
+      return rt;
+    });
+  }
+
+  private async boot(row: InstanceRow, rt: Runtime): Promise<void> {
+    const id = row.id;
+    this.deps.table.update(id, { state: "starting", error: null, exit_code: null });
+    const snapshot = this.snapshotPath(id);
+    const restore = existsSync(snapshot) && this.deps.backend?.capabilities.memorySnapshots === true;
+    try {
+      const image = row.spec.image ? await this.deps.images.resolve(row.spec.image) : null;
+      rt.hostPorts = new Map();
+      for (const e of row.spec.expose) rt.hostPorts.set(e.guest_port, await freePort());
+      const vm = await this.deps.vms.launch({
+        id,
+        memoryMb: row.spec.memory_mb,
+        vcpus: row.spec.vcpus,
+        rootfs: image?.rootfs,
+        ports: [...rt.hostPorts].map(([guestPort, hostPort]) => ({ guestPort, hostPort })),
+        overlayDisk: join(this.deps.instancesDir, id, "overlay.ext4"),
+        workspace: row.spec.workspace ?? undefined,
+        restoreFrom: restore ? snapshot : undefined,
+      });
+      rt.vm = vm;
+      rt.expectingExit = false;
+      this.watchExit(id, vm, rt);
+      this.attachMain(id, vm);
+      if (restore) {
+        // The VM now runs ahead of the snapshot's disk state: the snapshot is spent.
+        rmSync(snapshot, { force: true });
+      } else {
+        const secretEnv = row.spec.secrets.length > 0 ? this.deps.secrets.resolve(row.spec.secrets.includes("*") ? "*" : row.spec.secrets, row.spec.app_id ?? undefined) : {};
+        const env = { ...row.spec.env, ...secretEnv };
+        await startGuestProcess(vm.channel, {
+          id: MAIN,
+          argv: row.spec.command,
+          env: image?.env_path && env.PATH === undefined ? { PATH: image.env_path, ...env } : env,
+          cwd: image?.working_dir ?? undefined,
+          primary: true,
+        });
+      }
+      rt.lastActivity = Date.now();
+      this.deps.table.update(id, { state: "running", vmm_pid: vm.pid, started_at: new Date().toISOString() });
+      this.deps.log.info(restore ? "instance restored" : "instance booted", { instance: id });
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      rt.expectingExit = true;
+      rt.vm?.kill();
+      rt.vm = null;
+      if (restore) rmSync(snapshot, { force: true }); // a snapshot that does not restore is stale: cold boot next time
+      this.deps.logs.note(id, `aegis: could not start the instance: ${message}`);
+      this.deps.table.update(id, { state: "failed", error: message.split("\n")[0] ?? message });
+      this.deps.log.error("instance boot failed", { instance: id, error: message });
+      throw isAppError(err) ? err : new BackendError(`instance ${row.handle} could not start: ${message}`, `see 'aegis logs ${row.handle}'`);
+    }
+  }
+
+  /** Record the command's output, and its exit (the harness then powers the VM off). */
+  private attachMain(id: string, vm: Vm): void {
+    vm.channel.onNotification("output", (p) => {
+      if (p.id === MAIN) this.deps.logs.append(id, p.stream, Buffer.from(p.data, "base64"));
+    });
+    vm.channel.onNotification("exit", (p) => {
+      if (p.id !== MAIN) return;
+      this.deps.logs.note(id, `aegis: command exited with code ${p.code}${p.signal ? ` (${p.signal})` : ""}; the instance stops`);
+      this.deps.table.update(id, { exit_code: p.code });
+      this.runtime(id).expectingExit = true;
+    });
+  }
+
+  /** When the VM process ends, the instance is stopped (or failed if it crashed while we did not stop it). */
+  private watchExit(id: string, vm: Vm, rt: Runtime): void {
+    void vm.exited.then((code) => {
+      if (rt.vm !== vm) return;
+      rt.vm = null;
+      const row = this.deps.table.find(id);
+      if (!row) return;
+      if (rt.expectingExit) {
+        this.deps.table.update(id, { state: "stopped", vmm_pid: null });
+      } else {
+        this.deps.logs.note(id, `aegis: the VM exited unexpectedly (code ${code}); it boots again on the next request`);
+        this.deps.table.update(id, { state: "stopped", vmm_pid: null, error: `VM exited unexpectedly (code ${code})` });
+      }
+    });
+  }
+
+  /** Pause a running instance (QMP stop). */
+  pause(ref: string): Promise<Instance> {
+    const id = this.row(ref).id;
+    return this.serial.run(id, async () => {
+      const row = this.row(id);
+      const rt = this.runtime(id);
+      if (row.state !== "running" || !rt.vm) {
+        throw new PreconditionFailed(`instance ${row.handle} is ${row.state}, not running`, undefined, { current: row.state, required: ["running"] });
+      }
+      if (!this.deps.backend?.capabilities.pauseResume) throw new PreconditionFailed(`the ${this.deps.backend?.name ?? "current"} backend cannot pause VMs`);
+      await rt.vm.pause();
+      this.deps.table.update(id, { state: "paused" });
+      this.deps.log.info("instance paused", { instance: id });
+      return this.get(id);
+    });
+  }
+
+  /**
+   * Stop an instance. With `snapshot`, the VM's memory is saved first when the
+   * backend can and the instance may be snapshotted (no secrets, no
+   * workspace), so the next wake restores it.
+   */
+  stop(ref: string, opts: { snapshot: boolean } = { snapshot: false }): Promise<Instance> {
+    const id = this.row(ref).id;
+    return this.serial.run(id, async () => {
+      const row = this.row(id);
+      const rt = this.runtime(id);
+      if (!rt.vm) {
+        if (row.state !== "stopped") this.deps.table.update(id, { state: "stopped", vmm_pid: null });
+        return this.get(id);
+      }
+      const vm = rt.vm;
+      this.deps.table.update(id, { state: "stopping" });
+      rt.expectingExit = true;
+      const snapshot = opts.snapshot && this.snapshottable(row);
+      if (snapshot && vm.snapshot) {
+        try {
+          await vm.snapshot(this.snapshotPath(id));
+          this.deps.log.info("instance snapshotted", { instance: id });
+        } catch (err) {
+          rmSync(this.snapshotPath(id), { force: true });
+          this.deps.log.warn("snapshot failed; the instance will cold boot", { instance: id, error: String(err) });
+        }
+        vm.kill();
+      } else {
+        await vm.stop();
+      }
+      await vm.exited;
+      rt.vm = null;
+      this.deps.table.update(id, { state: "stopped", vmm_pid: null });
+      this.deps.log.info("instance stopped", { instance: id, snapshot });
+      return this.get(id);
+    });
+  }
+
+  /** Whether an instance's memory may be written to a snapshot (see the module notes). */
+  snapshottable(row: InstanceRow): boolean {
+    return this.deps.backend?.capabilities.memorySnapshots === true && row.spec.secrets.length === 0 && row.spec.workspace === null;
+  }
+
+  /** Delete an instance: its VM, disks, snapshot and logs. */
+  delete(ref: string): Promise<void> {
+    const id = this.row(ref).id;
+    return this.serial.run(id, async () => {
+      const rt = this.runtime(id);
+      if (rt.vm) {
+        rt.expectingExit = true;
+        rt.vm.kill();
+        await rt.vm.exited;
+        rt.vm = null;
+      }
+      this.deps.table.delete(id);
+      this.runtimes.delete(id);
+      this.onDelete(id);
+      rmSync(join(this.deps.instancesDir, id), { recursive: true, force: true });
+      this.deps.log.info("instance deleted", { instance: id });
+    });
+  }
+
+  /** Note that activity started (a connection, an exec, a tether frame). */
+  activityStarted(id: string): void {
+    const rt = this.runtime(id);
+    rt.active++;
+    rt.lastActivity = Date.now();
+  }
+
+  /** Note that activity ended. */
+  activityEnded(id: string): void {
+    const rt = this.runtime(id);
+    rt.active = Math.max(0, rt.active - 1);
+    rt.lastActivity = Date.now();
+    this.deps.table.update(id, { last_active_at: new Date(rt.lastActivity).toISOString() });
+  }
+
+  /** Idle policy tick: pause instances idle for `pause_after_s`, stop (with snapshot) those paused `stop_after_s` longer. */
+  async idleTick(now = Date.now()): Promise<void> {
+    for (const row of this.deps.table.list()) {
+      const rt = this.runtimes.get(row.id);
+      if (!rt?.vm || rt.active > 0) continue;
+      const idle = (now - rt.lastActivity) / 1000;
+      const { pause_after_s: pauseAfter, stop_after_s: stopAfter } = row.spec;
+      try {
+        if (row.state === "running" && pauseAfter > 0 && idle >= pauseAfter && this.deps.backend?.capabilities.pauseResume) {
+          await this.pause(row.id);
+        } else if (row.state === "paused" && stopAfter > 0 && idle >= pauseAfter + stopAfter) {
+          await this.stop(row.id, { snapshot: true });
+        } else if (row.state === "running" && stopAfter > 0 && !this.deps.backend?.capabilities.pauseResume && idle >= pauseAfter + stopAfter) {
+          await this.stop(row.id, { snapshot: false });
+        }
+      } catch (err) {
+        this.deps.log.warn("idle policy step failed", { instance: row.id, error: String(err) });
+      }
+    }
+  }
+
+  /** After a daemon restart: instances whose VM was lost are stopped (they wake on demand). */
+  reconcile(killStale: (pid: number) => void): void {
+    for (const row of this.deps.table.list()) {
+      if (row.state === "stopped") continue;
+      if (row.vmm_pid) killStale(row.vmm_pid);
+      // A VM that was running when the daemon died ran past any snapshot it had.
+      if (row.state !== "failed") rmSync(this.snapshotPath(row.id), { force: true });
+      this.deps.table.update(row.id, { state: row.state === "failed" ? "failed" : "stopped", vmm_pid: null });
+    }
+  }
+
+  /** Daemon shutdown: power every instance VM off (instances stay, stopped, and wake on demand). */
+  async shutdown(): Promise<void> {
+    for (const [id, rt] of this.runtimes) {
+      if (!rt.vm) continue;
+      rt.expectingExit = true;
+      rt.vm.kill();
+      await rt.vm.exited;
+      rt.vm = null;
+      this.deps.table.update(id, { state: "stopped", vmm_pid: null });
+    }
+  }
+}

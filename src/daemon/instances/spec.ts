@@ -1,0 +1,102 @@
+/**
+ * @module daemon/instances/spec
+ * Turning an `InstanceCreate` request into the stored launch spec. Precedence
+ * for every field: the explicit request, then the app's latest release (for
+ * `app`), then the kit's instance defaults (for `kit`), then built-in
+ * defaults. Everything is validated here, before anything is created.
+ */
+import { existsSync, mkdirSync, statSync } from "node:fs";
+import { isAbsolute, join } from "node:path";
+import { InvalidRequest, PreconditionFailed } from "../../api/errors.ts";
+import type { InstanceCreate } from "../../api/schema/instances.ts";
+import type { AppsService } from "../apps/service.ts";
+import type { KitsService } from "../kits/service.ts";
+import type { InstanceSpec } from "../registry/instances.ts";
+import type { SecretsService } from "../secrets/service.ts";
+
+/** Daemon-wide defaults (AEGIS_PAUSE_AFTER / AEGIS_STOP_AFTER seconds on aegisd). */
+export interface InstanceDefaults {
+  memoryMb: number;
+  vcpus: number;
+  pauseAfterS: number;
+  stopAfterS: number;
+}
+
+/** Read the daemon-wide defaults from the environment (60 s pause, 20 min stop). */
+export function defaultsFromEnv(env = process.env): InstanceDefaults {
+  const seconds = (name: string, fallback: number) => {
+    const raw = env[name];
+    if (raw === undefined || raw === "") return fallback;
+    if (!/^\d+$/.test(raw)) throw new Error(`${name}=${raw} is not a whole number of seconds`);
+    return Number(raw);
+  };
+  return { memoryMb: 512, vcpus: 1, pauseAfterS: seconds("AEGIS_PAUSE_AFTER", 60), stopAfterS: seconds("AEGIS_STOP_AFTER", 1200) };
+}
+
+/** Parse `GUEST` / `PUBLIC:GUEST` expose strings (already syntax-checked by the schema). */
+export function parseExpose(specs: string[]): InstanceSpec["expose"] {
+  const seen = new Set<number>();
+  return specs.map((s) => {
+    const [a, b] = s.split(":");
+    const guest = Number(b ?? a);
+    const pub = b === undefined ? null : Number(a);
+    if (seen.has(guest)) throw new InvalidRequest(`guest port ${guest} is exposed twice`, "expose each guest port once");
+    seen.add(guest);
+    return { guest_port: guest, public_port: pub };
+  });
+}
+
+/** Resolve a workspace name (under `workspacesDir`, created on demand) or an absolute host directory. */
+export function resolveWorkspace(value: string, workspacesDir: string): string {
+  if (isAbsolute(value)) {
+    if (!existsSync(value) || !statSync(value).isDirectory()) {
+      throw new InvalidRequest(`workspace ${value} is not an existing directory`, "create it first, or pass a workspace name");
+    }
+    return value;
+  }
+  if (!/^[a-z0-9][a-z0-9._-]{0,62}$/.test(value)) {
+    throw new InvalidRequest(`invalid workspace "${value}": use a name (lowercase letters, digits, . _ -) or an absolute path`);
+  }
+  const dir = join(workspacesDir, value);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  return dir;
+}
+
+/** What the spec builder reads from. */
+export interface SpecSources {
+  kits: KitsService;
+  apps: AppsService;
+  secrets: SecretsService;
+  workspacesDir: string;
+  defaults: InstanceDefaults;
+}
+
+/** Build and validate the launch spec of a new instance. */
+export function buildSpec(input: InstanceCreate, src: SpecSources): InstanceSpec {
+  const kit = input.kit ? src.kits.get(input.kit).manifest : null;
+  const app = input.app ? src.apps.get(input.app) : null;
+  const release = app ? app.releases[0] : undefined;
+  if (app && !release) {
+    throw new PreconditionFailed(`app "${app.name}" has no release`, `publish one first: aegis app publish ${app.name}`, { current: "unpublished", required: ["published"] });
+  }
+  const command = input.command ?? app?.command ?? kit?.instance?.command;
+  if (!command) throw new InvalidRequest("no command: give one after --, or use --kit or an app that defines it");
+  const secrets = input.secrets ?? kit?.instance?.secrets ?? [];
+  const named = secrets.filter((s) => s !== "*");
+  if (named.length > 0) src.secrets.resolve(named, app?.id);
+  return {
+    image: input.image ?? release?.image_digest ?? kit?.instance?.image ?? kit?.image ?? null,
+    kit: kit?.name ?? null,
+    app_id: app?.id ?? null,
+    release_id: release?.id ?? null,
+    command,
+    secrets,
+    env: { ...(kit?.instance?.env ?? {}), ...(input.env ?? {}) },
+    expose: parseExpose(input.expose ?? app?.expose.map(String) ?? kit?.instance?.expose ?? []),
+    workspace: input.workspace ? resolveWorkspace(input.workspace, src.workspacesDir) : null,
+    memory_mb: input.memory_mb ?? kit?.instance?.memory ?? src.defaults.memoryMb,
+    vcpus: input.vcpus ?? kit?.instance?.cpus ?? src.defaults.vcpus,
+    pause_after_s: input.pause_after_s ?? src.defaults.pauseAfterS,
+    stop_after_s: input.stop_after_s ?? src.defaults.stopAfterS,
+  };
+}

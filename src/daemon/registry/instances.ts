@@ -1,0 +1,82 @@
+/**
+ * @module daemon/registry/instances
+ * Rows of `instances`. The launch spec (image, command, ports, secrets'
+ * names, workspace, sizes, idle policy) is stored as one JSON document; the
+ * lifecycle columns are separate so state changes are single-column updates.
+ */
+import type { Database } from "bun:sqlite";
+import type { InstanceState } from "../../api/schema/instances.ts";
+
+/** The immutable part of an instance (what it was created with, after kit/app defaults). */
+export interface InstanceSpec {
+  image: string | null;
+  kit: string | null;
+  app_id: string | null;
+  release_id: string | null;
+  command: string[];
+  secrets: string[];
+  env: Record<string, string>;
+  expose: { guest_port: number; public_port: number | null }[];
+  workspace: string | null;
+  memory_mb: number;
+  vcpus: number;
+  pause_after_s: number;
+  stop_after_s: number;
+}
+
+/** A stored instance. */
+export interface InstanceRow {
+  id: string;
+  handle: string;
+  state: InstanceState;
+  spec: InstanceSpec;
+  exit_code: number | null;
+  error: string | null;
+  vmm_pid: number | null;
+  created_at: string;
+  started_at: string | null;
+  last_active_at: string | null;
+}
+
+type RawRow = Omit<InstanceRow, "spec"> & { spec: string };
+
+/** Mutable columns. */
+export type InstanceUpdate = Partial<Pick<InstanceRow, "state" | "exit_code" | "error" | "vmm_pid" | "started_at" | "last_active_at">>;
+
+/** Table access for instances. */
+export class InstancesTable {
+  constructor(private readonly db: Database) {}
+
+  /** Insert a new instance. */
+  insert(row: InstanceRow): void {
+    this.db
+      .query(
+        `INSERT INTO instances (id, handle, state, spec, exit_code, error, vmm_pid, created_at, started_at, last_active_at)
+         VALUES ($id, $handle, $state, $spec, $exit_code, $error, $vmm_pid, $created_at, $started_at, $last_active_at)`,
+      )
+      .run({ ...row, spec: JSON.stringify(row.spec) });
+  }
+
+  /** Update lifecycle columns. */
+  update(id: string, fields: InstanceUpdate): void {
+    const keys = Object.keys(fields);
+    if (keys.length === 0) return;
+    this.db.query(`UPDATE instances SET ${keys.map((k) => `${k} = $${k}`).join(", ")} WHERE id = $id`).run({ ...fields, id } as Record<string, string | number | null>);
+  }
+
+  /** By id or handle. */
+  find(ref: string): InstanceRow | null {
+    const row = this.db.query(`SELECT * FROM instances WHERE id = $ref OR handle = $ref`).get({ ref }) as RawRow | null;
+    return row ? { ...row, spec: JSON.parse(row.spec) as InstanceSpec } : null;
+  }
+
+  /** All instances, oldest first. */
+  list(): InstanceRow[] {
+    return (this.db.query(`SELECT * FROM instances ORDER BY created_at`).all() as RawRow[]).map((r) => ({ ...r, spec: JSON.parse(r.spec) as InstanceSpec }));
+  }
+
+  /** Delete one. */
+  delete(id: string): void {
+    this.db.query(`DELETE FROM instances WHERE id = $id`).run({ id });
+  }
+}
