@@ -73,4 +73,16 @@ export const migrations: string[] = [
     last_active_at TEXT
   );
   `,
+  // 4: tether frames, both directions, one sequence per instance.
+  `
+  CREATE TABLE tether_frames (
+    instance_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    direction TEXT NOT NULL CHECK (direction IN ('ingress', 'egress')),
+    frame TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (instance_id, seq)
+  );
+  CREATE INDEX tether_frames_age ON tether_frames(created_at);
+  `,
 ];
