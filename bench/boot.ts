@@ -8,10 +8,14 @@
  * - task: spawn -> `true` run as the primary process -> VM gone,
  * - `aegis run -- true` end to end through the daemon (when the CLI supports it),
  * - `exec true` round trip in a running VM, control-channel ping RTT,
- * - QEMU RSS of an idle VM.
+ * - QEMU RSS of an idle VM,
+ * - memory snapshot (zstd) of that idle VM, and restore -> harness answering
+ *   (the stopped-instance wake path), against the cold boot above,
+ * - start from a template snapshot (bootFromTemplate: restore + `setup` with
+ *   a fresh overlay disk) -> usable, and the one-off template build.
  * Usage: `bun run bench/boot.ts [--runs N]` (needs bin/aegis). Writes bench/results/boot.json.
  */
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { writeCpio } from "../guest/assets/cpio.ts";
@@ -135,8 +139,36 @@ async function main(): Promise<void> {
       }
       await Bun.sleep(3000);
       const rss = rssMb(vm.pid);
+      const snapFile = join(work, "idle.snap.zst");
+      const tSnap = performance.now();
+      await vm.snapshot(snapFile);
+      const snapshotMs = performance.now() - tSnap;
+      const snapshotMb = Math.round(statSync(snapFile).size / 1024 / 1024);
       vm.kill();
       await vm.exited;
+      const restore: number[] = [];
+      for (let j = 0; j < runs; j++) {
+        // Same id/runDir/spec as the snapshotted VM: a restore must match it exactly.
+        const rvm = (await backend.boot({ id: `r${i}`, runDir: join(work, `r${i}`), memoryMb: 512, vcpus: 1, rootfs: assets.baseRootfs, ports: [], hostname: `r${i}`, restoreFrom: snapFile })) as QemuVm;
+        restore.push(rvm.bootMs);
+        rvm.kill();
+        await rvm.exited;
+      }
+      const tplSpec = (id: string) => ({ id, runDir: join(work, id), memoryMb: 512, vcpus: 1, rootfs: assets.baseRootfs, ports: [], hostname: id, overlayDisk: join(work, id, "overlay.ext4") });
+      const tBuild = performance.now();
+      const first = await backend.bootFromTemplate(tplSpec("tpl0"));
+      const templateBuildMs = performance.now() - tBuild;
+      first.kill();
+      await first.exited;
+      const fromTemplate: number[] = [];
+      for (let j = 1; j <= runs; j++) {
+        const t0 = performance.now();
+        const tvm = await backend.bootFromTemplate(tplSpec(`tpl${j}`));
+        await runInGuest(tvm.channel, { argv: ["true"] });
+        fromTemplate.push(performance.now() - t0);
+        tvm.kill();
+        await tvm.exited;
+      }
       log(`boot runs done; measuring task VMs`);
 
       const task: number[] = [];
@@ -183,6 +215,13 @@ async function main(): Promise<void> {
         exec_true_roundtrip_ms: stat(execTrue),
         ping_rtt_ms: stat(ping),
         qemu_rss_idle_mb: rss,
+        snapshot_idle_ms: Math.round(snapshotMs),
+        snapshot_idle_zstd_mb: snapshotMb,
+        restore_spawn_to_answering_ms: stat(restore),
+        ratio_cold_boot_to_restore_median: Math.round((r.median / stat(restore).median) * 10) / 10,
+        template_build_and_first_start_ms: Math.round(templateBuildMs),
+        template_start_to_first_exec_ms: stat(fromTemplate),
+        ratio_cold_boot_to_template_start_median: Math.round((r.median / stat(fromTemplate).median) * 10) / 10,
       };
       const rows: [string, string][] = [
         ["baseline: spawn -> trivial init powers off", fmt(b)],
@@ -194,6 +233,10 @@ async function main(): Promise<void> {
         ["exec true round trip", fmt(results.exec_true_roundtrip_ms)],
         ["control ping RTT", fmt(results.ping_rtt_ms)],
         ["QEMU RSS, idle VM (512 MB guest)", `${rss} MB`],
+        ["snapshot of the idle VM (zstd)", `${results.snapshot_idle_ms} ms, ${snapshotMb} MB`],
+        ["restore: spawn -> harness answers", `${fmt(results.restore_spawn_to_answering_ms)} (cold boot / restore x${results.ratio_cold_boot_to_restore_median})`],
+        ["template: build once + first start", `${results.template_build_and_first_start_ms} ms`],
+        ["from template: spawn -> setup -> `true` ran", `${fmt(results.template_start_to_first_exec_ms)} (cold boot / this x${results.ratio_cold_boot_to_template_start_median})`],
       ];
       const w = Math.max(...rows.map(([k]) => k.length));
       process.stdout.write(`\nAegis boot benchmark (${backend.accel.name}, kernel ${assets.kernelVersion}, runs=${runs})\n`);

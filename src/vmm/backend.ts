@@ -4,12 +4,16 @@
  * talks only to these interfaces; `qemu.ts` and `libkrun.ts` implement them.
  */
 import type { ControlChannel } from "./control-channel.ts";
+import type { GuestPortState } from "./guest-port.ts";
 
 /** What a backend can do; reported by `GET /v1/status` and `aegis doctor`. */
 export interface BackendCapabilities {
   pauseResume: boolean;
   memorySnapshots: boolean;
+  /** A per-instance writable overlay disk over a shared read-only image (`VmSpec.overlayDisk`). */
   diskLayers: boolean;
+  /** Whether a VM with a workspace can be snapshotted (false on QEMU 7.2: vhost-user-fs blocks migration). */
+  workspaceSnapshots?: boolean;
 }
 
 /** A host port forwarded to a guest TCP port (QEMU user networking `hostfwd`). */
@@ -28,15 +32,31 @@ export interface VmSpec {
   vcpus: number;
   /** Read-only ext4 image used as the guest rootfs; the backend's base busybox rootfs when absent. */
   rootfs?: string;
-  /** Optional per-instance writable disk for the rootfs overlay's upper layer; tmpfs when absent. */
+  /**
+   * Optional per-instance writable disk (a file) holding the rootfs overlay's
+   * upper layer; tmpfs when absent. The backend creates it (sparse ext4,
+   * `overlayDiskSizeMb`) when the file does not exist, except on restore.
+   * Everything the guest writes under / lands here and survives stop/start.
+   */
   overlayDisk?: string;
+  /** Size of a newly created overlay disk in MB (default 2048; sparse on the host). */
+  overlayDiskSizeMb?: number;
   /** Host ports forwarded to guest ports. */
   ports: PortForward[];
-  /** Host directory shared at /workspace (virtiofs). */
+  /**
+   * Host directory shared at /workspace (virtiofs). Writes show on both sides
+   * (host-side changes within ~1 s). A VM with a workspace cannot be
+   * snapshotted (`snapshot()` throws `SnapshotUnsupportedError`).
+   */
   workspace?: string;
   /** Guest hostname. */
   hostname: string;
-  /** Restore from this memory snapshot instead of cold booting. */
+  /**
+   * Restore from this memory snapshot instead of cold booting. The spec must
+   * match the one snapshotted (memory, vcpus, rootfs, overlayDisk, hostname;
+   * no workspace) and the disks must be untouched since: otherwise boot()
+   * throws `SnapshotStaleError` before spawning anything (cold boot instead).
+   */
   restoreFrom?: string;
 }
 
@@ -51,8 +71,17 @@ export interface Vm {
   readonly consoleLog: string;
   pause(): Promise<void>;
   resume(): Promise<void>;
-  /** Write a memory snapshot (only when capabilities.memorySnapshots). The VM is left paused. */
+  /**
+   * Write a memory snapshot (only when capabilities.memorySnapshots). The VM
+   * is left paused; the snapshot stays valid only while its disks are not
+   * written, so the next step is normally `stop()` (which then kills at once).
+   * Throws `SnapshotUnsupportedError` (VM untouched) when it cannot be migrated.
+   */
   snapshot?(path: string): Promise<void>;
+  /** True when this VM was restored from a template snapshot (bootFromTemplate). */
+  readonly fromTemplate?: boolean;
+  /** Resolve once something listens on guest TCP `port`; throws `GuestPortTimeoutError`. */
+  waitForPort?(port: number, timeoutMs: number): Promise<GuestPortState>;
   /** Ask the guest to power off cleanly, then force after a grace period. */
   stop(graceMs?: number): Promise<void>;
   /** Kill the VMM process group at once. */
@@ -69,4 +98,12 @@ export interface Backend {
   prepare?(): Promise<unknown>;
   /** Boot (or restore) a VM and resolve once its harness is `ready`. */
   boot(spec: VmSpec): Promise<Vm>;
+  /**
+   * Start a VM from a shared template snapshot (built on first use per
+   * machine shape and image) instead of a cold boot; the result is a VM
+   * like boot()'s, with its own overlay disk, hostname, clock and RNG seed.
+   * Falls back to boot(spec) when no template fits (a workspace, or
+   * `restoreFrom` set); `Vm.fromTemplate` tells which happened.
+   */
+  bootFromTemplate?(spec: VmSpec): Promise<Vm>;
 }

@@ -50,6 +50,8 @@ export interface QemuArgsInput {
   incoming?: string;
   /** TCG translation-block cache size in MiB. */
   tbSizeMb?: number;
+  /** Deferred setup (template VMs): the harness mounts the rootfs only on its `setup` RPC. */
+  deferSetup?: boolean;
 }
 
 const HOSTNAME_RE = /^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$/;
@@ -61,7 +63,7 @@ function optValue(what: string, v: string): string {
 }
 
 /** The guest kernel command line. */
-export function kernelCmdline(input: Pick<QemuArgsInput, "arch" | "accel" | "tscKhz" | "hostname" | "virtiofsSocket">): string {
+export function kernelCmdline(input: Pick<QemuArgsInput, "arch" | "accel" | "tscKhz" | "hostname" | "virtiofsSocket" | "deferSetup">): string {
   if (!HOSTNAME_RE.test(input.hostname)) throw new Error(`hostname ${JSON.stringify(input.hostname)} is not a valid DNS label`);
   const console = input.arch === "x86_64" ? "ttyS0" : "ttyAMA0";
   const parts = [`console=${console}`, "quiet", "panic=-1"];
@@ -71,6 +73,7 @@ export function kernelCmdline(input: Pick<QemuArgsInput, "arch" | "accel" | "tsc
   if (input.accel === "tcg") parts.push("aegis.nojit=1");
   parts.push(`aegis.hostname=${input.hostname}`);
   if (input.virtiofsSocket) parts.push("aegis.workspace=1");
+  if (input.deferSetup) parts.push("aegis.defer=1");
   return parts.join(" ");
 }
 

@@ -13,19 +13,49 @@
  * The guest console goes to `<runDir>/console.log` and is kept after exit
  * (for `aegis logs` and for crash messages).
  *
- * Restore (`spec.restoreFrom`): the same command line plus `-incoming
- * exec:...`; the snapshot was taken paused, so we wait for QMP `query-status`
- * to leave `inmigrate`, `cont`, check the harness with `ping` (its port
- * reconnects to our new listener by itself) and set its clock.
+ * Per-instance disk (`spec.overlayDisk`): created on first boot (sparse
+ * ext4, overlay-disk.ts) and attached writable with serial `aegis-overlay`;
+ * the harness uses it as the overlayfs upper layer over the read-only image.
+ *
+ * Workspace (`spec.workspace`): virtiofsd (virtiofsd.ts) + a shared memfd
+ * RAM backend + `vhost-user-fs-device` tag `workspace`, mounted by the
+ * harness at /workspace.
+ *
+ * Snapshots (`Vm.snapshot`, snapshot-file.ts): QMP `stop`, `migrate` to a
+ * unix socket we write to a file, metadata beside it. Restore
+ * (`spec.restoreFrom`): the metadata is checked against the spec and the
+ * disks first (`SnapshotStaleError`), then the same command line plus
+ * `-incoming exec:...`; the snapshot was taken paused, so we wait for QMP
+ * `query-status` to leave `inmigrate`, `cont`, check the harness with
+ * `ping` (its port reconnects to our new listener by itself) and set its
+ * clock (the guest clock stood still since the snapshot).
+ *
+ * What a snapshot contains, and so what must never be in one unless the
+ * user agreed: ALL guest RAM. That is the kernel, page cache (recently read
+ * or written file contents, including /workspace files and the overlay),
+ * tmpfs (/tmp, /run, /dev/shm) and every process's memory: its environment
+ * block, argv, heap and open connections' buffers. A secret given to a
+ * process as `run` env is in its environment in RAM for as long as it runs,
+ * and in every snapshot taken meanwhile; killing the process does not
+ * scrub the freed pages either. Disks are not in the snapshot (they stay
+ * where they are, and must be unchanged at restore). The snapshot file is
+ * written 0600.
  */
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync } from "node:fs";
-import { join } from "node:path";
+import { randomBytes } from "node:crypto";
+import { dirname, join } from "node:path";
 import type { GuestAssets } from "../../guest/assets/index.ts";
 import { detectAccel, tscKhzFromCpuinfo, type AccelInfo } from "./accel.ts";
 import type { Backend, BackendCapabilities, Vm, VmSpec } from "./backend.ts";
-import { ChannelClosedError, ChannelTimeoutError, ControlChannel } from "./control-channel.ts";
+import { ChannelTimeoutError, ControlChannel } from "./control-channel.ts";
+import { SnapshotStaleError } from "./errors.ts";
+import { ensureOverlayDisk } from "./overlay-disk.ts";
 import { buildQemuArgs } from "./qemu-args.ts";
 import { QmpClient } from "./qmp.ts";
+import { QemuVm } from "./qemu-vm.ts";
+import { readSnapshotMeta, removeSnapshot, snapshotMismatch, stampFile, type SnapshotIdentity } from "./snapshot-file.ts";
+import { TEMPLATE_HOSTNAME, templateKey } from "./templates.ts";
+import { killGroup, startVirtiofsd } from "./virtiofsd.ts";
 
 /** Linux `sun_path` holds 108 bytes including the NUL. */
 const SUN_PATH_MAX = 107;
@@ -40,6 +70,8 @@ export interface QemuBackendOptions {
   accel?: AccelInfo;
   /** Boot watchdog (spawn to `ready`); default 20 s under TCG, 10 s with KVM/HVF, or AEGIS_BOOT_TIMEOUT_MS. */
   bootTimeoutMs?: number;
+  /** Where template snapshots live (templates.ts); default `<guest assets dir>/templates`. */
+  templatesDir?: string;
 }
 
 /** Raised when a VM fails to boot; carries the console tail for the user. */
@@ -69,29 +101,16 @@ function qemuEnv(): Record<string, string> {
   return { PATH: process.env.PATH ?? "/usr/local/bin:/usr/bin:/bin", HOME: process.env.HOME ?? "/" };
 }
 
-function virtiofsdPath(): string {
-  const found = ["/usr/lib/qemu/virtiofsd", "/usr/libexec/virtiofsd"].find((p) => existsSync(p)) ?? Bun.which("virtiofsd");
-  if (!found) throw new Error("virtiofsd not found\nhint: apt-get install qemu-system-common (it ships /usr/lib/qemu/virtiofsd)");
-  return found;
-}
-
-/** Kill a process group, ignoring only "already gone". */
-function killGroup(pid: number, signal: NodeJS.Signals = "SIGKILL"): void {
-  try {
-    process.kill(-pid, signal);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== "ESRCH") throw err;
-  }
-}
-
 /** The QEMU implementation of `Backend`. */
 export class QemuBackend implements Backend {
   readonly name = "qemu" as const;
-  readonly capabilities: BackendCapabilities = { pauseResume: true, memorySnapshots: true, diskLayers: false };
+  readonly capabilities: BackendCapabilities = { pauseResume: true, memorySnapshots: true, diskLayers: true, workspaceSnapshots: false };
   readonly accel: AccelInfo;
   readonly arch: "x86_64" | "aarch64";
   readonly qemuBinary: string;
   private readonly tscKhz?: number;
+  /** Template snapshots being built or known good, by key (one build per key at a time). */
+  private readonly templates = new Map<string, Promise<string>>();
 
   constructor(private readonly opts: QemuBackendOptions) {
     this.arch = opts.arch ?? hostArch();
@@ -113,27 +132,150 @@ export class QemuBackend implements Backend {
     return this.opts.bootTimeoutMs ?? (this.accel.name === "tcg" ? 20_000 : 10_000);
   }
 
+  /** The machine and disk identity a snapshot of `spec` records (and a restore must match). */
+  snapshotIdentity(spec: VmSpec, assets: GuestAssets): SnapshotIdentity {
+    const rootfs = spec.rootfs || assets.baseRootfs;
+    return {
+      machine: {
+        qemuBinary: this.qemuBinary,
+        accel: this.accel.name,
+        arch: this.arch,
+        assetsHash: assets.hash,
+        memoryMb: spec.memoryMb,
+        vcpus: spec.vcpus,
+        hostname: spec.hostname,
+      },
+      disks: {
+        tools: stampFile(assets.toolsDisk),
+        rootfs: stampFile(rootfs),
+        ...(spec.overlayDisk && existsSync(spec.overlayDisk) ? { overlay: stampFile(spec.overlayDisk) } : {}),
+      },
+    };
+  }
+
+  /** Throw `SnapshotStaleError` unless `spec.restoreFrom` can be restored as `spec` right now. */
+  private checkRestorable(spec: VmSpec & { restoreFrom: string }, assets: GuestAssets): void {
+    const snap = spec.restoreFrom;
+    if (spec.workspace) throw new SnapshotStaleError(snap, "the VM attaches a workspace, and VMs with a workspace are never snapshotted (QEMU 7.2 cannot migrate virtiofs)");
+    const meta = readSnapshotMeta(snap);
+    if (!meta) throw new SnapshotStaleError(snap, `it has no metadata ${snap}.json (incomplete, or not written by Aegis)`);
+    if (spec.overlayDisk && !existsSync(spec.overlayDisk)) throw new SnapshotStaleError(snap, `its overlay disk ${spec.overlayDisk} is missing`);
+    const bytes = existsSync(snap) ? statSync(snap).size : undefined;
+    const why = snapshotMismatch(meta, this.snapshotIdentity(spec, assets), bytes);
+    if (why) throw new SnapshotStaleError(snap, why);
+  }
+
   /** Boot (or restore) a VM; resolves once its harness answers. Retries once when the watchdog fires. */
-  async boot(spec: VmSpec): Promise<Vm> {
+  async boot(spec: VmSpec): Promise<QemuVm> {
     mkdirSync(spec.runDir, { recursive: true, mode: 0o700 });
+    const assets = await this.prepare();
+    if (spec.restoreFrom) this.checkRestorable(spec as VmSpec & { restoreFrom: string }, assets);
+    else if (spec.overlayDisk) await ensureOverlayDisk(spec.overlayDisk, spec.overlayDiskSizeMb);
+    return await this.bootWithRetry(spec, assets, false);
+  }
+
+  /**
+   * Start a VM by restoring the template for its shape (templates.ts),
+   * building the template first when there is none; then `setup` gives it
+   * its hostname, clock, RNG seed and rootfs overlay. Workspace VMs and
+   * restores of their own snapshot go through boot() instead.
+   */
+  async bootFromTemplate(spec: VmSpec): Promise<QemuVm> {
+    if (spec.workspace || spec.restoreFrom) return await this.boot(spec);
+    mkdirSync(spec.runDir, { recursive: true, mode: 0o700 });
+    const assets = await this.prepare();
+    if (spec.overlayDisk) await ensureOverlayDisk(spec.overlayDisk, spec.overlayDiskSizeMb);
+    const snap = await this.ensureTemplate(spec, assets);
+    const vm = await this.bootWithRetry({ ...spec, restoreFrom: snap }, assets, true);
     try {
-      return await this.bootOnce(spec, 1);
+      await vm.channel.call("setup", { hostname: spec.hostname, epoch_ms: Date.now(), entropy: randomBytes(64).toString("base64") }, { timeoutMs: 10_000 });
+    } catch (err) {
+      vm.kill();
+      await vm.exited;
+      throw err;
+    }
+    vm.fromTemplate = true;
+    return vm;
+  }
+
+  /** Path of the template snapshot for `spec`'s shape, built now when missing or stale. */
+  private async ensureTemplate(spec: VmSpec, assets: GuestAssets): Promise<string> {
+    const rootfs = spec.rootfs || assets.baseRootfs;
+    const overlayMb = spec.overlayDisk ? Math.round(statSync(spec.overlayDisk).size / 1024 / 1024) : 0;
+    const key = templateKey({
+      qemuBinary: this.qemuBinary, accel: this.accel.name, arch: this.arch, assetsHash: assets.hash,
+      rootfs: stampFile(rootfs), memoryMb: spec.memoryMb, vcpus: spec.vcpus, overlayMb,
+    });
+    const dir = this.opts.templatesDir ?? join(dirname(assets.kernel), "templates");
+    const snap = join(dir, `${key}.snap.zst`);
+    const pending = this.templates.get(key);
+    if (pending) {
+      const path = await pending;
+      // Still there and valid (someone may have cleaned the templates dir)?
+      if (this.templateMismatch(path, { ...spec, rootfs }, assets) === undefined) return path;
+      if (this.templates.get(key) === pending) this.templates.delete(key);
+      return await this.ensureTemplate(spec, assets);
+    }
+    const build = (async () => {
+      const tspec: VmSpec = {
+        id: `template-${key.slice(0, 8)}`,
+        runDir: join(dir, `${key}.run`),
+        memoryMb: spec.memoryMb,
+        vcpus: spec.vcpus,
+        rootfs,
+        overlayDisk: overlayMb ? join(dir, `${key}.overlay.ext4`) : undefined,
+        overlayDiskSizeMb: overlayMb || undefined,
+        ports: [],
+        hostname: TEMPLATE_HOSTNAME,
+      };
+      if (this.templateMismatch(snap, { ...spec, rootfs }, assets) === undefined) return snap;
+      removeSnapshot(snap);
+      mkdirSync(tspec.runDir, { recursive: true, mode: 0o700 });
+      if (tspec.overlayDisk) await ensureOverlayDisk(tspec.overlayDisk, overlayMb);
+      const vm = await this.bootWithRetry(tspec, assets, true);
+      try {
+        await vm.snapshot(snap);
+      } finally {
+        vm.kill();
+        await vm.exited;
+        rmSync(tspec.runDir, { recursive: true, force: true });
+        if (tspec.overlayDisk) rmSync(tspec.overlayDisk, { force: true });
+      }
+      return snap;
+    })();
+    this.templates.set(key, build);
+    build.catch(() => this.templates.delete(key)); // the caller sees the error; the next call retries
+    return await build;
+  }
+
+  /** Why the template `snap` cannot start `spec`, or undefined when it can. A clone's own overlay disk is fine by design. */
+  private templateMismatch(snap: string, spec: VmSpec, assets: GuestAssets): string | undefined {
+    const meta = readSnapshotMeta(snap);
+    if (!meta) return "no template yet";
+    const id = this.snapshotIdentity({ ...spec, hostname: TEMPLATE_HOSTNAME }, assets);
+    if (meta.disks.overlay && id.disks.overlay) id.disks.overlay = meta.disks.overlay;
+    return snapshotMismatch(meta, id, existsSync(snap) ? statSync(snap).size : undefined);
+  }
+
+  private async bootWithRetry(spec: VmSpec, assets: GuestAssets, defer: boolean): Promise<QemuVm> {
+    try {
+      return await this.bootOnce(spec, assets, defer, 1);
     } catch (err) {
       if (!(err instanceof VmBootError) || !err.message.includes("watchdog")) throw err;
-      return await this.bootOnce(spec, 2);
+      return await this.bootOnce(spec, assets, defer, 2);
     }
   }
 
-  private async bootOnce(spec: VmSpec, attempt: number): Promise<QemuVm> {
-    const assets = await this.prepare();
+  private async bootOnce(spec: VmSpec, assets: GuestAssets, defer: boolean, attempt: number): Promise<QemuVm> {
     const paths = {
       ctl: join(spec.runDir, "ctl.sock"),
       qmp: join(spec.runDir, "qmp.sock"),
       vfs: join(spec.runDir, "vfs.sock"),
+      mig: join(spec.runDir, "mig.sock"),
       console: join(spec.runDir, "console.log"),
       qemuLog: join(spec.runDir, "qemu.log"),
     };
-    for (const p of [paths.ctl, paths.qmp, paths.vfs]) {
+    for (const p of [paths.ctl, paths.qmp, paths.vfs, paths.mig]) {
       if (Buffer.byteLength(p) > SUN_PATH_MAX) throw new Error(`socket path ${p} is longer than ${SUN_PATH_MAX} bytes\nhint: use a shorter AEGIS_HOME`);
     }
     rmSync(paths.console, { force: true });
@@ -142,8 +284,7 @@ export class QemuBackend implements Backend {
     let virtiofsd: Bun.Subprocess | undefined;
     let proc: Bun.Subprocess | undefined;
     try {
-      if (spec.workspace) virtiofsd = await startVirtiofsd(spec.workspace, paths.vfs, join(spec.runDir, "virtiofsd.log"));
-      const incoming = spec.restoreFrom ? restoreUri(spec.restoreFrom) : undefined;
+      if (spec.workspace) virtiofsd = await startVirtiofsd(spec.workspace, paths.vfs, join(spec.runDir, "virtiofsd.log"), qemuEnv());
       const args = buildQemuArgs({
         arch: this.arch,
         accel: this.accel.name,
@@ -161,7 +302,8 @@ export class QemuBackend implements Backend {
         serialLog: paths.console,
         controlSocket: paths.ctl,
         qmpSocket: paths.qmp,
-        incoming,
+        incoming: spec.restoreFrom ? restoreUri(spec.restoreFrom) : undefined,
+        deferSetup: defer,
       });
       const t0 = performance.now();
       proc = Bun.spawn([this.qemuBinary, ...args], {
@@ -187,7 +329,7 @@ export class QemuBackend implements Backend {
       } catch (err) {
         if (err instanceof ChannelTimeoutError) {
           throw new VmBootError(
-            `VM ${spec.id}: boot watchdog fired: no harness ready within ${timeoutMs} ms (attempt ${attempt} of 2)`,
+            `VM ${spec.id}: boot watchdog fired: no harness ${spec.restoreFrom ? "answer after restore" : "ready"} within ${timeoutMs} ms (attempt ${attempt} of 2)`,
             paths.console,
             fileTail(paths.console),
           );
@@ -196,14 +338,14 @@ export class QemuBackend implements Backend {
       }
       exitedEarly.catch(() => undefined); // after boot, the exit is reported through Vm.exited instead
       const bootMs = performance.now() - t0;
-      return new QemuVm(spec, p, channel, paths.console, paths.qmp, qmp, virtiofsd, bootMs);
+      return new QemuVm(spec, p, channel, paths, qmp, virtiofsd, bootMs, () => this.snapshotIdentity(spec, assets));
     } catch (err) {
       if (proc) {
         killGroup(proc.pid);
         await proc.exited;
       }
       if (virtiofsd) {
-        virtiofsd.kill("SIGKILL");
+        killGroup(virtiofsd.pid);
         await virtiofsd.exited;
       }
       channel.close("boot failed");
@@ -216,12 +358,6 @@ export class QemuBackend implements Backend {
 export function restoreUri(path: string): string {
   const q = `'${path.replaceAll("'", `'\\''`)}'`;
   return path.endsWith(".zst") ? `exec:zstd -dc ${q}` : `exec:cat ${q}`;
-}
-
-/** `migrate` URI writing a snapshot file (zstd -1 when it ends in .zst). */
-export function snapshotUri(path: string): string {
-  const q = `'${path.replaceAll("'", `'\\''`)}'`;
-  return path.endsWith(".zst") ? `exec:zstd -1 -q -T2 > ${q}` : `exec:cat > ${q}`;
 }
 
 async function restore(qmpPath: string, channel: ControlChannel, timeoutMs: number): Promise<QmpClient> {
@@ -239,104 +375,4 @@ async function restore(qmpPath: string, channel: ControlChannel, timeoutMs: numb
   return qmp;
 }
 
-async function startVirtiofsd(source: string, socket: string, logPath: string): Promise<Bun.Subprocess> {
-  if (!existsSync(source) || !statSync(source).isDirectory()) throw new Error(`workspace ${source} is not a directory`);
-  rmSync(socket, { force: true });
-  const proc = Bun.spawn([virtiofsdPath(), `--socket-path=${socket}`, "-o", `source=${source}`, "-o", "cache=auto", "--thread-pool-size=2"], {
-    stdin: "ignore",
-    stdout: "ignore",
-    stderr: Bun.file(logPath),
-    env: qemuEnv(),
-  });
-  const deadline = Date.now() + 5000;
-  while (!existsSync(socket)) {
-    if (proc.exitCode !== null || Date.now() > deadline) {
-      proc.kill("SIGKILL");
-      throw new Error(`virtiofsd did not create ${socket}: ${fileTail(logPath, 5)}`);
-    }
-    await Bun.sleep(5);
-  }
-  return proc;
-}
-
-/** A VM run by QEMU. */
-export class QemuVm implements Vm {
-  readonly id: string;
-  readonly pid: number;
-  readonly exited: Promise<number>;
-  private qmp?: QmpClient;
-
-  constructor(
-    spec: VmSpec,
-    private readonly proc: Bun.Subprocess,
-    readonly channel: ControlChannel,
-    readonly consoleLog: string,
-    private readonly qmpPath: string,
-    qmp: QmpClient | undefined,
-    private readonly virtiofsd: Bun.Subprocess | undefined,
-    /** Spawn-to-ready time of this boot, in ms. */
-    readonly bootMs: number,
-  ) {
-    this.id = spec.id;
-    this.pid = proc.pid;
-    this.qmp = qmp;
-    this.exited = proc.exited.then(async (code) => {
-      channel.close(`VM ${spec.id} exited (code ${code})`);
-      this.qmp?.close();
-      if (this.virtiofsd) {
-        this.virtiofsd.kill("SIGTERM");
-        await this.virtiofsd.exited;
-      }
-      return code;
-    });
-  }
-
-  private async qmpClient(): Promise<QmpClient> {
-    this.qmp ??= await QmpClient.connect(this.qmpPath);
-    return this.qmp;
-  }
-
-  /** Pause the vCPUs (QMP `stop`). */
-  async pause(): Promise<void> {
-    await (await this.qmpClient()).stop();
-  }
-
-  /** Resume (QMP `cont`) and resync the guest clock, which stood still while paused. */
-  async resume(): Promise<void> {
-    await (await this.qmpClient()).cont();
-    await this.channel.call("clock.set", { epoch_ms: Date.now() }, { timeoutMs: 5000 });
-  }
-
-  /** Write a memory snapshot to `path` (zstd when it ends in .zst); leaves the VM paused. */
-  async snapshot(path: string): Promise<void> {
-    const qmp = await this.qmpClient();
-    await qmp.stop();
-    await qmp.migrate(snapshotUri(path));
-    for (;;) {
-      const st = await qmp.queryMigrate();
-      if (st.status === "completed") return;
-      if (st.status === "failed" || st.status === "cancelled") throw new Error(`snapshot of VM ${this.id} to ${path} ${st.status}: ${st["error-desc"] ?? "no detail"}`);
-      await Bun.sleep(20);
-    }
-  }
-
-  /** Ask the harness to power off; SIGKILL the process group after `graceMs`. */
-  async stop(graceMs = 5000): Promise<void> {
-    if (this.proc.exitCode !== null || this.proc.signalCode !== null) return;
-    const timer = setTimeout(() => this.kill(), graceMs);
-    try {
-      await this.channel.call("shutdown", undefined, { timeoutMs: graceMs }).catch((err: unknown) => {
-        // A wedged or already-gone guest is expected here; the timer's SIGKILL covers it.
-        if (!(err instanceof ChannelTimeoutError) && !(err instanceof ChannelClosedError)) throw err;
-      });
-      await this.exited;
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
-  /** SIGKILL the QEMU process group. */
-  kill(): void {
-    killGroup(this.pid);
-  }
-}
+export { QemuVm };

@@ -14,7 +14,14 @@
  * - `signal` (request): deliver a signal to a running process's process group.
  * - `clock.set` (request): set the guest wall clock (after resume or restore).
  * - `ping` (request): liveness and latency probe.
+ * - `port.wait` (request): resolve once something LISTENs on a guest TCP port
+ *   (any address, IPv4 or IPv6); error `timeout` after `timeout_ms`. The
+ *   host's call timeout must exceed `timeout_ms`.
  * - `shutdown` (request): sync, unmount and power the VM off; the reply comes first.
+ * - `setup` (request): only in a VM booted with deferred setup (`aegis.defer=1`,
+ *   template VMs and their clones): set the clock, reseed the kernel RNG with
+ *   host entropy, mount the rootfs overlay, set the hostname. Before it, `run`
+ *   fails with `notSetUp`; a second `setup` fails with `invalidRequest`.
  */
 import { z } from "zod";
 
@@ -69,6 +76,22 @@ export const SignalParams = z.object({ id: ProcessId, signal: SignalName }).stri
 /** `clock.set` request params. */
 export const ClockSetParams = z.object({ epoch_ms: z.number().nonnegative() }).strict();
 
+/** `port.wait` request params. */
+export const PortWaitParams = z.object({
+  port: z.number().int().min(1).max(65535),
+  timeout_ms: z.number().int().min(0).max(600_000),
+}).strict();
+
+/** `port.wait` result. `loopback_only`: every listener is bound to 127.0.0.1/::1, which port forwarding cannot reach. */
+export const PortWaitResult = z.object({ ok: z.literal(true), loopback_only: z.boolean() }).strict();
+
+/** `setup` request params. `entropy`: base64 of 32-256 random bytes from the host. */
+export const SetupParams = z.object({
+  hostname: z.string().regex(/^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$/, "must be a DNS label"),
+  epoch_ms: z.number().nonnegative(),
+  entropy: z.string().min(44).max(344),
+}).strict();
+
 /** `ping` result. */
 export const PingResult = z.object({ uptime_ms: z.number() }).strict();
 
@@ -81,6 +104,8 @@ export const ControlRequests = {
   signal: { params: SignalParams, result: OkResult },
   "clock.set": { params: ClockSetParams, result: OkResult },
   ping: { params: z.object({}).strict().optional(), result: PingResult },
+  "port.wait": { params: PortWaitParams, result: PortWaitResult },
+  setup: { params: SetupParams, result: OkResult },
   shutdown: { params: z.object({}).strict().optional(), result: OkResult },
 } as const;
 
@@ -115,4 +140,8 @@ export const RpcErrorCode = {
   spawnFailed: -32002,
   /** The id is already in use. */
   duplicateId: -32003,
+  /** A wait (`port.wait`) ran out of time. */
+  timeout: -32004,
+  /** The VM waits for its `setup` request (deferred setup) and cannot run processes yet. */
+  notSetUp: -32005,
 } as const;

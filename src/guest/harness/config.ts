@@ -1,7 +1,8 @@
 /**
  * @module guest/harness/config
  * What the harness learns at boot without the control channel: the kernel
- * command line (only non-secret switches: `aegis.hostname=`, `aegis.workspace=1`)
+ * command line (only non-secret switches: `aegis.hostname=`, `aegis.workspace=1`,
+ * `aegis.defer=1`)
  * and the virtio-blk disks, identified by their `serial=` (QEMU) because
  * erofs and some images carry no label.
  */
@@ -18,6 +19,8 @@ export interface GuestConfig {
   overlayDisk?: string;
   /** Whether a network interface exists. */
   net: boolean;
+  /** Deferred setup (`aegis.defer=1`): mount the rootfs only on the `setup` RPC (template VMs). */
+  defer: boolean;
 }
 
 /** Parse `key=value` words of a kernel command line into a map (bare words map to ""). */
@@ -54,5 +57,6 @@ export function readGuestConfig(): GuestConfig {
     rootDisk: disks.get("aegis-root"),
     overlayDisk: disks.get("aegis-overlay"),
     net: existsSync("/sys/class/net/eth0"),
+    defer: cmd.get("aegis.defer") === "1",
   };
 }

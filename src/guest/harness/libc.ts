@@ -3,7 +3,8 @@
  * The few libc calls the harness needs that Bun does not expose:
  * `mount` and the network ioctls (boot-time setup without forking busybox,
  * ~0.3 s faster under TCG), `waitpid` (reaping orphans as PID 1),
- * `clock_settime` (the `clock.set` RPC) and `sync`. Loaded on first use
+ * `clock_settime` (the `clock.set` RPC), `sync`, and for VMs restored from
+ * a template: dropping a disk's cached blocks and reseeding the kernel RNG. Loaded on first use
  * through `bun:ffi` from the glibc that the initramfs already carries (the
  * harness is dynamically linked against it, so dlopen only bumps a reference
  * count). Note bun:ffi needs JavaScriptCore's JIT enabled (see init-script.ts).
@@ -16,12 +17,14 @@
  * - `int socket(int domain, int type, int protocol);`
  * - `int ioctl(int fd, unsigned long request, void *arg);` (variadic in C; glibc's is a plain syscall stub)
  * - `int close(int fd);`
+ * - `ioctl(fd, BLKFLSBUF, 0)` and `ioctl(fd, RNDADDENTROPY, struct rand_pool_info *)`, `ioctl(fd, RNDRESEEDCRNG)`
  * - `int *__errno_location(void);`
  *
  * Every pointer passed below points into a Buffer/TypedArray held in a local
  * variable until the synchronous call returns; the kernel copies what it needs.
  */
 import { dlopen, FFIType, ptr, read } from "bun:ffi";
+import { closeSync, openSync } from "node:fs";
 import { constants } from "node:os";
 
 const WNOHANG = 1;
@@ -155,5 +158,45 @@ export function configureNetwork(net?: { iface: string; address: string; netmask
     }
   } finally {
     L.close(fd);
+  }
+}
+
+const BLKFLSBUF = 0x1261;
+const RNDADDENTROPY = 0x40085203;
+const RNDRESEEDCRNG = 0x5207;
+
+/**
+ * Drop the cached blocks of block device `dev` (BLKFLSBUF). A VM restored
+ * from a template may have cached blocks of the template's disk at the same
+ * device (partition probing reads its first and last sectors); they must not
+ * be mistaken for this VM's own disk when it is mounted.
+ */
+export function flushBlockDevice(dev: string): void {
+  const fd = openSync(dev, "r");
+  try {
+    if (libc().ioctl(fd, BLKFLSBUF, null) !== 0) throw new Error(`flush buffers of ${dev}: ${errnoName()}`);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Credit `seed` to the kernel's entropy pool and force a CRNG reseed
+ * (RNDADDENTROPY + RNDRESEEDCRNG on a /dev/urandom fd). Every VM restored
+ * from one template starts with the same RNG state; without this, clones
+ * would draw the same "random" numbers until the next scheduled reseed.
+ */
+export function reseedRandom(seed: Uint8Array): void {
+  // struct rand_pool_info { int entropy_count; int buf_size; __u32 buf[]; }; owned by `info` during the call.
+  const info = Buffer.alloc(8 + seed.length);
+  info.writeInt32LE(seed.length * 8, 0);
+  info.writeInt32LE(seed.length, 4);
+  info.set(seed, 8);
+  const fd = openSync("/dev/urandom", "w");
+  try {
+    if (libc().ioctl(fd, RNDADDENTROPY, ptr(info)) !== 0) throw new Error(`RNDADDENTROPY: ${errnoName()}`);
+    if (libc().ioctl(fd, RNDRESEEDCRNG, null) !== 0) throw new Error(`RNDRESEEDCRNG: ${errnoName()}`);
+  } finally {
+    closeSync(fd);
   }
 }

@@ -22,7 +22,7 @@ import { readGuestConfig } from "./config.ts";
 import { ControlPort, findControlPort } from "./port.ts";
 import { ProcessTable } from "./processes.ts";
 import { reapOrphans } from "./reaper.ts";
-import { parseMounts, ROOT, setupGuest, shutdownScript } from "./setup.ts";
+import { parseMounts, ROOT, setupBase, setupGuest, setupInstance, shutdownScript } from "./setup.ts";
 
 /** Milliseconds since exec when this module finished loading its imports (boot diagnostics). */
 const moduleLoadedAt = performance.now();
@@ -56,10 +56,13 @@ export async function main(_argv: string[]): Promise<void> {
   const owned = new Set<number>();
   const cfg = readGuestConfig();
   const setupStartMs = uptimeMs();
-  await setupGuest(cfg, parseMounts(readFileSync("/proc/mounts", "utf8")));
+  const mounted = parseMounts(readFileSync("/proc/mounts", "utf8"));
+  // Deferred (template) VMs mount the rootfs only on the `setup` RPC, after a restore.
+  await (cfg.defer ? setupBase(cfg, mounted) : setupGuest(cfg, mounted));
   const setupDoneMs = uptimeMs();
-  const root = cfg.rootDisk ? ROOT : undefined;
-  if (!root) log("no rootfs disk (serial aegis-root): processes run in the initramfs");
+  let setUp = !cfg.defer;
+  let root = cfg.rootDisk && setUp ? ROOT : undefined;
+  if (!cfg.rootDisk) log("no rootfs disk (serial aegis-root): processes run in the initramfs");
 
   const port = new ControlPort(findControlPort());
   const portAt = performance.now();
@@ -86,7 +89,22 @@ export async function main(_argv: string[]): Promise<void> {
   });
 
   const handlers: { [M in ControlRequestMethod]: (params: any) => unknown | Promise<unknown> } = {
-    run: (p) => procs.run(p),
+    run: (p) => {
+      if (!setUp) throw new RpcError(RpcErrorCode.notSetUp, "this VM waits for its setup request (deferred setup) before it can run processes");
+      return procs.run(p);
+    },
+    setup: async (p) => {
+      if (setUp) throw new RpcError(RpcErrorCode.invalidRequest, "setup was already done in this VM");
+      const libc = await import("./libc.ts");
+      libc.setWallClock(p.epoch_ms);
+      libc.reseedRandom(Buffer.from(p.entropy, "base64"));
+      for (const dev of [cfg.rootDisk, cfg.overlayDisk]) if (dev) libc.flushBlockDevice(dev);
+      await setupInstance({ ...cfg, hostname: p.hostname });
+      root = cfg.rootDisk ? ROOT : undefined;
+      procs.setRoot(root);
+      setUp = true;
+      return { ok: true };
+    },
     signal: (p) => {
       procs.signal(p.id, p.signal);
       return { ok: true };
@@ -97,6 +115,10 @@ export async function main(_argv: string[]): Promise<void> {
       return { ok: true };
     },
     ping: () => ({ uptime_ms: uptimeMs() }),
+    "port.wait": async (p) => {
+      const { waitForListen } = await import("./net-ports.ts");
+      return await waitForListen(p.port, p.timeout_ms);
+    },
     shutdown: () => ({ ok: true }),
   };
 

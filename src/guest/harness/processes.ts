@@ -74,9 +74,14 @@ export class ProcessTable {
   private readonly procs = new Map<string, Bun.Subprocess<"ignore", "pipe", "pipe">>();
 
   constructor(
-    private readonly root: string | undefined,
+    private root: string | undefined,
     private readonly sink: ProcessSink,
   ) {}
+
+  /** Set the directory processes are chrooted into (after a deferred `setup`). */
+  setRoot(root: string | undefined): void {
+    this.root = root;
+  }
 
   /** Start a process; returns its pid. Output and exit are reported through the sink. */
   run(p: z.output<typeof RunParams>): { pid: number } {

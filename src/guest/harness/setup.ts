@@ -6,6 +6,12 @@
  * and hostname, loopback and eth0 for QEMU user networking, and the virtiofs
  * workspace.
  *
+ * Deferred setup (`aegis.defer=1`, template VMs): only the machine-wide
+ * part (`setupBase`: /tmp, /run, loopback and eth0, whose SLIRP addresses
+ * are the same in every VM) runs before `ready`; the per-instance part
+ * (`setupInstance`: rootfs + overlay mounts, hostname, /etc/hosts) runs on
+ * the `setup` RPC after a restore, so one snapshot serves many instances.
+ *
  * Every step is a direct syscall through bun:ffi (see libc.ts) because every
  * fork+exec costs 10-20 ms under TCG; a busybox script doing the same took
  * ~0.5 s. The mount plan is a pure function, unit-tested.
@@ -31,14 +37,26 @@ const NOSUID_NODEV = 2 | 4;
 
 /** The mounts that assemble the guest, in order; `mounted` lists mount points that already exist. */
 export function mountPlan(cfg: GuestConfig, mounted: Set<string>): MountStep[] {
+  return [...baseMountPlan(mounted), ...instanceMountPlan(cfg)];
+}
+
+/** Machine-wide mounts (/tmp, /run of the initramfs), skipping those already mounted. */
+export function baseMountPlan(mounted: Set<string>): MountStep[] {
   const m: MountStep[] = [];
   if (!mounted.has("/tmp")) m.push({ source: "tmpfs", target: "/tmp", fstype: "tmpfs", flags: NOSUID_NODEV, data: "mode=1777" });
   if (!mounted.has("/run")) m.push({ source: "tmpfs", target: "/run", fstype: "tmpfs", flags: NOSUID_NODEV, data: "mode=755" });
+  return m;
+}
+
+/** Per-instance mounts: the rootfs overlay with proc/sys/dev/tmp/run inside, and the workspace. */
+export function instanceMountPlan(cfg: GuestConfig): MountStep[] {
+  const m: MountStep[] = [];
   if (!cfg.rootDisk) return m;
   m.push({ source: cfg.rootDisk, target: "/mnt/lower", fstype: "ext4", flags: 1, data: "" });
   m.push(
     cfg.overlayDisk
-      ? { source: cfg.overlayDisk, target: "/mnt/rw", fstype: "ext4" }
+      ? // noinit_itable: no background zeroing of the lazily-initialised inode tables (see vmm/overlay-disk.ts).
+        { source: cfg.overlayDisk, target: "/mnt/rw", fstype: "ext4", data: "noinit_itable" }
       : { source: "tmpfs", target: "/mnt/rw", fstype: "tmpfs", data: "mode=755" },
   );
   m.push({ source: "overlay", target: ROOT, fstype: "overlay", data: "lowerdir=/mnt/lower,upperdir=/mnt/rw/upper,workdir=/mnt/rw/work" });
@@ -58,13 +76,33 @@ export function mountPlan(cfg: GuestConfig, mounted: Set<string>): MountStep[] {
 /**
  * Assemble the guest with direct syscalls (mount(2), ioctls for the network):
  * no fork at all, which under TCG saves ~0.5 s against a busybox script.
- * Directories are created right before the mount that needs them (the
- * upper/work dirs after /mnt/rw is mounted).
  */
 export async function setupGuest(cfg: GuestConfig, mounted: Set<string>): Promise<void> {
-  const { mkdirSync, rmSync, writeFileSync, existsSync } = await import("node:fs");
+  await setupBase(cfg, mounted);
+  await setupInstance(cfg);
+}
+
+/** The machine-wide part: /tmp, /run, a default hostname, loopback and eth0. */
+export async function setupBase(cfg: GuestConfig, mounted: Set<string>): Promise<void> {
+  const { mkdirSync, writeFileSync } = await import("node:fs");
   const libc = await import("./libc.ts");
-  for (const step of mountPlan(cfg, mounted)) {
+  for (const step of baseMountPlan(mounted)) {
+    mkdirSync(step.target, { recursive: true });
+    libc.mount(step.source, step.target, step.fstype, step.flags ?? 0, step.data);
+  }
+  writeFileSync("/proc/sys/kernel/hostname", cfg.hostname);
+  libc.configureNetwork(cfg.net ? { iface: "eth0", address: "10.0.2.15", netmask: "255.255.255.0", gateway: NET.gateway } : undefined);
+}
+
+/**
+ * The per-instance part: mount the rootfs overlay (and workspace), write
+ * resolv.conf and hosts, set the hostname. Directories are created right
+ * before the mount that needs them (upper/work after /mnt/rw is mounted).
+ */
+export async function setupInstance(cfg: GuestConfig): Promise<void> {
+  const { mkdirSync, rmSync, writeFileSync, existsSync, readFileSync } = await import("node:fs");
+  const libc = await import("./libc.ts");
+  for (const step of instanceMountPlan(cfg)) {
     if (step.target === ROOT) {
       mkdirSync("/mnt/rw/upper", { recursive: true });
       mkdirSync("/mnt/rw/work", { recursive: true });
@@ -78,11 +116,12 @@ export async function setupGuest(cfg: GuestConfig, mounted: Set<string>): Promis
     mkdirSync(`${ROOT}/etc`, { recursive: true });
     writeFileSync(`${ROOT}/etc/resolv.conf`, `nameserver ${NET.dns}\n`);
     const hosts = `${ROOT}/etc/hosts`;
-    const base = existsSync(hosts) ? "" : "127.0.0.1 localhost\n::1 localhost\n";
-    writeFileSync(hosts, `${base}127.0.1.1 ${cfg.hostname}\n`, { flag: "a" });
+    const line = `127.0.1.1 ${cfg.hostname}`;
+    const text = existsSync(hosts) ? readFileSync(hosts, "utf8") : "127.0.0.1 localhost\n::1 localhost\n";
+    // A persistent overlay already has the line from an earlier boot: add it once.
+    if (!text.split("\n").includes(line)) writeFileSync(hosts, `${text}${text.endsWith("\n") || text === "" ? "" : "\n"}${line}\n`);
   }
   writeFileSync("/proc/sys/kernel/hostname", cfg.hostname);
-  libc.configureNetwork(cfg.net ? { iface: "eth0", address: "10.0.2.15", netmask: "255.255.255.0", gateway: NET.gateway } : undefined);
 }
 
 /** The set of mount points currently mounted (empty when /proc is not mounted). */

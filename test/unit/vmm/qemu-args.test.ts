@@ -1,6 +1,6 @@
 import { describe, expect, it } from "bun:test";
 import { buildQemuArgs, kernelCmdline, type QemuArgsInput } from "../../../src/vmm/qemu-args.ts";
-import { restoreUri, snapshotUri } from "../../../src/vmm/qemu.ts";
+import { restoreUri } from "../../../src/vmm/qemu.ts";
 
 const base: QemuArgsInput = {
   arch: "x86_64",
@@ -48,6 +48,8 @@ describe("buildQemuArgs", () => {
     expect(cmd).toContain("aegis.nojit=1");
     expect(kernelCmdline({ ...base, accel: "kvm" })).not.toContain("aegis.nojit");
     expect(cmd).not.toContain("aegis.workspace");
+    expect(cmd).not.toContain("aegis.defer");
+    expect(kernelCmdline({ ...base, deferSetup: true })).toContain("aegis.defer=1");
   });
 
   it("attaches the tools and rootfs disks read-only with their serials, modern virtio-mmio and the control port", () => {
@@ -71,7 +73,8 @@ describe("buildQemuArgs", () => {
   it("adds a writable overlay disk, virtiofs with a shared memfd backend, and -incoming when asked", () => {
     const a = buildQemuArgs({ ...base, overlayDisk: "/i/overlay.ext4", virtiofsSocket: "/run/x/vfs.sock", incoming: "exec:cat /s" });
     const j = a.join(" ");
-    expect(j).toContain("serial=aegis-overlay");
+    expect(opt(a, "-drive")).toContain("id=overlay,file=/i/overlay.ext4,format=raw,if=none"); // writable: no readonly=on
+    expect(j).toContain("virtio-blk-device,drive=overlay,serial=aegis-overlay");
     expect(opt(a, "-M")).toEqual(["microvm,memory-backend=mem0"]);
     expect(j).toContain("memory-backend-memfd,id=mem0,size=512M,share=on");
     expect(j).toContain("vhost-user-fs-device,chardev=vfs,tag=workspace");
@@ -79,13 +82,20 @@ describe("buildQemuArgs", () => {
     expect(opt(a, "-incoming")).toEqual(["exec:cat /s"]);
   });
 
+  it("attaches no overlay disk and no shared memory backend unless asked", () => {
+    const j = buildQemuArgs(base).join(" ");
+    expect(j).not.toContain("aegis-overlay");
+    expect(j).not.toContain("memory-backend");
+    expect(j).not.toContain("-incoming");
+  });
+
   it("rejects hostnames and paths that would break the command line", () => {
     expect(() => buildQemuArgs({ ...base, hostname: "a b" })).toThrow(/hostname/);
     expect(() => buildQemuArgs({ ...base, rootfs: "/x,y.ext4" })).toThrow(/comma/);
   });
 
-  it("quotes snapshot paths for QEMU's exec: migration", () => {
-    expect(snapshotUri("/s/it's.zst")).toBe("exec:zstd -1 -q -T2 > '/s/it'\\''s.zst'");
+  it("quotes snapshot paths for QEMU's exec: incoming migration", () => {
+    expect(restoreUri("/s/it's.zst")).toBe("exec:zstd -dc '/s/it'\\''s.zst'");
     expect(restoreUri("/s/a.bin")).toBe("exec:cat '/s/a.bin'");
   });
 });

@@ -2,10 +2,10 @@ import { describe, expect, it } from "bun:test";
 import { parseCmdline } from "../../../../src/guest/harness/config.ts";
 import { chrootArgv, DEFAULT_PATH, processEnv, signalNumber } from "../../../../src/guest/harness/processes.ts";
 import { parseStat } from "../../../../src/guest/harness/reaper.ts";
-import { mountPlan, parseMounts, ROOT, shutdownScript } from "../../../../src/guest/harness/setup.ts";
+import { baseMountPlan, instanceMountPlan, mountPlan, parseMounts, ROOT, shutdownScript } from "../../../../src/guest/harness/setup.ts";
 import { initScript } from "../../../../guest/assets/init-script.ts";
 
-const cfg = { hostname: "h", workspace: false, rootDisk: "/dev/vdb", net: true };
+const cfg = { hostname: "h", workspace: false, rootDisk: "/dev/vdb", net: true, defer: false };
 
 describe("harness boot config", () => {
   it("parses the kernel command line", () => {
@@ -28,8 +28,15 @@ describe("harness boot config", () => {
 
   it("uses the aegis-overlay disk as the upper layer and mounts the workspace when present", () => {
     const plan = mountPlan({ ...cfg, overlayDisk: "/dev/vdc", workspace: true }, new Set(["/tmp", "/run"]));
-    expect(plan.find((s) => s.target === "/mnt/rw")).toMatchObject({ source: "/dev/vdc", fstype: "ext4" });
+    expect(plan.find((s) => s.target === "/mnt/rw")).toMatchObject({ source: "/dev/vdc", fstype: "ext4", data: "noinit_itable" });
     expect(plan.at(-1)).toMatchObject({ source: "workspace", fstype: "virtiofs", target: `${ROOT}/workspace` });
+  });
+
+  it("splits into a machine-wide part and a per-instance part for deferred (template) setup", () => {
+    const mounted = new Set(["/proc"]);
+    expect([...baseMountPlan(mounted), ...instanceMountPlan(cfg)]).toEqual(mountPlan(cfg, mounted));
+    expect(baseMountPlan(mounted).map((s) => s.target)).toEqual(["/tmp", "/run"]);
+    expect(instanceMountPlan(cfg)[0]).toMatchObject({ target: "/mnt/lower" });
   });
 
   it("skips the rootfs when no disk is attached", () => {

@@ -1,0 +1,175 @@
+/**
+ * @module vmm/qemu-vm
+ * One running QEMU VM (created by `QemuBackend.boot`, qemu.ts): pause and
+ * resume over QMP, memory snapshots (snapshot-file.ts), `port.wait`, clean
+ * stop, and the process-group kill that also takes virtiofsd down.
+ */
+import { renameSync, statSync } from "node:fs";
+import type { Vm, VmSpec } from "./backend.ts";
+import { ChannelClosedError, ChannelTimeoutError, type ControlChannel } from "./control-channel.ts";
+import { SnapshotUnsupportedError } from "./errors.ts";
+import { waitGuestPort, type GuestPortState } from "./guest-port.ts";
+import { QmpClient } from "./qmp.ts";
+import { receiveSnapshot, removeSnapshot, writeSnapshotMeta, type SnapshotIdentity } from "./snapshot-file.ts";
+import { killGroup } from "./virtiofsd.ts";
+
+/** Socket and log paths of one VM. */
+export interface VmPaths {
+  console: string;
+  qmp: string;
+  mig: string;
+}
+
+/** A VM run by QEMU. */
+export class QemuVm implements Vm {
+  readonly id: string;
+  readonly pid: number;
+  readonly exited: Promise<number>;
+  readonly consoleLog: string;
+  /** PID of this VM's virtiofsd (leader of its own process group), when a workspace is shared. */
+  readonly virtiofsdPid?: number;
+  private qmp?: QmpClient;
+  /** True when restored from a template snapshot (set by QemuBackend.bootFromTemplate). */
+  fromTemplate = false;
+  private paused = false;
+  /** Set once a snapshot completed: the guest must not run again or the snapshot's disks diverge. */
+  private snapshotted = false;
+
+  constructor(
+    private readonly spec: VmSpec,
+    private readonly proc: Bun.Subprocess,
+    readonly channel: ControlChannel,
+    private readonly paths: VmPaths,
+    qmp: QmpClient | undefined,
+    private readonly virtiofsd: Bun.Subprocess | undefined,
+    /** Spawn-to-ready (or spawn-to-answering after restore) time of this boot, in ms. */
+    readonly bootMs: number,
+    private readonly identity: () => SnapshotIdentity,
+  ) {
+    this.id = spec.id;
+    this.pid = proc.pid;
+    this.consoleLog = paths.console;
+    this.virtiofsdPid = virtiofsd?.pid;
+    this.qmp = qmp;
+    this.exited = proc.exited.then(async (code) => {
+      channel.close(`VM ${spec.id} exited (code ${code})`);
+      this.qmp?.close();
+      if (this.virtiofsd) {
+        // It exits by itself once QEMU disconnects; the group kill covers a wedged one.
+        killGroup(this.virtiofsd.pid, "SIGTERM");
+        await this.virtiofsd.exited;
+      }
+      return code;
+    });
+  }
+
+  /** True once the QEMU process has exited. */
+  private get gone(): boolean {
+    return this.proc.exitCode !== null || this.proc.signalCode !== null;
+  }
+
+  private async qmpClient(): Promise<QmpClient> {
+    this.qmp ??= await QmpClient.connect(this.paths.qmp);
+    return this.qmp;
+  }
+
+  /** Pause the vCPUs (QMP `stop`). */
+  async pause(): Promise<void> {
+    await (await this.qmpClient()).stop();
+    this.paused = true;
+  }
+
+  /** Resume (QMP `cont`) and resync the guest clock, which stood still while paused. */
+  async resume(): Promise<void> {
+    await (await this.qmpClient()).cont();
+    this.paused = false;
+    this.snapshotted = false;
+    await this.channel.call("clock.set", { epoch_ms: Date.now() }, { timeoutMs: 5000 });
+  }
+
+  /**
+   * Write a memory snapshot to `path` (zstd when it ends in .zst) plus
+   * `<path>.json`; leaves the VM paused. Throws `SnapshotUnsupportedError`
+   * without touching the VM when a workspace is attached. On a failed
+   * migration the VM is resumed if it was running, and the error propagates.
+   */
+  async snapshot(path: string): Promise<void> {
+    if (this.spec.workspace) {
+      throw new SnapshotUnsupportedError(
+        this.id,
+        `its workspace ${this.spec.workspace} is shared through virtiofs, and QEMU 7.2 cannot migrate a vhost-user-fs device`,
+        "stop the VM cleanly instead and cold boot it later (its overlay disk and workspace keep every file)",
+      );
+    }
+    const qmp = await this.qmpClient();
+    const wasRunning = !this.paused;
+    removeSnapshot(path);
+    await qmp.stop();
+    this.paused = true;
+    const receiver = receiveSnapshot(this.paths.mig, path);
+    receiver.done.catch(() => undefined); // awaited below; a failed migration may settle it first
+    try {
+      // QEMU 7.2 throttles migration to 32 MiB/s by default; the VM is paused, so go as fast as the disk allows.
+      await qmp.execute("migrate-set-parameters", { "max-bandwidth": 8 * 1024 ** 3 });
+      await qmp.migrate(`unix:${this.paths.mig}`);
+      for (;;) {
+        const st = await qmp.queryMigrate();
+        if (st.status === "completed") break;
+        if (st.status === "failed" || st.status === "cancelled") {
+          throw new Error(`snapshot of VM ${this.id} to ${path} ${st.status}: ${st["error-desc"] ?? "no detail from QEMU"}`);
+        }
+        await Bun.sleep(20);
+      }
+      const bytes = await receiver.done;
+      renameSync(`${path}.partial`, path);
+      writeSnapshotMeta(path, { format: 1, vmId: this.id, createdAt: new Date().toISOString(), bytes: statSync(path).size, ...this.identity() });
+      if (bytes <= 0) throw new Error(`snapshot of VM ${this.id} to ${path} received no data`);
+      this.snapshotted = true;
+    } catch (err) {
+      receiver.close();
+      removeSnapshot(path);
+      if (wasRunning && !this.gone) await this.resume();
+      throw err;
+    } finally {
+      receiver.close();
+    }
+  }
+
+  /** Resolve once something listens on guest TCP `port` (see guest-port.ts). */
+  waitForPort(port: number, timeoutMs: number): Promise<GuestPortState> {
+    return waitGuestPort(this.channel, this.id, port, timeoutMs);
+  }
+
+  /**
+   * Power off: ask the harness (sync, unmount, reboot), SIGKILL the process
+   * group after `graceMs`. Right after a snapshot it kills at once instead:
+   * a clean shutdown would write the overlay disk and invalidate the
+   * snapshot (QEMU flushed the disks when the migration completed). A
+   * paused VM is resumed first so it can shut down.
+   */
+  async stop(graceMs = 5000): Promise<void> {
+    if (this.gone) return;
+    if (this.snapshotted) {
+      this.kill();
+      await this.exited;
+      return;
+    }
+    const timer = setTimeout(() => this.kill(), graceMs);
+    try {
+      if (this.paused) await (await this.qmpClient()).cont();
+      await this.channel.call("shutdown", undefined, { timeoutMs: graceMs }).catch((err: unknown) => {
+        // A wedged or already-gone guest is expected here; the timer's SIGKILL covers it.
+        if (!(err instanceof ChannelTimeoutError) && !(err instanceof ChannelClosedError)) throw err;
+      });
+      await this.exited;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** SIGKILL the QEMU process group (and virtiofsd's). */
+  kill(): void {
+    killGroup(this.pid);
+    if (this.virtiofsd) killGroup(this.virtiofsd.pid);
+  }
+}
