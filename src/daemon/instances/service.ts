@@ -181,29 +181,27 @@ export class InstancesService {
     const id = row.id;
     this.deps.table.update(id, { state: "starting", error: null, exit_code: null });
     const snapshot = this.snapshotPath(id);
-    const restore = existsSync(snapshot) && this.deps.backend?.capabilities.memorySnapshots === true;
     try {
       const image = row.spec.image ? await this.deps.images.resolve(row.spec.image) : null;
-      rt.hostPorts = new Map();
-      for (const e of row.spec.expose) rt.hostPorts.set(e.guest_port, await freePort());
-      const vm = await this.deps.vms.launch({
-        id,
-        memoryMb: row.spec.memory_mb,
-        vcpus: row.spec.vcpus,
-        rootfs: image?.rootfs,
-        ports: [...rt.hostPorts].map(([guestPort, hostPort]) => ({ guestPort, hostPort })),
-        overlayDisk: join(this.deps.instancesDir, id, "overlay.ext4"),
-        workspace: row.spec.workspace ?? undefined,
-        restoreFrom: restore ? snapshot : undefined,
-      });
+      let restored = false;
+      let vm: Vm | null = null;
+      if (existsSync(snapshot) && this.deps.backend?.capabilities.memorySnapshots) {
+        try {
+          vm = await this.launch(row, rt, image?.rootfs, snapshot);
+          restored = true;
+        } catch (err) {
+          // A snapshot that does not restore (stale, corrupt) is only a cache: cold boot instead.
+          this.deps.log.warn("snapshot restore failed; cold booting", { instance: id, error: String(err) });
+        }
+        rmSync(snapshot, { force: true });
+        rmSync(`${snapshot}.json`, { force: true });
+      }
+      vm ??= await this.launch(row, rt, image?.rootfs, undefined);
       rt.vm = vm;
       rt.expectingExit = false;
       this.watchExit(id, vm, rt);
       this.attachMain(id, vm);
-      if (restore) {
-        // The VM now runs ahead of the snapshot's disk state: the snapshot is spent.
-        rmSync(snapshot, { force: true });
-      } else {
+      if (!restored) {
         const secretEnv = row.spec.secrets.length > 0 ? this.deps.secrets.resolve(row.spec.secrets.includes("*") ? "*" : row.spec.secrets, row.spec.app_id ?? undefined) : {};
         const env = { ...row.spec.env, ...secretEnv };
         await startGuestProcess(vm.channel, {
@@ -216,18 +214,33 @@ export class InstancesService {
       }
       rt.lastActivity = Date.now();
       this.deps.table.update(id, { state: "running", vmm_pid: vm.pid, started_at: new Date().toISOString() });
-      this.deps.log.info(restore ? "instance restored" : "instance booted", { instance: id });
+      this.deps.log.info(restored ? "instance restored" : "instance booted", { instance: id });
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
       rt.expectingExit = true;
       rt.vm?.kill();
       rt.vm = null;
-      if (restore) rmSync(snapshot, { force: true }); // a snapshot that does not restore is stale: cold boot next time
       this.deps.logs.note(id, `aegis: could not start the instance: ${message}`);
       this.deps.table.update(id, { state: "failed", error: message.split("\n")[0] ?? message });
       this.deps.log.error("instance boot failed", { instance: id, error: message });
       throw isAppError(err) ? err : new BackendError(`instance ${row.handle} could not start: ${message}`, `see 'aegis logs ${row.handle}'`);
     }
+  }
+
+  /** Boot (or restore) the instance's VM with fresh host ports for its exposed guest ports. */
+  private async launch(row: InstanceRow, rt: Runtime, rootfs: string | undefined, restoreFrom: string | undefined): Promise<Vm> {
+    rt.hostPorts = new Map();
+    for (const e of row.spec.expose) rt.hostPorts.set(e.guest_port, await freePort());
+    return this.deps.vms.launch({
+      id: row.id,
+      memoryMb: row.spec.memory_mb,
+      vcpus: row.spec.vcpus,
+      rootfs,
+      ports: [...rt.hostPorts].map(([guestPort, hostPort]) => ({ guestPort, hostPort })),
+      overlayDisk: join(this.deps.instancesDir, row.id, "overlay.ext4"),
+      workspace: row.spec.workspace ?? undefined,
+      restoreFrom,
+    });
   }
 
   /** Record the command's output, and its exit (the harness then powers the VM off). */
