@@ -25,6 +25,8 @@ import { InstancesService } from "./instances/service.ts";
 import { defaultsFromEnv } from "./instances/spec.ts";
 import { InstancesTable } from "./registry/instances.ts";
 import { TasksService } from "./tasks/service.ts";
+import { TetherService } from "./tether/service.ts";
+import { TetherStore } from "./tether/store.ts";
 import { VmLauncher } from "./vms.ts";
 
 /** Find a program next to the aegis binary (role links) or on PATH. */
@@ -45,6 +47,7 @@ export interface Services {
   vms: VmLauncher;
   tasks: TasksService;
   instances: InstancesService;
+  tether: TetherService;
 }
 
 /** The VM backend to use, or null with the reason none is available. */
@@ -84,6 +87,7 @@ export function createServices(paths: StatePaths, log: Logger, choice: BackendCh
     apps,
     kits,
     instances,
+    tether: new TetherService(new TetherStore(db), instances, logs, log),
     logs,
     images,
     vms,

@@ -89,6 +89,54 @@ describe("instance lifecycle", () => {
     await home.ok(["instance", "delete", "survivor"]);
   }, T);
 
+  it("wakes a paused or stopped instance on a tether message and streams the guest's reply frames", async () => {
+    // A stand-in agent: busybox nc on 127.0.0.1:7778 answering every frame line with assistant.done.
+    const reply = '{"v":1,"type":"assistant.done","session":{"channel":"test","id":"1"},"payload":{"text":"pong"}}';
+    const script = `printf '%s\\n' '#!/bin/sh' 'while read -r line; do echo got >> /tmp/frames; printf "%s\\n" '"'"'${reply}'"'"'; done' > /tmp/agent.sh; chmod +x /tmp/agent.sh; exec nc -ll -p 7778 -e /tmp/agent.sh`;
+    await home.ok(["instance", "start", "--name", "echoer", "--pause-after", "0", "--", "sh", "-c", script]);
+    const sock = `${home.dir}/aegisd.sock`;
+    const post = (body: unknown) =>
+      fetch("http://aegis/v1/instances/echoer/tether", { unix: sock, method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+    const message = { v: 1, type: "user.message", session: { channel: "test", id: "1" }, payload: { text: "Hello!" } };
+    const streamUntil = async (afterSeq: number, count: number) => {
+      const res = await fetch(`http://aegis/v1/instances/echoer/tether/stream?after_seq=${afterSeq}`, { unix: sock, signal: AbortSignal.timeout(90_000) });
+      const frames: Record<string, unknown>[] = [];
+      const reader = res.body!.getReader();
+      let buf = "";
+      while (frames.length < count) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buf += new TextDecoder().decode(value);
+        const lines = buf.split("\n");
+        buf = lines.pop()!;
+        for (const l of lines) if (l) frames.push(JSON.parse(l));
+      }
+      await reader.cancel();
+      return frames;
+    };
+
+    await home.ok(["instance", "pause", "echoer"]);
+    const accepted = await post(message);
+    expect(accepted.status).toBe(202);
+    const { msg_id, seq } = (await accepted.json()) as { msg_id: string; seq: number };
+    expect(msg_id.length).toBeGreaterThan(0);
+    const [first] = await streamUntil(seq, 1);
+    expect(first).toMatchObject({ type: "assistant.done", payload: { text: "pong" } });
+    expect(first!.seq as number).toBeGreaterThan(seq);
+    expect(await state("echoer")).toBe("running");
+
+    await home.ok(["instance", "stop", "echoer"]);
+    const again = (await (await post(message)).json()) as { seq: number };
+    const [second] = await streamUntil(again.seq, 1);
+    expect(second).toMatchObject({ type: "assistant.done" });
+
+    const bad = await post({ ...message, type: "assistant.delta" });
+    expect(bad.status).toBe(400);
+    const unknown = await post({ ...message, type: "made.up" });
+    expect(unknown.status).toBe(400);
+    await home.ok(["instance", "delete", "echoer"]);
+  }, T);
+
   it("rejects bad instance requests without creating anything", async () => {
     for (const [args, message] of [
       [["instance", "start", "--expose", "99999", "--", "true"], 'invalid --expose value "99999"'],

@@ -110,10 +110,19 @@ export const ControlRequests = {
 } as const;
 
 /** Notifications and their param schemas (both directions). */
+/**
+ * `tether.frame` notification params, both directions: host -> guest frames
+ * are relayed by the harness to the agent on 127.0.0.1:7778, guest -> host
+ * frames come back the same way. The frame itself is validated by the tether
+ * schemas at the edges (aegisd ingress, aegisd egress), not here.
+ */
+export const TetherFrameParams = z.object({ frame: z.record(z.string(), z.unknown()) }).strict();
+
 export const ControlNotifications = {
   ready: ReadyParams,
   output: OutputParams,
   exit: ExitParams,
+  "tether.frame": TetherFrameParams,
 } as const;
 
 /** A request method name. */

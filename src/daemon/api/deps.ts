@@ -11,6 +11,7 @@ import type { KitsService } from "../kits/service.ts";
 import type { LogStore } from "../logs/log-store.ts";
 import type { SecretsService } from "../secrets/service.ts";
 import type { TasksService } from "../tasks/service.ts";
+import type { TetherService } from "../tether/service.ts";
 
 /** Minimal structured logger the daemon writes to `data/aegisd.log`. */
 export interface Logger {
@@ -28,6 +29,7 @@ export interface ApiDeps {
   tasks: TasksService;
   images: ImagesService;
   instances: InstancesService;
+  tether: TetherService;
   logs: LogStore;
   log: Logger;
 }

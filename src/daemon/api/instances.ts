@@ -6,6 +6,7 @@
 import { Hono } from "hono";
 import { z } from "zod";
 import { ExecRequest, InstanceCreate } from "../../api/schema/instances.ts";
+import { TetherIngress, TetherStreamQuery } from "../../api/schema/tether.ts";
 import { execInInstance } from "../instances/exec.ts";
 import type { ApiDeps } from "./deps.ts";
 import { ndjsonResponse } from "./ndjson.ts";
@@ -37,6 +38,26 @@ export function instanceRoutes(deps: ApiDeps) {
       instances.row(ref); // 404 before the stream starts
       const req = await jsonBody(c, ExecRequest);
       return ndjsonResponse((emit) => execInInstance(instances, ref, req, emit));
+    })
+    .post("/:id/tether", async (c) => {
+      const ref = c.req.param("id");
+      instances.row(ref); // 404 before reading the body
+      return c.json(deps.tether.ingress(ref, await jsonBody(c, TetherIngress)), 202);
+    })
+    .get("/:id/tether/stream", (c) => {
+      const q = parseWith(TetherStreamQuery, c.req.query(), "query");
+      const ref = c.req.param("id");
+      instances.row(ref);
+      return ndjsonResponse(
+        (emit) =>
+          new Promise<void>((resolve) => {
+            const off = deps.tether.subscribe(ref, q.after_seq, emit);
+            c.req.raw.signal.addEventListener("abort", () => {
+              off();
+              resolve();
+            });
+          }),
+      );
     })
     .get("/:id/logs", (c) => {
       const q = parseWith(LogsQuery, c.req.query(), "query");

@@ -57,8 +57,10 @@ export interface InstanceDeps extends SpecSources {
 export class InstancesService {
   private readonly runtimes = new Map<string, Runtime>();
   private readonly serial = new SerialQueue();
-  /** Called when an instance is deleted (the router drops its listeners). */
-  onDelete: (id: string) => void = () => undefined;
+  /** Called with every VM an instance boots or restores (the tether subscribes to its frames). */
+  readonly onBoot: ((id: string, vm: Vm) => void)[] = [];
+  /** Called when an instance is deleted (the router drops its listeners, the tether its frames). */
+  readonly onDeleted: ((id: string) => void)[] = [];
 
   constructor(private readonly deps: InstanceDeps) {}
 
@@ -201,6 +203,7 @@ export class InstancesService {
       rt.expectingExit = false;
       this.watchExit(id, vm, rt);
       this.attachMain(id, vm);
+      for (const hook of this.onBoot) hook(id, vm);
       if (!restored) {
         const secretEnv = row.spec.secrets.length > 0 ? this.deps.secrets.resolve(row.spec.secrets.includes("*") ? "*" : row.spec.secrets, row.spec.app_id ?? undefined) : {};
         const env = { ...row.spec.env, ...secretEnv };
@@ -345,7 +348,7 @@ export class InstancesService {
       }
       this.deps.table.delete(id);
       this.runtimes.delete(id);
-      this.onDelete(id);
+      for (const hook of this.onDeleted) hook(id);
       rmSync(join(this.deps.instancesDir, id), { recursive: true, force: true });
       this.deps.log.info("instance deleted", { instance: id });
     });
@@ -356,6 +359,11 @@ export class InstancesService {
     const rt = this.runtime(id);
     rt.active++;
     rt.lastActivity = Date.now();
+  }
+
+  /** Note a moment of activity (e.g. a tether frame from the guest) without holding the instance awake. */
+  touch(id: string): void {
+    this.runtime(id).lastActivity = Date.now();
   }
 
   /** Note that activity ended. */

@@ -20,7 +20,8 @@ export interface ResolvedRoute {
 
 /**
  * Split the origin-form request target out of an absolute URL without
- * normalising it (`..`, `%2F` and `//` reach the guest as sent).
+ * normalising it further: escapes such as `%2F` reach the guest as sent
+ * (Bun.serve has already resolved `.`/`..` segments in `req.url`, as a browser would).
  */
 export function requestTarget(url: string): string {
   const scheme = url.indexOf("://");

@@ -15,13 +15,14 @@
  * guest's `reboot -f` ends the QEMU process).
  */
 import { readFileSync } from "node:fs";
-import { ControlRequests, RpcErrorCode, type ControlRequestMethod } from "../../api/schema/control.ts";
+import { ControlRequests, RpcErrorCode, TetherFrameParams, type ControlRequestMethod } from "../../api/schema/control.ts";
 import { errorResponse, isParseFailure, notification, parseMessage, response, RpcError } from "../../vmm/jsonrpc.ts";
 import { VERSION } from "../../version.ts";
 import { readGuestConfig } from "./config.ts";
 import { ControlPort, findControlPort } from "./port.ts";
 import { ProcessTable } from "./processes.ts";
 import { reapOrphans } from "./reaper.ts";
+import { TetherRelay } from "./tether-relay.ts";
 import { parseMounts, ROOT, setupBase, setupGuest, setupInstance, shutdownScript } from "./setup.ts";
 
 /** Milliseconds since exec when this module finished loading its imports (boot diagnostics). */
@@ -88,6 +89,12 @@ export async function main(_argv: string[]): Promise<void> {
     disown: (pid) => owned.delete(pid),
   });
 
+  let tether: TetherRelay | undefined;
+  const relay = (): TetherRelay =>
+    (tether ??= new TetherRelay((frame) => {
+      send(notification("tether.frame", { frame })).catch((err: unknown) => log(`tether: could not send a frame to the host: ${String(err)}`));
+    }, log));
+
   const handlers: { [M in ControlRequestMethod]: (params: any) => unknown | Promise<unknown> } = {
     run: (p) => {
       if (!setUp) throw new RpcError(RpcErrorCode.notSetUp, "this VM waits for its setup request (deferred setup) before it can run processes");
@@ -130,6 +137,12 @@ export async function main(_argv: string[]): Promise<void> {
     }
     if (msg.method === undefined) return; // a response: the host never needs to answer us
     const isRequest = msg.id !== undefined && msg.id !== null;
+    if (msg.method === "tether.frame" && !isRequest) {
+      const parsed = TetherFrameParams.safeParse(msg.params);
+      if (parsed.success) relay().deliver(parsed.data.frame);
+      else log(`tether: invalid frame notification: ${parsed.error.message}`);
+      return;
+    }
     const spec = (ControlRequests as Record<string, (typeof ControlRequests)[ControlRequestMethod]>)[msg.method];
     if (!spec) {
       if (isRequest) await send(errorResponse(msg.id!, { code: RpcErrorCode.methodNotFound, message: `unknown method ${msg.method}` }));

@@ -1,0 +1,136 @@
+/**
+ * @module daemon/router/router
+ * The router: one HTTP/1.1 reverse proxy on `127.0.0.1:8099` (WebSocket
+ * upgrades included) that routes by the rule in `types.ts`, plus one raw TCP
+ * listener per `--expose PUBLIC:GUEST`. Every connection wakes its instance
+ * through {@link RouterHooks.ensureReachable} and is counted with
+ * `activityStarted`/`activityEnded` for the idle policy.
+ *
+ * Built on Bun.serve + streaming `fetch` (HTTP), Bun's WebSocket server and
+ * client (bridged), and Bun.listen/Bun.connect (TCP); see bench/router.ts for
+ * what that costs against a direct connection.
+ */
+import type { Server } from "bun";
+import { AppError, Conflict, isAppError } from "../../api/errors.ts";
+import { OpenConnections } from "./connections.ts";
+import { proxyHttp } from "./http-proxy.ts";
+import { requestTarget, resolveRoute } from "./resolve.ts";
+import { causeOf, errorResponse } from "./responses.ts";
+import { TcpForward } from "./tcp-forward.ts";
+import type { RouteTarget, RouterHooks, RouterLog, RouterOptions } from "./types.ts";
+import { isWebSocketUpgrade, webSocketHandlers, type WsBridge, type WsContext, proxyWebSocket } from "./ws-proxy.ts";
+
+/** Request bodies are streamed, never held whole, so the router sets no size limit of its own. */
+const NO_BODY_LIMIT = Number.MAX_SAFE_INTEGER;
+
+/** The HTTP router and the TCP forwards of the served instances. */
+export class Router {
+  readonly #hooks: RouterHooks;
+  readonly #host: string;
+  readonly #wantedPort: number;
+  readonly #log: RouterLog;
+  readonly #connections = new OpenConnections();
+  readonly #forwards = new Map<number, TcpForward>();
+  #server: Server<WsBridge> | undefined;
+
+  constructor(hooks: RouterHooks, opts: RouterOptions) {
+    this.#hooks = hooks;
+    this.#host = opts.host ?? "127.0.0.1";
+    this.#wantedPort = opts.httpPort;
+    this.#log = opts.log ?? (() => {});
+  }
+
+  /** The HTTP port actually listened on (after {@link start}). */
+  get httpPort(): number {
+    if (!this.#server) throw new Error("router: httpPort read before start()");
+    return this.#server.port ?? this.#wantedPort;
+  }
+
+  /** `http://HOST:PORT` of the HTTP router. */
+  get origin(): string {
+    return `http://${this.#host.includes(":") ? `[${this.#host}]` : this.#host}:${this.httpPort}`;
+  }
+
+  /** Open connections (bridged WebSockets and TCP pipes) to `instanceId`, or to all instances. */
+  openConnections(instanceId?: string): number {
+    return this.#connections.count(instanceId);
+  }
+
+  /**
+   * Listen for HTTP.
+   * @throws Conflict when the port cannot be bound
+   */
+  async start(): Promise<void> {
+    if (this.#server) return;
+    const ctx: WsContext = { hooks: this.#hooks, log: this.#log, connections: this.#connections };
+    try {
+      this.#server = Bun.serve<WsBridge>({
+        hostname: this.#host,
+        port: this.#wantedPort,
+        maxRequestBodySize: NO_BODY_LIMIT,
+        development: false,
+        fetch: (req, server) => this.#handle(req, server, ctx),
+        error: (err) => {
+          this.#log("router: unhandled error in request handler", { error: causeOf(err) });
+          return errorResponse(new AppError("internal", `router failed: ${causeOf(err)}`));
+        },
+        websocket: webSocketHandlers,
+      });
+    } catch (err) {
+      throw new Conflict(`cannot listen on ${this.#host}:${this.#wantedPort} for the HTTP router: ${causeOf(err)}`, "another process uses that port; configure another router port");
+    }
+  }
+
+  async #handle(req: Request, server: Server<WsBridge>, ctx: WsContext): Promise<Response | undefined> {
+    // Streams (SSE, long polls, slow wakes) may be quiet for longer than Bun's 10 s idle timeout.
+    server.timeout(req, 0);
+    try {
+      const route = resolveRoute(this.#hooks.servedInstances(), req.headers.get("host"), requestTarget(req.url), this.origin);
+      if (route instanceof AppError) return errorResponse(route);
+      const clientIp = server.requestIP(req)?.address;
+      if (isWebSocketUpgrade(req)) return await proxyWebSocket(req, server, route, clientIp, ctx);
+      return await proxyHttp(req, route, clientIp, ctx);
+    } catch (err) {
+      this.#log("router: request failed", { method: req.method, url: req.url, error: causeOf(err) });
+      return errorResponse(isAppError(err) ? err : new AppError("internal", `router failed on ${req.method} ${requestTarget(req.url)}: ${causeOf(err)}`));
+    }
+  }
+
+  /**
+   * Forward every TCP connection on `host:publicPort` to `target` (`--expose PUBLIC:GUEST`).
+   * @returns the port actually listened on (differs from `publicPort` only for 0)
+   * @throws Conflict when the port is already forwarded or cannot be bound
+   */
+  async addTcpForward(publicPort: number, target: RouteTarget): Promise<number> {
+    const existing = this.#forwards.get(publicPort);
+    if (existing) {
+      throw new Conflict(`port ${publicPort} is already forwarded to guest port ${existing.target.guestPort} of instance "${existing.target.instanceId}"`, "remove that forward first or pick another PUBLIC port");
+    }
+    const fwd = TcpForward.listen(this.#host, publicPort, target, { hooks: this.#hooks, log: this.#log, connections: this.#connections });
+    this.#forwards.set(fwd.port, fwd);
+    return fwd.port;
+  }
+
+  /** Stop the forward on `publicPort` and close its connections; unknown ports are ignored. */
+  removeTcpForward(publicPort: number): void {
+    const fwd = this.#forwards.get(publicPort);
+    if (!fwd) return;
+    this.#forwards.delete(publicPort);
+    fwd.stop();
+  }
+
+  /** Stop the instance's TCP forwards and close its open WebSockets and TCP connections. */
+  removeInstance(instanceId: string): void {
+    for (const [port, fwd] of this.#forwards) if (fwd.target.instanceId === instanceId) this.removeTcpForward(port);
+    this.#connections.closeInstance(instanceId);
+  }
+
+  /** Stop listening everywhere and close every connection. */
+  async stop(): Promise<void> {
+    for (const port of [...this.#forwards.keys()]) this.removeTcpForward(port);
+    this.#connections.closeAll();
+    const server = this.#server;
+    this.#server = undefined;
+    await server?.stop(true);
+  }
+}
