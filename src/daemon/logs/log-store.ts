@@ -5,8 +5,12 @@
  * daemon crash loses nothing already acknowledged, plus live subscribers for
  * `?follow=true`. Replaying the file and subscribing happen in one
  * synchronous step, so a follower sees every line exactly once.
+ *
+ * Rotation: when the file passes `maxBytes` it becomes `output.1.ndjson`
+ * (replacing the previous generation), so a chatty instance keeps between
+ * one and two files' worth of its most recent output.
  */
-import { appendFileSync, existsSync, mkdirSync, readFileSync } from "node:fs";
+import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, statSync } from "node:fs";
 import { join } from "node:path";
 import type { LogLine } from "../../api/schema/tasks.ts";
 
@@ -32,6 +36,7 @@ export function chunkBytes(line: { text?: string; data?: string }): Buffer {
 
 interface Owner {
   file: string;
+  bytes: number;
   seq: number;
   closed: boolean;
   listeners: Set<Listener>;
@@ -41,18 +46,30 @@ interface Owner {
 export class LogStore {
   private readonly owners = new Map<string, Owner>();
 
-  constructor(private readonly root: string) {}
+  constructor(
+    private readonly root: string,
+    private readonly maxBytes = 16 * 1024 * 1024,
+  ) {}
+
+  private rotated(file: string): string {
+    return file.replace(/\.ndjson$/, ".1.ndjson");
+  }
 
   private owner(id: string): Owner {
     let o = this.owners.get(id);
     if (!o) {
       const dir = join(this.root, id);
       const file = join(dir, "output.ndjson");
-      const seq = existsSync(file) ? this.readLines(file).length : 0;
-      o = { file, seq, closed: false, listeners: new Set() };
+      const stored = this.readAll(file);
+      const seq = stored.at(-1)?.seq ?? 0;
+      o = { file, bytes: existsSync(file) ? statSync(file).size : 0, seq, closed: false, listeners: new Set() };
       this.owners.set(id, o);
     }
     return o;
+  }
+
+  private readAll(file: string): OutputLine[] {
+    return [...this.readLines(this.rotated(file)), ...this.readLines(file)];
   }
 
   private readLines(file: string): OutputLine[] {
@@ -69,7 +86,13 @@ export class LogStore {
     const o = this.owner(id);
     const line: OutputLine = { type: "output", seq: ++o.seq, ts: new Date().toISOString(), stream, ...encodeChunk(bytes) };
     mkdirSync(join(this.root, id), { recursive: true, mode: 0o700 });
-    appendFileSync(o.file, `${JSON.stringify(line)}\n`, { mode: 0o600 });
+    const text = `${JSON.stringify(line)}\n`;
+    if (o.bytes > 0 && o.bytes + text.length > this.maxBytes) {
+      renameSync(o.file, this.rotated(o.file));
+      o.bytes = 0;
+    }
+    appendFileSync(o.file, text, { mode: 0o600 });
+    o.bytes += Buffer.byteLength(text);
     for (const l of o.listeners) l(line);
   }
 
@@ -99,7 +122,7 @@ export class LogStore {
    */
   subscribe(id: string, follow: boolean, onLine: Listener, tail?: number): () => void {
     const o = this.owner(id);
-    const stored = this.readLines(o.file);
+    const stored = this.readAll(o.file);
     for (const line of tail === undefined ? stored : stored.slice(-tail)) onLine(line);
     if (!follow || o.closed) {
       onLine(null);

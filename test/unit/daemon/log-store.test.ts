@@ -41,3 +41,24 @@ describe("LogStore", () => {
     expect(seen).toEqual(["1:one", "2:two", "end"]);
   });
 });
+
+describe("LogStore rotation", () => {
+  it("rotates past the size limit, keeps the newest output readable and the sequence going", () => {
+    const store = new LogStore(dir, 2000);
+    for (let i = 1; i <= 60; i++) store.append("r", "stdout", Buffer.from(`line ${i}\n`));
+    const seen: number[] = [];
+    store.subscribe("r", false, (l) => {
+      if (l && l.type === "output") seen.push(l.seq);
+    });
+    expect(seen.at(-1)).toBe(60);
+    expect(seen.length).toBeLessThan(60);
+    expect(seen).toEqual([...seen].sort((a, b) => a - b));
+    const reopened = new LogStore(dir, 2000);
+    reopened.append("r", "stdout", Buffer.from("after\n"));
+    const last: number[] = [];
+    reopened.subscribe("r", false, (l) => {
+      if (l && l.type === "output") last.push(l.seq);
+    });
+    expect(last.at(-1)).toBe(61);
+  });
+});
