@@ -8,7 +8,17 @@
  *
  * Built on Bun.serve + streaming `fetch` (HTTP), Bun's WebSocket server and
  * client (bridged), and Bun.listen/Bun.connect (TCP); see bench/router.ts for
- * what that costs against a direct connection.
+ * what that costs against a direct connection and against the raw TCP pipe.
+ *
+ * Known limits, all from Bun.serve and the WebSocket client API:
+ * - a streamed response body over 64 KiB reaches the client chunked, without
+ *   the guest's Content-Length (oven-sh/bun#10507); smaller bodies are read
+ *   whole and keep it, and HEAD keeps it;
+ * - `.`/`..` path segments are resolved before routing (as a browser would);
+ * - a guest that refuses a WebSocket upgrade gives a 502 envelope, not its own
+ *   refusal response;
+ * - `removeInstance` closes WebSockets and TCP connections; in-flight plain
+ *   HTTP requests end on their own when the guest goes away.
  */
 import type { Server } from "bun";
 import { AppError, Conflict, isAppError } from "../../api/errors.ts";

@@ -62,6 +62,7 @@ export class TcpPipe {
   }
 
   async #connect(): Promise<void> {
+    // A refused connection rejects Bun.connect below; #fail (the caller's catch) reports it.
     const addr = await this.ctx.hooks.ensureReachable(this.target).catch((err) => {
       throw new Error(`could not wake ${describeInstance(this.target)} for guest port ${this.target.guestPort}: ${causeOf(err)}`);
     });
@@ -78,7 +79,6 @@ export class TcpPipe {
         end: () => pipe.#onEnd(pipe.upstream, pipe.client),
         close: (_s, err) => pipe.#onClose(pipe.upstream, pipe.client, err),
         error: (_s, err) => pipe.ctx.log("router: TCP forward upstream socket error", { instanceId: pipe.target.instanceId, publicPort: pipe.publicPort, error: causeOf(err) }),
-        connectError: () => {}, // the rejected Bun.connect promise reports it (see #fail)
       },
     });
     if (this.client.closed) {

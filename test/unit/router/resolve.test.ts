@@ -1,0 +1,75 @@
+import { describe, expect, it } from "bun:test";
+import { isAppError } from "../../../src/api/errors.ts";
+import { hostName, requestTarget, resolveRoute } from "../../../src/daemon/router/resolve.ts";
+import type { ServedInstance } from "../../../src/daemon/router/types.ts";
+
+const web: ServedInstance = { instanceId: "inst-aaa", handle: "web", guestPort: 8080 };
+const api: ServedInstance = { instanceId: "inst-bbb", handle: "api", guestPort: 3000 };
+const origin = "http://127.0.0.1:8099";
+
+describe("hostName", () => {
+  it("extracts NAME from NAME.localhost with or without a port, case-insensitively", () => {
+    expect(hostName("web.localhost")).toBe("web");
+    expect(hostName("Web.LocalHost:8099")).toBe("web");
+    expect(hostName("web.localhost.:8099")).toBe("web");
+  });
+  it("ignores hosts that are not NAME.localhost", () => {
+    for (const h of [null, "", "localhost", "localhost:8099", "127.0.0.1:8099", "[::1]:8099", "web.example.com", ".localhost"]) expect(hostName(h)).toBeUndefined();
+  });
+});
+
+describe("requestTarget", () => {
+  it("keeps the raw path and query of an absolute URL", () => {
+    expect(requestTarget("http://h:1/a/../b%2Fc?x=1&y")).toBe("/a/../b%2Fc?x=1&y");
+    expect(requestTarget("http://h:1/")).toBe("/");
+    expect(requestTarget("http://h:1?q=1")).toBe("/?q=1");
+    expect(requestTarget("http://h:1")).toBe("/");
+  });
+});
+
+describe("resolveRoute", () => {
+  it("routes by Host NAME.localhost (handle or id) with the path untouched", () => {
+    expect(resolveRoute([web, api], "api.localhost:8099", "/web/x?q=1", origin)).toEqual({ instance: api, path: "/web/x?q=1", rule: "host" });
+    expect(resolveRoute([web, api], "inst-aaa.localhost", "/", origin)).toEqual({ instance: web, path: "/", rule: "host" });
+  });
+
+  it("404s an unknown Host name instead of falling through to another instance", () => {
+    const r = resolveRoute([web], "nope.localhost:8099", "/", origin);
+    expect(isAppError(r)).toBe(true);
+    if (!isAppError(r)) return;
+    expect(r.status).toBe(404);
+    expect(r.message).toContain('no instance named "nope"');
+    expect(r.message).toContain('"web" (inst-aaa)');
+  });
+
+  it("routes by path prefix, strips it and keeps the query", () => {
+    expect(resolveRoute([web, api], "127.0.0.1:8099", "/api/v1/items?limit=2", origin)).toEqual({ instance: api, path: "/v1/items?limit=2", prefix: "/api", rule: "path" });
+    expect(resolveRoute([web, api], "127.0.0.1:8099", "/web", origin)).toEqual({ instance: web, path: "/", prefix: "/web", rule: "path" });
+    expect(resolveRoute([web, api], "localhost", "/web?x=1", origin)).toEqual({ instance: web, path: "/?x=1", prefix: "/web", rule: "path" });
+    expect(resolveRoute([web, api], null, "/inst-bbb/", origin)).toEqual({ instance: api, path: "/", prefix: "/inst-bbb", rule: "path" });
+  });
+
+  it("uses the single served instance as the default route, prefix or not", () => {
+    expect(resolveRoute([web], "127.0.0.1:8099", "/index.html?v=2", origin)).toEqual({ instance: web, path: "/index.html?v=2", rule: "default" });
+    expect(resolveRoute([web], "127.0.0.1:8099", "/web/x", origin)).toMatchObject({ path: "/x", rule: "path" });
+  });
+
+  it("404s with the choices when several instances are served and nothing matches", () => {
+    const r = resolveRoute([web, api], "127.0.0.1:8099", "/other/x", origin);
+    if (!isAppError(r)) throw new Error("expected a 404");
+    expect(r.code).toBe("not_found");
+    expect(r.message).toBe('no served instance matches path "/other/x" on host "127.0.0.1:8099"; 2 instances are served: "web" (inst-aaa), "api" (inst-bbb)');
+    expect(r.hint).toBe("pick one by host (http://web.localhost:8099/) or by path prefix (http://127.0.0.1:8099/web/)");
+    expect(r.data).toEqual({ instances: [web, api] });
+  });
+
+  it("404s when nothing is served", () => {
+    const r = resolveRoute([], null, "/", origin);
+    if (!isAppError(r)) throw new Error("expected a 404");
+    expect(r.message).toBe('no instance is being served, so nothing answers path "/"');
+  });
+
+  it("does not match an instance through a malformed escape", () => {
+    expect(isAppError(resolveRoute([web, api], null, "/%E0%A4%A/x", origin))).toBe(true);
+  });
+});
