@@ -11,6 +11,8 @@ import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { type StatePaths, statePaths } from "../paths.ts";
 import { VERSION } from "../version.ts";
 import { selectBackend } from "../vmm/select.ts";
+import { InstanceRouting } from "./instances/routing.ts";
+import { Router } from "./router/router.ts";
 import { createApp } from "./api/app.ts";
 import { fileLogger } from "./log.ts";
 import { type Services, createServices } from "./services.ts";
@@ -52,6 +54,7 @@ export class Daemon {
   private services: Services | null = null;
   private stopping: Promise<void> | null = null;
   private idleTimer: ReturnType<typeof setInterval> | null = null;
+  private router: Router | null = null;
   readonly log;
 
   constructor(readonly paths: StatePaths = statePaths()) {
@@ -89,12 +92,21 @@ export class Daemon {
           boot_from_disk_layers: backend.capabilities.diskLayers,
         },
         kits_installed: services.kits.list().length,
-        router_url: `http://${router.host}:${router.port}`,
+        router_url: this.router?.origin ?? `http://${router.host}:${router.port}`,
       }),
     });
     // idleTimeout 0: streaming responses (logs, tether) may be quiet for long
     // stretches; Bun's default 10 s would cut them. Bun's types omit the option
     // for unix listeners although it applies there too.
+    const routing = new InstanceRouting(services.instances, this.log);
+    this.router = new Router(routing, { host: router.host, httpPort: router.port, log: (msg, fields) => this.log.warn(`router: ${msg}`, fields) });
+    try {
+      await this.router.start();
+    } catch (err) {
+      services.db.close();
+      throw new Error(`${(err as Error).message}${router.port === 8099 ? " (set AEGIS_ROUTER_PORT to use another port)" : ""}`);
+    }
+    await routing.bind(this.router);
     this.server = Bun.serve({ unix: this.paths.socket, fetch: app.fetch, idleTimeout: 0 } as unknown as Parameters<typeof Bun.serve>[0]);
     chmodSync(this.paths.socket, 0o600);
     writeFileSync(this.paths.pidFile, `${process.pid}\n`, { mode: 0o600 });
@@ -120,6 +132,7 @@ export class Daemon {
     this.stopping ??= (async () => {
       this.log.info("aegisd stopping", { reason });
       await this.server?.stop(true);
+      await this.router?.stop();
       if (this.idleTimer) clearInterval(this.idleTimer);
       await this.services?.tasks.shutdown();
       await this.services?.instances.shutdown();

@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
 import { readFileSync } from "node:fs";
-import { TestHome } from "../helpers/aegis.ts";
+import { aegisBin, TestHome } from "../helpers/aegis.ts";
 
 const T = 180_000;
 let home: TestHome;
@@ -135,6 +135,46 @@ describe("instance lifecycle", () => {
     const unknown = await post({ ...message, type: "made.up" });
     expect(unknown.status).toBe(400);
     await home.ok(["instance", "delete", "echoer"]);
+  }, T);
+
+  it("serves through the router: serve mode, wake on request from paused and stopped, raw TCP forward, Ctrl+C cleanup", async () => {
+    const httpd = ["sh", "-c", "mkdir -p /www && echo hello-from-guest > /www/index.html && exec httpd -f -p 8080 -h /www"];
+    // Serve mode: the spec's three lines, then block until Ctrl+C.
+    const serve = Bun.spawn([aegisBin(), "run", "--expose", "8080", "--", ...httpd], {
+      env: { PATH: process.env.PATH ?? "", AEGIS_HOME: home.dir, AEGIS_ROUTER_PORT: "0" },
+      stdin: "ignore",
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    const reader = serve.stderr.getReader();
+    let err = "";
+    while (!err.includes("Press Ctrl+C to stop\n")) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error(`serve mode ended early: ${err}`);
+      err += new TextDecoder().decode(value);
+    }
+    const url = /Serving on (http:\/\/127\.0\.0\.1:\d+)/.exec(err)![1]!;
+    const id = /Instance: (inst-[0-9a-f]+)/.exec(err)![1]!;
+    expect((await (await fetch(`${url}/index.html`)).text())).toBe("hello-from-guest\n");
+    serve.kill("SIGINT");
+    expect(await serve.exited).toBe(130);
+    expect((await home.run(["instance", "info", id])).code).toBe(1);
+
+    // Idle scale-to-zero and wake on connection; a raw TCP forward on a free public port.
+    const publicPort = 20000 + Math.floor(Math.random() * 20000);
+    await home.ok(["instance", "start", "--name", "web", "--expose", "8080", "--expose", `${publicPort}:8080`, "--pause-after", "2", "--stop-after", "3", "--", ...httpd]);
+    const status = JSON.parse((await home.ok(["status", "--json"])).stdout);
+    const base = `${status.router_url}/web`;
+    expect(await (await fetch(`${base}/index.html`)).text()).toBe("hello-from-guest\n");
+    expect(await (await fetch(`http://127.0.0.1:${publicPort}/index.html`)).text()).toBe("hello-from-guest\n");
+    await waitState("web", "paused", 30_000);
+    expect(await (await fetch(`${base}/index.html`)).text()).toBe("hello-from-guest\n");
+    expect(await state("web")).toBe("running");
+    await waitState("web", "stopped", 30_000);
+    const woke = await fetch(`http://web.localhost:${new URL(status.router_url).port}/index.html`, { headers: { host: `web.localhost:${new URL(status.router_url).port}` } });
+    expect(await woke.text()).toBe("hello-from-guest\n");
+    expect(await state("web")).toBe("running");
+    await home.ok(["instance", "delete", "web"]);
   }, T);
 
   it("rejects bad instance requests without creating anything", async () => {

@@ -30,7 +30,8 @@ export class TestHome {
   /** Run `aegis ...args` against this home, draining both pipes. */
   async run(args: string[], opts: { stdin?: string; env?: Record<string, string>; bin?: string } = {}): Promise<RunResult> {
     const proc = Bun.spawn([opts.bin ?? aegisBin(), ...args], {
-      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/root", AEGIS_HOME: this.dir, ...opts.env },
+      // Router port 0: tests never collide with each other or with a user's daemon on 8099.
+      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/root", AEGIS_HOME: this.dir, AEGIS_ROUTER_PORT: "0", ...opts.env },
       stdin: opts.stdin === undefined ? "ignore" : new Blob([opts.stdin]),
       stdout: "pipe",
       stderr: "pipe",

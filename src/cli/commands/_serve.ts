@@ -18,10 +18,13 @@ export async function serve(body: InstanceCreate, label?: string): Promise<numbe
   say(`Instance: ${inst.id}`);
   say("Press Ctrl+C to stop");
   return new Promise<number>((resolve) => {
+    // Signal listeners alone do not keep the event loop alive: hold it open until Ctrl+C.
+    const keepAlive = setInterval(() => undefined, 1 << 30);
     let stopping = false;
     const stop = () => {
       if (stopping) return;
       stopping = true;
+      clearInterval(keepAlive);
       api.deleteInstance(inst.id).then(
         () => {
           say(`Instance ${inst.id} deleted`);

@@ -59,6 +59,8 @@ export class InstancesService {
   private readonly serial = new SerialQueue();
   /** Called with every VM an instance boots or restores (the tether subscribes to its frames). */
   readonly onBoot: ((id: string, vm: Vm) => void)[] = [];
+  /** Called (and awaited) when a new instance is registered, before it boots (the router listens on its public ports). */
+  readonly onCreated: ((id: string) => Promise<void>)[] = [];
   /** Called when an instance is deleted (the router drops its listeners, the tether its frames). */
   readonly onDeleted: ((id: string) => void)[] = [];
 
@@ -152,6 +154,13 @@ export class InstancesService {
     };
     this.deps.table.insert(row);
     this.deps.log.info("instance created", { instance: id, handle: row.handle, secrets: spec.secrets });
+    try {
+      for (const hook of this.onCreated) await hook(id);
+    } catch (err) {
+      // A public port that cannot be bound fails the creation and leaves nothing behind.
+      await this.delete(id);
+      throw err;
+    }
     return this.start(id);
   }
 

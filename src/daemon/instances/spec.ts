@@ -33,15 +33,22 @@ export function defaultsFromEnv(env = process.env): InstanceDefaults {
   return { memoryMb: 512, vcpus: 1, pauseAfterS: seconds("AEGIS_PAUSE_AFTER", 60), stopAfterS: seconds("AEGIS_STOP_AFTER", 1200) };
 }
 
-/** Parse `GUEST` / `PUBLIC:GUEST` expose strings (already syntax-checked by the schema). */
+/**
+ * Parse `GUEST` / `PUBLIC:GUEST` expose strings (already syntax-checked by
+ * the schema). A guest port may be both routed and published; a public port
+ * can serve only one guest port.
+ */
 export function parseExpose(specs: string[]): InstanceSpec["expose"] {
-  const seen = new Set<number>();
+  const seen = new Set<string>();
+  const publics = new Set<number>();
   return specs.map((s) => {
     const [a, b] = s.split(":");
     const guest = Number(b ?? a);
     const pub = b === undefined ? null : Number(a);
-    if (seen.has(guest)) throw new InvalidRequest(`guest port ${guest} is exposed twice`, "expose each guest port once");
-    seen.add(guest);
+    if (seen.has(`${pub}:${guest}`)) throw new InvalidRequest(`--expose ${s} is given twice`, "expose each port once");
+    if (pub !== null && publics.has(pub)) throw new InvalidRequest(`public port ${pub} is exposed twice`, "each public port forwards to one guest port");
+    seen.add(`${pub}:${guest}`);
+    if (pub !== null) publics.add(pub);
     return { guest_port: guest, public_port: pub };
   });
 }
