@@ -4,7 +4,10 @@
  * the host (Bun, QEMU, an accelerator, libkrun, e2fsprogs, virtiofsd), each as
  * a name, a verdict and a detail line.
  */
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { arch } from "node:os";
+import { join } from "node:path";
+import { statePaths } from "../paths.ts";
 import { findLibkrun, libkrunCandidates } from "../vmm/libkrun-path.ts";
 import { detectAccel } from "../vmm/accel.ts";
 
@@ -18,6 +21,26 @@ export interface Check {
 /** The QEMU system emulator for this host's architecture. */
 export function qemuBinaryName(): string {
   return `qemu-system-${arch() === "arm64" ? "aarch64" : "x86_64"}`;
+}
+
+/** The newest built guest assets under `guestDir` (their manifest), or null. */
+export function newestGuestAssets(guestDir: string): { hash: string; kernelVersion: string; kernelSource?: string; builtAt?: string } | null {
+  if (!existsSync(guestDir)) return null;
+  const manifests = readdirSync(guestDir)
+    .map((d) => join(guestDir, d, "manifest.json"))
+    .filter((m) => existsSync(m))
+    .map((m) => ({ m, mtime: statSync(m).mtimeMs }))
+    .sort((a, b) => b.mtime - a.mtime);
+  const newest = manifests[0];
+  return newest ? (JSON.parse(readFileSync(newest.m, "utf8")) as { hash: string; kernelVersion: string; kernelSource?: string; builtAt?: string }) : null;
+}
+
+/** The guest-asset finding: kernel version and asset build, or how to get them. */
+export function guestCheck(guestDir: string): Check {
+  const assets = newestGuestAssets(guestDir);
+  return assets
+    ? { name: "Guest", ok: true, detail: `kernel ${assets.kernelVersion} (${assets.kernelSource ?? "?"}), assets ${assets.hash}${assets.builtAt ? ` built ${assets.builtAt}` : ""}` }
+    : { name: "Guest", ok: false, detail: "assets not built yet (run 'make setup'; 'aegis up' builds them in the background)" };
 }
 
 /** Run every host check. */
@@ -37,6 +60,7 @@ export function hostChecks(): Check[] {
       detail: libkrun ? `found at ${libkrun}` : `not found (searched ${libkrunCandidates().length} paths; QEMU backend is used instead)`,
     },
     { name: "e2fsprogs", ok: mkfs !== null, detail: mkfs ? "found" : "mkfs.ext4 not found (apt-get install e2fsprogs)" },
+    guestCheck(statePaths().guest),
     { name: "virtiofsd", ok: virtiofsd != null, detail: virtiofsd ? `found at ${virtiofsd}` : "not found (workspaces need it; apt-get install qemu-system-common)" },
   ];
 }
