@@ -81,6 +81,11 @@ export function createServices(paths: StatePaths, log: Logger, choice: BackendCh
     defaults: defaultsFromEnv(),
     log,
   });
+  images.usersOf = (image) =>
+    instances
+      .list()
+      .filter((i) => i.image !== null && images.find(i.image)?.ref === image.ref)
+      .map((i) => i.handle);
   return {
     db,
     secrets,

@@ -10,7 +10,7 @@
  * `REGISTRY_AUTH_GHCR_IO`, `localhost:5000` -> `REGISTRY_AUTH_LOCALHOST_5000`).
  * They are used only for that host and never logged.
  */
-import { NotFound } from "../../api/errors.ts";
+import { Conflict, isAppError, NotFound } from "../../api/errors.ts";
 import type { ImageRecord, RegistryCredentials } from "../../api/schema/images.ts";
 import type { SecretsService } from "../secrets/service.ts";
 import { type ImageStore, type PullOptions, parseReference } from "./index.ts";
@@ -40,6 +40,16 @@ export class ImagesService {
     return image;
   }
 
+  /** A pulled image, or null (a malformed reference also gives null). */
+  find(ref: string): ImageRecord | null {
+    try {
+      return this.store.get(ref);
+    } catch (err) {
+      if (isAppError(err) && err.code === "invalid_request") return null;
+      throw err;
+    }
+  }
+
   /** Credentials for the reference's registry from the workspace secrets, if any. */
   credentialsFor(ref: string): RegistryCredentials | undefined {
     const parsed = parseReference(ref);
@@ -63,9 +73,20 @@ export class ImagesService {
     return this.store.get(ref) ?? (await this.pull(ref));
   }
 
-  /** Forget an image; its files go at the next collection. */
+  /**
+   * Which instances use an image (set by the daemon once instances exist):
+   * an image an instance boots from cannot be removed, as with containers.
+   */
+  usersOf: (image: ImageRecord) => string[] = () => [];
+
+  /** Forget an image; its files go at the next collection. Conflict while an instance uses it. */
   remove(ref: string): void {
-    this.store.remove(ref);
+    const image = this.require(ref);
+    const users = this.usersOf(image);
+    if (users.length > 0) {
+      throw new Conflict(`image ${image.ref} is used by instance${users.length > 1 ? "s" : ""} ${users.join(", ")}`, "delete those instances first");
+    }
+    this.store.remove(image.ref);
   }
 
   /** Delete blobs and rootfs files that no image record or release uses. */
