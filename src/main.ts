@@ -15,15 +15,17 @@ const roles: Record<string, () => Promise<RoleMain>> = {
   aegis: () => import("./cli/main.ts").then((m) => m.main),
   aegisd: () => import("./daemon/main.ts").then((m) => m.main),
   "aegis-harness": () => import("./guest/harness/main.ts").then((m) => m.main),
+  "aegis-agent": () => import("./guest/agent/main.ts").then((m) => m.main),
+  "aegis-gateway": () => import("./gateway/main.ts").then((m) => m.main),
   __setup: () => import("../guest/assets/index.ts").then((m) => m.setupMain),
 };
 
 /**
  * Roles whose links `make install` already creates but whose code lands with
- * later work (the Agent Kit gateway and agent, the libkrun VMM worker). They
- * fail with a clear message instead of silently running the CLI.
+ * later work (the libkrun VMM worker). They fail with a clear message instead
+ * of silently running the CLI.
  */
-const upcomingRoles = new Set(["aegis-gateway", "aegis-agent", "aegis-vmm-worker"]);
+const upcomingRoles = new Set(["aegis-vmm-worker"]);
 
 /** Hidden first arguments that select a role when argv[0] is `aegis`. */
 const hiddenRoles: Record<string, string> = {
