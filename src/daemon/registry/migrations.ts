@@ -73,16 +73,23 @@ export const migrations: string[] = [
     last_active_at TEXT
   );
   `,
-  // 4: tether frames, both directions, one sequence per instance.
+  // 4: tether frames, both directions, one sequence per instance that never
+  // goes back (tether_seq survives pruning), msg_id indexed for idempotent ingress.
   `
   CREATE TABLE tether_frames (
     instance_id TEXT NOT NULL,
     seq INTEGER NOT NULL,
     direction TEXT NOT NULL CHECK (direction IN ('ingress', 'egress')),
+    msg_id TEXT,
     frame TEXT NOT NULL,
     created_at INTEGER NOT NULL,
     PRIMARY KEY (instance_id, seq)
   );
   CREATE INDEX tether_frames_age ON tether_frames(created_at);
+  CREATE INDEX tether_frames_msg ON tether_frames(instance_id, direction, msg_id);
+  CREATE TABLE tether_seq (
+    instance_id TEXT PRIMARY KEY,
+    last_seq INTEGER NOT NULL
+  );
   `,
 ];

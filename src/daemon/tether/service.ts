@@ -36,9 +36,18 @@ export class TetherService {
     instances.onDeleted.push((id) => this.forget(id));
   }
 
-  /** Accept a host -> guest frame: store it and deliver it in the background (waking the instance). */
+  /**
+   * Accept a host -> guest frame: store it and deliver it in the background
+   * (waking the instance). Idempotent by `msg_id`: a frame whose `msg_id` was
+   * already accepted (a client retrying after a crash) gets the original
+   * answer and is not delivered again.
+   */
   ingress(ref: string, draft: TetherIngress): { msg_id: string; seq: number } {
     const id = this.instances.row(ref).id;
+    if (draft.msg_id !== undefined) {
+      const seen = this.store.findByMsgId(id, "ingress", draft.msg_id);
+      if (seen) return { msg_id: draft.msg_id, seq: seen.seq };
+    }
     const stored = this.store.append(id, "ingress", completeFrame(draft, { seq: 0 }));
     void this.serial.run(id, () => this.deliver(id, stored));
     return { msg_id: stored.msg_id as string, seq: stored.seq };

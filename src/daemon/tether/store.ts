@@ -35,20 +35,32 @@ export class TetherStore {
     private readonly limits: TetherLimits = { maxFrames: 2000, maxAgeMs: 7 * 24 * 3600 * 1000 },
   ) {}
 
-  /** The highest sequence number used by an instance (0 when none). */
+  /** The highest sequence number ever used by an instance (0 when none); pruning never lowers it. */
   lastSeq(instanceId: string): number {
-    const row = this.db.query(`SELECT MAX(seq) AS seq FROM tether_frames WHERE instance_id = $id`).get({ id: instanceId }) as { seq: number | null };
-    return row.seq ?? 0;
+    const row = this.db.query(`SELECT last_seq FROM tether_seq WHERE instance_id = $id`).get({ id: instanceId }) as { last_seq: number } | null;
+    return row?.last_seq ?? 0;
+  }
+
+  /** A stored frame of one direction with this `msg_id`, if any (idempotent ingress). */
+  findByMsgId(instanceId: string, direction: Direction, msgId: string): StoredFrame | null {
+    const row = this.db
+      .query(`SELECT frame FROM tether_frames WHERE instance_id = $id AND direction = $direction AND msg_id = $msg_id LIMIT 1`)
+      .get({ id: instanceId, direction, msg_id: msgId }) as { frame: string } | null;
+    return row ? (JSON.parse(row.frame) as StoredFrame) : null;
   }
 
   /** Store a frame, assigning its `seq`; egress frames are published to subscribers. */
   append(instanceId: string, direction: Direction, frame: Record<string, unknown>): StoredFrame {
     const stored = this.db.transaction(() => {
       const seq = this.lastSeq(instanceId) + 1;
-      const withSeq: StoredFrame = { ...frame, seq };
       this.db
-        .query(`INSERT INTO tether_frames (instance_id, seq, direction, frame, created_at) VALUES ($id, $seq, $direction, $frame, $now)`)
-        .run({ id: instanceId, seq, direction, frame: JSON.stringify(withSeq), now: Date.now() });
+        .query(`INSERT INTO tether_seq (instance_id, last_seq) VALUES ($id, $seq) ON CONFLICT(instance_id) DO UPDATE SET last_seq = excluded.last_seq`)
+        .run({ id: instanceId, seq });
+      const withSeq: StoredFrame = { ...frame, seq };
+      const msgId = typeof frame.msg_id === "string" ? frame.msg_id : null;
+      this.db
+        .query(`INSERT INTO tether_frames (instance_id, seq, direction, msg_id, frame, created_at) VALUES ($id, $seq, $direction, $msg_id, $frame, $now)`)
+        .run({ id: instanceId, seq, direction, msg_id: msgId, frame: JSON.stringify(withSeq), now: Date.now() });
       if (seq % 100 === 0) this.prune(instanceId);
       return withSeq;
     })();
@@ -95,6 +107,7 @@ export class TetherStore {
   /** Forget an instance's frames (instance deleted). */
   deleteInstance(instanceId: string): void {
     this.db.query(`DELETE FROM tether_frames WHERE instance_id = $id`).run({ id: instanceId });
+    this.db.query(`DELETE FROM tether_seq WHERE instance_id = $id`).run({ id: instanceId });
     this.listeners.delete(instanceId);
   }
 }

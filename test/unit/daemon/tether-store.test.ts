@@ -46,3 +46,16 @@ describe("TetherStore", () => {
     expect(left.at(-1)?.seq).toBe(105);
   });
 });
+
+describe("TetherStore sequence", () => {
+  it("never reuses a sequence number after pruning everything, and finds frames by msg_id", async () => {
+    const store = new TetherStore(openDatabase(join(dir, "db")), { maxFrames: 10, maxAgeMs: 0 });
+    for (let i = 0; i < 100; i++) store.append("a", "egress", { i });
+    await Bun.sleep(5);
+    store.prune("a");
+    expect(store.frames("a", "egress")).toEqual([]);
+    expect(store.append("a", "ingress", { msg_id: "m-1" }).seq).toBe(101);
+    expect(store.findByMsgId("a", "ingress", "m-1")?.seq).toBe(101);
+    expect(store.findByMsgId("a", "egress", "m-1")).toBeNull();
+  });
+});
