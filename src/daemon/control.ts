@@ -56,7 +56,7 @@ function lastLines(path: string, n: number): string {
 }
 
 /** Start aegisd detached. Returns its pid and whether it was already running. */
-export async function startDaemon(paths: StatePaths): Promise<{ pid: number; already: boolean }> {
+export async function startDaemon(paths: StatePaths, opts: { noDaemons?: boolean } = {}): Promise<{ pid: number; already: boolean }> {
   const existing = runningDaemonPid(paths);
   if (existing !== null && (await probeSocket(paths.socket))) return { pid: existing, already: true };
   ensureStateDirs(paths);
@@ -67,7 +67,7 @@ export async function startDaemon(paths: StatePaths): Promise<{ pid: number; alr
     proc = Bun.spawn(daemonCommand(), {
       stdio: ["ignore", logFd, logFd],
       detached: true,
-      env: childEnv({ AEGIS_HOME: paths.home }),
+      env: childEnv({ AEGIS_HOME: paths.home, ...(opts.noDaemons ? { AEGIS_NO_DAEMONS: "1" } : {}) }),
     });
   } finally {
     closeSync(logFd);

@@ -15,7 +15,8 @@ import { InstanceRouting } from "./instances/routing.ts";
 import { Router } from "./router/router.ts";
 import { createApp } from "./api/app.ts";
 import { fileLogger } from "./log.ts";
-import { type Services, createServices } from "./services.ts";
+import { KitDaemons } from "./kits/daemons.ts";
+import { type Services, createServices, locateProgram } from "./services.ts";
 import { checkSocketPath, probeSocket, readPidFile, unlinkIfExists } from "./socket.ts";
 
 /** Create the state directories with owner-only permissions. */
@@ -55,6 +56,7 @@ export class Daemon {
   private stopping: Promise<void> | null = null;
   private idleTimer: ReturnType<typeof setInterval> | null = null;
   private router: Router | null = null;
+  private kitDaemons: KitDaemons | null = null;
   readonly log;
 
   constructor(readonly paths: StatePaths = statePaths()) {
@@ -93,6 +95,7 @@ export class Daemon {
         },
         kits_installed: services.kits.list().length,
         router_url: this.router?.origin ?? `http://${router.host}:${router.port}`,
+        daemons: this.kitDaemons?.statuses() ?? [],
       }),
     });
     // idleTimeout 0: streaming responses (logs, tether) may be quiet for long
@@ -110,6 +113,11 @@ export class Daemon {
     this.server = Bun.serve({ unix: this.paths.socket, fetch: app.fetch, idleTimeout: 0 } as unknown as Parameters<typeof Bun.serve>[0]);
     chmodSync(this.paths.socket, 0o600);
     writeFileSync(this.paths.pidFile, `${process.pid}\n`, { mode: 0o600 });
+    const kitDaemons = new KitDaemons(this.paths, services.kits, locateProgram, this.log);
+    this.kitDaemons = kitDaemons;
+    kitDaemons.reapStale();
+    kitDaemons.sync();
+    services.kits.onChange.push(() => kitDaemons.sync());
     this.log.info("aegisd started", { pid: process.pid, version: VERSION, backend: backend.name, accel: backend.accel });
     let ticking = false;
     this.idleTimer = setInterval(() => {
@@ -134,6 +142,7 @@ export class Daemon {
       await this.server?.stop(true);
       await this.router?.stop();
       if (this.idleTimer) clearInterval(this.idleTimer);
+      await this.kitDaemons?.stop();
       await this.services?.tasks.shutdown();
       await this.services?.instances.shutdown();
       this.services?.db.close();

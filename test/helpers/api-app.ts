@@ -37,6 +37,7 @@ export function testApi() {
       capabilities: { pause_resume: true, memory_snapshots: true, boot_from_disk_layers: true },
       kits_installed: services.kits.list().length,
       router_url: "http://127.0.0.1:8099",
+      daemons: [],
     }),
   });
   const call = async (method: string, path: string, body?: unknown | string) => {

@@ -18,6 +18,8 @@ export const KitDaemon = z
   })
   .strict();
 
+export type KitDaemon = z.infer<typeof KitDaemon>;
+
 /** Defaults `aegis instance start --kit NAME` applies; explicit flags override them. */
 export const KitInstanceDefaults = z
   .object({

@@ -11,6 +11,17 @@ export const Capabilities = z.object({
   boot_from_disk_layers: z.boolean(),
 });
 
+/** One kit daemon (e.g. aegis-gateway) as supervised by aegisd. */
+export const KitDaemonStatus = z.object({
+  name: z.string(),
+  kit: z.string(),
+  state: z.enum(["running", "no-config", "disabled", "restarting", "stopped"]),
+  pid: z.number().int().nullable(),
+  restarts: z.number().int(),
+  config: z.string().nullable(),
+  last_exit: z.number().int().nullable(),
+});
+
 /** Daemon status. */
 export const Status = z.object({
   status: z.literal("running"),
@@ -24,5 +35,6 @@ export const Status = z.object({
   kits_installed: z.number().int(),
   /** Where `aegis run --expose` / `app serve` are reachable. */
   router_url: z.string(),
+  daemons: z.array(KitDaemonStatus),
 });
 export type Status = z.infer<typeof Status>;

@@ -17,6 +17,10 @@ export default defineCommand({
       else {
         out("aegisd: running");
         out(`backend: ${status.backend}`);
+        for (const d of status.daemons) {
+          const detail = d.state === "running" ? `running (pid ${d.pid})` : d.state === "no-config" ? `no config (${d.config})` : d.state;
+          out(`${d.name}: ${detail}${d.restarts > 0 ? `, ${d.restarts} restart${d.restarts > 1 ? "s" : ""}${d.last_exit !== null ? `, last exit code ${d.last_exit}` : ""}` : ""}`);
+        }
       }
       return 0;
     } catch (err) {

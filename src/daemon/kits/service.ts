@@ -18,6 +18,9 @@ export type ProgramLocator = (program: string) => string | null;
 
 /** Kit install, list, info, uninstall. */
 export class KitsService {
+  /** Called after a kit is installed or uninstalled (the daemon supervisor re-syncs). */
+  readonly onChange: (() => void)[] = [];
+
   constructor(
     private readonly dir: string,
     private readonly locate: ProgramLocator,
@@ -35,6 +38,7 @@ export class KitsService {
     const tmp = `${this.file(manifest.name)}.${process.pid}.tmp`;
     writeFileSync(tmp, `${JSON.stringify(record, null, 2)}\n`, { mode: 0o600 });
     renameSync(tmp, this.file(manifest.name));
+    for (const hook of this.onChange) hook();
     return this.withStatus(record);
   }
 
@@ -57,6 +61,7 @@ export class KitsService {
   uninstall(name: string): void {
     this.get(name);
     rmSync(this.file(name));
+    for (const hook of this.onChange) hook();
   }
 
   private read(name: string): Kit {

@@ -1,0 +1,197 @@
+/**
+ * @module daemon/kits/daemons
+ * Kit daemons (e.g. the Agent Kit's `aegis-gateway`): aegisd starts every
+ * daemon an installed kit declares once its config file exists, keeps it
+ * running (a crash is restarted with exponential backoff, 1 s doubling to
+ * 60 s, reset after a minute of good health), reports each one in
+ * `GET /v1/status`, and stops them when it stops. `aegis up --no-daemons`
+ * (AEGIS_NO_DAEMONS=1 on aegisd) starts none.
+ *
+ * Each daemon's output goes to `data/<name>.log`. Their pids are kept in
+ * `data/kit-daemons.json`, so a daemon left behind by an aegisd killed with
+ * SIGKILL is stopped before a new one starts (two gateways would both poll
+ * the same bot).
+ */
+import { closeSync, existsSync, openSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { KitDaemon } from "../../api/schema/kits.ts";
+import { selfCommand, type StatePaths } from "../../paths.ts";
+import type { Logger } from "../api/deps.ts";
+import { childEnv } from "../control.ts";
+import { processAlive } from "../socket.ts";
+import type { KitsService } from "./service.ts";
+
+/** What `aegis status` reports for one kit daemon. */
+export interface KitDaemonStatus {
+  name: string;
+  kit: string;
+  state: "running" | "no-config" | "disabled" | "restarting" | "stopped";
+  pid: number | null;
+  restarts: number;
+  /** The config file the daemon waits for, when it has none. */
+  config: string | null;
+  last_exit: number | null;
+}
+
+/** Roles of this binary that kits may name as daemons (run through the hidden argument when no link exists). */
+const ROLE_ARGS: Record<string, string> = { "aegis-gateway": "__gateway" };
+
+interface Managed {
+  status: KitDaemonStatus;
+  spec: KitDaemon;
+  proc: ReturnType<typeof Bun.spawn> | null;
+  timer: ReturnType<typeof setTimeout> | null;
+  backoffMs: number;
+  startedAt: number;
+}
+
+/** Supervisor of every installed kit's daemons. */
+export class KitDaemons {
+  private readonly managed = new Map<string, Managed>();
+  private stopping = false;
+
+  constructor(
+    private readonly paths: StatePaths,
+    private readonly kits: KitsService,
+    private readonly locate: (program: string) => string | null,
+    private readonly log: Logger,
+    private readonly enabled = process.env.AEGIS_NO_DAEMONS !== "1",
+  ) {}
+
+  private get pidFile(): string {
+    return join(this.paths.data, "kit-daemons.json");
+  }
+
+  /** Stop daemons a previous aegisd left running (only processes that still look like them). */
+  reapStale(): void {
+    if (!existsSync(this.pidFile)) return;
+    const pids = JSON.parse(readFileSync(this.pidFile, "utf8")) as Record<string, number>;
+    for (const [name, pid] of Object.entries(pids)) {
+      let cmdline = "";
+      try {
+        cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8");
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === "ENOENT") continue;
+        throw err;
+      }
+      if (cmdline.includes(name) || cmdline.includes(ROLE_ARGS[name] ?? name)) {
+        process.kill(pid, "SIGTERM");
+        this.log.warn("stopped a kit daemon left by a previous aegisd", { daemon: name, pid });
+      }
+    }
+  }
+
+  private savePids(): void {
+    const pids: Record<string, number> = {};
+    for (const [name, m] of this.managed) if (m.proc && m.status.pid) pids[name] = m.status.pid;
+    writeFileSync(this.pidFile, `${JSON.stringify(pids)}\n`, { mode: 0o600 });
+  }
+
+  /** Bring the managed set in line with the installed kits (start new, stop removed). */
+  sync(): void {
+    if (this.stopping) return;
+    const wanted = new Map<string, { kit: string; spec: KitDaemon }>();
+    for (const kit of this.kits.list()) for (const d of kit.manifest.daemons ?? []) wanted.set(d.name, { kit: kit.manifest.name, spec: d });
+    for (const [name, m] of this.managed) {
+      if (!wanted.has(name)) {
+        this.halt(m);
+        this.managed.delete(name);
+      }
+    }
+    for (const [name, { kit, spec }] of wanted) {
+      let m = this.managed.get(name);
+      if (!m) {
+        m = {
+          spec,
+          proc: null,
+          timer: null,
+          backoffMs: 1000,
+          startedAt: 0,
+          status: { name, kit, state: "stopped", pid: null, restarts: 0, config: null, last_exit: null },
+        };
+        this.managed.set(name, m);
+      }
+      if (!m.proc && !m.timer) this.launch(m);
+    }
+    this.savePids();
+  }
+
+  private launch(m: Managed): void {
+    m.timer = null;
+    const config = m.spec.requires_config ? join(this.paths.home, m.spec.requires_config) : null;
+    m.status.config = config;
+    if (!this.enabled) {
+      m.status.state = "disabled";
+      return;
+    }
+    if (config && !existsSync(config)) {
+      m.status.state = "no-config";
+      return;
+    }
+    const [program, ...args] = m.spec.command;
+    const located = this.locate(program!);
+    const argv = located ? [located, ...args] : ROLE_ARGS[program!] ? [...selfCommand(ROLE_ARGS[program!]!), ...args] : null;
+    if (!argv) {
+      m.status.state = "stopped";
+      this.log.error("kit daemon program not found", { daemon: m.status.name, program });
+      return;
+    }
+    const fd = openSync(join(this.paths.data, `${m.status.name}.log`), "a", 0o600);
+    try {
+      m.proc = Bun.spawn(argv, { stdio: ["ignore", fd, fd], env: childEnv({ AEGIS_HOME: this.paths.home }) });
+    } finally {
+      closeSync(fd);
+    }
+    m.startedAt = Date.now();
+    m.status.state = "running";
+    m.status.pid = m.proc.pid;
+    this.log.info("kit daemon started", { daemon: m.status.name, kit: m.status.kit, pid: m.proc.pid });
+    const proc = m.proc;
+    void proc.exited.then((code) => this.exited(m, proc, code));
+  }
+
+  private exited(m: Managed, proc: ReturnType<typeof Bun.spawn>, code: number): void {
+    if (m.proc !== proc) return;
+    m.proc = null;
+    m.status.pid = null;
+    m.status.last_exit = code;
+    if (this.stopping || !this.managed.has(m.status.name)) {
+      m.status.state = "stopped";
+      return;
+    }
+    if (Date.now() - m.startedAt > 60_000) m.backoffMs = 1000;
+    m.status.state = "restarting";
+    m.status.restarts++;
+    this.log.warn("kit daemon exited; restarting", { daemon: m.status.name, code, in_ms: m.backoffMs });
+    m.timer = setTimeout(() => this.launch(m), m.backoffMs);
+    m.backoffMs = Math.min(m.backoffMs * 2, 60_000);
+  }
+
+  private halt(m: Managed): void {
+    if (m.timer) clearTimeout(m.timer);
+    m.timer = null;
+    m.proc?.kill("SIGTERM");
+  }
+
+  /** Status of every managed daemon. */
+  statuses(): KitDaemonStatus[] {
+    return [...this.managed.values()].map((m) => ({ ...m.status }));
+  }
+
+  /** Stop every daemon (SIGTERM, then SIGKILL after 3 s). */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    const procs = [...this.managed.values()].map((m) => {
+      this.halt(m);
+      return m.proc;
+    });
+    await Promise.all(
+      procs.map(async (p) => {
+        if (!p) return;
+        const done = await Promise.race([p.exited.then(() => true), Bun.sleep(3000).then(() => false)]);
+        if (!done && processAlive(p.pid)) p.kill("SIGKILL");
+      }),
+    );
+    writeFileSync(this.pidFile, "{}\n", { mode: 0o600 });
+  }
+}
