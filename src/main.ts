@@ -17,15 +17,9 @@ const roles: Record<string, () => Promise<RoleMain>> = {
   "aegis-harness": () => import("./guest/harness/main.ts").then((m) => m.main),
   "aegis-agent": () => import("./guest/agent/main.ts").then((m) => m.main),
   "aegis-gateway": () => import("./gateway/main.ts").then((m) => m.main),
+  "aegis-vmm-worker": () => import("./vmm/worker-main.ts").then((m) => m.main),
   __setup: () => import("../guest/assets/index.ts").then((m) => m.setupMain),
 };
-
-/**
- * Roles whose links `make install` already creates but whose code lands with
- * later work (the libkrun VMM worker). They fail with a clear message instead
- * of silently running the CLI.
- */
-const upcomingRoles = new Set(["aegis-vmm-worker"]);
 
 /** Hidden first arguments that select a role when argv[0] is `aegis`. */
 const hiddenRoles: Record<string, string> = {
@@ -42,18 +36,13 @@ export function resolveRole(argv0: string, args: string[]): { role: string; args
   const hidden = args[0] !== undefined ? hiddenRoles[args[0]] : undefined;
   if (hidden) return { role: hidden, args: args.slice(1) };
   const name = basename(argv0);
-  return { role: name in roles || upcomingRoles.has(name) ? name : "aegis", args };
+  return { role: name in roles ? name : "aegis", args };
 }
 
 async function main(): Promise<void> {
   // In a compiled binary argv[1] is the first user argument; from source it is the script path.
   const { role, args } = resolveRole(process.argv0, process.argv.slice(2));
-  const load = roles[role];
-  if (!load) {
-    process.stderr.write(`${role}: this build of aegis does not include the ${role} role yet\n`);
-    process.exit(1);
-  }
-  const run = await load();
+  const run = await roles[role]!();
   await run(args);
 }
 

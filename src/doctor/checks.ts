@@ -8,7 +8,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { arch } from "node:os";
 import { join } from "node:path";
 import { statePaths } from "../paths.ts";
-import { findLibkrun, libkrunCandidates } from "../vmm/libkrun-path.ts";
+import { probeLibkrun } from "../vmm/select.ts";
 import { detectAccel } from "../vmm/accel.ts";
 
 /** One doctor finding. */
@@ -47,7 +47,7 @@ export function guestCheck(guestDir: string): Check {
 export function hostChecks(): Check[] {
   const qemu = Bun.which(qemuBinaryName());
   const mkfs = Bun.which("mkfs.ext4") ?? ["/sbin/mkfs.ext4", "/usr/sbin/mkfs.ext4"].find((p) => Bun.file(p).size > 0) ?? null;
-  const libkrun = findLibkrun();
+  const libkrun = probeLibkrun();
   const accel = detectAccel();
   const virtiofsd = ["/usr/lib/qemu/virtiofsd", "/usr/libexec/virtiofsd"].find((p) => Bun.file(p).size > 0) ?? Bun.which("virtiofsd");
   return [
@@ -56,8 +56,8 @@ export function hostChecks(): Check[] {
     { name: "Accel", ok: true, detail: `${accel.name} (${accel.reason})` },
     {
       name: "libkrun",
-      ok: libkrun !== null,
-      detail: libkrun ? `found at ${libkrun}` : `not found (searched ${libkrunCandidates().length} paths; QEMU backend is used instead)`,
+      ok: libkrun.ok,
+      detail: libkrun.ok ? `found at ${libkrun.path} (loads)` : `${libkrun.reason}; the QEMU backend is used instead`,
     },
     { name: "e2fsprogs", ok: mkfs !== null, detail: mkfs ? "found" : "mkfs.ext4 not found (apt-get install e2fsprogs)" },
     guestCheck(statePaths().guest),

@@ -31,7 +31,7 @@ describe("kit daemons", () => {
     const deadline = Date.now() + 10_000;
     let now = first!;
     while (Date.now() < deadline) {
-      [now] = await daemons(home);
+      now = (await daemons(home))[0]!;
       if (now!.state === "running" && now!.pid !== first!.pid) break;
       await Bun.sleep(100);
     }
