@@ -18,6 +18,7 @@ const roles: Record<string, () => Promise<RoleMain>> = {
   "aegis-agent": () => import("./guest/agent/main.ts").then((m) => m.main),
   "aegis-gateway": () => import("./gateway/main.ts").then((m) => m.main),
   "aegis-vmm-worker": () => import("./vmm/worker-main.ts").then((m) => m.main),
+  "aegis-mcp-guest": () => import("./guest/mcp/main.ts").then((m) => m.main),
   __setup: () => import("../guest/assets/index.ts").then((m) => m.setupMain),
 };
 
@@ -28,6 +29,7 @@ const hiddenRoles: Record<string, string> = {
   __vmm: "aegis-vmm-worker",
   __harness: "aegis-harness",
   __agent: "aegis-agent",
+  "__mcp-guest": "aegis-mcp-guest",
   __setup: "__setup",
 };
 
