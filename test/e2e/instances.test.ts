@@ -36,13 +36,16 @@ const counter = ["sh", "-c", "i=0; while true; do i=$((i+1)); echo $i > /tmp/cou
 
 describe("instance lifecycle", () => {
   it("starts, lists, execs, logs, pauses, resumes on exec, stops with its disk kept, restarts and deletes", async () => {
-    const started = await home.ok(["instance", "start", "--name", "life", "--pause-after", "0", "--", ...counter]);
+    const started = await home.ok(["instance", "start", "--name", "life", "--env", "GREETING=hi", "--pause-after", "0", "--", ...counter]);
     expect(started.stderr).toMatch(/^Instance life \(inst-[0-9a-f]+\) running\n$/);
     const list = (await home.ok(["instance", "list"])).stdout;
     expect(list).toMatch(/life\s+inst-[0-9a-f]+\s+running/);
 
     const exec = await home.run(["exec", "life", "--", "sh", "-c", "cat /tmp/count >/dev/null && echo persisted > /root/keep && echo out; echo err >&2; exit 5"]);
     expect([exec.stdout, exec.stderr, exec.code]).toEqual(["out\n", "err\n", 5]);
+    // exec inherits the instance's environment; the request's --env wins.
+    expect((await home.ok(["exec", "life", "--", "sh", "-c", "echo $GREETING"])).stdout).toBe("hi\n");
+    expect((await home.ok(["exec", "life", "--env", "GREETING=yo", "--", "sh", "-c", "echo $GREETING"])).stdout).toBe("yo\n");
     await Bun.sleep(600);
     expect((await home.ok(["logs", "life", "--tail", "1"])).stdout).toMatch(/^tick \d+\n$/);
 

@@ -214,15 +214,8 @@ export class InstancesService {
       this.attachMain(id, vm);
       for (const hook of this.onBoot) hook(id, vm);
       if (!restored) {
-        const secretEnv = row.spec.secrets.length > 0 ? this.deps.secrets.resolve(row.spec.secrets.includes("*") ? "*" : row.spec.secrets, row.spec.app_id ?? undefined) : {};
-        const env = { ...row.spec.env, ...secretEnv };
-        await startGuestProcess(vm.channel, {
-          id: MAIN,
-          argv: row.spec.command,
-          env: image?.env_path && env.PATH === undefined ? { PATH: image.env_path, ...env } : env,
-          cwd: image?.working_dir ?? undefined,
-          primary: true,
-        });
+        const { env, cwd } = await this.commandEnvironment(id);
+        await startGuestProcess(vm.channel, { id: MAIN, argv: row.spec.command, env, cwd, primary: true });
       }
       rt.lastActivity = Date.now();
       this.deps.table.update(id, { state: "running", vmm_pid: vm.pid, started_at: new Date().toISOString() });
@@ -253,6 +246,20 @@ export class InstancesService {
       workspace: row.spec.workspace ?? undefined,
       restoreFrom,
     });
+  }
+
+  /**
+   * The environment an instance's processes get: its env and the secrets it
+   * was granted (resolved now, so a changed secret applies at the next start),
+   * the image's PATH (unless set) and WorkingDir.
+   */
+  async commandEnvironment(ref: string): Promise<{ env: Record<string, string>; cwd: string | undefined }> {
+    const row = this.row(ref);
+    const image = row.spec.image ? await this.deps.images.resolve(row.spec.image) : null;
+    const names = row.spec.secrets.includes("*") ? "*" : row.spec.secrets;
+    const secretEnv = names === "*" || names.length > 0 ? this.deps.secrets.resolve(names, row.spec.app_id ?? undefined) : {};
+    const env = { ...row.spec.env, ...secretEnv };
+    return { env: image?.env_path && env.PATH === undefined ? { PATH: image.env_path, ...env } : env, cwd: image?.working_dir ?? undefined };
   }
 
   /** Record the command's output, and its exit (the harness then powers the VM off). */

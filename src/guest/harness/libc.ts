@@ -93,7 +93,16 @@ export function mount(source: string, target: string, fstype: string, flags = 0,
 }
 
 /** Mount flags (linux/mount.h). */
-export const MS = { RDONLY: 1, NOSUID: 2, NODEV: 4, NOEXEC: 8 } as const;
+export const MS = { RDONLY: 1, NOSUID: 2, NODEV: 4, NOEXEC: 8, REMOUNT: 32, BIND: 4096 } as const;
+
+/**
+ * Bind-mount `source` onto `target` read-only. The kernel ignores
+ * MS_RDONLY on the initial MS_BIND, so it takes a second, remount call.
+ */
+export function bindReadOnly(source: string, target: string): void {
+  mount(source, target, "none", MS.BIND);
+  mount("none", target, "none", MS.REMOUNT | MS.BIND | MS.RDONLY);
+}
 
 const SIOCSIFFLAGS = 0x8914;
 const SIOCGIFFLAGS = 0x8913;

@@ -6,6 +6,10 @@
  * and hostname, loopback and eth0 for QEMU user networking, and the virtiofs
  * workspace.
  *
+ * Inside the rootfs, `/usr/bin/aegis-agent` and `/usr/bin/aegis-harness`
+ * are read-only bind mounts of the harness binary, with glibc's loader and
+ * libraries bound in for images without glibc (see inject.ts).
+ *
  * Deferred setup (`aegis.defer=1`, template VMs): only the machine-wide
  * part (`setupBase`: /tmp, /run, loopback and eth0, whose SLIRP addresses
  * are the same in every VM) runs before `ready`; the per-instance part
@@ -91,13 +95,16 @@ export async function setupBase(cfg: GuestConfig, mounted: Set<string>): Promise
     libc.mount(step.source, step.target, step.fstype, step.flags ?? 0, step.data);
   }
   writeFileSync("/proc/sys/kernel/hostname", cfg.hostname);
+  // What the injection needs from the initramfs, found now: a template snapshot then already holds it.
+  if (cfg.rootDisk) (await import("./inject.ts")).selfDependencies();
   libc.configureNetwork(cfg.net ? { iface: "eth0", address: "10.0.2.15", netmask: "255.255.255.0", gateway: NET.gateway } : undefined);
 }
 
 /**
- * The per-instance part: mount the rootfs overlay (and workspace), write
- * resolv.conf and hosts, set the hostname. Directories are created right
- * before the mount that needs them (upper/work after /mnt/rw is mounted).
+ * The per-instance part: mount the rootfs overlay (and workspace), inject
+ * the Aegis binaries, write resolv.conf and hosts, set the hostname.
+ * Directories are created right before the mount that needs them
+ * (upper/work after /mnt/rw is mounted).
  */
 export async function setupInstance(cfg: GuestConfig): Promise<void> {
   const { mkdirSync, rmSync, writeFileSync, existsSync, readFileSync } = await import("node:fs");
@@ -111,6 +118,11 @@ export async function setupInstance(cfg: GuestConfig): Promise<void> {
     libc.mount(step.source, step.target, step.fstype, step.flags ?? 0, step.data);
   }
   if (cfg.rootDisk) {
+    const t0 = performance.now();
+    const { injectBinaries, INJECTED_BINARIES } = await import("./inject.ts");
+    const steps = await injectBinaries(ROOT);
+    const glibc = steps.length > INJECTED_BINARIES.length ? `; the image has no glibc loader, bound in ${steps.slice(INJECTED_BINARIES.length).map((s) => s.source).join(", ")}` : "";
+    process.stderr.write(`aegis-harness: injected ${INJECTED_BINARIES.join(", ")} in ${(performance.now() - t0).toFixed(1)} ms${glibc}\n`);
     // Images often ship resolv.conf as a symlink into /run (systemd-resolved): replace it in the overlay.
     rmSync(`${ROOT}/etc/resolv.conf`, { force: true });
     mkdirSync(`${ROOT}/etc`, { recursive: true });
@@ -120,6 +132,11 @@ export async function setupInstance(cfg: GuestConfig): Promise<void> {
     const text = existsSync(hosts) ? readFileSync(hosts, "utf8") : "127.0.0.1 localhost\n::1 localhost\n";
     // A persistent overlay already has the line from an earlier boot: add it once.
     if (!text.split("\n").includes(line)) writeFileSync(hosts, `${text}${text.endsWith("\n") || text === "" ? "" : "\n"}${line}\n`);
+  } else {
+    // No rootfs: processes run in the initramfs, which has glibc already; links are enough there.
+    const { symlinkSync } = await import("node:fs");
+    const { INJECT_DIR, INJECTED_BINARIES } = await import("./inject.ts");
+    for (const name of INJECTED_BINARIES) if (!existsSync(`${INJECT_DIR}/${name}`)) symlinkSync(process.execPath, `${INJECT_DIR}/${name}`);
   }
   writeFileSync("/proc/sys/kernel/hostname", cfg.hostname);
 }
@@ -138,9 +155,9 @@ export function parseMounts(text: string): Set<string> {
 export function shutdownScript(hasRoot: boolean): string {
   const L: string[] = [];
   if (hasRoot) {
-    for (const m of ["workspace", "dev/shm", "dev/pts", "dev", "proc", "sys", "tmp", "run"]) {
-      L.push(`if grep -q ' ${ROOT}/${m} ' /proc/mounts; then umount ${ROOT}/${m} || umount -l ${ROOT}/${m}; fi`);
-    }
+    // Every mount below the root (proc, dev, workspace, the injected binaries, and whatever user
+    // processes mounted), children first: reverse lexical order puts /a/b before /a.
+    L.push(`for m in $(awk '{ if (index($2, "${ROOT}/") == 1) print $2 }' /proc/mounts | sort -r); do umount "$m" || umount -l "$m"; done`);
     L.push(`umount ${ROOT} || umount -l ${ROOT}`, "umount /mnt/rw || mount -o remount,ro /mnt/rw", "umount /mnt/lower || true");
   }
   L.push("sync", "reboot -f");

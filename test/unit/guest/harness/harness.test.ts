@@ -52,6 +52,26 @@ describe("harness boot config", () => {
     expect(s.indexOf(`umount ${ROOT} `)).toBeLessThan(s.indexOf("reboot -f"));
     expect(shutdownScript(false)).toBe("sync\nreboot -f\n");
   });
+
+  it("unmounts everything below the rootfs, children before parents, including the injected binaries", async () => {
+    const mounts = [
+      `overlay ${ROOT} overlay rw 0 0`,
+      `proc ${ROOT}/proc proc rw 0 0`,
+      `devtmpfs ${ROOT}/dev devtmpfs rw 0 0`,
+      `devpts ${ROOT}/dev/pts devpts rw 0 0`,
+      `/dev/vda ${ROOT}/usr/bin/aegis-agent ext4 ro 0 0`,
+      `workspace ${ROOT}/workspace virtiofs rw 0 0`,
+      "tmpfs /tmp tmpfs rw 0 0",
+    ].join("\n");
+    const file = `${process.env.TMPDIR ?? "/tmp"}/aegis-mounts-${process.pid}`;
+    await Bun.write(file, `${mounts}\n`);
+    const loop = shutdownScript(true).split("\n")[0]!.replace("/proc/mounts", file);
+    const p = Bun.spawn(["/bin/busybox", "sh", "-c", `umount() { echo "$1"; }\n${loop}`], { stdout: "pipe", stderr: "pipe" });
+    const [out, , code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+    await Bun.file(file).delete();
+    expect(code).toBe(0);
+    expect(out.trim().split("\n")).toEqual([`${ROOT}/workspace`, `${ROOT}/usr/bin/aegis-agent`, `${ROOT}/proc`, `${ROOT}/dev/pts`, `${ROOT}/dev`]);
+  });
 });
 
 describe("harness processes", () => {
