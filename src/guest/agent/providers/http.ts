@@ -92,6 +92,11 @@ export async function* postSse(req: SseRequest): AsyncGenerator<SseEvent, { trun
         headers: { "content-type": "application/json", accept: "text/event-stream", ...req.headers },
         body: JSON.stringify(req.body),
         signal: ctl.signal,
+        // A fresh connection per request: after the VM is restored from a
+        // snapshot, a pooled connection is dead on the host side (the new
+        // QEMU's user network has no state for it), and reusing it cost
+        // ~600 ms of the first answer after every wake. Connecting is cheap.
+        keepalive: false,
       });
       if (!res.ok) throw httpError(req.label, res.status, res.headers, await res.text());
     } catch (err) {
