@@ -24,7 +24,7 @@
  *   `krun_add_vsock_port` to `<runDir>/ctl.sock`, where the backend listens
  *   before spawning the worker (the same ControlChannel as QEMU's); the
  *   harness connects to host CID 2 on that port (guest/harness/vsock.ts).
- * - Env: only non-secret switches (`AEGIS_HOSTNAME`, `AEGIS_WORKSPACE`,
+ * - Env: only non-secret switches (`AEGIS_HARNESS_INIT`, `AEGIS_HOSTNAME`, `AEGIS_WORKSPACE`,
  *   `AEGIS_DISKS`, `PATH`); libkrun passes argv/env on the guest kernel
  *   command line (each wrapped in `"`), so the harness's `aegis.*` kernel
  *   parameters are not available under libkrun and these variables stand
@@ -77,7 +77,7 @@ export interface KrunVmPaths {
 export function workerConfig(spec: VmSpec, opts: { library: string; rootDir: string; baseRootfs: string; paths: KrunVmPaths; logLevel?: number }): KrunWorkerConfig {
   const disks = [{ blockId: "aegis-root", path: spec.rootfs || opts.baseRootfs, readOnly: true }];
   if (spec.overlayDisk) disks.push({ blockId: "aegis-overlay", path: spec.overlayDisk, readOnly: false });
-  const env: Record<string, string> = { PATH: "/bin:/sbin:/usr/bin:/usr/sbin", AEGIS_HOSTNAME: spec.hostname, AEGIS_DISKS: disks.map((d) => d.blockId).join(",") };
+  const env: Record<string, string> = { PATH: "/bin:/sbin:/usr/bin:/usr/sbin", AEGIS_HARNESS_INIT: "1", AEGIS_HOSTNAME: spec.hostname, AEGIS_DISKS: disks.map((d) => d.blockId).join(",") };
   if (spec.workspace) env.AEGIS_WORKSPACE = "1";
   return {
     v: 1,

@@ -355,7 +355,7 @@ describe("aegis-vmm-worker (aegis __vmm) against the stub library", () => {
       { fn: "krun_set_workdir", args: { ctx: 7, path: "/" } },
       {
         fn: "krun_set_exec",
-        args: { ctx: 7, path: "/tools/aegis", argv: ["__harness"], envp: ["AEGIS_DISKS=aegis-root,aegis-overlay", "AEGIS_HOSTNAME=abi-host", "AEGIS_WORKSPACE=1", "PATH=/bin:/sbin:/usr/bin:/usr/sbin"] },
+        args: { ctx: 7, path: "/tools/aegis", argv: ["__harness"], envp: ["AEGIS_DISKS=aegis-root,aegis-overlay", "AEGIS_HARNESS_INIT=1", "AEGIS_HOSTNAME=abi-host", "AEGIS_WORKSPACE=1", "PATH=/bin:/sbin:/usr/bin:/usr/sbin"] },
       },
       { fn: "krun_set_console_output", args: { ctx: 7, path: join(runDir, "console.log") } },
       { fn: "krun_start_enter", args: { ctx: 7 } },
@@ -439,6 +439,6 @@ describe("backend selection and the libkrun backend, with AEGIS_LIBKRUN pointing
     }
     const vsock = calls().find((c) => c.fn === "krun_add_vsock_port");
     expect(vsock?.args).toEqual({ ctx: 7, port: CONTROL_VSOCK_PORT, path: join(runDir, "ctl.sock") });
-    expect(calls().find((c) => c.fn === "krun_set_exec")?.args.envp).toEqual(["AEGIS_DISKS=aegis-root", "AEGIS_HOSTNAME=h", "PATH=/bin:/sbin:/usr/bin:/usr/sbin"]);
+    expect(calls().find((c) => c.fn === "krun_set_exec")?.args.envp).toEqual(["AEGIS_DISKS=aegis-root", "AEGIS_HARNESS_INIT=1", "AEGIS_HOSTNAME=h", "PATH=/bin:/sbin:/usr/bin:/usr/sbin"]);
   }, 30_000);
 });

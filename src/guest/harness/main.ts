@@ -52,6 +52,12 @@ async function sh(script: string, owned: Set<number>): Promise<void> {
 
 /** Harness entry point. */
 export async function main(_argv: string[]): Promise<void> {
+  // The harness is the guest's init. /usr/bin/aegis-harness is injected into every rootfs
+  // (spec), so refuse to run anywhere else: its setup would remount a live guest.
+  if (process.pid !== 1 && process.env.AEGIS_HARNESS_INIT !== "1") {
+    process.stderr.write("aegis-harness: this is the guest's init (PID 1) and is started by the VM itself; it cannot be run as a command\n");
+    process.exit(2);
+  }
   const startedMs = uptimeMs();
   const mainAt = performance.now();
   const owned = new Set<number>();

@@ -57,7 +57,7 @@ describe("workerConfig", () => {
     expect(cfg.virtiofs).toEqual([{ tag: "workspace", path: "/ws" }]);
     expect(cfg.vsock).toEqual([{ port: CONTROL_VSOCK_PORT, socket: "/r/ctl.sock" }]);
     expect(cfg.portMap).toEqual(["8080:80"]);
-    expect(cfg.exec).toEqual({ path: "/tools/aegis", argv: ["__harness"], env: { PATH: "/bin:/sbin:/usr/bin:/usr/sbin", AEGIS_HOSTNAME: "box", AEGIS_WORKSPACE: "1", AEGIS_DISKS: "aegis-root,aegis-overlay" } });
+    expect(cfg.exec).toEqual({ path: "/tools/aegis", argv: ["__harness"], env: { PATH: "/bin:/sbin:/usr/bin:/usr/sbin", AEGIS_HARNESS_INIT: "1", AEGIS_HOSTNAME: "box", AEGIS_WORKSPACE: "1", AEGIS_DISKS: "aegis-root,aegis-overlay" } });
   });
 
   it("uses the base image and no share when the spec has neither rootfs nor workspace", () => {
