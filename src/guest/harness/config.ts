@@ -5,6 +5,12 @@
  * `aegis.defer=1`)
  * and the virtio-blk disks, identified by their `serial=` (QEMU) because
  * erofs and some images carry no label.
+ *
+ * Under libkrun the kernel command line carries no `aegis.*` words (libkrun
+ * writes its own) and disk serials are not ours, so the vmm worker passes
+ * the same switches as environment variables instead: `AEGIS_HOSTNAME`,
+ * `AEGIS_WORKSPACE=1` and `AEGIS_DISKS` (our disk names in attach order,
+ * i.e. `/dev/vda`, `/dev/vdb`, ...). The environment wins when present.
  */
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 
@@ -47,13 +53,23 @@ export function disksBySerial(sysBlock = "/sys/block"): Map<string, string> {
   return out;
 }
 
-/** Read the boot configuration from /proc and /sys. */
-export function readGuestConfig(): GuestConfig {
+/** Map our disk names to devices from `AEGIS_DISKS` (attach order: vda, vdb, ...). */
+export function disksFromEnv(value: string): Map<string, string> {
+  const out = new Map<string, string>();
+  value
+    .split(",")
+    .filter((name) => name.length > 0)
+    .forEach((name, i) => out.set(name, `/dev/vd${String.fromCharCode(97 + i)}`));
+  return out;
+}
+
+/** Read the boot configuration from /proc and /sys (and, under libkrun, the environment). */
+export function readGuestConfig(env = process.env): GuestConfig {
   const cmd = parseCmdline(readFileSync("/proc/cmdline", "utf8"));
-  const disks = disksBySerial();
+  const disks = env.AEGIS_DISKS ? disksFromEnv(env.AEGIS_DISKS) : disksBySerial();
   return {
-    hostname: cmd.get("aegis.hostname") || "aegis",
-    workspace: cmd.get("aegis.workspace") === "1",
+    hostname: env.AEGIS_HOSTNAME || cmd.get("aegis.hostname") || "aegis",
+    workspace: env.AEGIS_WORKSPACE === "1" || cmd.get("aegis.workspace") === "1",
     rootDisk: disks.get("aegis-root"),
     overlayDisk: disks.get("aegis-overlay"),
     net: existsSync("/sys/class/net/eth0"),

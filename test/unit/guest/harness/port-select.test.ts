@@ -77,3 +77,14 @@ describe("vsock", () => {
     expect(() => new ControlPort(vsockEndpoint(2, 0x7ffffff0), { connectTimeoutMs: 0 })).toThrow(/vsock/);
   });
 });
+
+describe("guest config under libkrun", () => {
+  it("maps AEGIS_DISKS names to devices in attach order", async () => {
+    const { disksFromEnv } = await import("../../../../src/guest/harness/config.ts");
+    expect([...disksFromEnv("aegis-root,aegis-overlay")]).toEqual([
+      ["aegis-root", "/dev/vda"],
+      ["aegis-overlay", "/dev/vdb"],
+    ]);
+    expect(disksFromEnv("").size).toBe(0);
+  });
+});
