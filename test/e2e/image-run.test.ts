@@ -8,7 +8,7 @@ import { existsSync } from "node:fs";
 import { busyboxLayer, makeImage, makeLayer, type TestImage } from "../helpers/oci-build.ts";
 import { pushImage } from "../helpers/oci-push.ts";
 import { startRegistry, type TestRegistry } from "../helpers/registry.ts";
-import { aegisBin, TestHome } from "../helpers/aegis.ts";
+import { TestHome } from "../helpers/aegis.ts";
 
 const TIMEOUT = 120_000;
 let reg: TestRegistry;
@@ -80,19 +80,7 @@ describe("images end to end", () => {
     await home.ok(["image", "pull", ref]);
     await home.ok(["app", "create", "--name", "site", "--image", ref, "--expose", "8080", "--", "sh", "-c", "mkdir -p /www && cat /etc/image-marker > /www/index.html && exec httpd -f -p 8080 -h /www"]);
     await home.ok(["app", "publish", "site", "--label", "v1"]);
-    const serve = Bun.spawn([aegisBin(), "app", "serve", "site"], {
-      env: { PATH: process.env.PATH ?? "", AEGIS_HOME: home.dir, AEGIS_ROUTER_PORT: "0" },
-      stdin: "ignore",
-      stdout: "pipe",
-      stderr: "pipe",
-    });
-    const reader = serve.stderr.getReader();
-    let err = "";
-    while (!err.includes("Press Ctrl+C to stop\n")) {
-      const { value, done } = await reader.read();
-      if (done) throw new Error(`app serve ended early: ${err}`);
-      err += new TextDecoder().decode(value);
-    }
+    const { proc: serve, stderr: err } = await home.startServing(["app", "serve", "site"]);
     expect(err).toMatch(/^Serving site on http:\/\/127\.0\.0\.1:\d+\nInstance: inst-[0-9a-f]+\nPress Ctrl\+C to stop\n$/);
     const url = /on (http:\/\/\S+)/.exec(err)![1]!;
     expect(await (await fetch(url)).text()).toBe("from the pulled image\n");

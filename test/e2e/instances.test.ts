@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
 import { readFileSync } from "node:fs";
-import { aegisBin, TestHome } from "../helpers/aegis.ts";
+import { TestHome } from "../helpers/aegis.ts";
 
 const T = 180_000;
 let home: TestHome;
@@ -143,19 +143,7 @@ describe("instance lifecycle", () => {
   it("serves through the router: serve mode, wake on request from paused and stopped, raw TCP forward, Ctrl+C cleanup", async () => {
     const httpd = ["sh", "-c", "mkdir -p /www && echo hello-from-guest > /www/index.html && exec httpd -f -p 8080 -h /www"];
     // Serve mode: the spec's three lines, then block until Ctrl+C.
-    const serve = Bun.spawn([aegisBin(), "run", "--expose", "8080", "--", ...httpd], {
-      env: { PATH: process.env.PATH ?? "", AEGIS_HOME: home.dir, AEGIS_ROUTER_PORT: "0" },
-      stdin: "ignore",
-      stdout: "pipe",
-      stderr: "pipe",
-    });
-    const reader = serve.stderr.getReader();
-    let err = "";
-    while (!err.includes("Press Ctrl+C to stop\n")) {
-      const { value, done } = await reader.read();
-      if (done) throw new Error(`serve mode ended early: ${err}`);
-      err += new TextDecoder().decode(value);
-    }
+    const { proc: serve, stderr: err } = await home.startServing(["run", "--expose", "8080", "--", ...httpd]);
     const url = /Serving on (http:\/\/127\.0\.0\.1:\d+)/.exec(err)![1]!;
     const id = /Instance: (inst-[0-9a-f]+)/.exec(err)![1]!;
     expect((await (await fetch(`${url}/index.html`)).text())).toBe("hello-from-guest\n");

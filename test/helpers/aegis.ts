@@ -40,6 +40,28 @@ export class TestHome {
     return { code, stdout, stderr };
   }
 
+  /**
+   * Start a blocking serve command (`run --expose`, `app serve`) and resolve
+   * once it printed "Press Ctrl+C to stop", with what it printed on stderr.
+   */
+  async startServing(args: string[]): Promise<{ proc: ReturnType<typeof Bun.spawn>; stderr: string }> {
+    const proc = Bun.spawn([aegisBin(), ...args], {
+      env: { PATH: process.env.PATH ?? "", AEGIS_HOME: this.dir, AEGIS_ROUTER_PORT: "0" },
+      stdin: "ignore",
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    const reader = (proc.stderr as ReadableStream<Uint8Array>).getReader();
+    let stderr = "";
+    while (!stderr.includes("Press Ctrl+C to stop\n")) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error(`aegis ${args.join(" ")} ended before serving: ${stderr}`);
+      stderr += new TextDecoder().decode(value);
+    }
+    reader.releaseLock();
+    return { proc, stderr };
+  }
+
   /** Like {@link run} but throws unless the exit code is 0. */
   async ok(args: string[], opts: { stdin?: string; env?: Record<string, string> } = {}): Promise<RunResult> {
     const r = await this.run(args, opts);
