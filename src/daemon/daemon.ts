@@ -10,7 +10,8 @@
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { type StatePaths, statePaths } from "../paths.ts";
 import { VERSION } from "../version.ts";
-import { selectBackend } from "../vmm/select.ts";
+import type { Status } from "../api/schema/status.ts";
+import { type BackendSelection, selectBackend } from "../vmm/select.ts";
 import { InstanceRouting } from "./instances/routing.ts";
 import { Router } from "./router/router.ts";
 import { createApp } from "./api/app.ts";
@@ -71,54 +72,76 @@ export class Daemon {
       throw new Error(`aegisd already running (pid ${readPidFile(this.paths.pidFile) ?? "unknown"})`);
     }
     unlinkIfExists(this.paths.socket);
-    const router = routerAddress();
     const backend = selectBackend({ log: (msg) => this.log.info("guest assets", { progress: msg }) });
     const services = createServices(this.paths, this.log, { backend: backend.backend, reason: backend.reason });
     this.services = services;
     services.tasks.reconcile((pid) => killStaleVmm(pid, this.paths));
     services.instances.reconcile((pid) => killStaleVmm(pid, this.paths));
-    const app = createApp({
-      ...services,
-      log: this.log,
-      status: () => ({
-        status: "running",
-        version: VERSION,
-        pid: process.pid,
-        home: this.paths.home,
-        backend: backend.name,
-        backend_reason: backend.reason,
-        accel: backend.accel,
-        capabilities: {
-          pause_resume: backend.capabilities.pauseResume,
-          memory_snapshots: backend.capabilities.memorySnapshots,
-          boot_from_disk_layers: backend.capabilities.diskLayers,
-        },
-        kits_installed: services.kits.list().length,
-        router_url: this.router?.origin ?? `http://${router.host}:${router.port}`,
-        daemons: this.kitDaemons?.statuses() ?? [],
-      }),
-    });
+    const router = routerAddress();
+    await this.startRouter(services, router);
+    const app = createApp({ ...services, log: this.log, status: () => this.status(services, backend, router) });
     // idleTimeout 0: streaming responses (logs, tether) may be quiet for long
     // stretches; Bun's default 10 s would cut them. Bun's types omit the option
     // for unix listeners although it applies there too.
+    this.server = Bun.serve({ unix: this.paths.socket, fetch: app.fetch, idleTimeout: 0 } as unknown as Parameters<typeof Bun.serve>[0]);
+    chmodSync(this.paths.socket, 0o600);
+    writeFileSync(this.paths.pidFile, `${process.pid}\n`, { mode: 0o600 });
+    this.startKitDaemons(services);
+    this.startIdlePolicy(services);
+    this.log.info("aegisd started", { pid: process.pid, version: VERSION, backend: backend.name, accel: backend.accel });
+    // Build the guest assets in the background so the first `aegis run` does not pay for it.
+    // A failure is only logged here: the first boot retries and reports it to its caller.
+    services.vms.warm().then(
+      () => this.log.info("guest assets ready"),
+      (err: unknown) => this.log.error("guest assets failed", { error: String(err) }),
+    );
+  }
+
+  /** `GET /v1/status`. */
+  private status(services: Services, backend: BackendSelection, router: { host: string; port: number }): Status {
+    return {
+      status: "running",
+      version: VERSION,
+      pid: process.pid,
+      home: this.paths.home,
+      backend: backend.name,
+      backend_reason: backend.reason,
+      accel: backend.accel,
+      capabilities: {
+        pause_resume: backend.capabilities.pauseResume,
+        memory_snapshots: backend.capabilities.memorySnapshots,
+        boot_from_disk_layers: backend.capabilities.diskLayers,
+      },
+      kits_installed: services.kits.list().length,
+      router_url: this.router?.origin ?? `http://${router.host}:${router.port}`,
+      daemons: this.kitDaemons?.statuses() ?? [],
+    };
+  }
+
+  /** The router on 127.0.0.1:8099 (or AEGIS_ROUTER_*), with every instance's public ports. */
+  private async startRouter(services: Services, address: { host: string; port: number }): Promise<void> {
     const routing = new InstanceRouting(services.instances, this.log);
-    this.router = new Router(routing, { host: router.host, httpPort: router.port, log: (msg, fields) => this.log.warn(`router: ${msg}`, fields) });
+    this.router = new Router(routing, { host: address.host, httpPort: address.port, log: (msg, fields) => this.log.warn(`router: ${msg}`, fields) });
     try {
       await this.router.start();
     } catch (err) {
       services.db.close();
-      throw new Error(`${(err as Error).message}${router.port === 8099 ? " (set AEGIS_ROUTER_PORT to use another port)" : ""}`);
+      throw new Error(`${(err as Error).message}${address.port === 8099 ? " (set AEGIS_ROUTER_PORT to use another port)" : ""}`);
     }
     await routing.bind(this.router);
-    this.server = Bun.serve({ unix: this.paths.socket, fetch: app.fetch, idleTimeout: 0 } as unknown as Parameters<typeof Bun.serve>[0]);
-    chmodSync(this.paths.socket, 0o600);
-    writeFileSync(this.paths.pidFile, `${process.pid}\n`, { mode: 0o600 });
+  }
+
+  /** Supervise the installed kits' daemons, following kit installs and uninstalls. */
+  private startKitDaemons(services: Services): void {
     const kitDaemons = new KitDaemons(this.paths, services.kits, locateProgram, this.log);
     this.kitDaemons = kitDaemons;
     kitDaemons.reapStale();
     kitDaemons.sync();
     services.kits.onChange.push(() => kitDaemons.sync());
-    this.log.info("aegisd started", { pid: process.pid, version: VERSION, backend: backend.name, accel: backend.accel });
+  }
+
+  /** Check the idle policy once a second (never two checks at once). */
+  private startIdlePolicy(services: Services): void {
     let ticking = false;
     this.idleTimer = setInterval(() => {
       if (ticking) return;
@@ -127,12 +150,6 @@ export class Daemon {
         ticking = false;
       });
     }, 1000);
-    // Build the guest assets in the background so the first `aegis run` does not pay for it.
-    // A failure is only logged here: the first boot retries and reports it to its caller.
-    services.vms.warm().then(
-      () => this.log.info("guest assets ready"),
-      (err: unknown) => this.log.error("guest assets failed", { error: String(err) }),
-    );
   }
 
   /** Stop serving and release the socket and pid file. Idempotent. */
