@@ -40,9 +40,19 @@ export class VmLauncher {
     private readonly backendReason: string,
   ) {}
 
-  /** Build or find the guest assets ahead of the first boot (daemon start-up). */
+  /**
+   * Build or find the guest assets ahead of the first boot (daemon start-up),
+   * then the template of the default task shape (base rootfs, 512 MB, 1 vCPU)
+   * so the first `aegis run` starts in about a second. AEGIS_WARM=0 skips the
+   * template (the test suite, which starts many short-lived daemons).
+   */
   async warm(): Promise<void> {
     await this.backend?.prepare?.();
+    if (this.templatesEnabled() && process.env.AEGIS_WARM !== "0") await this.backend?.warmTemplate?.({ memoryMb: 512, vcpus: 1 });
+  }
+
+  private templatesEnabled(): boolean {
+    return this.backend?.bootFromTemplate !== undefined && process.env.AEGIS_TEMPLATES !== "0";
   }
 
   /** Boot a VM and resolve once its harness is ready. */
@@ -64,8 +74,7 @@ export class VmLauncher {
     };
     // Start from the shape's template snapshot when the backend has them
     // (~1 s instead of a ~3.7 s cold boot under TCG); AEGIS_TEMPLATES=0 turns it off.
-    const useTemplate = this.backend.bootFromTemplate !== undefined && process.env.AEGIS_TEMPLATES !== "0";
-    const vm = useTemplate ? await this.backend.bootFromTemplate!(spec) : await this.backend.boot(spec);
+    const vm = this.templatesEnabled() ? await this.backend.bootFromTemplate!(spec) : await this.backend.boot(spec);
     this.live.add(vm);
     const forget = () => this.live.delete(vm);
     vm.exited.then(forget, forget);

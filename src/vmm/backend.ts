@@ -96,6 +96,8 @@ export interface Backend {
   readonly capabilities: BackendCapabilities;
   /** Prepare what boots need (guest assets) ahead of the first boot. */
   prepare?(): Promise<unknown>;
+  /** Build the template snapshot of a VM shape ahead of its first `bootFromTemplate`. */
+  warmTemplate?(shape: { memoryMb: number; vcpus: number; rootfs?: string }): Promise<void>;
   /** Boot (or restore) a VM and resolve once its harness is `ready`. */
   boot(spec: VmSpec): Promise<Vm>;
   /**

@@ -198,6 +198,16 @@ export class QemuBackend implements Backend {
     return vm;
   }
 
+  /**
+   * Build the template for a VM shape ahead of time (the daemon warms the
+   * default task shape at start-up), so the first VM of that shape does not
+   * pay for it. A no-op when it exists.
+   */
+  async warmTemplate(shape: { memoryMb: number; vcpus: number; rootfs?: string }): Promise<void> {
+    const assets = await this.prepare();
+    await this.ensureTemplate({ id: "warm", runDir: "", ports: [], hostname: TEMPLATE_HOSTNAME, ...shape }, assets);
+  }
+
   /** Path of the template snapshot for `spec`'s shape, built now when missing or stale. */
   private async ensureTemplate(spec: VmSpec, assets: GuestAssets): Promise<string> {
     const rootfs = spec.rootfs || assets.baseRootfs;

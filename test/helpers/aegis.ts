@@ -31,7 +31,8 @@ export class TestHome {
   async run(args: string[], opts: { stdin?: string; env?: Record<string, string>; bin?: string } = {}): Promise<RunResult> {
     const proc = Bun.spawn([opts.bin ?? aegisBin(), ...args], {
       // Router port 0: tests never collide with each other or with a user's daemon on 8099.
-      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/root", AEGIS_HOME: this.dir, AEGIS_ROUTER_PORT: "0", ...opts.env },
+      // AEGIS_WARM=0: no template build at each test daemon's start (the first boot builds it).
+      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/root", AEGIS_HOME: this.dir, AEGIS_ROUTER_PORT: "0", AEGIS_WARM: "0", ...opts.env },
       stdin: opts.stdin === undefined ? "ignore" : new Blob([opts.stdin]),
       stdout: "pipe",
       stderr: "pipe",
