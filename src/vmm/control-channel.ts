@@ -9,11 +9,19 @@
  * One peer at a time: a new connection replaces the previous one. Writes
  * made while no peer is connected are buffered and flushed on connect.
  * When the peer disconnects, every pending call is rejected.
+ *
+ * The guest may also send requests (`mcp.*`, see {@link GuestRequests}): a
+ * handler registered with `onRequest` answers each with its result, or with
+ * a JSON-RPC error (an {@link RpcError}'s code, message and data; anything
+ * else thrown is an internal error). Params are validated first; a method
+ * without a handler is `methodNotFound`.
  */
 import { unlinkSync } from "node:fs";
 import type { Socket, UnixSocketListener } from "bun";
 import {
   ControlNotifications,
+  GuestRequests,
+  type GuestRequestMethod,
   ControlRequests,
   type ControlNotificationMethod,
   type ControlNotificationParams,
@@ -21,7 +29,8 @@ import {
   type ControlRequestParams,
   type ControlRequestResult,
 } from "../api/schema/control.ts";
-import { isParseFailure, LineSplitter, notification, parseMessage, request, RpcError, type RpcMessage } from "./jsonrpc.ts";
+import type { z } from "zod";
+import { errorResponse, isParseFailure, LineSplitter, notification, parseMessage, request, response, RpcError, type RpcMessage } from "./jsonrpc.ts";
 
 /** Thrown to pending and new calls once the channel is closed or the peer went away. */
 export class ChannelClosedError extends Error {
@@ -42,6 +51,9 @@ interface Pending {
 
 type AnyHandler = (params: any) => void;
 
+/** Answers one guest -> host request; throw an {@link RpcError} to refuse it. */
+export type GuestRequestHandler<M extends GuestRequestMethod> = (params: z.output<(typeof GuestRequests)[M]["params"]>) => Promise<unknown> | unknown;
+
 /** Host side of the control channel. Create with `ControlChannel.listen(path)`. */
 export class ControlChannel {
   private listener?: UnixSocketListener<undefined>;
@@ -52,6 +64,7 @@ export class ControlChannel {
   private readonly pending = new Map<number, Pending>();
   private readonly handlers = new Map<string, Set<AnyHandler>>();
   private readonly closeHandlers = new Set<(reason: string) => void>();
+  private readonly requestHandlers = new Map<string, (params: unknown) => Promise<unknown> | unknown>();
   private readyInfo?: ControlNotificationParams<"ready">;
   private readyWaiters: Array<(r: ControlNotificationParams<"ready">) => void> = [];
   private closed = false;
@@ -130,6 +143,15 @@ export class ControlChannel {
     }
     set.add(handler);
     return () => set.delete(handler);
+  }
+
+  /** Serve a guest -> host request method (one handler per method; a new one replaces the old). Returns the unregister function. */
+  onRequest<M extends GuestRequestMethod>(method: M, handler: GuestRequestHandler<M>): () => void {
+    const h = handler as (params: unknown) => Promise<unknown> | unknown;
+    this.requestHandlers.set(method, h);
+    return () => {
+      if (this.requestHandlers.get(method) === h) this.requestHandlers.delete(method);
+    };
   }
 
   /** Subscribe to disconnects and close; returns the unsubscribe function. */
@@ -222,6 +244,30 @@ export class ControlChannel {
     }
   }
 
+  /** Answer one guest request; the answer goes to whichever peer is connected then (a request's peer is the only one). */
+  private async answer(id: number | string, method: string, params: unknown): Promise<void> {
+    const handler = this.requestHandlers.get(method);
+    const spec = (GuestRequests as Record<string, (typeof GuestRequests)[GuestRequestMethod]>)[method];
+    if (!handler || !spec) {
+      this.write(errorResponse(id, { code: -32601, message: `the host does not serve ${method}` }));
+      return;
+    }
+    const parsed = spec.params.safeParse(params ?? {});
+    if (!parsed.success) {
+      this.write(errorResponse(id, { code: -32602, message: `invalid ${method} params: ${parsed.error.message}` }));
+      return;
+    }
+    try {
+      const result = await handler(parsed.data);
+      if (!this.closed) this.write(response(id, result));
+    } catch (err) {
+      if (this.closed) return;
+      const e = err instanceof RpcError ? err : null;
+      if (!e) process.stderr.write(`aegis: control channel: ${method} failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+      this.write(errorResponse(id, e ? { code: e.code, message: e.message, ...(e.data === undefined ? {} : { data: e.data }) } : { code: -32603, message: `${method} failed: ${err instanceof Error ? err.message : String(err)}` }));
+    }
+  }
+
   private dispatch(msg: RpcMessage): void {
     if (msg.method === undefined) {
       const p = typeof msg.id === "number" ? this.pending.get(msg.id) : undefined;
@@ -230,6 +276,10 @@ export class ControlChannel {
       clearTimeout(p.timer);
       if (msg.error) p.reject(new RpcError(msg.error.code, `${p.method}: ${msg.error.message}`, msg.error.data));
       else p.resolve(msg.result);
+      return;
+    }
+    if (msg.id !== undefined && msg.id !== null) {
+      void this.answer(msg.id, msg.method, msg.params);
       return;
     }
     const schema = (ControlNotifications as Record<string, (typeof ControlNotifications)[ControlNotificationMethod]>)[msg.method];

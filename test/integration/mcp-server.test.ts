@@ -81,7 +81,9 @@ for (const variant of variants) {
       const { tools } = await client.listTools();
       expect(tools.map((t) => t.name)).toEqual(["self_info", "instance_spawn", "instance_list", "instance_stop", "expose_port", "unexpose_port", "keepalive_acquire", "keepalive_release"]);
       const schemas = Object.fromEntries(tools.map((t) => [t.name, t.inputSchema]));
-      expect(schemas.instance_spawn).toMatchObject({ type: "object", required: ["image"], additionalProperties: false });
+      expect(schemas.instance_spawn).toMatchObject({ type: "object", additionalProperties: false });
+      // No image means the base rootfs, so nothing is required.
+      expect(schemas.instance_spawn!.required ?? []).toEqual([]);
       expect(schemas.instance_spawn!.properties).toMatchObject({ image: { type: "string" }, expose: { type: "array" }, memory_mb: { type: "integer" } });
       expect(schemas.keepalive_acquire).toMatchObject({ required: ["seconds"], properties: { seconds: { type: "integer", minimum: 1, maximum: 3600 } } });
       expect(schemas.instance_stop).toMatchObject({ required: ["instance"] });

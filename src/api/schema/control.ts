@@ -22,8 +22,15 @@
  *   template VMs and their clones): set the clock, reseed the kernel RNG with
  *   host entropy, mount the rootfs overlay, set the hostname. Before it, `run`
  *   fails with `notSetUp`; a second `setup` fails with `invalidRequest`.
+ * - `mcp.*` (requests, guest -> host): the guest's MCP server asks aegisd to
+ *   spawn, list or stop child instances, expose ports, hold a keepalive
+ *   ({@link GuestRequests}, schemas in mcp.ts). The harness relays them from
+ *   its bridge socket with ids of its own; the host answers with a result or
+ *   a JSON-RPC error and identifies the caller by the channel, never by
+ *   anything in the request.
  */
 import { z } from "zod";
+import { McpBridgeMethods } from "./mcp.ts";
 
 /** The name of the virtio-serial port that carries the control channel. */
 export const CONTROL_PORT_NAME = "aegis.control";
@@ -108,6 +115,12 @@ export const ControlRequests = {
   setup: { params: SetupParams, result: OkResult },
   shutdown: { params: z.object({}).strict().optional(), result: OkResult },
 } as const;
+
+/** Request methods the host serves (guest -> host), with their param and result schemas. */
+export const GuestRequests = McpBridgeMethods;
+
+/** A guest -> host request method name. */
+export type GuestRequestMethod = keyof typeof GuestRequests;
 
 /** Notifications and their param schemas (both directions). */
 /**

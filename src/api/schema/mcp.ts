@@ -22,6 +22,7 @@
  * `data` may carry `{code, hint}` ({@link McpBridgeErrorData}).
  */
 import { z } from "zod";
+import { SpawnCapabilities } from "./capabilities.ts";
 import { Port, ResourceName, SecretName } from "./common.ts";
 import { InstanceState } from "./instances.ts";
 import { EnvName } from "./tasks.ts";
@@ -35,59 +36,16 @@ export const MCP_BRIDGE_DEFAULT_PATH = "/run/aegis/mcp.sock";
 /** Longest keepalive a guest may hold in one acquire, in seconds (one hour). */
 export const KEEPALIVE_MAX_S = 3600;
 
-/**
- * An allowed-image entry: `*` (any registry image), a prefix glob ending in
- * `*` (`docker.io/library/*`, matched against the canonical name), or an exact
- * reference (`alpine`, `python:3.12-alpine`; without a tag it allows every tag
- * of that repository).
- */
-export const ImagePattern = z
-  .string()
-  .min(1, "must not be empty")
-  .max(512)
-  .refine((s) => !/\s/.test(s), "must not contain whitespace")
-  .refine((s) => !s.slice(0, -1).includes("*"), "may contain '*' only at the end");
-
-/**
- * What an instance may do through its MCP server. Every field has a default,
- * so a manifest or flag set names only what it grants. The defaults spawn
- * nothing (`spawn: false`, no allowed images, no secrets); the numeric limits
- * default to small values so that `{spawn: true, allowed_images: [...]}` alone
- * is usable. An instance may expose up to `max_exposed_ports` of its own ports.
- */
-export const SpawnCapabilities = z
-  .object({
-    /** May this instance start child VMs at all. */
-    spawn: z.boolean().default(false),
-    /** Deepest allowed nesting: a top-level instance is depth 0, its children depth 1. */
-    max_depth: z.number().int().min(0).max(16).default(1),
-    /** Children this instance may have at once (stopped ones count until deleted). */
-    max_children: z.number().int().min(0).max(256).default(4),
-    /** Images a child may run ({@link ImagePattern}). */
-    allowed_images: z.array(ImagePattern).default([]),
-    /** Largest memory a child may ask for, in MiB. */
-    max_memory_mb: z.number().int().min(0).max(65536).default(512),
-    /** Largest vCPU count a child may ask for. */
-    max_vcpus: z.number().int().min(0).max(64).default(1),
-    /** Secret names this instance may pass to its children. */
-    allowed_secrets: z.array(SecretName).default([]),
-    /** Ports this instance (and each child, at spawn) may have exposed at once. */
-    max_exposed_ports: z.number().int().min(0).max(64).default(4),
-  })
-  .strict();
-/** Capabilities with every default applied. */
-export type SpawnCapabilities = z.output<typeof SpawnCapabilities>;
-/** Capabilities as written in a manifest or request (any field may be omitted). */
-export type SpawnCapabilitiesInput = z.input<typeof SpawnCapabilities>;
-
-/** The capabilities of an instance nobody granted anything: spawning off. */
-export const DEFAULT_CAPABILITIES: SpawnCapabilities = SpawnCapabilities.parse({});
+export { BASE_IMAGE, DEFAULT_CAPABILITIES, ImagePattern, SpawnCapabilities, SpawnCapabilitiesGrant } from "./capabilities.ts";
+export type { SpawnCapabilitiesInput } from "./capabilities.ts";
 
 /** One exposed port as a guest sees it. `url`: where the host reaches it through the router. */
 export const McpEndpoint = z.object({
   guest_port: z.number().int(),
   public_port: z.number().int().nullable(),
   url: z.string().nullable(),
+  /** False when the VM does not forward the port yet (exposed while running): it becomes reachable at the next boot. */
+  reachable: z.boolean().optional(),
 });
 export type McpEndpoint = z.infer<typeof McpEndpoint>;
 
@@ -125,7 +83,7 @@ export const McpSelfInfo = z.object({
 /** `mcp.instance_spawn` params. Unset fields take the daemon's defaults (then the capabilities are checked). */
 export const McpSpawnParams = z
   .object({
-    image: z.string().min(1).max(512).describe("Image reference, e.g. busybox or python:3.12-alpine"),
+    image: z.string().min(1).max(512).optional().describe("Image reference, e.g. busybox or python:3.12-alpine; omitted: the base busybox rootfs (allowed by the pattern @base)"),
     command: z.array(z.string()).min(1).optional().describe("Program and arguments (default: the image's entrypoint/cmd)"),
     name: ResourceName.optional().describe("Handle for the child (lowercase letters, digits, '-')"),
     expose: z.array(Port).max(64).optional().describe("Guest ports of the child to expose through the host router"),

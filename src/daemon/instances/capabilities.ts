@@ -18,7 +18,7 @@
  *   inherited unchanged.
  */
 import { AppError } from "../../api/errors.ts";
-import { DEFAULT_CAPABILITIES, SpawnCapabilities } from "../../api/schema/mcp.ts";
+import { BASE_IMAGE, DEFAULT_CAPABILITIES, SpawnCapabilities } from "../../api/schema/mcp.ts";
 import { type ImageReference, parseReference } from "../images/reference.ts";
 
 export { DEFAULT_CAPABILITIES, SpawnCapabilities };
@@ -45,6 +45,7 @@ export interface SpawnParent {
 
 /** A spawn request after the daemon applied its defaults (memory, vCPUs). */
 export interface SpawnRequest {
+  /** An image reference, or `@base` for the base rootfs. */
   image: string;
   memory_mb: number;
   vcpus: number;
@@ -125,6 +126,10 @@ export function ownChildren<T extends { parent_id: string | null }>(callerId: st
 
 /** Undefined when `image` matches an allowed pattern (see `ImagePattern`), else the refusal. */
 export function checkImage(patterns: string[], image: string): Denied | undefined {
+  if (image === BASE_IMAGE) {
+    if (patterns.includes(BASE_IMAGE)) return undefined;
+    return deny("allowed_images", `the base rootfs (${BASE_IMAGE}) is not in allowed_images (${list(patterns)})`, "self_info lists the allowed images under capabilities.allowed_images");
+  }
   let ref: ImageReference;
   try {
     ref = parseReference(image);

@@ -10,11 +10,14 @@
  * bits load lazily on first use.
  *
  * After `ready` it serves JSON-RPC requests (see api/schema/control.ts),
+ * serves the MCP bridge socket (/run/aegis/mcp.sock in the user rootfs,
+ * relayed to the host as guest -> host `mcp.*` requests, see mcp-relay.ts),
  * reaps orphaned zombies once a second, and powers the VM off on `shutdown`
  * or when a `primary` process exits (QEMU runs with -no-reboot, so the
  * guest's `reboot -f` ends the QEMU process).
  */
 import { readFileSync } from "node:fs";
+import { MCP_BRIDGE_DEFAULT_PATH } from "../../api/schema/mcp.ts";
 import { ControlRequests, RpcErrorCode, TetherFrameParams, type ControlRequestMethod } from "../../api/schema/control.ts";
 import { errorResponse, isParseFailure, notification, parseMessage, response, RpcError } from "../../vmm/jsonrpc.ts";
 import { VERSION } from "../../version.ts";
@@ -22,6 +25,7 @@ import { readGuestConfig } from "./config.ts";
 import { ControlPort, findControlPort } from "./port.ts";
 import { ProcessTable } from "./processes.ts";
 import { reapOrphans } from "./reaper.ts";
+import { McpRelay } from "./mcp-relay.ts";
 import { TetherRelay } from "./tether-relay.ts";
 import { parseMounts, ROOT, setupBase, setupGuest, setupInstance, shutdownScript } from "./setup.ts";
 
@@ -101,6 +105,12 @@ export async function main(_argv: string[]): Promise<void> {
       send(notification("tether.frame", { frame })).catch((err: unknown) => log(`tether: could not send a frame to the host: ${String(err)}`));
     }, log));
 
+  const mcp = new McpRelay(send, log);
+  // Where the user's processes see /run/aegis/mcp.sock: inside the rootfs, or the initramfs itself without one.
+  const serveMcp = (): void => {
+    mcp.listen(`${root ?? ""}${MCP_BRIDGE_DEFAULT_PATH}`).catch((err: unknown) => log(`mcp bridge: cannot listen: ${String(err)}`));
+  };
+
   const handlers: { [M in ControlRequestMethod]: (params: any) => unknown | Promise<unknown> } = {
     run: (p) => {
       if (!setUp) throw new RpcError(RpcErrorCode.notSetUp, "this VM waits for its setup request (deferred setup) before it can run processes");
@@ -116,6 +126,7 @@ export async function main(_argv: string[]): Promise<void> {
       root = cfg.rootDisk ? ROOT : undefined;
       procs.setRoot(root);
       setUp = true;
+      serveMcp();
       return { ok: true };
     },
     signal: (p) => {
@@ -141,7 +152,11 @@ export async function main(_argv: string[]): Promise<void> {
       await send(errorResponse(null, msg));
       return;
     }
-    if (msg.method === undefined) return; // a response: the host never needs to answer us
+    if (msg.method === undefined) {
+      // A response: the host's answer to a relayed MCP bridge request.
+      if (!mcp.deliver(msg.id, msg.error ? { error: msg.error } : { result: msg.result })) log(`control: an answer to no request (id ${String(msg.id)})`);
+      return;
+    }
     const isRequest = msg.id !== undefined && msg.id !== null;
     if (msg.method === "tether.frame" && !isRequest) {
       const parsed = TetherFrameParams.safeParse(msg.params);
@@ -171,6 +186,7 @@ export async function main(_argv: string[]): Promise<void> {
 
   port.sendSync(notification("ready", { version: VERSION, uptime_ms: uptimeMs() }));
   const readyAt = performance.now();
+  if (setUp) serveMcp();
   port.startReading(
     (line) => {
       onLine(line).catch((err: unknown) => log(`request failed: ${String(err)}`));

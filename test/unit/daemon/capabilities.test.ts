@@ -192,6 +192,13 @@ describe("checkSpawn child capabilities", () => {
 describe("checkImage patterns", () => {
   const allowed = (patterns: string[], image: string) => checkImage(patterns, image) === undefined;
 
+  it("allows the base rootfs (@base) only when @base itself is listed, not through *", () => {
+    expect(allowed(["@base"], "@base")).toBe(true);
+    expect(allowed(["*"], "@base")).toBe(false);
+    expect(checkImage(["busybox"], "@base")).toMatchObject({ limit: "allowed_images", reason: "the base rootfs (@base) is not in allowed_images (busybox)" });
+    expect(allowed(["@base"], "busybox")).toBe(false);
+  });
+
   it("matches a bare repository pattern against every tag and digest of it", () => {
     expect(allowed(["busybox"], "busybox")).toBe(true);
     expect(allowed(["busybox"], "busybox:1.36")).toBe(true);

@@ -48,7 +48,8 @@ describe("aegis-mcp-guest tools", () => {
     expect(tools.map((t) => t.name)).toEqual(["self_info", "instance_spawn", "instance_list", "instance_stop", "expose_port", "unexpose_port", "keepalive_acquire", "keepalive_release"]);
     const byName = Object.fromEntries(tools.map((t) => [t.name, t]));
     const spawn = byName.instance_spawn!.inputSchema;
-    expect(spawn.required).toEqual(["image"]);
+    // Every spawn field is optional: no image means the base rootfs (pattern @base).
+    expect(spawn.required ?? []).toEqual([]);
     expect(Object.keys(spawn.properties ?? {}).sort()).toEqual(["command", "env", "expose", "image", "memory_mb", "name", "secrets", "vcpus"]);
     expect(spawn.additionalProperties).toBe(false);
     expect(byName.instance_stop!.inputSchema.required).toEqual(["instance"]);
@@ -91,7 +92,7 @@ describe("aegis-mcp-guest tools", () => {
   });
 
   const invalid: [string, Record<string, unknown>, string][] = [
-    ["instance_spawn", {}, "image"],
+    ["instance_spawn", { image: "" }, "image"],
     ["instance_spawn", { image: "busybox", name: "Bad_Name" }, "name"],
     ["instance_spawn", { image: "busybox", memory_mb: 64 }, "memory_mb"],
     ["instance_spawn", { image: "busybox", secrets: ["*"] }, "secrets"],
