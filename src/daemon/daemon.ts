@@ -79,6 +79,7 @@ export class Daemon {
     services.instances.reconcile((pid) => killStaleVmm(pid, this.paths));
     const router = routerAddress();
     await this.startRouter(services, router);
+    services.mcp.routerOrigin = () => this.router?.origin ?? null;
     const app = createApp({ ...services, log: this.log, status: () => this.status(services, backend, router) });
     // idleTimeout 0: streaming responses (logs, tether) may be quiet for long
     // stretches; Bun's default 10 s would cut them. Bun's types omit the option

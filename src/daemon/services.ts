@@ -21,6 +21,7 @@ import { SecretsTable } from "./registry/secrets.ts";
 import { TasksTable } from "./registry/tasks.ts";
 import { loadOrCreateMasterKey, SecretCipher } from "./secrets/cipher.ts";
 import { SecretsService } from "./secrets/service.ts";
+import { McpHost } from "./instances/mcp-host.ts";
 import { InstancesService } from "./instances/service.ts";
 import { defaultsFromEnv } from "./instances/spec.ts";
 import { InstancesTable } from "./registry/instances.ts";
@@ -48,6 +49,8 @@ export interface Services {
   tasks: TasksService;
   instances: InstancesService;
   tether: TetherService;
+  /** Answers the guests' `mcp.*` requests (registered on every instance VM's channel at boot). */
+  mcp: McpHost;
 }
 
 /** The VM backend to use, or null with the reason none is available. */
@@ -67,6 +70,7 @@ export function createServices(paths: StatePaths, log: Logger, choice: BackendCh
   const images = new ImagesService(new ImageStore(paths.images), secrets, () => appsTable.releaseDigests());
   const apps = new AppsService(appsTable, images);
   const kits = new KitsService(paths.kits, locateProgram);
+  const defaults = defaultsFromEnv();
   const instances = new InstancesService({
     table: new InstancesTable(db),
     logs,
@@ -78,9 +82,11 @@ export function createServices(paths: StatePaths, log: Logger, choice: BackendCh
     backend: choice.backend,
     instancesDir: paths.instances,
     workspacesDir: paths.workspaces,
-    defaults: defaultsFromEnv(),
+    defaults,
     log,
   });
+  const mcp = new McpHost({ instances, images, defaults, log });
+  instances.onBoot.push((id, vm) => mcp.attach(id, vm));
   images.usersOf = (image) =>
     instances
       .list()
@@ -92,6 +98,7 @@ export function createServices(paths: StatePaths, log: Logger, choice: BackendCh
     apps,
     kits,
     instances,
+    mcp,
     tether: new TetherService(new TetherStore(db), instances, logs, log),
     logs,
     images,

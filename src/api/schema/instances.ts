@@ -5,6 +5,7 @@
  * ports behind the router, and an idle policy.
  */
 import { z } from "zod";
+import { SpawnCapabilities, SpawnCapabilitiesGrant } from "./capabilities.ts";
 import { ResourceName, SecretName } from "./common.ts";
 import { EnvName } from "./tasks.ts";
 
@@ -34,6 +35,8 @@ export const InstanceCreate = z
     pause_after_s: z.number().int().min(0).optional(),
     /** Seconds paused without activity before stopping (0 = never); daemon default when absent. */
     stop_after_s: z.number().int().min(0).optional(),
+    /** What the instance's MCP server may do; laid field by field over the kit's `instance.capabilities`. */
+    capabilities: SpawnCapabilitiesGrant.optional(),
   })
   .strict();
 export type InstanceCreate = z.infer<typeof InstanceCreate>;
@@ -74,6 +77,11 @@ export const Instance = z.object({
   created_at: z.string(),
   started_at: z.string().nullable(),
   last_active_at: z.string().nullable(),
+  /** The instance that spawned this one (through its MCP server); null at top level. */
+  parent_id: z.string().nullable(),
+  /** 0 at top level. */
+  depth: z.number().int(),
+  capabilities: SpawnCapabilities,
 });
 export type Instance = z.infer<typeof Instance>;
 

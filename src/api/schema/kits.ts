@@ -5,6 +5,7 @@
  * optional instance defaults and daemons (DESIGN.md section 12).
  */
 import { z } from "zod";
+import { SpawnCapabilitiesGrant } from "./capabilities.ts";
 import { ResourceName, SecretName } from "./common.ts";
 
 /** A host daemon a kit ships (e.g. the Telegram gateway), started by `aegis up` when its config exists. */
@@ -30,6 +31,8 @@ export const KitInstanceDefaults = z
     env: z.record(z.string(), z.string()).optional(),
     memory: z.number().int().min(64).optional(),
     cpus: z.number().int().min(1).optional(),
+    /** Spawn capabilities of the kit's instances (api/schema/capabilities.ts); `instance start` flags override each field. */
+    capabilities: SpawnCapabilitiesGrant.optional(),
   })
   .strict();
 

@@ -23,6 +23,7 @@
 import { existsSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { BackendError, Conflict, isAppError, NotFound, PreconditionFailed } from "../../api/errors.ts";
+import type { SpawnCapabilities } from "../../api/schema/capabilities.ts";
 import type { Instance, InstanceCreate } from "../../api/schema/instances.ts";
 import type { Backend, Vm } from "../../vmm/backend.ts";
 import { startGuestProcess } from "../../vmm/guest-process.ts";
@@ -53,10 +54,19 @@ export interface InstanceDeps extends SpecSources {
   log: Logger;
 }
 
+/** Where a child instance sits: set by the MCP host for `instance_spawn`, never by the HTTP API. */
+export interface Lineage {
+  parent_id: string;
+  depth: number;
+  capabilities: SpawnCapabilities;
+}
+
 /** Instance lifecycle. */
 export class InstancesService {
   private readonly runtimes = new Map<string, Runtime>();
   private readonly serial = new SerialQueue();
+  /** Keepalive leases (`keepalive_acquire`): instance id -> ms since the epoch until which the idle policy leaves it alone. */
+  private readonly keepalives = new Map<string, number>();
   /** Called with every VM an instance boots or restores (the tether subscribes to its frames). */
   readonly onBoot: ((id: string, vm: Vm) => void)[] = [];
   /** Called (and awaited) when a new instance is registered, before it boots (the router listens on its public ports). */
@@ -105,6 +115,9 @@ export class InstancesService {
       created_at: row.created_at,
       started_at: row.started_at,
       last_active_at: row.last_active_at,
+      parent_id: row.spec.parent_id,
+      depth: row.spec.depth,
+      capabilities: row.spec.capabilities,
     };
   }
 
@@ -113,6 +126,11 @@ export class InstancesService {
     const row = this.deps.table.find(ref);
     if (!row) throw new NotFound(`instance "${ref}" not found`, "list instances with 'aegis instance list'");
     return row;
+  }
+
+  /** A row by id or handle, or null. */
+  find(ref: string): InstanceRow | null {
+    return this.deps.table.find(ref);
   }
 
   /** Every instance. */
@@ -130,7 +148,7 @@ export class InstancesService {
    * started again instead (`aegis instance start --name N`); a live one is a
    * Conflict.
    */
-  async create(input: InstanceCreate): Promise<Instance> {
+  async create(input: InstanceCreate, lineage?: Lineage): Promise<Instance> {
     if (input.name) {
       const existing = this.deps.table.find(input.name);
       if (existing) {
@@ -139,6 +157,7 @@ export class InstancesService {
       }
     }
     const spec = buildSpec(input, this.deps);
+    if (lineage) Object.assign(spec, lineage);
     const id = newId("inst");
     const row: InstanceRow = {
       id,
@@ -313,8 +332,10 @@ export class InstancesService {
    * backend can and the instance may be snapshotted (no secrets, no
    * workspace), so the next wake restores it.
    */
-  stop(ref: string, opts: { snapshot: boolean } = { snapshot: false }): Promise<Instance> {
+  async stop(ref: string, opts: { snapshot: boolean } = { snapshot: false }): Promise<Instance> {
     const id = this.row(ref).id;
+    // Children stop with their parent (an idle stop of the parent leaves them to their own idle policy).
+    if (!opts.snapshot) for (const child of this.children(id)) await this.stop(child.id);
     return this.serial.run(id, async () => {
       const row = this.row(id);
       const rt = this.runtime(id);
@@ -351,9 +372,15 @@ export class InstancesService {
     return this.deps.backend?.capabilities.memorySnapshots === true && row.spec.secrets.length === 0 && row.spec.workspace === null;
   }
 
-  /** Delete an instance: its VM, disks, snapshot and logs. */
-  delete(ref: string): Promise<void> {
+  /** The instances `id` spawned (its direct children). */
+  children(id: string): InstanceRow[] {
+    return this.deps.table.list().filter((r) => r.spec.parent_id === id);
+  }
+
+  /** Delete an instance and, first, its children (recursively): VMs, disks, snapshots and logs. */
+  async delete(ref: string): Promise<void> {
     const id = this.row(ref).id;
+    for (const child of this.children(id)) await this.delete(child.id);
     return this.serial.run(id, async () => {
       const rt = this.runtime(id);
       if (rt.vm) {
@@ -364,10 +391,40 @@ export class InstancesService {
       }
       this.deps.table.delete(id);
       this.runtimes.delete(id);
+      this.keepalives.delete(id);
       for (const hook of this.onDeleted) hook(id);
       rmSync(join(this.deps.instancesDir, id), { recursive: true, force: true });
       this.deps.log.info("instance deleted", { instance: id });
     });
+  }
+
+  /** Hold the idle policy off `id` until `until` (ms since the epoch), or release the hold with null. */
+  setKeepalive(id: string, until: number | null): void {
+    if (until === null) this.keepalives.delete(id);
+    else this.keepalives.set(id, until);
+  }
+
+  /** The keepalive deadline of `id` (ms since the epoch), or null when none holds (an expired one is dropped). */
+  keepaliveUntil(id: string, now = Date.now()): number | null {
+    const until = this.keepalives.get(id);
+    if (until === undefined) return null;
+    if (until <= now) {
+      this.keepalives.delete(id);
+      return null;
+    }
+    return until;
+  }
+
+  /** Change an instance's exposed ports (`expose_port` / `unexpose_port`); a new port is forwarded from the next boot on. */
+  setExpose(id: string, expose: InstanceRow["spec"]["expose"]): void {
+    const row = this.row(id);
+    this.deps.table.updateSpec(id, { ...row.spec, expose });
+  }
+
+  /** The host port QEMU forwards to `guestPort` of `id`'s running VM, or null. */
+  hostPort(id: string, guestPort: number): number | null {
+    const rt = this.runtimes.get(id);
+    return rt?.vm ? (rt.hostPorts.get(guestPort) ?? null) : null;
   }
 
   /** Note that activity started (a connection, an exec, a tether frame). */
@@ -394,7 +451,7 @@ export class InstancesService {
   async idleTick(now = Date.now()): Promise<void> {
     for (const row of this.deps.table.list()) {
       const rt = this.runtimes.get(row.id);
-      if (!rt?.vm || rt.active > 0) continue;
+      if (!rt?.vm || rt.active > 0 || this.keepaliveUntil(row.id, now) !== null) continue;
       const idle = (now - rt.lastActivity) / 1000;
       const { pause_after_s: pauseAfter, stop_after_s: stopAfter } = row.spec;
       try {

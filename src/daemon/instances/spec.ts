@@ -8,6 +8,7 @@
 import { existsSync, mkdirSync, statSync } from "node:fs";
 import { isAbsolute, join } from "node:path";
 import { InvalidRequest, PreconditionFailed } from "../../api/errors.ts";
+import { SpawnCapabilities } from "../../api/schema/capabilities.ts";
 import type { InstanceCreate } from "../../api/schema/instances.ts";
 import type { AppsService } from "../apps/service.ts";
 import type { KitsService } from "../kits/service.ts";
@@ -105,5 +106,9 @@ export function buildSpec(input: InstanceCreate, src: SpecSources): InstanceSpec
     vcpus: input.vcpus ?? kit?.instance?.cpus ?? src.defaults.vcpus,
     pause_after_s: input.pause_after_s ?? src.defaults.pauseAfterS,
     stop_after_s: input.stop_after_s ?? src.defaults.stopAfterS,
+    parent_id: null,
+    depth: 0,
+    // The kit's grant, then the request's fields over it, then the defaults.
+    capabilities: SpawnCapabilities.parse({ ...(kit?.instance?.capabilities ?? {}), ...(input.capabilities ?? {}) }),
   };
 }

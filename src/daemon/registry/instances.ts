@@ -3,8 +3,18 @@
  * Rows of `instances`. The launch spec (image, command, ports, secrets'
  * names, workspace, sizes, idle policy) is stored as one JSON document; the
  * lifecycle columns are separate so state changes are single-column updates.
+ *
+ * Lineage and capabilities (issue 8) live in the spec too, not in columns:
+ * `parent_id` (the instance whose MCP server spawned this one, null for a
+ * top-level instance), `depth` (0 top-level) and `capabilities` (what this
+ * instance's MCP server may do, defaults applied). They are fixed at creation
+ * like the rest of the spec, children are found by scanning the (small)
+ * table, and rows written before they existed read as top-level instances
+ * with {@link DEFAULT_CAPABILITIES}, so no migration is needed. `expose` is
+ * the one spec field that changes after creation (`expose_port`).
  */
 import type { Database } from "bun:sqlite";
+import { DEFAULT_CAPABILITIES, type SpawnCapabilities } from "../../api/schema/capabilities.ts";
 import type { InstanceState } from "../../api/schema/instances.ts";
 
 /** The immutable part of an instance (what it was created with, after kit/app defaults). */
@@ -22,6 +32,18 @@ export interface InstanceSpec {
   vcpus: number;
   pause_after_s: number;
   stop_after_s: number;
+  /** The instance that spawned this one through its MCP server; null at top level. */
+  parent_id: string | null;
+  /** 0 for a top-level instance, parent's depth + 1 for a child. */
+  depth: number;
+  /** What this instance's MCP server may do (defaults applied). */
+  capabilities: SpawnCapabilities;
+}
+
+/** A stored spec with the fields older rows lack filled in. */
+function readSpec(json: string): InstanceSpec {
+  const spec = JSON.parse(json) as Partial<InstanceSpec> & Omit<InstanceSpec, "parent_id" | "depth" | "capabilities">;
+  return { ...spec, parent_id: spec.parent_id ?? null, depth: spec.depth ?? 0, capabilities: spec.capabilities ?? DEFAULT_CAPABILITIES };
 }
 
 /** A stored instance. */
@@ -67,12 +89,17 @@ export class InstancesTable {
   /** By id or handle. */
   find(ref: string): InstanceRow | null {
     const row = this.db.query(`SELECT * FROM instances WHERE id = $ref OR handle = $ref`).get({ ref }) as RawRow | null;
-    return row ? { ...row, spec: JSON.parse(row.spec) as InstanceSpec } : null;
+    return row ? { ...row, spec: readSpec(row.spec) } : null;
   }
 
   /** All instances, oldest first. */
   list(): InstanceRow[] {
-    return (this.db.query(`SELECT * FROM instances ORDER BY created_at`).all() as RawRow[]).map((r) => ({ ...r, spec: JSON.parse(r.spec) as InstanceSpec }));
+    return (this.db.query(`SELECT * FROM instances ORDER BY created_at`).all() as RawRow[]).map((r) => ({ ...r, spec: readSpec(r.spec) }));
+  }
+
+  /** Replace the spec (only `expose` changes after creation). */
+  updateSpec(id: string, spec: InstanceSpec): void {
+    this.db.query(`UPDATE instances SET spec = $spec WHERE id = $id`).run({ id, spec: JSON.stringify(spec) });
   }
 
   /** Delete one. */

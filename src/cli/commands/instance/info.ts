@@ -16,12 +16,15 @@ export default defineCommand({
     row("Name", i.handle);
     row("ID", i.id);
     row("State", i.state);
+    if (i.parent_id) row("Parent", i.parent_id);
     row("Image", i.image ?? "(base rootfs)");
     if (i.kit) row("Kit", i.kit);
     row("Command", i.command.join(" "));
     row("Ports", i.expose.length ? i.expose.map((e) => (e.public_port ? `${e.public_port}:${e.guest_port}` : String(e.guest_port))).join(", ") : "(none)");
     row("Secrets", i.secrets.length ? i.secrets.join(", ") : "(none)");
     if (i.workspace) row("Workspace", i.workspace);
+    const caps = i.capabilities;
+    if (caps.spawn) row("Spawn", `up to ${caps.max_children} children, depth ${caps.max_depth}, images ${caps.allowed_images.join(", ") || "(none)"}`);
     row("Memory", `${i.memory_mb} MB, ${i.vcpus} vCPU`);
     row("Idle policy", `pause after ${i.pause_after_s || "never"}${i.pause_after_s ? " s" : ""}, stop after ${i.stop_after_s || "never"}${i.stop_after_s ? " s more" : ""}`);
     row("Created", i.created_at);
