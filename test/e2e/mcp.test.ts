@@ -5,8 +5,9 @@
  * exposed, the host reaches it through the router, the child is listed,
  * shows its parent in `aegis instance info` and is stopped; a second spawn
  * (max_children), a disallowed image and stopping an instance that is not
- * the caller's child are refused and change nothing; deleting the parent
- * deletes the child.
+ * the caller's child are refused and change nothing; a keepalive lease and
+ * expose/unexpose of the parent's own port; deleting the parent deletes the
+ * child.
  *
  * The MCP client is `aegis-mcp-guest` itself fed by a shell script inside
  * the parent (exec has no stdin): the script writes `initialize`,
@@ -127,6 +128,22 @@ describe("aegis-mcp-guest in a parent instance", () => {
     const stopped = await mcp("instance_stop", { instance: "kid" });
     expect(stopped.structuredContent).toMatchObject({ handle: "kid", deleted: false });
     await waitState("kid", "stopped");
+
+    // Keepalive: a bounded lease, visible in self_info, released again.
+    const lease = await mcp("keepalive_acquire", { seconds: 60 });
+    const until = Date.parse(lease.structuredContent.until);
+    expect(until - Date.now()).toBeGreaterThan(30_000);
+    expect((await mcp("self_info")).structuredContent.keepalive_until).toBe(lease.structuredContent.until);
+    expect((await mcp("keepalive_release")).structuredContent).toEqual({ ok: true });
+    expect((await mcp("self_info")).structuredContent.keepalive_until).toBeNull();
+
+    // expose_port on the running parent records the port; QEMU forwards it from the next boot on.
+    const exposed = await mcp("expose_port", { port: 9000 });
+    expect(exposed.structuredContent).toEqual({ guest_port: 9000, public_port: null, url: `${status.router_url}/parent/`, reachable: false });
+    expect(JSON.parse((await home.ok(["instance", "info", "parent", "--json"])).stdout).expose).toEqual([{ guest_port: 9000, public_port: null, host_port: null }]);
+    expect((await mcp("unexpose_port", { port: 9000 })).structuredContent).toEqual({ ok: true });
+    const again = await mcp("unexpose_port", { port: 9000 });
+    expect([again.isError, again.content[0]!.text]).toEqual([true, "port 9000 is not exposed\nhint: self_info lists the exposed ports"]);
 
     await home.ok(["instance", "delete", "parent"]);
     expect((await list()).map((i) => i.handle)).toEqual(["other"]);
