@@ -36,7 +36,9 @@ import type { SecretsService } from "../secrets/service.ts";
 import type { VmLauncher } from "../vms.ts";
 import { freePort } from "./ports.ts";
 import { newRuntime, type Runtime } from "./runtime.ts";
+import { idleAction } from "./idle.ts";
 import { SerialQueue } from "./serial.ts";
+import { instanceView } from "./view.ts";
 import { buildSpec, type SpecSources } from "./spec.ts";
 
 /** The process id of an instance's command inside its VM. */
@@ -92,33 +94,7 @@ export class InstancesService {
   /** The API view of a row. */
   view(row: InstanceRow): Instance {
     const rt = this.runtimes.get(row.id);
-    return {
-      id: row.id,
-      handle: row.handle,
-      state: row.state,
-      image: row.spec.image,
-      kit: row.spec.kit,
-      app_id: row.spec.app_id,
-      release_id: row.spec.release_id,
-      command: row.spec.command,
-      secrets: row.spec.secrets,
-      env_keys: Object.keys(row.spec.env),
-      expose: row.spec.expose.map((e) => ({ ...e, host_port: rt?.vm ? (rt.hostPorts.get(e.guest_port) ?? null) : null })),
-      workspace: row.spec.workspace,
-      memory_mb: row.spec.memory_mb,
-      vcpus: row.spec.vcpus,
-      pause_after_s: row.spec.pause_after_s,
-      stop_after_s: row.spec.stop_after_s,
-      exit_code: row.exit_code,
-      error: row.error,
-      has_snapshot: existsSync(this.snapshotPath(row.id)),
-      created_at: row.created_at,
-      started_at: row.started_at,
-      last_active_at: row.last_active_at,
-      parent_id: row.spec.parent_id,
-      depth: row.spec.depth,
-      capabilities: row.spec.capabilities,
-    };
+    return instanceView(row, rt?.vm ? rt.hostPorts : null, existsSync(this.snapshotPath(row.id)));
   }
 
   /** A row by id or handle; NotFound otherwise. */
@@ -447,21 +423,26 @@ export class InstancesService {
     this.deps.table.update(id, { last_active_at: new Date(rt.lastActivity).toISOString() });
   }
 
-  /** Idle policy tick: pause instances idle for `pause_after_s`, stop (with snapshot) those paused `stop_after_s` longer. */
+  /** Idle policy tick (see idle.ts): pause, or stop with a snapshot, the instances idle long enough. */
   async idleTick(now = Date.now()): Promise<void> {
+    const canPause = this.deps.backend?.capabilities.pauseResume === true;
     for (const row of this.deps.table.list()) {
       const rt = this.runtimes.get(row.id);
-      if (!rt?.vm || rt.active > 0 || this.keepaliveUntil(row.id, now) !== null) continue;
-      const idle = (now - rt.lastActivity) / 1000;
-      const { pause_after_s: pauseAfter, stop_after_s: stopAfter } = row.spec;
+      if (!rt?.vm) continue;
+      const action = idleAction(
+        {
+          state: row.state,
+          pauseAfterS: row.spec.pause_after_s,
+          stopAfterS: row.spec.stop_after_s,
+          idleS: (now - rt.lastActivity) / 1000,
+          busy: rt.active > 0 || this.keepaliveUntil(row.id, now) !== null,
+        },
+        canPause,
+      );
       try {
-        if (row.state === "running" && pauseAfter > 0 && idle >= pauseAfter && this.deps.backend?.capabilities.pauseResume) {
-          await this.pause(row.id);
-        } else if (row.state === "paused" && stopAfter > 0 && idle >= pauseAfter + stopAfter) {
-          await this.stop(row.id, { snapshot: true });
-        } else if (row.state === "running" && stopAfter > 0 && !this.deps.backend?.capabilities.pauseResume && idle >= pauseAfter + stopAfter) {
-          await this.stop(row.id, { snapshot: false });
-        }
+        if (action === "pause") await this.pause(row.id);
+        else if (action === "snapshot-stop") await this.stop(row.id, { snapshot: true });
+        else if (action === "stop") await this.stop(row.id, { snapshot: false });
       } catch (err) {
         this.deps.log.warn("idle policy step failed", { instance: row.id, error: String(err) });
       }
