@@ -7,7 +7,8 @@
  * the worker's process group after a grace period.
  */
 import type { Vm, VmSpec } from "./backend.ts";
-import { ChannelClosedError, ChannelTimeoutError, type ControlChannel } from "./control-channel.ts";
+import type { ControlChannel } from "./control-channel.ts";
+import { shutdownGracefully } from "./graceful-stop.ts";
 import { waitGuestPort, type GuestPortState } from "./guest-port.ts";
 import { killGroup } from "./virtiofsd.ts";
 
@@ -80,16 +81,7 @@ export class LibkrunVm implements Vm {
   /** Ask the harness to power off (`shutdown`), SIGKILL the worker's group after `graceMs`. */
   async stop(graceMs = 5000): Promise<void> {
     if (this.gone) return;
-    const timer = setTimeout(() => this.kill(), graceMs);
-    try {
-      await this.channel.call("shutdown", undefined, { timeoutMs: graceMs }).catch((err: unknown) => {
-        // A wedged or already-gone guest is expected here; the timer's SIGKILL covers it.
-        if (!(err instanceof ChannelTimeoutError) && !(err instanceof ChannelClosedError)) throw err;
-      });
-      await this.exited;
-    } finally {
-      clearTimeout(timer);
-    }
+    await shutdownGracefully(this.channel, this.exited, () => this.kill(), graceMs);
   }
 
   /** SIGKILL the worker's process group (the VM dies with it). */

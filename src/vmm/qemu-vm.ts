@@ -6,7 +6,8 @@
  */
 import { renameSync, statSync } from "node:fs";
 import type { Vm, VmSpec } from "./backend.ts";
-import { ChannelClosedError, ChannelTimeoutError, type ControlChannel } from "./control-channel.ts";
+import type { ControlChannel } from "./control-channel.ts";
+import { shutdownGracefully } from "./graceful-stop.ts";
 import { SnapshotUnsupportedError } from "./errors.ts";
 import { waitGuestPort, type GuestPortState } from "./guest-port.ts";
 import { QmpClient } from "./qmp.ts";
@@ -154,17 +155,9 @@ export class QemuVm implements Vm {
       await this.exited;
       return;
     }
-    const timer = setTimeout(() => this.kill(), graceMs);
-    try {
-      if (this.paused) await (await this.qmpClient()).cont();
-      await this.channel.call("shutdown", undefined, { timeoutMs: graceMs }).catch((err: unknown) => {
-        // A wedged or already-gone guest is expected here; the timer's SIGKILL covers it.
-        if (!(err instanceof ChannelTimeoutError) && !(err instanceof ChannelClosedError)) throw err;
-      });
-      await this.exited;
-    } finally {
-      clearTimeout(timer);
-    }
+    // A paused guest cannot run its shutdown: resume it first.
+    if (this.paused) await (await this.qmpClient()).cont();
+    await shutdownGracefully(this.channel, this.exited, () => this.kill(), graceMs);
   }
 
   /** SIGKILL the QEMU process group (and virtiofsd's). */
