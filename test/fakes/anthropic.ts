@@ -5,9 +5,11 @@
  * (`text_delta`), `content_block_stop`, `message_delta`, `message_stop`, an
  * `error` event mid-stream, and Anthropic's JSON error bodies
  * (`{"type":"error","error":{"type","message"}}`). It checks the `x-api-key`
- * and `anthropic-version` headers.
+ * and `anthropic-version` headers. Scripted tool calls stream as `tool_use`
+ * blocks with `input_json_delta` fragments and `stop_reason: "tool_use"`;
+ * `requests` records every request body.
  */
-import { echoChunks, type LlmReply, pause, type RecordedRequest, ReplyQueue } from "./llm-script.ts";
+import { argumentsText, echoChunks, type LlmReply, pause, type RecordedRequest, ReplyQueue } from "./llm-script.ts";
 import { cutSoon, fragments, headerObject, quietError, streamingResponse } from "./stream.ts";
 
 const ERROR_TYPES: Record<number, { type: string; message: string }> = {
@@ -60,7 +62,7 @@ export class FakeAnthropic {
     if (reply.status) return errorFor(reply.status, reply);
     const messages: { role: string; content: string }[] = Array.isArray(body?.messages) ? body.messages : [];
     const lastUser = [...messages].reverse().find((m) => m.role === "user")?.content ?? "";
-    return sseReply(reply.chunks ?? echoChunks(String(lastUser)), reply, String(body?.model ?? "claude-sonnet-4-5"));
+    return sseReply(reply.chunks ?? (reply.toolCalls ? [] : echoChunks(String(lastUser))), reply, String(body?.model ?? "claude-sonnet-4-5"));
   }
 }
 
@@ -88,7 +90,9 @@ function sseReply(chunks: string[], reply: LlmReply, model: string): Response {
           message: { id: `msg_${crypto.randomUUID().replaceAll("-", "").slice(0, 24)}`, type: "message", role: "assistant", content: [], model, stop_reason: null, stop_sequence: null, usage: { input_tokens: 25, output_tokens: 1 } },
         }),
       );
-      send(ev("content_block_start", { index: 0, content_block: { type: "text", text: "" } }));
+      const calls = reply.toolCalls ?? [];
+      const textBlock = chunks.length > 0 || calls.length === 0;
+      if (textBlock) send(ev("content_block_start", { index: 0, content_block: { type: "text", text: "" } }));
       send(ev("ping", {}));
       for (let i = 0; i < chunks.length; i++) {
         if (i === reply.cutAfter) return cutSoon(w);
@@ -107,8 +111,16 @@ function sseReply(chunks: string[], reply: LlmReply, model: string): Response {
       }
       if (chunks.length === reply.cutAfter) return cutSoon(w);
       if (chunks.length === reply.endAfter) return w.end();
-      send(ev("content_block_stop", { index: 0 }));
-      send(ev("message_delta", { delta: { stop_reason: "end_turn", stop_sequence: null }, usage: { output_tokens: 15 } }));
+      if (textBlock) send(ev("content_block_stop", { index: 0 }));
+      for (let i = 0; i < calls.length; i++) {
+        const call = calls[i]!;
+        const index = textBlock ? i + 1 : i;
+        send(ev("content_block_start", { index, content_block: { type: "tool_use", id: call.id ?? `toolu_${i}`, name: call.name, input: {} } }));
+        send(ev("content_block_delta", { index, delta: { type: "input_json_delta", partial_json: "" } }));
+        for (const piece of fragments(argumentsText(call), reply.argsFragment ?? 7)) send(ev("content_block_delta", { index, delta: { type: "input_json_delta", partial_json: piece } }));
+        send(ev("content_block_stop", { index }));
+      }
+      send(ev("message_delta", { delta: { stop_reason: calls.length > 0 ? "tool_use" : "end_turn", stop_sequence: null }, usage: { output_tokens: 15 } }));
       send(ev("message_stop", {}));
     },
     { headers: { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache", "request-id": `req_${crypto.randomUUID()}` } },

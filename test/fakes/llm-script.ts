@@ -4,10 +4,28 @@
  * that vendor's real wire format.
  */
 
+/** A tool call the fake model makes. */
+export interface ScriptedToolCall {
+  /** Call id (default `call_<n>` / `toolu_<n>`). */
+  id?: string;
+  name: string;
+  /** The arguments: an object (serialised) or raw JSON text (sent as is, even if invalid). */
+  arguments: Record<string, unknown> | string;
+}
+
 /** How the fake answers one request. */
 export interface LlmReply {
-  /** The text, streamed as these pieces in order (default: the reply echoes the last user message). */
+  /** The text, streamed as these pieces in order (default: the reply echoes the last user message, or nothing when `toolCalls` is set). */
   chunks?: string[];
+  /**
+   * After the text, ask for these tool calls in the vendor's wire format
+   * (OpenAI `delta.tool_calls` fragments and finish_reason `tool_calls`;
+   * Anthropic `tool_use` blocks with `input_json_delta` and stop_reason
+   * `tool_use`), the arguments split into pieces of `argsFragment` characters.
+   */
+  toolCalls?: ScriptedToolCall[];
+  /** Size of the argument pieces of `toolCalls` (default 7). */
+  argsFragment?: number;
   /** Delay between text pieces, ms. */
   delayMs?: number;
   /** Delay before the response headers, ms. */
@@ -63,6 +81,11 @@ export class ReplyQueue {
 /** Default text pieces: an echo of the last user message, in three pieces. */
 export function echoChunks(lastUser: string): string[] {
   return ["You said: ", lastUser.slice(0, Math.ceil(lastUser.length / 2)), lastUser.slice(Math.ceil(lastUser.length / 2))].filter((c) => c.length > 0);
+}
+
+/** A scripted call's arguments as JSON text. */
+export function argumentsText(call: ScriptedToolCall): string {
+  return typeof call.arguments === "string" ? call.arguments : JSON.stringify(call.arguments);
 }
 
 /** Milliseconds to wait; resolves immediately for 0 or undefined. */

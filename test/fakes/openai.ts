@@ -3,9 +3,12 @@
  * /v1/chat/completions` with `stream: true`), speaking the real wire format:
  * `data: {chat.completion.chunk}` SSE lines ending in `data: [DONE]`, and
  * OpenAI's JSON error bodies (`{"error":{"message","type","param","code"}}`)
- * with `retry-after` on 429. Replies are scripted with {@link LlmReply}.
+ * with `retry-after` on 429. Replies are scripted with {@link LlmReply},
+ * including tool calls (streamed `delta.tool_calls` fragments ending in
+ * `finish_reason: "tool_calls"`); `requests` records every request body, so
+ * tests can check the `tools` offered and the `role: "tool"` results sent back.
  */
-import { echoChunks, type LlmReply, pause, type RecordedRequest, ReplyQueue } from "./llm-script.ts";
+import { argumentsText, echoChunks, type LlmReply, pause, type RecordedRequest, ReplyQueue } from "./llm-script.ts";
 import { cutSoon, fragments, headerObject, quietError, streamingResponse } from "./stream.ts";
 
 const ERROR_TYPES: Record<number, { type: string; code: string | null; message: string }> = {
@@ -56,7 +59,7 @@ export class FakeOpenAI {
     if (reply.status) return errorFor(reply.status, reply);
     const messages: { role: string; content: string }[] = Array.isArray(body?.messages) ? body.messages : [];
     const lastUser = [...messages].reverse().find((m) => m.role === "user")?.content ?? "";
-    const chunks = reply.chunks ?? echoChunks(lastUser);
+    const chunks = reply.chunks ?? (reply.toolCalls ? [] : echoChunks(lastUser));
     return sseReply(chunks, reply, String(body?.model ?? "gpt-4o"));
   }
 }
@@ -101,7 +104,13 @@ function sseReply(chunks: string[], reply: LlmReply, model: string): Response {
       }
       if (chunks.length === reply.cutAfter) return cutSoon(w);
       if (chunks.length === reply.endAfter) return w.end();
-      send(chunk({}, "stop"));
+      const calls = reply.toolCalls ?? [];
+      for (let i = 0; i < calls.length; i++) {
+        const call = calls[i]!;
+        send(chunk({ tool_calls: [{ index: i, id: call.id ?? `call_${i}`, type: "function", function: { name: call.name, arguments: "" } }] }, null));
+        for (const piece of fragments(argumentsText(call), reply.argsFragment ?? 7)) send(chunk({ tool_calls: [{ index: i, function: { arguments: piece } }] }, null));
+      }
+      send(chunk({}, calls.length > 0 ? "tool_calls" : "stop"));
       send(`data: [DONE]${eol}${eol}`);
     },
     { headers: { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache", "x-request-id": `req_${crypto.randomUUID()}` } },

@@ -20,10 +20,29 @@
  * | `AEGIS_LLM_CONNECT_TIMEOUT_MS` | 60000 (until response headers) |
  * | `AEGIS_LLM_IDLE_TIMEOUT_MS`    | 60000 (between stream chunks)  |
  * | `AEGIS_LLM_RETRY_BASE_MS`      | 500 (first backoff step)       |
+ * | `AEGIS_AGENT_TOOLS`   | `none`; `mcp` enables tool calling |
+ * | `AEGIS_MCP_COMMAND`   | `/usr/bin/aegis-mcp-guest`       |
+ *
+ * `AEGIS_AGENT_TOOLS=mcp` (the agent kit sets it) makes the agent start the
+ * MCP server named by `AEGIS_MCP_COMMAND` (program and arguments separated by
+ * spaces, no quoting) and offer its tools to the model: each under its MCP
+ * name, with its MCP description and JSON input schema, as OpenAI
+ * `tools: [{type: "function", function: {name, description, parameters}}]`
+ * or Anthropic `tools: [{name, description, input_schema}]`. Tool results go
+ * back to the model (OpenAI `role: "tool"` messages, Anthropic `tool_result`
+ * blocks, errors flagged) and it is asked again, at most 8 rounds per user
+ * message. The session JSONL keeps only user and assistant text turns. See
+ * tools.ts and runtime.ts.
  */
 
 /** The two supported LLM providers. */
 export type ProviderKind = "openai" | "anthropic";
+
+/** `AEGIS_AGENT_TOOLS`: no tools, or the tools of `aegis-mcp-guest`. */
+export type ToolsMode = "none" | "mcp";
+
+/** Default `AEGIS_MCP_COMMAND`: the MCP server injected into every guest. */
+export const DEFAULT_MCP_COMMAND = "/usr/bin/aegis-mcp-guest";
 
 /** Everything the agent needs to run. */
 export interface AgentConfig {
@@ -46,6 +65,10 @@ export interface AgentConfig {
   retryBaseMs: number;
   /** Tries per request for 429/5xx before any text was emitted (spec: retries with backoff). */
   maxAttempts: number;
+  /** Whether the model gets tools (AEGIS_AGENT_TOOLS). */
+  tools: ToolsMode;
+  /** The MCP server to start for `tools: "mcp"`: program and arguments. */
+  mcpCommand: string[];
 }
 
 /** Default tether port inside the VM. */
@@ -87,6 +110,12 @@ function baseUrl(env: Env, name: string, fallback: string): string {
   return raw.replace(/\/+$/, "");
 }
 
+function toolsMode(env: Env): ToolsMode {
+  const raw = nonEmpty(env, "AEGIS_AGENT_TOOLS")?.trim().toLowerCase() ?? "none";
+  if (raw === "none" || raw === "mcp") return raw;
+  throw new Error(`AEGIS_AGENT_TOOLS=${JSON.stringify(env.AEGIS_AGENT_TOOLS)} is invalid: must be "mcp" (offer the aegis-mcp-guest tools) or "none"`);
+}
+
 /** Build the configuration from an environment (default `process.env`). */
 export function loadAgentConfig(env: Env = process.env): AgentConfig {
   const anthropicKey = nonEmpty(env, "ANTHROPIC_API_KEY");
@@ -112,5 +141,7 @@ export function loadAgentConfig(env: Env = process.env): AgentConfig {
     idleTimeoutMs: intVar(env, "AEGIS_LLM_IDLE_TIMEOUT_MS", 60_000, 1, 3_600_000),
     retryBaseMs: intVar(env, "AEGIS_LLM_RETRY_BASE_MS", 500, 0, 60_000),
     maxAttempts: 3,
+    tools: toolsMode(env),
+    mcpCommand: (nonEmpty(env, "AEGIS_MCP_COMMAND") ?? DEFAULT_MCP_COMMAND).trim().split(/\s+/),
   };
 }

@@ -13,7 +13,10 @@
  *
  * then serves the harness over NDJSON on TCP (see wire.ts) and answers each
  * `user.message` by streaming from OpenAI or Anthropic (see runtime.ts).
- * Configuration is environment only (see config.ts). SIGTERM/SIGINT cancel
+ * Configuration is environment only (see config.ts). With
+ * `AEGIS_AGENT_TOOLS=mcp` it first starts `aegis-mcp-guest` and offers its
+ * tools to the model (see tools.ts); if that server cannot start, the agent
+ * logs the error and answers without tools. SIGTERM/SIGINT cancel
  * in-flight requests (each still gets its `assistant.done`) and exit.
  */
 import { loadAgentConfig } from "./config.ts";
@@ -21,6 +24,7 @@ import { errorMessage, stderrLog } from "./log.ts";
 import { createProvider } from "./providers/index.ts";
 import { AgentRuntime } from "./runtime.ts";
 import { SessionStore } from "./sessions.ts";
+import { McpToolBox } from "./tools.ts";
 import { TetherWire } from "./wire.ts";
 
 const USAGE = `usage: aegis-agent
@@ -29,7 +33,8 @@ Agent Kit LLM runtime (runs inside an Aegis VM). Listens for tether frames on
 127.0.0.1:7778 and answers user messages with OpenAI or Anthropic.
 Configured by environment: ANTHROPIC_API_KEY or OPENAI_API_KEY, AEGIS_MODEL,
 OPENAI_BASE_URL, ANTHROPIC_BASE_URL, AEGIS_SYSTEM_PROMPT, AEGIS_SESSIONS_DIR,
-AEGIS_CONTEXT_TURNS, AEGIS_CONTEXT_CHARS, AEGIS_AGENT_PORT.
+AEGIS_CONTEXT_TURNS, AEGIS_CONTEXT_CHARS, AEGIS_AGENT_PORT, AEGIS_AGENT_TOOLS
+(mcp: offer the aegis-mcp-guest tools to the model), AEGIS_MCP_COMMAND.
 `;
 
 /** Run the agent until SIGTERM/SIGINT. */
@@ -56,6 +61,17 @@ export async function main(argv: string[]): Promise<void> {
   if (!config.apiKey) log.warn(`neither ANTHROPIC_API_KEY nor OPENAI_API_KEY is set; every message will be answered with an error`);
   log.info(`model ${config.model} at ${config.baseUrl}; sessions in ${config.sessionsDir}`);
 
+  let tools: McpToolBox | undefined;
+  if (config.tools === "mcp") {
+    try {
+      tools = await McpToolBox.start(config.mcpCommand);
+      log.info(`tools from ${config.mcpCommand.join(" ")}: ${tools.specs.map((t) => t.name).join(", ")}`);
+    } catch (err) {
+      // The agent still answers; the model just gets no tools.
+      log.error(`${errorMessage(err)}\nhint: answering without tools; check AEGIS_MCP_COMMAND (default /usr/bin/aegis-mcp-guest) or unset AEGIS_AGENT_TOOLS`);
+    }
+  }
+
   // The wire and the runtime reference each other (frames in, frames out).
   let wire: TetherWire | undefined;
   const runtime = new AgentRuntime({
@@ -69,6 +85,7 @@ export async function main(argv: string[]): Promise<void> {
     retryBaseMs: config.retryBaseMs,
     emit: (frame) => wire?.send(frame),
     log,
+    ...(tools ? { tools } : {}),
   });
   wire = new TetherWire({ host: config.host, port: config.port, onFrame: (f) => runtime.handle(f), log });
   const port = await wire.listen();
@@ -91,4 +108,5 @@ export async function main(argv: string[]): Promise<void> {
   // Give the last frames a moment to reach the harness before closing.
   await new Promise((r) => setTimeout(r, 50));
   await activeWire.close();
+  await tools?.close();
 }

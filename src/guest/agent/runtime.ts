@@ -15,12 +15,27 @@
  *
  * Every guest -> host frame carries `reply_to`, the `msg_id` of the user
  * message it belongs to.
+ *
+ * Tools (when `deps.tools` is set, see tools.ts): each request offers the
+ * tools; when the model ends a stream asking for tool calls, they run in
+ * order through MCP, the round (the model's text and calls, and the results)
+ * is added to the request and the model is asked again, up to
+ * {@link MAX_TOOL_ROUNDS} rounds; a model still calling tools after that ends
+ * the answer with error `tool_rounds_exceeded`. Text from every round streams
+ * as `assistant.delta`, and `assistant.done.text` is all of it (the deltas
+ * joined). The session JSONL keeps only the user and assistant text turns:
+ * tool calls and results live only for the user message they served, so a
+ * later message's context does not replay them.
  */
 import { egressFrame, newMsgId, type TetherEgressDraft, type TetherError, type TetherIngress, type TetherSession, type TetherUser } from "../../api/schema/tether.ts";
 import { contextWindow, prefixed } from "./context.ts";
 import { errorMessage, type AgentLog } from "./log.ts";
-import { CancelledError, type ChatProvider, ProviderError, withRetries } from "./providers/index.ts";
+import { CancelledError, type ChatProvider, ProviderError, type ToolCall, type ToolRound, withRetries } from "./providers/index.ts";
 import type { SessionStore } from "./sessions.ts";
+import type { ToolBox } from "./tools.ts";
+
+/** Most tool rounds per user message before the answer ends with `tool_rounds_exceeded`. */
+export const MAX_TOOL_ROUNDS = 8;
 
 /** What the runtime needs from the outside. */
 export interface RuntimeDeps {
@@ -37,6 +52,8 @@ export interface RuntimeDeps {
   /** Send a guest -> host frame. */
   emit: (frame: TetherEgressDraft) => void;
   log: AgentLog;
+  /** The tools offered to the model (AEGIS_AGENT_TOOLS=mcp); undefined for plain chat. */
+  tools?: ToolBox;
 }
 
 interface Job {
@@ -162,27 +179,49 @@ export class AgentRuntime {
         turns.map((t) => ({ role: t.role, content: t.content })),
         { maxTurns: deps.contextTurns, maxChars: deps.contextChars },
       );
-      await withRetries(
-        () =>
-          provider.stream(
-            { system: deps.systemPrompt, messages },
-            {
-              signal,
-              onText: (chunk) => {
-                if (text === "") presence("typing");
-                text += chunk;
-                deps.emit(egressFrame("assistant.delta", session, { text: chunk }, job.msgId));
+      const tools = deps.tools;
+      const rounds: ToolRound[] = [];
+      for (let round = 0; ; round++) {
+        let roundText = "";
+        let calls: ToolCall[] = [];
+        await withRetries(
+          async () => {
+            const result = await provider.stream(
+              { system: deps.systemPrompt, messages, ...(tools ? { tools: tools.specs, rounds } : {}) },
+              {
+                signal,
+                onText: (chunk) => {
+                  if (text === "") presence("typing");
+                  text += chunk;
+                  roundText += chunk;
+                  deps.emit(egressFrame("assistant.delta", session, { text: chunk }, job.msgId));
+                },
               },
-            },
-          ),
-        {
-          maxAttempts: deps.maxAttempts,
-          baseMs: deps.retryBaseMs,
-          signal,
-          emitted: () => text !== "",
-          onRetry: (err, n, delay) => deps.log.warn(`${job.msgId}: try ${n} failed (${err.code}), retrying in ${delay} ms`),
-        },
-      );
+            );
+            calls = tools ? result.toolCalls : [];
+          },
+          {
+            maxAttempts: deps.maxAttempts,
+            baseMs: deps.retryBaseMs,
+            signal,
+            emitted: () => roundText !== "",
+            onRetry: (err, n, delay) => deps.log.warn(`${job.msgId}: try ${n} failed (${err.code}), retrying in ${delay} ms`),
+          },
+        );
+        if (!tools || calls.length === 0) break;
+        if (round >= MAX_TOOL_ROUNDS) {
+          throw new ProviderError("tool_rounds_exceeded", `the model still asked for tools (${calls.map((c) => c.name).join(", ")}) after ${MAX_TOOL_ROUNDS} rounds of tool calls; stopped`);
+        }
+        const results = [];
+        for (const call of calls) {
+          deps.log.info(`${job.msgId}: tool ${call.name} (${call.id})`);
+          const result = await tools.call(call, signal);
+          if (result.isError) deps.log.warn(`${job.msgId}: tool ${call.name} failed: ${result.content.slice(0, 300)}`);
+          results.push(result);
+        }
+        if (signal.aborted) throw new CancelledError();
+        rounds.push({ text: roundText, calls, results });
+      }
     } catch (err) {
       error = toTetherError(err, signal);
       if (error.code === "cancelled") deps.log.info(`${job.msgId}: cancelled after ${text.length} characters`);

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TetherEgressDraft } from "../../../src/api/schema/tether.ts";
 import { abortableSleep } from "../../../src/guest/agent/providers/index.ts";
-import { type ChatProvider, type ChatRequest, ProviderError } from "../../../src/guest/agent/providers/types.ts";
+import { type ChatProvider, type ChatRequest, ProviderError, type StreamResult } from "../../../src/guest/agent/providers/types.ts";
 import { AgentRuntime, type RuntimeDeps } from "../../../src/guest/agent/runtime.ts";
 import { SessionStore } from "../../../src/guest/agent/sessions.ts";
 
@@ -22,7 +22,7 @@ class ScriptedProvider implements ChatProvider {
   readonly model = "scripted";
   readonly requests: ChatRequest[] = [];
   failures: ProviderError[] = [];
-  async stream(req: ChatRequest, { signal, onText }: { signal: AbortSignal; onText: (t: string) => void }): Promise<void> {
+  async stream(req: ChatRequest, { signal, onText }: { signal: AbortSignal; onText: (t: string) => void }): Promise<StreamResult> {
     this.requests.push(structuredClone(req));
     const f = this.failures.shift();
     if (f) throw f;
@@ -31,6 +31,7 @@ class ScriptedProvider implements ChatProvider {
       await abortableSleep(20, signal);
       onText(piece);
     }
+    return { toolCalls: [] };
   }
 }
 

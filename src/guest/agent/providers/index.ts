@@ -11,7 +11,7 @@ import { OpenAiProvider } from "./openai.ts";
 import { CancelledError, type ChatProvider, ProviderError } from "./types.ts";
 
 export { CancelledError, ProviderError } from "./types.ts";
-export type { ChatMessage, ChatProvider, ChatRequest } from "./types.ts";
+export type { ChatMessage, ChatProvider, ChatRequest, StreamResult, ToolCall, ToolResult, ToolRound, ToolSpec } from "./types.ts";
 
 /** The provider for this configuration, or undefined when no API key is set. */
 export function createProvider(config: AgentConfig): ChatProvider | undefined {
