@@ -82,6 +82,10 @@ export interface Vm {
   readonly fromTemplate?: boolean;
   /** Resolve once something listens on guest TCP `port`; throws `GuestPortTimeoutError`. */
   waitForPort?(port: number, timeoutMs: number): Promise<GuestPortState>;
+  /** Forward a new host port to a guest port while the VM runs (QEMU: `hostfwd_add`). */
+  addPortForward?(hostPort: number, guestPort: number): Promise<void>;
+  /** Stop forwarding a host port while the VM runs (QEMU: `hostfwd_remove`). */
+  removePortForward?(hostPort: number): Promise<void>;
   /** Ask the guest to power off cleanly, then force after a grace period. */
   stop(graceMs?: number): Promise<void>;
   /** Kill the VMM process group at once. */

@@ -69,6 +69,28 @@ export class QemuVm implements Vm {
     return this.proc.exitCode !== null || this.proc.signalCode !== null;
   }
 
+  /** Forward 127.0.0.1:`hostPort` to the guest's `guestPort` on the running VM (user network `n0`). */
+  async addPortForward(hostPort: number, guestPort: number): Promise<void> {
+    // Success prints nothing; a failure prints why ("Could not set up host forwarding rule ...").
+    const cmd = `hostfwd_add n0 tcp:127.0.0.1:${hostPort}-:${guestPort}`;
+    const out = await this.monitor(cmd);
+    if (out.length > 0) throw new Error(`QEMU monitor "${cmd}": ${out}`);
+  }
+
+  /** Drop the forward of 127.0.0.1:`hostPort`. */
+  async removePortForward(hostPort: number): Promise<void> {
+    // QEMU answers "host forwarding rule for tcp:... removed" (or "not found").
+    const cmd = `hostfwd_remove n0 tcp:127.0.0.1:${hostPort}`;
+    const out = await this.monitor(cmd);
+    if (!out.endsWith("removed")) throw new Error(`QEMU monitor "${cmd}": ${out || "no answer"}`);
+  }
+
+  /** Run a human-monitor command and return its trimmed output text. */
+  private async monitor(commandLine: string): Promise<string> {
+    const out = await (await this.qmpClient()).execute<string>("human-monitor-command", { "command-line": commandLine });
+    return typeof out === "string" ? out.trim() : "";
+  }
+
   private async qmpClient(): Promise<QmpClient> {
     this.qmp ??= await QmpClient.connect(this.paths.qmp);
     return this.qmp;

@@ -137,11 +137,16 @@ describe("aegis-mcp-guest in a parent instance", () => {
     expect((await mcp("keepalive_release")).structuredContent).toEqual({ ok: true });
     expect((await mcp("self_info")).structuredContent.keepalive_until).toBeNull();
 
-    // expose_port on the running parent records the port; QEMU forwards it from the next boot on.
+    // expose_port on the running parent forwards the port at once (QEMU hostfwd_add); the router serves it.
+    await home.ok(["exec", "parent", "--", "sh", "-c", "mkdir -p /w9 && echo nine > /w9/index.html && httpd -p 9000 -h /w9"]);
     const exposed = await mcp("expose_port", { port: 9000 });
-    expect(exposed.structuredContent).toEqual({ guest_port: 9000, public_port: null, url: `${status.router_url}/parent/`, reachable: false });
-    expect(JSON.parse((await home.ok(["instance", "info", "parent", "--json"])).stdout).expose).toEqual([{ guest_port: 9000, public_port: null, host_port: null }]);
+    expect(exposed.structuredContent).toEqual({ guest_port: 9000, public_port: null, url: `${status.router_url}/parent/`, reachable: true });
+    const [forward] = JSON.parse((await home.ok(["instance", "info", "parent", "--json"])).stdout).expose;
+    expect(forward).toMatchObject({ guest_port: 9000, public_port: null });
+    expect(forward.host_port).toBeGreaterThan(0);
+    expect(await (await fetch(`${status.router_url}/parent/index.html`)).text()).toBe("nine\n");
     expect((await mcp("unexpose_port", { port: 9000 })).structuredContent).toEqual({ ok: true });
+    expect(JSON.parse((await home.ok(["instance", "info", "parent", "--json"])).stdout).expose).toEqual([]);
     const again = await mcp("unexpose_port", { port: 9000 });
     expect([again.isError, again.content[0]!.text]).toEqual([true, "port 9000 is not exposed\nhint: self_info lists the exposed ports"]);
 

@@ -15,9 +15,9 @@
  *
  * Exposed ports: a child's `expose` ports are forwarded from its first boot
  * and its first one is served by the router at `<router>/<handle>/`.
- * `expose_port` on a running VM records the port, but QEMU's forwards are
- * fixed at launch, so a new port becomes reachable at the next boot
- * (`reachable: false` says so).
+ * `expose_port` on a running VM adds the forward at once (QEMU
+ * `hostfwd_add`); on a backend that cannot, the port becomes reachable at
+ * the next boot (`reachable: false` says so).
  */
 import { isAppError } from "../../api/errors.ts";
 import { BASE_IMAGE } from "../../api/schema/capabilities.ts";
@@ -172,26 +172,26 @@ export class McpHost {
     return { id: child.id, handle: child.handle, deleted: p.delete === true };
   }
 
-  private expose(id: string, port: number): McpEndpoint {
+  private async expose(id: string, port: number): Promise<McpEndpoint> {
     const row = this.caller(id);
     const ok = checkExpose({ caps: row.spec.capabilities, exposed: row.spec.expose.map((e) => e.guest_port) }, port);
     if (!ok.ok) throw denied(ok);
     let current = row;
     if (!row.spec.expose.some((e) => e.guest_port === port)) {
-      this.deps.instances.setExpose(id, [...row.spec.expose, { guest_port: port, public_port: null }]);
+      await this.deps.instances.setExpose(id, [...row.spec.expose, { guest_port: port, public_port: null }]);
       current = this.caller(id);
     }
     return this.endpoints(current).find((e) => e.guest_port === port)!;
   }
 
-  private unexpose(id: string, port: number) {
+  private async unexpose(id: string, port: number) {
     const row = this.caller(id);
     const entries = row.spec.expose.filter((e) => e.guest_port === port);
     if (entries.length === 0) throw new RpcError(McpBridgeErrorCode.notFound, `port ${port} is not exposed`, { code: "not_found", hint: "self_info lists the exposed ports" });
     if (entries.some((e) => e.public_port !== null)) {
       throw new RpcError(McpBridgeErrorCode.denied, `port ${port} is published on the host (--expose PUBLIC:${port}); a guest cannot unpublish it`, { code: "denied", hint: "the host owner changes published ports" });
     }
-    this.deps.instances.setExpose(id, row.spec.expose.filter((e) => e.guest_port !== port));
+    await this.deps.instances.setExpose(id, row.spec.expose.filter((e) => e.guest_port !== port));
     return { ok: true as const };
   }
 

@@ -391,10 +391,30 @@ export class InstancesService {
     return until;
   }
 
-  /** Change an instance's exposed ports (`expose_port` / `unexpose_port`); a new port is forwarded from the next boot on. */
-  setExpose(id: string, expose: InstanceRow["spec"]["expose"]): void {
+  /**
+   * Change an instance's exposed (router-served) ports, e.g. from the MCP
+   * `expose_port` / `unexpose_port` tools. On a running VM the forwards
+   * change at once where the backend can (QEMU `hostfwd_add`/`_remove`);
+   * otherwise from the next boot on.
+   */
+  async setExpose(id: string, expose: InstanceRow["spec"]["expose"]): Promise<void> {
     const row = this.row(id);
     this.deps.table.updateSpec(id, { ...row.spec, expose });
+    const rt = this.runtimes.get(id);
+    const vm = rt?.vm;
+    if (!rt || !vm) return;
+    const wanted = new Set(expose.map((e) => e.guest_port));
+    for (const [guest, host] of [...rt.hostPorts]) {
+      if (wanted.has(guest) || !vm.removePortForward) continue;
+      await vm.removePortForward(host);
+      rt.hostPorts.delete(guest);
+    }
+    for (const guest of wanted) {
+      if (rt.hostPorts.has(guest) || !vm.addPortForward) continue;
+      const host = await freePort();
+      await vm.addPortForward(host, guest);
+      rt.hostPorts.set(guest, host);
+    }
   }
 
   /** The host port QEMU forwards to `guestPort` of `id`'s running VM, or null. */
