@@ -23,15 +23,12 @@
  * At most two VMs run at once. Usage: `bun bench/lifecycle.ts [--runs N]`
  * (needs bin/aegis). Prints a table and writes bench/results/lifecycle.json.
  */
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { writeCpio } from "../guest/assets/cpio.ts";
 import { ensureGuestAssets, type GuestAssets } from "../guest/assets/index.ts";
-import { initramfsEntries } from "../guest/assets/initramfs.ts";
-import { staticBusybox } from "../guest/assets/busybox.ts";
-import { detectAccel, tscKhzFromCpuinfo } from "../src/vmm/accel.ts";
-import { buildQemuArgs } from "../src/vmm/qemu-args.ts";
+import { detectAccel } from "../src/vmm/accel.ts";
+import { baselineBoot, baselineInitrd } from "./_baseline.ts";
 import { report, repoRoot, type Row, stats } from "./_lib.ts";
 
 const RUNS = (() => {
@@ -192,42 +189,9 @@ async function download(url: string): Promise<number> {
 
 /** bench/boot.ts's floor: the same kernel with a /init that powers off at once, QEMU spawn -> exit (ms). */
 async function bareQemuBoots(assets: GuestAssets, work: string): Promise<number[]> {
-  const entries = await initramfsEntries({ busybox: await staticBusybox(), libraries: [], baseModules: [], workspaceModules: [], harness: "/bin/true" });
-  const init = new TextEncoder().encode("#!/bin/busybox sh\n/bin/busybox reboot -f\n");
-  mkdirSync(work, { recursive: true });
-  const initrd = join(work, "baseline.cpio.gz");
-  writeFileSync(initrd, Bun.gzipSync(writeCpio(entries.map((e) => (e.type === "file" && e.path === "init" ? { ...e, data: init } : e))), { level: 6 }));
-  const qemu = Bun.which("qemu-system-x86_64");
-  if (!qemu) throw new Error("qemu-system-x86_64 is not on PATH");
+  const initrd = await baselineInitrd(work);
   const out: number[] = [];
-  for (let i = 0; i < RUNS; i++) {
-    const dir = join(work, `b${i}`);
-    mkdirSync(dir, { recursive: true });
-    const args = buildQemuArgs({
-      arch: "x86_64",
-      accel: detectAccel().name,
-      tscKhz: tscKhzFromCpuinfo(readFileSync("/proc/cpuinfo", "utf8")),
-      memoryMb: 512,
-      vcpus: 1,
-      kernel: assets.kernel,
-      initrd,
-      toolsDisk: assets.toolsDisk,
-      rootfs: assets.baseRootfs,
-      ports: [],
-      hostname: "baseline",
-      serialLog: join(dir, "console.log"),
-      controlSocket: join(dir, "c.sock"),
-      qmpSocket: join(dir, "q.sock"),
-    });
-    // The control chardev needs a listener; one that ignores everything is enough.
-    const server = Bun.listen<undefined>({ unix: join(dir, "c.sock"), socket: { data: () => {} } });
-    const t0 = performance.now();
-    const p = Bun.spawn([qemu, ...args], { stdin: "ignore", stdout: "ignore", stderr: "ignore", env: { PATH: process.env.PATH ?? "/usr/bin:/bin" } });
-    const code = await p.exited;
-    out.push(performance.now() - t0);
-    server.stop(true);
-    if (code !== 0) throw new Error(`baseline QEMU exited ${code}`);
-  }
+  for (let i = 0; i < RUNS; i++) out.push(await baselineBoot(assets, initrd, join(work, `b${i}`)));
   return out;
 }
 

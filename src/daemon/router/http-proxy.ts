@@ -7,9 +7,10 @@
  * client went away.
  */
 import type { ResolvedRoute } from "./resolve.ts";
-import { type EndActivity, startActivity } from "./activity.ts";
+import { wakeForRequest } from "./wake.ts";
+import type { EndActivity } from "./activity.ts";
 import { upstreamRequestHeaders, downstreamResponseHeaders } from "./headers.ts";
-import { causeOf, describeInstance, errorResponse, upstreamFailed, wakeFailed } from "./responses.ts";
+import { causeOf, errorResponse, upstreamFailed } from "./responses.ts";
 import type { RouterHooks, RouterLog } from "./types.ts";
 
 /** What a proxy needs from the router. */
@@ -35,17 +36,9 @@ export function authority(host: string, port: number): string {
 /** Proxy one non-upgrade request to the route's instance. Never rejects. */
 export async function proxyHttp(req: Request, route: ResolvedRoute, clientIp: string | undefined, ctx: ProxyContext): Promise<Response> {
   const { instance } = route;
-  const target = { instanceId: instance.instanceId, guestPort: instance.guestPort };
-  const what = describeInstance(instance);
-  const end = startActivity(ctx.hooks, instance.instanceId, ctx.log);
-  let addr: { host: string; port: number };
-  try {
-    addr = await ctx.hooks.ensureReachable(target);
-  } catch (err) {
-    end();
-    ctx.log("router: wake failed", { instanceId: instance.instanceId, guestPort: instance.guestPort, error: causeOf(err) });
-    return errorResponse(wakeFailed(what, target, err));
-  }
+  const woken = await wakeForRequest(instance, ctx);
+  if (woken instanceof Response) return woken;
+  const { addr, end, target, what } = woken;
   const url = `http://${authority(addr.host, addr.port)}${route.path}`;
   const init = {
     method: req.method,

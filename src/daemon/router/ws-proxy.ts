@@ -10,12 +10,13 @@
  */
 import type { Server, ServerWebSocket, WebSocketHandler } from "bun";
 import { AppError } from "../../api/errors.ts";
-import { type EndActivity, startActivity } from "./activity.ts";
+import type { EndActivity } from "./activity.ts";
 import type { OpenConnections } from "./connections.ts";
 import { upstreamWebSocketHeaders } from "./headers.ts";
 import { authority, type ProxyContext } from "./http-proxy.ts";
 import type { ResolvedRoute } from "./resolve.ts";
-import { causeOf, describeInstance, errorResponse, upstreamFailed, wakeFailed } from "./responses.ts";
+import { wakeForRequest } from "./wake.ts";
+import { causeOf, errorResponse, upstreamFailed } from "./responses.ts";
 
 /** Pause the client while this many bytes wait to go upstream. */
 const UPSTREAM_HIGH_WATER = 1 << 20;
@@ -63,17 +64,9 @@ function closeLike(ws: { close(code?: number, reason?: string): void; terminate(
  */
 export async function proxyWebSocket(req: Request, server: Server<WsBridge>, route: ResolvedRoute, clientIp: string | undefined, ctx: WsContext): Promise<Response | undefined> {
   const { instance } = route;
-  const target = { instanceId: instance.instanceId, guestPort: instance.guestPort };
-  const what = describeInstance(instance);
-  const end = startActivity(ctx.hooks, instance.instanceId, ctx.log);
-  let addr: { host: string; port: number };
-  try {
-    addr = await ctx.hooks.ensureReachable(target);
-  } catch (err) {
-    end();
-    ctx.log("router: wake failed", { instanceId: instance.instanceId, guestPort: instance.guestPort, error: causeOf(err) });
-    return errorResponse(wakeFailed(what, target, err));
-  }
+  const woken = await wakeForRequest(instance, ctx);
+  if (woken instanceof Response) return woken;
+  const { addr, end, target, what } = woken;
   const protocols = req.headers.get("sec-websocket-protocol")?.split(",").map((p) => p.trim()).filter(Boolean) ?? [];
   const headers = upstreamWebSocketHeaders(req.headers, { clientIp, host: req.headers.get("host"), prefix: route.prefix });
   const upstream = new WebSocket(`ws://${authority(addr.host, addr.port)}${route.path}`, { headers, protocols } as unknown as string[]);
