@@ -5,10 +5,10 @@
  */
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { staticBusybox } from "../guest/assets/busybox.ts";
-import { writeCpio } from "../guest/assets/cpio.ts";
-import type { GuestAssets } from "../guest/assets/index.ts";
-import { initramfsEntries } from "../guest/assets/initramfs.ts";
+import { staticBusybox } from "../src/vmm/assets/busybox.ts";
+import { writeCpio } from "../src/vmm/assets/cpio.ts";
+import type { GuestAssets } from "../src/vmm/assets/index.ts";
+import { initramfsEntries } from "../src/vmm/assets/initramfs.ts";
 import { detectAccel, tscKhzFromCpuinfo } from "../src/vmm/accel.ts";
 import { buildQemuArgs } from "../src/vmm/qemu-args.ts";
 

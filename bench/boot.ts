@@ -18,7 +18,7 @@
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { ensureGuestAssets } from "../guest/assets/index.ts";
+import { ensureGuestAssets } from "../src/vmm/assets/index.ts";
 import { sourceRoot } from "../src/paths.ts";
 import { runInGuest, startGuestProcess } from "../src/vmm/guest-process.ts";
 import { QemuBackend, type QemuVm } from "../src/vmm/qemu.ts";

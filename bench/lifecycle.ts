@@ -26,7 +26,7 @@
 import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ensureGuestAssets, type GuestAssets } from "../guest/assets/index.ts";
+import { ensureGuestAssets, type GuestAssets } from "../src/vmm/assets/index.ts";
 import { detectAccel } from "../src/vmm/accel.ts";
 import { baselineBoot, baselineInitrd } from "./_baseline.ts";
 import { report, repoRoot, type Row, stats } from "./_lib.ts";

@@ -14,12 +14,12 @@ type RoleMain = (argv: string[]) => Promise<void>;
 const roles: Record<string, () => Promise<RoleMain>> = {
   aegis: () => import("./cli/main.ts").then((m) => m.main),
   aegisd: () => import("./daemon/main.ts").then((m) => m.main),
-  "aegis-harness": () => import("./guest/harness/main.ts").then((m) => m.main),
-  "aegis-agent": () => import("./guest/agent/main.ts").then((m) => m.main),
+  "aegis-harness": () => import("../guest/harness/main.ts").then((m) => m.main),
+  "aegis-agent": () => import("../guest/agent/main.ts").then((m) => m.main),
   "aegis-gateway": () => import("./gateway/main.ts").then((m) => m.main),
   "aegis-vmm-worker": () => import("./vmm/worker-main.ts").then((m) => m.main),
-  "aegis-mcp-guest": () => import("./guest/mcp/main.ts").then((m) => m.main),
-  __setup: () => import("../guest/assets/index.ts").then((m) => m.setupMain),
+  "aegis-mcp-guest": () => import("../guest/mcp/main.ts").then((m) => m.main),
+  __setup: () => import("./vmm/assets/index.ts").then((m) => m.setupMain),
 };
 
 /** Hidden first arguments that select a role when argv[0] is `aegis`. */

@@ -8,7 +8,7 @@
  */
 import { type ArgsDef, type CommandDef, renderUsage } from "citty";
 import { DaemonNotRunning } from "../api/client.ts";
-import { VERSION } from "../version.ts";
+import { VERSION } from "../api/version.ts";
 import { parseCommandLine, splitAtDoubleDash, suggest } from "./argv.ts";
 import { root } from "./commands/index.ts";
 import { describeError, UsageError } from "./errors.ts";

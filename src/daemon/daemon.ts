@@ -9,7 +9,7 @@
  */
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { type StatePaths, statePaths } from "../paths.ts";
-import { VERSION } from "../version.ts";
+import { VERSION } from "../api/version.ts";
 import type { Status } from "../api/schema/status.ts";
 import { type BackendSelection, selectBackend } from "../vmm/select.ts";
 import { InstanceRouting } from "./instances/routing.ts";
@@ -18,15 +18,8 @@ import { createApp } from "./api/app.ts";
 import { fileLogger } from "./log.ts";
 import { KitDaemons } from "./kits/daemons.ts";
 import { type Services, createServices, locateProgram } from "./services.ts";
-import { checkSocketPath, probeSocket, readPidFile, unlinkIfExists } from "./socket.ts";
-
-/** Create the state directories with owner-only permissions. */
-export function ensureStateDirs(paths: StatePaths): void {
-  for (const dir of [paths.home, paths.data, paths.kits]) {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
-    chmodSync(dir, 0o700);
-  }
-}
+import { checkSocketPath, probeSocket, readPidFile, unlinkIfExists } from "../control/socket.ts";
+import { ensureStateDirs } from "../control/state-dirs.ts";
 
 /**
  * Kill a VMM process left behind by a daemon that died, but only when its

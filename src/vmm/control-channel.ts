@@ -30,7 +30,7 @@ import {
   type ControlRequestResult,
 } from "../api/schema/control.ts";
 import type { z } from "zod";
-import { errorResponse, isParseFailure, LineSplitter, notification, parseMessage, request, response, RpcError, type RpcMessage } from "./jsonrpc.ts";
+import { errorResponse, isParseFailure, LineSplitter, notification, parseMessage, request, response, RpcError, type RpcMessage } from "../api/jsonrpc.ts";
 
 /** Thrown to pending and new calls once the channel is closed or the peer went away. */
 export class ChannelClosedError extends Error {

@@ -8,7 +8,7 @@
 import { RpcErrorCode } from "../api/schema/control.ts";
 import type { ControlChannel } from "./control-channel.ts";
 import { GuestPortTimeoutError } from "./errors.ts";
-import { RpcError } from "./jsonrpc.ts";
+import { RpcError } from "../api/jsonrpc.ts";
 
 /** What the guest saw listening. */
 export interface GuestPortState {

@@ -34,7 +34,7 @@
  */
 import { z } from "zod";
 import type { Libkrun } from "../../ffi/libkrun.ts";
-import { CONTROL_VSOCK_PORT } from "../guest/harness/vsock.ts";
+import { CONTROL_VSOCK_PORT } from "../api/schema/control.ts";
 import type { VmSpec } from "./backend.ts";
 
 /** Where the harness lives inside the libkrun root directory. */

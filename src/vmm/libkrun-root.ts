@@ -15,7 +15,7 @@
  */
 import { chmodSync, copyFileSync, existsSync, mkdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { dirname, join, normalize } from "node:path";
-import type { GuestAssets } from "../../guest/assets/index.ts";
+import type { GuestAssets } from "./assets/index.ts";
 import { KRUN_HARNESS_PATH } from "./libkrun-config.ts";
 
 /** One member of a newc archive, as read back. */

@@ -44,7 +44,7 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { dirname, join } from "node:path";
-import type { GuestAssets } from "../../guest/assets/index.ts";
+import type { GuestAssets } from "./assets/index.ts";
 import { detectAccel, tscKhzFromCpuinfo, type AccelInfo } from "./accel.ts";
 import type { Backend, BackendCapabilities, Vm, VmSpec } from "./backend.ts";
 import { ChannelTimeoutError, ControlChannel } from "./control-channel.ts";

@@ -7,7 +7,7 @@
  * (`migrate` + `query-migrate`).
  */
 import type { Socket } from "bun";
-import { LineSplitter } from "./jsonrpc.ts";
+import { LineSplitter } from "../api/jsonrpc.ts";
 
 /** A QMP error reply. */
 export class QmpError extends Error {

@@ -17,7 +17,7 @@
  * it is `AEGIS_HARNESS_BINARY` or the repo's `bin/aegis`.
  */
 import { join } from "node:path";
-import { ensureGuestAssets, type GuestAssets } from "../../guest/assets/index.ts";
+import { ensureGuestAssets, type GuestAssets } from "./assets/index.ts";
 import { isCompiled, selfExe, sourceRoot, statePaths } from "../paths.ts";
 import { detectAccel } from "./accel.ts";
 import type { Backend, BackendCapabilities } from "./backend.ts";

@@ -17,7 +17,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
 import { existsSync, readFileSync, realpathSync, writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
-import { sharedLibraries } from "../../guest/assets/ldd.ts";
+import { sharedLibraries } from "../../src/vmm/assets/ldd.ts";
 import { FakeAnthropic } from "../fakes/anthropic.ts";
 import { FakeOpenAI } from "../fakes/openai.ts";
 import { FakeTelegram } from "../fakes/telegram.ts";

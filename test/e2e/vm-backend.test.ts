@@ -10,7 +10,7 @@ import { createHash } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ensureGuestAssets, type GuestAssets } from "../../guest/assets/index.ts";
+import { ensureGuestAssets, type GuestAssets } from "../../src/vmm/assets/index.ts";
 import { ChannelTimeoutError } from "../../src/vmm/control-channel.ts";
 import { runInGuest, startGuestProcess } from "../../src/vmm/guest-process.ts";
 import { QemuBackend, type QemuVm } from "../../src/vmm/qemu.ts";

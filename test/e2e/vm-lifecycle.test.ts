@@ -14,7 +14,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, wri
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ensureGuestAssets, type GuestAssets } from "../../guest/assets/index.ts";
+import { ensureGuestAssets, type GuestAssets } from "../../src/vmm/assets/index.ts";
 import type { VmSpec } from "../../src/vmm/backend.ts";
 import { GuestPortTimeoutError, isSnapshotStale, isSnapshotUnsupported } from "../../src/vmm/errors.ts";
 import { runInGuest, startGuestProcess } from "../../src/vmm/guest-process.ts";

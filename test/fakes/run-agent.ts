@@ -3,7 +3,7 @@
  * binary's `aegis-agent` role will (tests set AEGIS_AGENT_PORT=0 and read the
  * bound port from the third start line).
  */
-import { main } from "../../src/guest/agent/main.ts";
+import { main } from "../../guest/agent/main.ts";
 
 main(process.argv.slice(2)).catch((err: unknown) => {
   process.stderr.write(`aegis-agent: fatal: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);

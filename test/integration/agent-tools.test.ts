@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { AgentProcess, HarnessClient } from "../fakes/agent-process.ts";
 import { FakeAnthropic } from "../fakes/anthropic.ts";
 import { FakeOpenAI } from "../fakes/openai.ts";
-import { FakeHost, HostRefusal, sampleChild, sampleHandlers } from "../unit/mcp/fake-host.ts";
+import { FakeHost, HostRefusal, sampleChild, sampleHandlers } from "../unit/guest/mcp/fake-host.ts";
 
 const repo = join(import.meta.dir, "..", "..");
 const mcpCommand = `${process.execPath} ${join(repo, "src", "main.ts")} __mcp-guest`;

@@ -23,7 +23,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "nod
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { isKrunError, KrunError, openLibkrun, type Libkrun } from "../../ffi/libkrun.ts";
-import { CONTROL_VSOCK_PORT } from "../../src/guest/harness/vsock.ts";
+import { CONTROL_VSOCK_PORT } from "../../src/api/schema/control.ts";
 import { LibkrunBackend } from "../../src/vmm/libkrun.ts";
 import { isLibkrunUnsupported } from "../../src/vmm/libkrun-vm.ts";
 import { workerConfig, type KrunWorkerConfig } from "../../src/vmm/libkrun-config.ts";

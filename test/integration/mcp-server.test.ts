@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { McpBridgeErrorCode } from "../../src/api/schema/mcp.ts";
 import { repoRoot } from "../helpers/aegis.ts";
-import { FakeHost, HostRefusal, sampleChild, sampleHandlers } from "../unit/mcp/fake-host.ts";
+import { FakeHost, HostRefusal, sampleChild, sampleHandlers } from "../unit/guest/mcp/fake-host.ts";
 
 const buildDir = mkdtempSync(join(tmpdir(), "aegis-mcp-bin-"));
 const compiled = join(buildDir, "aegis-mcp-guest");
@@ -24,7 +24,7 @@ beforeAll(async () => {
   writeFileSync(
     entry,
     `async function main(): Promise<void> {
-  const run = await import(${JSON.stringify(join(repoRoot, "src/guest/mcp/main.ts"))}).then((m) => m.main);
+  const run = await import(${JSON.stringify(join(repoRoot, "guest/mcp/main.ts"))}).then((m) => m.main);
   await run(process.argv.slice(2));
 }
 main().catch((err: unknown) => {
@@ -40,7 +40,7 @@ main().catch((err: unknown) => {
 }, 120_000);
 
 const variants = [
-  { name: "from source", command: () => [process.execPath, "-e", 'import("./src/guest/mcp/main.ts").then((m) => m.main([]))'], version: "0.0.0-dev" },
+  { name: "from source", command: () => [process.execPath, "-e", 'import("./guest/mcp/main.ts").then((m) => m.main([]))'], version: "0.0.0-dev" },
   { name: "compiled", command: () => [compiled], version: "9.9.9-test" },
 ];
 

@@ -35,6 +35,9 @@ import { McpBridgeMethods } from "./mcp.ts";
 /** The name of the virtio-serial port that carries the control channel. */
 export const CONTROL_PORT_NAME = "aegis.control";
 
+/** vsock port the harness connects to on the host under libkrun (libkrun maps it to `<runDir>/ctl.sock`). */
+export const CONTROL_VSOCK_PORT = 1025;
+
 /** Largest raw chunk of process output carried by one `output` notification (before base64). */
 export const OUTPUT_CHUNK_BYTES = 32 * 1024;
 

@@ -3,7 +3,7 @@
  * `aegis down`: stop aegisd (SIGTERM, wait up to 5 s; idempotent).
  */
 import { defineCommand } from "citty";
-import { stopDaemon } from "../../daemon/control.ts";
+import { stopDaemon } from "../../control/daemon-process.ts";
 import { statePaths } from "../../paths.ts";
 import { say } from "../log.ts";
 

@@ -5,7 +5,7 @@
  */
 import { defineCommand } from "citty";
 import { fromEnvelope } from "../../api/errors.ts";
-import { chunkBytes } from "../../daemon/logs/log-store.ts";
+import { chunkBytes } from "../../api/log-chunks.ts";
 import { UsageError } from "../errors.ts";
 import { client, commandLine } from "./_shared.ts";
 import { parseEnv } from "./run.ts";

@@ -3,7 +3,7 @@
  * The root command: every top-level verb, lazily loaded.
  */
 import { defineCommand } from "citty";
-import { VERSION } from "../../version.ts";
+import { VERSION } from "../../api/version.ts";
 
 /** The `aegis` root command (no `run`: it only groups). */
 export const root = defineCommand({

@@ -5,7 +5,7 @@
  * own notes (boot failures, a crashed VM's console) go to stderr.
  */
 import { defineCommand } from "citty";
-import { chunkBytes } from "../../daemon/logs/log-store.ts";
+import { chunkBytes } from "../../api/log-chunks.ts";
 import { UsageError } from "../errors.ts";
 import { client } from "./_shared.ts";
 

@@ -8,7 +8,7 @@
  * the task, which tears its VM down, and exits 130.
  */
 import { defineCommand } from "citty";
-import { chunkBytes } from "../../daemon/logs/log-store.ts";
+import { chunkBytes } from "../../api/log-chunks.ts";
 import { UsageError } from "../errors.ts";
 import { pullWithProgress } from "../progress.ts";
 import type { ParsedCommandLine } from "../argv.ts";

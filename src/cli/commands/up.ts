@@ -5,7 +5,7 @@
  */
 import { defineCommand } from "citty";
 import { homedir } from "node:os";
-import { startDaemon } from "../../daemon/control.ts";
+import { startDaemon } from "../../control/daemon-process.ts";
 import { statePaths } from "../../paths.ts";
 import { say } from "../log.ts";
 import { client } from "./_shared.ts";

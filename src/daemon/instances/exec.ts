@@ -8,7 +8,7 @@ import type { z } from "zod";
 import { isAppError } from "../../api/errors.ts";
 import type { ExecLine, ExecRequest } from "../../api/schema/instances.ts";
 import { startGuestProcess } from "../../vmm/guest-process.ts";
-import { encodeChunk } from "../logs/log-store.ts";
+import { encodeChunk } from "../../api/log-chunks.ts";
 import type { InstancesService } from "./service.ts";
 
 /** Run `req` in the instance, emitting NDJSON lines through `emit`. */

@@ -23,7 +23,7 @@ import { isAppError } from "../../api/errors.ts";
 import { BASE_IMAGE } from "../../api/schema/capabilities.ts";
 import { type McpBridgeParams, McpBridgeErrorCode, type McpChild, type McpEndpoint } from "../../api/schema/mcp.ts";
 import type { Vm } from "../../vmm/backend.ts";
-import { RpcError } from "../../vmm/jsonrpc.ts";
+import { RpcError } from "../../api/jsonrpc.ts";
 import type { Logger } from "../api/deps.ts";
 import type { ImagesService } from "../images/service.ts";
 import type { InstanceRow } from "../registry/instances.ts";

@@ -17,8 +17,8 @@ import { join } from "node:path";
 import type { KitDaemon } from "../../api/schema/kits.ts";
 import { selfCommand, type StatePaths } from "../../paths.ts";
 import type { Logger } from "../api/deps.ts";
-import { childEnv } from "../control.ts";
-import { processAlive } from "../socket.ts";
+import { childEnv } from "../../control/daemon-process.ts";
+import { processAlive } from "../../control/socket.ts";
 import type { KitsService } from "./service.ts";
 
 /** What `aegis status` reports for one kit daemon. */

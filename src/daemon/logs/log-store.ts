@@ -12,27 +12,12 @@
  */
 import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, statSync } from "node:fs";
 import { join } from "node:path";
+import { encodeChunk } from "../../api/log-chunks.ts";
 import type { LogLine } from "../../api/schema/tasks.ts";
 
 type OutputLine = Extract<LogLine, { type: "output" }>;
 type Stream = OutputLine["stream"];
 type Listener = (line: OutputLine | null) => void;
-
-const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
-
-/** Encode bytes as `text` when they are valid UTF-8, else as base64 `data`. */
-export function encodeChunk(bytes: Uint8Array): { text?: string; data?: string } {
-  try {
-    return { text: strictUtf8.decode(bytes) };
-  } catch {
-    return { data: Buffer.from(bytes).toString("base64") };
-  }
-}
-
-/** Decode a log line's payload back to bytes. */
-export function chunkBytes(line: { text?: string; data?: string }): Buffer {
-  return line.text !== undefined ? Buffer.from(line.text, "utf8") : Buffer.from(line.data ?? "", "base64");
-}
 
 interface Owner {
   file: string;

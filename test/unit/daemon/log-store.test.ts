@@ -3,7 +3,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { LogLine } from "../../../src/api/schema/tasks.ts";
-import { chunkBytes, encodeChunk, LogStore } from "../../../src/daemon/logs/log-store.ts";
+import { chunkBytes, encodeChunk } from "../../../src/api/log-chunks.ts";
+import { LogStore } from "../../../src/daemon/logs/log-store.ts";
 
 let dir: string;
 beforeEach(() => {

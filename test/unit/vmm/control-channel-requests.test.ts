@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ControlChannel } from "../../../src/vmm/control-channel.ts";
-import { LineSplitter, request, RpcError } from "../../../src/vmm/jsonrpc.ts";
+import { LineSplitter, request, RpcError } from "../../../src/api/jsonrpc.ts";
 
 const dirs: string[] = [];
 const channels: ControlChannel[] = [];

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import type { Socket } from "bun";
 import { ChannelClosedError, ChannelTimeoutError, ControlChannel } from "../../../src/vmm/control-channel.ts";
 import { runInGuest } from "../../../src/vmm/guest-process.ts";
-import { LineSplitter, notification, response } from "../../../src/vmm/jsonrpc.ts";
+import { LineSplitter, notification, response } from "../../../src/api/jsonrpc.ts";
 
 /** A stand-in for QEMU's chardev client + the harness: connects to the channel and answers with `reply`. */
 async function fakeGuest(path: string, reply: (msg: any, send: (line: string) => void) => void): Promise<Socket<undefined>> {

@@ -3,7 +3,7 @@ import { RpcErrorCode } from "../../../src/api/schema/control.ts";
 import type { ControlChannel } from "../../../src/vmm/control-channel.ts";
 import { GuestPortTimeoutError, isGuestPortTimeout, isSnapshotStale, isSnapshotUnsupported, SnapshotStaleError, SnapshotUnsupportedError } from "../../../src/vmm/errors.ts";
 import { waitGuestPort } from "../../../src/vmm/guest-port.ts";
-import { RpcError } from "../../../src/vmm/jsonrpc.ts";
+import { RpcError } from "../../../src/api/jsonrpc.ts";
 import { virtiofsdArgv } from "../../../src/vmm/virtiofsd.ts";
 
 describe("VM layer errors", () => {

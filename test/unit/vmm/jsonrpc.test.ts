@@ -1,5 +1,5 @@
 import { describe, expect, it } from "bun:test";
-import { isParseFailure, LineSplitter, notification, parseMessage, request } from "../../../src/vmm/jsonrpc.ts";
+import { isParseFailure, LineSplitter, notification, parseMessage, request } from "../../../src/api/jsonrpc.ts";
 
 describe("NDJSON framing", () => {
   it("encodes one message per line, escaping newlines inside strings", () => {

@@ -1,9 +1,9 @@
 import { describe, expect, it } from "bun:test";
-import { parseCmdline } from "../../../../src/guest/harness/config.ts";
-import { chrootArgv, DEFAULT_PATH, processEnv, signalNumber } from "../../../../src/guest/harness/processes.ts";
-import { parseStat } from "../../../../src/guest/harness/reaper.ts";
-import { baseMountPlan, instanceMountPlan, mountPlan, parseMounts, ROOT, shutdownScript } from "../../../../src/guest/harness/setup.ts";
-import { initScript } from "../../../../guest/assets/init-script.ts";
+import { parseCmdline } from "../../../../guest/harness/config.ts";
+import { chrootArgv, DEFAULT_PATH, processEnv, signalNumber } from "../../../../guest/harness/processes.ts";
+import { parseStat } from "../../../../guest/harness/reaper.ts";
+import { baseMountPlan, instanceMountPlan, mountPlan, parseMounts, ROOT, shutdownScript } from "../../../../guest/harness/setup.ts";
+import { initScript } from "../../../../src/vmm/assets/init-script.ts";
 
 const cfg = { hostname: "h", workspace: false, rootDisk: "/dev/vdb", net: true, defer: false };
 

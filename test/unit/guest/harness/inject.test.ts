@@ -2,8 +2,8 @@ import { afterAll, describe, expect, it } from "bun:test";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { elfInterpreter, injectionPlan, mappedLibraries, resolveInRoot } from "../../../../src/guest/harness/inject.ts";
-import { resolveInjected } from "../../../../src/guest/harness/processes.ts";
+import { elfInterpreter, injectionPlan, mappedLibraries, resolveInRoot } from "../../../../guest/harness/inject.ts";
+import { resolveInjected } from "../../../../guest/harness/processes.ts";
 
 const tmp = mkdtempSync(join(tmpdir(), "aegis-inject-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));

@@ -3,8 +3,8 @@ import { mkdtempSync, rmSync, statSync } from "node:fs";
 import { createConnection } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { McpRelay } from "../../../../src/guest/harness/mcp-relay.ts";
-import { LineSplitter, parseMessage, request } from "../../../../src/vmm/jsonrpc.ts";
+import { McpRelay } from "../../../../guest/harness/mcp-relay.ts";
+import { LineSplitter, parseMessage, request } from "../../../../src/api/jsonrpc.ts";
 
 const dirs: string[] = [];
 const relays: McpRelay[] = [];

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { RpcErrorCode } from "../../../../src/api/schema/control.ts";
-import { listenersOn, parseProcNetTcp, waitForListen } from "../../../../src/guest/harness/net-ports.ts";
+import { listenersOn, parseProcNetTcp, waitForListen } from "../../../../guest/harness/net-ports.ts";
 
 const HEADER4 = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n";
 const HEADER6 = "  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n";

@@ -2,8 +2,9 @@ import { afterEach, describe, expect, it } from "bun:test";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ControlPort, findControlPort, findVirtioSerialPort, parseVsockEndpoint, vsockEndpoint } from "../../../../src/guest/harness/port.ts";
-import { CONTROL_VSOCK_PORT, connectVsock, sockaddrVm } from "../../../../src/guest/harness/vsock.ts";
+import { ControlPort, findControlPort, findVirtioSerialPort, parseVsockEndpoint, vsockEndpoint } from "../../../../guest/harness/port.ts";
+import { CONTROL_VSOCK_PORT } from "../../../../src/api/schema/control.ts";
+import { connectVsock, sockaddrVm } from "../../../../guest/harness/vsock.ts";
 
 const dirs: string[] = [];
 function tmp(): string {
@@ -80,7 +81,7 @@ describe("vsock", () => {
 
 describe("guest config under libkrun", () => {
   it("maps AEGIS_DISKS names to devices in attach order", async () => {
-    const { disksFromEnv } = await import("../../../../src/guest/harness/config.ts");
+    const { disksFromEnv } = await import("../../../../guest/harness/config.ts");
     expect([...disksFromEnv("aegis-root,aegis-overlay")]).toEqual([
       ["aegis-root", "/dev/vda"],
       ["aegis-overlay", "/dev/vdb"],

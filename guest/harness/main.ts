@@ -1,0 +1,207 @@
+/**
+ * @module guest/harness/main
+ * The guest harness: PID 1 inside every Aegis VM (`aegis __harness`, exec'd
+ * by the initramfs /init once the tools disk is mounted).
+ *
+ * Boot path, kept short because every millisecond here is boot time:
+ * read the boot config, run the one setup script (mounts, overlay rootfs,
+ * network), open the `aegis.control` port, send `ready`. Only the modules
+ * the harness needs are imported (never the CLI or the daemon), and the FFI
+ * bits load lazily on first use.
+ *
+ * After `ready` it serves JSON-RPC requests (see api/schema/control.ts),
+ * serves the MCP bridge socket (/run/aegis/mcp.sock in the user rootfs,
+ * relayed to the host as guest -> host `mcp.*` requests, see mcp-relay.ts),
+ * reaps orphaned zombies once a second, and powers the VM off on `shutdown`
+ * or when a `primary` process exits (QEMU runs with -no-reboot, so the
+ * guest's `reboot -f` ends the QEMU process).
+ */
+import { readFileSync } from "node:fs";
+import { MCP_BRIDGE_DEFAULT_PATH } from "../../src/api/schema/mcp.ts";
+import { ControlRequests, RpcErrorCode, TetherFrameParams, type ControlRequestMethod } from "../../src/api/schema/control.ts";
+import { errorResponse, isParseFailure, notification, parseMessage, response, RpcError } from "../../src/api/jsonrpc.ts";
+import { VERSION } from "../../src/api/version.ts";
+import { readGuestConfig } from "./config.ts";
+import { ControlPort, findControlPort } from "./port.ts";
+import { ProcessTable } from "./processes.ts";
+import { reapOrphans } from "./reaper.ts";
+import { McpRelay } from "./mcp-relay.ts";
+import { TetherRelay } from "./tether-relay.ts";
+import { parseMounts, ROOT, setupBase, setupGuest, setupInstance, shutdownScript } from "./setup.ts";
+
+/** Milliseconds since exec when this module finished loading its imports (boot diagnostics). */
+const moduleLoadedAt = performance.now();
+
+function uptimeMs(): number {
+  return Math.round(Number(readFileSync("/proc/uptime", "utf8").split(" ")[0]) * 1000);
+}
+
+function log(msg: string): void {
+  process.stderr.write(`aegis-harness: ${msg}\n`);
+}
+
+/** Run a busybox shell script (used for the shutdown sequence); throws with its stderr when it fails. */
+async function sh(script: string, owned: Set<number>): Promise<void> {
+  const proc = Bun.spawn(["/bin/busybox", "sh", "-c", script], {
+    stdin: "ignore",
+    stdout: "inherit",
+    stderr: "pipe",
+    env: { PATH: "/bin:/sbin" },
+  });
+  owned.add(proc.pid);
+  const [err, code] = await Promise.all([new Response(proc.stderr).text(), proc.exited]);
+  owned.delete(proc.pid);
+  if (code !== 0) throw new Error(`guest shell script failed (exit ${code}): ${err.trim()}`);
+}
+
+/** Harness entry point. */
+export async function main(_argv: string[]): Promise<void> {
+  // The harness is the guest's init. /usr/bin/aegis-harness is injected into every rootfs
+  // (spec), so refuse to run anywhere else: its setup would remount a live guest.
+  if (process.pid !== 1 && process.env.AEGIS_HARNESS_INIT !== "1") {
+    process.stderr.write("aegis-harness: this is the guest's init (PID 1) and is started by the VM itself; it cannot be run as a command\n");
+    process.exit(2);
+  }
+  const startedMs = uptimeMs();
+  const mainAt = performance.now();
+  const owned = new Set<number>();
+  const cfg = readGuestConfig();
+  const setupStartMs = uptimeMs();
+  const mounted = parseMounts(readFileSync("/proc/mounts", "utf8"));
+  // Deferred (template) VMs mount the rootfs only on the `setup` RPC, after a restore.
+  await (cfg.defer ? setupBase(cfg, mounted) : setupGuest(cfg, mounted));
+  const setupDoneMs = uptimeMs();
+  let setUp = !cfg.defer;
+  let root = cfg.rootDisk && setUp ? ROOT : undefined;
+  if (!cfg.rootDisk) log("no rootfs disk (serial aegis-root): processes run in the initramfs");
+
+  const port = new ControlPort(findControlPort());
+  const portAt = performance.now();
+  let shuttingDown = false;
+  const send = (line: string): Promise<void> => port.send(line);
+
+  const powerOff = async (): Promise<void> => {
+    if (shuttingDown) return;
+    shuttingDown = true;
+    procs.killAll();
+    const { syncAll } = await import("./libc.ts");
+    syncAll();
+    await sh(shutdownScript(root !== undefined), owned);
+  };
+
+  const procs = new ProcessTable(root, {
+    output: (id, stream, data) => send(notification("output", { id, stream, data })),
+    exit: (id, code, signal) => send(notification("exit", signal ? { id, code, signal } : { id, code })),
+    primaryExited: () => {
+      powerOff().catch((err: unknown) => log(`power off failed: ${String(err)}`));
+    },
+    own: (pid) => owned.add(pid),
+    disown: (pid) => owned.delete(pid),
+  });
+
+  let tether: TetherRelay | undefined;
+  const relay = (): TetherRelay =>
+    (tether ??= new TetherRelay((frame) => {
+      send(notification("tether.frame", { frame })).catch((err: unknown) => log(`tether: could not send a frame to the host: ${String(err)}`));
+    }, log));
+
+  const mcp = new McpRelay(send, log);
+  // Where the user's processes see /run/aegis/mcp.sock: inside the rootfs, or the initramfs itself without one.
+  const serveMcp = (): void => {
+    mcp.listen(`${root ?? ""}${MCP_BRIDGE_DEFAULT_PATH}`).catch((err: unknown) => log(`mcp bridge: cannot listen: ${String(err)}`));
+  };
+
+  const handlers: { [M in ControlRequestMethod]: (params: any) => unknown | Promise<unknown> } = {
+    run: (p) => {
+      if (!setUp) throw new RpcError(RpcErrorCode.notSetUp, "this VM waits for its setup request (deferred setup) before it can run processes");
+      return procs.run(p);
+    },
+    setup: async (p) => {
+      if (setUp) throw new RpcError(RpcErrorCode.invalidRequest, "setup was already done in this VM");
+      const libc = await import("./libc.ts");
+      libc.setWallClock(p.epoch_ms);
+      libc.reseedRandom(Buffer.from(p.entropy, "base64"));
+      for (const dev of [cfg.rootDisk, cfg.overlayDisk]) if (dev) libc.flushBlockDevice(dev);
+      await setupInstance({ ...cfg, hostname: p.hostname });
+      root = cfg.rootDisk ? ROOT : undefined;
+      procs.setRoot(root);
+      setUp = true;
+      serveMcp();
+      return { ok: true };
+    },
+    signal: (p) => {
+      procs.signal(p.id, p.signal);
+      return { ok: true };
+    },
+    "clock.set": async (p) => {
+      const { setWallClock } = await import("./libc.ts");
+      setWallClock(p.epoch_ms);
+      return { ok: true };
+    },
+    ping: () => ({ uptime_ms: uptimeMs() }),
+    "port.wait": async (p) => {
+      const { waitForListen } = await import("./net-ports.ts");
+      return await waitForListen(p.port, p.timeout_ms);
+    },
+    shutdown: () => ({ ok: true }),
+  };
+
+  const onLine = async (line: string): Promise<void> => {
+    const msg = parseMessage(line);
+    if (isParseFailure(msg)) {
+      await send(errorResponse(null, msg));
+      return;
+    }
+    if (msg.method === undefined) {
+      // A response: the host's answer to a relayed MCP bridge request.
+      if (!mcp.deliver(msg.id, msg.error ? { error: msg.error } : { result: msg.result })) log(`control: an answer to no request (id ${String(msg.id)})`);
+      return;
+    }
+    const isRequest = msg.id !== undefined && msg.id !== null;
+    if (msg.method === "tether.frame" && !isRequest) {
+      const parsed = TetherFrameParams.safeParse(msg.params);
+      if (parsed.success) relay().deliver(parsed.data.frame);
+      else log(`tether: invalid frame notification: ${parsed.error.message}`);
+      return;
+    }
+    const spec = (ControlRequests as Record<string, (typeof ControlRequests)[ControlRequestMethod]>)[msg.method];
+    if (!spec) {
+      if (isRequest) await send(errorResponse(msg.id!, { code: RpcErrorCode.methodNotFound, message: `unknown method ${msg.method}` }));
+      return;
+    }
+    const parsed = spec.params.safeParse(msg.params);
+    if (!parsed.success) {
+      if (isRequest) await send(errorResponse(msg.id!, { code: RpcErrorCode.invalidParams, message: parsed.error.message }));
+      return;
+    }
+    try {
+      const result = await handlers[msg.method as ControlRequestMethod](parsed.data);
+      if (isRequest) await send(response(msg.id!, result));
+    } catch (err) {
+      const e = err instanceof RpcError ? err : new RpcError(RpcErrorCode.internal, err instanceof Error ? err.message : String(err));
+      if (isRequest) await send(errorResponse(msg.id!, { code: e.code, message: e.message }));
+    }
+    if (msg.method === "shutdown") await powerOff();
+  };
+
+  port.sendSync(notification("ready", { version: VERSION, uptime_ms: uptimeMs() }));
+  const readyAt = performance.now();
+  if (setUp) serveMcp();
+  port.startReading(
+    (line) => {
+      onLine(line).catch((err: unknown) => log(`request failed: ${String(err)}`));
+    },
+    (err) => log(`control port read error: ${err.message}`),
+  );
+
+  setInterval(() => {
+    import("./libc.ts")
+      .then(({ reapPid }) => reapOrphans(owned, reapPid))
+      .catch((err: unknown) => log(`reaper: ${String(err)}`));
+  }, 1000);
+
+  log(`since exec: imports ${moduleLoadedAt.toFixed(0)} ms, main ${mainAt.toFixed(0)} ms, port ${portAt.toFixed(0)} ms, ready ${readyAt.toFixed(0)} ms`);
+  log(`ready: guest uptime at harness main ${startedMs} ms, setup ${setupStartMs}-${setupDoneMs} ms, ready ${uptimeMs()} ms`);
+  // PID 1 must never exit (the kernel panics): never resolve, so no caller can mistake boot for completion.
+  await new Promise<never>(() => {});
+}

@@ -1,0 +1,133 @@
+/**
+ * @module guest/harness/mcp-relay
+ * The harness end of the MCP bridge: a unix socket at `/run/aegis/mcp.sock`
+ * inside the user rootfs (the chroot's /run, a tmpfs) where
+ * `aegis-mcp-guest` sends `mcp.*` JSON-RPC requests as NDJSON lines (see
+ * api/schema/mcp.ts). Each request goes to the host as a guest -> host
+ * request on the control channel with an id of the harness's own, and the
+ * answer comes back with the caller's id. Params are not checked here: the
+ * host validates and decides everything.
+ *
+ * When the host cannot be reached (the control port write fails, or no
+ * answer within {@link HOST_TIMEOUT_MS}) the caller gets `unavailable`
+ * (-32013).
+ */
+import { chmodSync, mkdirSync, unlinkSync } from "node:fs";
+import { createServer, type Server, type Socket } from "node:net";
+import { dirname } from "node:path";
+import { McpBridgeErrorCode, McpBridgeMethods } from "../../src/api/schema/mcp.ts";
+import { errorResponse, isParseFailure, LineSplitter, parseMessage, request, response, type RpcErrorObject } from "../../src/api/jsonrpc.ts";
+
+/**
+ * How long the harness waits for the host's answer. A spawn may pull an
+ * image and boot a VM, which takes well over a minute under TCG.
+ */
+export const HOST_TIMEOUT_MS = 300_000;
+
+/** The host's answer to one relayed request. */
+export type HostAnswer = { result: unknown } | { error: RpcErrorObject };
+
+interface Pending {
+  resolve: (a: HostAnswer) => void;
+  timer: ReturnType<typeof setTimeout>;
+}
+
+/** Relays bridge requests to the host over the control channel. */
+export class McpRelay {
+  readonly #pending = new Map<number, Pending>();
+  #nextId = 1;
+  #server: Server | undefined;
+
+  /** `send` writes one line to the control port (rejects when it cannot). */
+  constructor(
+    private readonly send: (line: string) => Promise<void>,
+    private readonly log: (msg: string) => void,
+    private readonly timeoutMs = HOST_TIMEOUT_MS,
+  ) {}
+
+  /** Serve the bridge socket at `path` (its directory is created; a stale socket is replaced). */
+  listen(path: string): Promise<void> {
+    mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
+    try {
+      unlinkSync(path);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+    }
+    const server = createServer((socket) => this.#serve(socket));
+    this.#server = server;
+    return new Promise((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(path, () => {
+        server.off("error", reject);
+        server.on("error", (err) => this.log(`mcp bridge: ${err.message}`));
+        // Any process in the guest may use the instance's MCP server, whatever its uid.
+        chmodSync(path, 0o666);
+        resolve();
+      });
+    });
+  }
+
+  /** Stop serving (requests in flight still get their answers). */
+  close(): void {
+    this.#server?.close();
+    this.#server = undefined;
+  }
+
+  /**
+   * A response from the host (a control-channel message without a method).
+   * Returns false when it answers nothing the relay sent.
+   */
+  deliver(id: unknown, answer: HostAnswer): boolean {
+    if (typeof id !== "number") return false;
+    const p = this.#pending.get(id);
+    if (!p) return false;
+    this.#pending.delete(id);
+    clearTimeout(p.timer);
+    p.resolve(answer);
+    return true;
+  }
+
+  /** Send one request to the host and wait for its answer (an `unavailable` error when the host cannot be reached). */
+  async ask(method: string, params: unknown): Promise<HostAnswer> {
+    const id = this.#nextId++;
+    const answer = new Promise<HostAnswer>((resolve) => {
+      const timer = setTimeout(() => {
+        this.#pending.delete(id);
+        resolve({ error: { code: McpBridgeErrorCode.unavailable, message: `the Aegis host did not answer ${method} within ${this.timeoutMs / 1000} s` } });
+      }, this.timeoutMs);
+      this.#pending.set(id, { resolve, timer });
+    });
+    try {
+      await this.send(request(id, method, params));
+    } catch (err) {
+      this.deliver(id, { error: { code: McpBridgeErrorCode.unavailable, message: `the Aegis host is not reachable (${err instanceof Error ? err.message : String(err)})` } });
+    }
+    return answer;
+  }
+
+  #serve(socket: Socket): void {
+    const splitter = new LineSplitter();
+    socket.on("data", (chunk: Buffer) => {
+      for (const line of splitter.push(chunk)) {
+        this.#onLine(socket, line).catch((err: unknown) => this.log(`mcp bridge: ${String(err)}`));
+      }
+    });
+    socket.on("error", (err) => this.log(`mcp bridge connection: ${err.message}`));
+  }
+
+  async #onLine(socket: Socket, line: string): Promise<void> {
+    const msg = parseMessage(line);
+    let out: string;
+    if (isParseFailure(msg)) {
+      out = errorResponse(null, msg);
+    } else if (msg.id === undefined || msg.id === null) {
+      return; // A notification: the bridge has none, and nobody waits for an answer.
+    } else if (msg.method === undefined || !Object.hasOwn(McpBridgeMethods, msg.method)) {
+      out = errorResponse(msg.id, { code: McpBridgeErrorCode.methodNotFound, message: `unknown bridge method ${msg.method ?? "(none)"}` });
+    } else {
+      const answer = await this.ask(msg.method, msg.params ?? {});
+      out = "error" in answer ? errorResponse(msg.id, answer.error) : response(msg.id, answer.result);
+    }
+    if (!socket.destroyed) socket.write(out);
+  }
+}

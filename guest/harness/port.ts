@@ -1,0 +1,151 @@
+/**
+ * @module guest/harness/port
+ * The guest end of the control channel. Two transports, chosen at boot by
+ * `findControlPort` (virtio-serial first, because that is what QEMU offers):
+ * - QEMU: the virtio-serial port named `aegis.control`, found through
+ *   `/sys/class/virtio-ports/<dev>/name` (no udev in the guest; devtmpfs
+ *   provides `/dev/<dev>`).
+ * - libkrun: no such port exists (libkrun's virtio-console ports are
+ *   unnamed), but `/dev/vsock` does: the harness connects an AF_VSOCK stream
+ *   to the host (CID 2) on `CONTROL_VSOCK_PORT` (vsock.ts). The endpoint is
+ *   spelled `vsock:<cid>:<port>` so `new ControlPort(findControlPort())`
+ *   works unchanged for both.
+ * When neither exists the harness fails with both reasons.
+ *
+ * Reads and writes go through libuv's thread pool (`fs.read`/`fs.write`) so a
+ * blocked read never stalls the event loop. A read returning 0 bytes means the
+ * host side is not connected (before QEMU's chardev connects, or between a
+ * snapshot and its restore); we poll again every 5 ms, which is what makes
+ * the channel survive a restore. (On vsock a 0-byte read means the host closed
+ * the stream; libkrun has no snapshots, so there is nothing to come back.)
+ * Writes are queued and issued one at a time, and `send` resolves when the
+ * bytes are in the port, which gives producers (process output pumps)
+ * natural backpressure.
+ */
+import { existsSync, openSync, read, readdirSync, readFileSync, write, writeSync } from "node:fs";
+import { CONTROL_PORT_NAME, CONTROL_VSOCK_PORT } from "../../src/api/schema/control.ts";
+import { LineSplitter } from "../../src/api/jsonrpc.ts";
+import { connectVsock, VMADDR_CID_HOST } from "./vsock.ts";
+
+/** Where to look for each transport (overridable for tests). */
+export interface ControlPortProbe {
+  /** Directory of virtio-serial ports (default `/sys/class/virtio-ports`). */
+  sysRoot?: string;
+  /** The vsock device node (default `/dev/vsock`). */
+  vsockDevice?: string;
+}
+
+/** The virtio-serial device named `aegis.control`, or null (also when the virtio-ports directory does not exist). */
+export function findVirtioSerialPort(sysRoot = "/sys/class/virtio-ports"): string | null {
+  let devs: string[];
+  try {
+    devs = readdirSync(sysRoot);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return null; // no virtio-console driver bound: no ports
+    throw err;
+  }
+  for (const dev of devs) {
+    const namePath = `${sysRoot}/${dev}/name`;
+    if (!existsSync(namePath)) continue;
+    if (readFileSync(namePath, "utf8").trim() === CONTROL_PORT_NAME) return `/dev/${dev}`;
+  }
+  return null;
+}
+
+/** The vsock endpoint string for `cid:port`. */
+export function vsockEndpoint(cid = VMADDR_CID_HOST, port = CONTROL_VSOCK_PORT): string {
+  return `vsock:${cid}:${port}`;
+}
+
+/** Parse `vsock:<cid>:<port>`, or null for a device path. */
+export function parseVsockEndpoint(endpoint: string): { cid: number; port: number } | null {
+  const m = /^vsock:(\d+):(\d+)$/.exec(endpoint);
+  return m ? { cid: Number(m[1]), port: Number(m[2]) } : null;
+}
+
+/**
+ * Choose the control channel: the `/dev/vportNpM` device named
+ * `aegis.control` when present (QEMU), else `vsock:2:<port>` when
+ * `/dev/vsock` exists (libkrun), else throw naming both.
+ */
+export function findControlPort(sysRoot = "/sys/class/virtio-ports", probe: Omit<ControlPortProbe, "sysRoot"> = {}): string {
+  const serial = findVirtioSerialPort(sysRoot);
+  if (serial) return serial;
+  const vsockDevice = probe.vsockDevice ?? "/dev/vsock";
+  if (existsSync(vsockDevice)) return vsockEndpoint();
+  throw new Error(`no control channel: no virtio-serial port named ${CONTROL_PORT_NAME} under ${sysRoot}, and no ${vsockDevice} for vsock port ${CONTROL_VSOCK_PORT}`);
+}
+
+/** A line-oriented duplex over the control port. */
+export class ControlPort {
+  private readonly fd: number;
+  private tail: Promise<void> = Promise.resolve();
+  private readonly splitter = new LineSplitter();
+
+  /**
+   * Open a device path, or connect a `vsock:<cid>:<port>` endpoint (see
+   * `findControlPort`), retrying a refused vsock connect for up to
+   * `connectTimeoutMs` (the host listens before the VM starts).
+   */
+  constructor(endpoint: string, opts: { connectTimeoutMs?: number } = {}) {
+    const vsock = parseVsockEndpoint(endpoint);
+    this.fd = vsock ? connectVsock(vsock.cid, vsock.port, opts.connectTimeoutMs ?? 5000) : openSync(endpoint, "r+");
+  }
+
+  /** Queue `text` for writing; resolves once it is fully written. Write errors reject. */
+  send(text: string): Promise<void> {
+    const bytes = Buffer.from(text);
+    const next = this.tail.then(() => writeAll(this.fd, bytes));
+    // Later sends must still run after a failed one; the failure is reported to this caller.
+    this.tail = next.catch(() => undefined);
+    return next;
+  }
+
+  /**
+   * Write `text` synchronously (blocks until the host is connected). Used once,
+   * for `ready`, where the thread pool's first-use cost would delay boot.
+   */
+  sendSync(text: string): void {
+    const bytes = Buffer.from(text);
+    for (let off = 0; off < bytes.length; ) off += writeSync(this.fd, bytes, off, bytes.length - off);
+  }
+
+  /** Start the read loop; `onLine` receives each complete line. Runs until the process exits. */
+  startReading(onLine: (line: string) => void, onError: (err: Error) => void): void {
+    const buf = Buffer.allocUnsafe(64 * 1024);
+    const loop = (): void => {
+      read(this.fd, buf, 0, buf.length, null, (err, n) => {
+        if (err) {
+          onError(err);
+          setTimeout(loop, 50);
+          return;
+        }
+        if (n === 0) {
+          setTimeout(loop, 5);
+          return;
+        }
+        for (const line of this.splitter.push(buf.subarray(0, n))) onLine(line);
+        loop();
+      });
+    };
+    loop();
+  }
+}
+
+function writeAll(fd: number, bytes: Buffer): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let off = 0;
+    const step = (): void => {
+      write(fd, bytes, off, bytes.length - off, null, (err, n) => {
+        if (err) {
+          reject(err);
+          return;
+        }
+        off += n;
+        if (off >= bytes.length) resolve();
+        else step();
+      });
+    };
+    step();
+  });
+}

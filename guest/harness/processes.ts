@@ -1,0 +1,211 @@
+/**
+ * @module guest/harness/processes
+ * User processes inside the guest: start them chrooted into the rootfs,
+ * stream their output, forward signals, report their exit.
+ *
+ * Chroot + working directory: Bun.spawn cannot chroot, and busybox `chroot`
+ * always changes to `/`, so processes are started through
+ * `busybox nsenter -r<root> -w<root/cwd> -- argv...` (from the initramfs,
+ * so the user's image needs no shell). nsenter opens the working directory
+ * before chroot, chroots, fchdirs, then execvp()s the program with the given
+ * environment, so the pid we get is the user's program. Each process gets its
+ * own session (`detached`), and signals go to its whole process group.
+ *
+ * Output: each stream is read as it arrives, split into chunks of at most
+ * OUTPUT_CHUNK_BYTES, base64-encoded and sent as `output` notifications; a
+ * pump awaits each send before reading more, so a slow host slows the
+ * process instead of growing memory. `exit` is sent only after both pumps hit
+ * EOF, so nothing written before exit is lost. If a background grandchild
+ * keeps the pipes open, the pumps are cut EXIT_DRAIN_MS after the exit.
+ */
+import { existsSync, mkdirSync } from "node:fs";
+import { constants } from "node:os";
+import { posix } from "node:path";
+import { OUTPUT_CHUNK_BYTES, RpcErrorCode, type RunParams } from "../../src/api/schema/control.ts";
+import { RpcError } from "../../src/api/jsonrpc.ts";
+import { INJECT_DIR, INJECTED_BINARIES } from "./inject.ts";
+import type { z } from "zod";
+
+/** How long to keep reading output after the process exited while a descendant holds its pipes. */
+const EXIT_DRAIN_MS = 1000;
+
+/** PATH given to processes that do not set one. */
+export const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/** Where processes see the host's loopback services (QEMU user networking gateway). */
+export const HOST_IP = "10.0.2.2";
+
+/** What the table needs from the harness. */
+export interface ProcessSink {
+  output(id: string, stream: "stdout" | "stderr", data: string): Promise<void>;
+  exit(id: string, code: number, signal?: string): Promise<void>;
+  /** Called after a primary process's `exit` has been sent. */
+  primaryExited(): void;
+  /** Register/unregister pids that Bun owns, so the orphan reaper leaves them alone. */
+  own(pid: number): void;
+  disown(pid: number): void;
+}
+
+/**
+ * What to start for `argv` with `env`. A bare injected binary name
+ * (`aegis-agent`) becomes its absolute path, so the injected binaries are
+ * found whatever PATH the image sets (a scratch image's PATH may lack
+ * /usr/bin); argv[0]'s basename, which selects the role, is unchanged. An
+ * injected binary is this same Bun executable, so it also inherits the
+ * harness's JavaScriptCore JIT setting (`BUN_JSC_useBaselineJIT=0` under
+ * TCG, set by /init): measured in the guest, `aegis-agent --help` takes
+ * 2.0 s without it and 0.9 s with it.
+ */
+export function resolveInjected(argv: string[], env: Record<string, string>, harnessEnv: Record<string, string | undefined> = {}): { argv: string[]; env: Record<string, string> } {
+  const [cmd, ...rest] = argv;
+  if (cmd === undefined) return { argv, env };
+  const names = INJECTED_BINARIES as readonly string[];
+  const bare = names.includes(cmd);
+  if (!bare && !(cmd.startsWith(`${INJECT_DIR}/`) && names.includes(cmd.slice(INJECT_DIR.length + 1)))) return { argv, env };
+  const jit = harnessEnv.BUN_JSC_useBaselineJIT;
+  return {
+    argv: bare ? [`${INJECT_DIR}/${cmd}`, ...rest] : argv,
+    env: jit !== undefined && env.BUN_JSC_useBaselineJIT === undefined ? { ...env, BUN_JSC_useBaselineJIT: jit } : env,
+  };
+}
+
+/** Build the argv that runs `argv` chrooted at `root` (or directly when there is no root). */
+export function chrootArgv(root: string | undefined, cwd: string, argv: string[]): string[] {
+  if (!root) return argv;
+  const wd = `${root}${cwd.startsWith("/") ? cwd : `/${cwd}`}`;
+  return ["/bin/busybox", "nsenter", `-r${root}`, `-w${wd}`, "--", ...argv];
+}
+
+/** The environment a process receives: the requested env plus AEGIS_HOST_IP and a default PATH. */
+export function processEnv(env: Record<string, string>): Record<string, string> {
+  return { PATH: DEFAULT_PATH, HOME: "/root", ...env, AEGIS_HOST_IP: HOST_IP };
+}
+
+/** Map a signal name to its number (for the 128+N exit code). */
+export function signalNumber(name: string): number {
+  const n = (constants.signals as Record<string, number>)[name];
+  if (n === undefined) throw new RpcError(RpcErrorCode.invalidParams, `unknown signal ${name}`);
+  return n;
+}
+
+/** Map a signal number to its name (SIGxxx), or `SIG<n>` when unknown. */
+export function signalName(n: number): string {
+  return Object.entries(constants.signals).find(([, v]) => v === n)?.[0] ?? `SIG${n}`;
+}
+
+/** The running processes of this guest, by host-chosen id. */
+export class ProcessTable {
+  private readonly procs = new Map<string, Bun.Subprocess<"ignore", "pipe", "pipe">>();
+
+  constructor(
+    private root: string | undefined,
+    private readonly sink: ProcessSink,
+  ) {}
+
+  /** Set the directory processes are chrooted into (after a deferred `setup`). */
+  setRoot(root: string | undefined): void {
+    this.root = root;
+  }
+
+  /** Start a process; returns its pid. Output and exit are reported through the sink. */
+  run(p: z.output<typeof RunParams>): { pid: number } {
+    if (this.procs.has(p.id)) throw new RpcError(RpcErrorCode.duplicateId, `process id ${p.id} is already running`);
+    // Resolved against "/" so `..` cannot climb out of the rootfs.
+    const cwd = posix.resolve("/", p.cwd ?? "/");
+    if (this.root && !existsSync(`${this.root}${cwd}`)) mkdirSync(`${this.root}${cwd}`, { recursive: true });
+    let proc: Bun.Subprocess<"ignore", "pipe", "pipe">;
+    try {
+      const start = resolveInjected(p.argv, processEnv(p.env), process.env);
+      proc = Bun.spawn(chrootArgv(this.root, cwd, start.argv), {
+        env: start.env,
+        cwd: "/",
+        stdin: "ignore",
+        stdout: "pipe",
+        stderr: "pipe",
+        detached: true,
+      });
+    } catch (err) {
+      throw new RpcError(RpcErrorCode.spawnFailed, `cannot start ${p.argv[0]}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    this.procs.set(p.id, proc);
+    this.sink.own(proc.pid);
+    // Start pumping after the current microtasks, so the `run` response is queued before the first `output`.
+    setImmediate(() => {
+      this.supervise(p.id, proc, p.primary === true).catch((err: unknown) => {
+        process.stderr.write(`aegis-harness: process ${p.id} supervision failed: ${String(err)}\n`);
+      });
+    });
+    return { pid: proc.pid };
+  }
+
+  /** Send `signal` to the process group of process `id`. */
+  signal(id: string, signal: string): void {
+    const proc = this.procs.get(id);
+    if (!proc) throw new RpcError(RpcErrorCode.noSuchProcess, `no running process with id ${id}`);
+    signalNumber(signal);
+    try {
+      process.kill(-proc.pid, signal as NodeJS.Signals);
+    } catch (err) {
+      // ESRCH on the group means the leader exited but its pipes are still draining; signal the pid itself.
+      if ((err as NodeJS.ErrnoException).code !== "ESRCH") throw err;
+      proc.kill(signal as NodeJS.Signals);
+    }
+  }
+
+  /** Kill every process group (used at shutdown). */
+  killAll(): void {
+    for (const proc of this.procs.values()) {
+      try {
+        process.kill(-proc.pid, "SIGKILL");
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== "ESRCH") throw err;
+      }
+    }
+  }
+
+  private async supervise(id: string, proc: Bun.Subprocess<"ignore", "pipe", "pipe">, primary: boolean): Promise<void> {
+    const out = this.pump(id, "stdout", proc.stdout);
+    const err = this.pump(id, "stderr", proc.stderr);
+    await proc.exited;
+    this.sink.disown(proc.pid);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const drained = await Promise.race([
+      Promise.all([out.done, err.done]).then(() => true),
+      new Promise<boolean>((r) => {
+        timer = setTimeout(() => r(false), EXIT_DRAIN_MS);
+      }),
+    ]);
+    clearTimeout(timer);
+    if (!drained) await Promise.all([out.cut(), err.cut()]);
+    this.procs.delete(id);
+    const raw = proc.signalCode;
+    const sig = raw === null || raw === undefined ? undefined : typeof raw === "number" ? signalName(raw) : raw;
+    const code = sig ? 128 + signalNumber(sig) : (proc.exitCode ?? 0);
+    await this.sink.exit(id, code, sig);
+    if (primary) this.sink.primaryExited();
+  }
+
+  private pump(id: string, stream: "stdout" | "stderr", output: Bun.Subprocess<"ignore", "pipe", "pipe">["stdout"]) {
+    const reader = output.getReader();
+    let cut = false;
+    const done = (async () => {
+      for (;;) {
+        const { value, done: eof } = await reader.read();
+        if (eof || cut) return;
+        for (let off = 0; off < value.length; off += OUTPUT_CHUNK_BYTES) {
+          const chunk = value.subarray(off, off + OUTPUT_CHUNK_BYTES);
+          await this.sink.output(id, stream, Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length).toString("base64"));
+        }
+      }
+    })();
+    return {
+      done,
+      /** Stop reading; resolves once the in-flight chunk (if any) has been sent. */
+      cut: async () => {
+        cut = true;
+        await reader.cancel();
+        await done;
+      },
+    };
+  }
+}

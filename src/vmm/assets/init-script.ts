@@ -1,0 +1,56 @@
+/**
+ * @module vmm/assets/init-script
+ * The initramfs `/init`: a busybox shell script that mounts proc/sys/dev,
+ * insmods the virtio modules (fuse+virtiofs only with `aegis.workspace=1`),
+ * finds the read-only tools disk by its virtio serial (`aegis-tools`),
+ * mounts it on /tools and execs the harness there as PID 1. It avoids
+ * subshells and external commands where a builtin will do, because every
+ * fork costs 10-20 ms under TCG. With `aegis.nojit=1` (set by the host under
+ * TCG) it turns off JavaScriptCore's baseline JIT for the harness, which
+ * cuts ~1 s from its start-up there (user processes get their own env).
+ * On failure it reboots (QEMU runs with -no-reboot, so the VM exits and the
+ * host sees it) instead of hanging.
+ */
+
+/** Render /init for the given module load orders (names of `/lib/modules/<name>.ko`). */
+export function initScript(opts: { base: string[]; workspace: string[]; harness: string }): string {
+  const ld = (mods: string[], indent: string) => mods.map((m) => `${indent}ld ${m}`).join("\n");
+  return `#!/bin/busybox sh
+export PATH=/bin:/sbin:/usr/bin:/usr/sbin
+fail() { echo "aegis-init: $*" >&2; sync; reboot -f; }
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+read -r t0 _ < /proc/uptime
+ld() { insmod "/lib/modules/$1.ko" || echo "aegis-init: insmod $1 failed" >&2; }
+${ld(opts.base, "")}
+read -r cmdline < /proc/cmdline
+# Under TCG (the host says so with aegis.nojit=1) JavaScriptCore's JIT costs far more than it saves:
+# every freshly generated machine code page must be re-translated by QEMU. Measured in the guest,
+# \`aegis --version\`: 2.0 s default, 0.6 s with useJIT=0, 0.72 s with useBaselineJIT=0. useJIT=0
+# would also disable bun:ffi ("bun:ffi requires the JIT"), which the harness needs for mount(2).
+case " $cmdline " in *" aegis.nojit=1 "*) export BUN_JSC_useBaselineJIT=0 ;; esac
+case " $cmdline " in *" aegis.workspace=1 "*)
+${ld(opts.workspace, "  ")}
+;; esac
+dev=
+n=0
+while [ -z "$dev" ]; do
+  for d in /sys/block/vd*; do
+    [ -e "$d/serial" ] || continue
+    read -r s < "$d/serial"
+    [ "$s" = aegis-tools ] && dev=/dev/\${d##*/}
+  done
+  [ -n "$dev" ] && break
+  n=$((n + 1))
+  [ $n -gt 200 ] && fail "no virtio disk with serial aegis-tools"
+  usleep 10000
+done
+# Large readahead: the harness binary is demand-paged from this disk, and fewer, bigger virtio reads are much cheaper under TCG.
+echo 16384 > /sys/block/\${dev#/dev/}/queue/read_ahead_kb
+mount -t ext4 -o ro "$dev" /tools || fail "cannot mount tools disk $dev"
+read -r t1 _ < /proc/uptime
+echo "aegis-init: /init at $t0 s, exec harness at $t1 s" >&2
+exec ${opts.harness} __harness
+`;
+}
