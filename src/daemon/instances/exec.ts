@@ -14,7 +14,7 @@ import type { InstancesService } from "./service.ts";
 /** Run `req` in the instance, emitting NDJSON lines through `emit`. */
 export async function execInInstance(instances: InstancesService, ref: string, req: z.infer<typeof ExecRequest>, emit: (line: ExecLine) => void): Promise<void> {
   const id = instances.row(ref).id;
-  instances.activityStarted(id);
+  instances.activity.started(id);
   try {
     const rt = await instances.ensureRunning(id);
     if (!rt.vm) throw new Error(`instance ${ref} has no running VM`);
@@ -33,6 +33,6 @@ export async function execInInstance(instances: InstancesService, ref: string, r
     const e = isAppError(err) ? err : { code: "backend_error", message: (err as Error).message, hint: undefined };
     emit({ type: "error", error: { code: e.code, message: e.message, ...(e.hint ? { hint: e.hint } : {}) } });
   } finally {
-    instances.activityEnded(id);
+    instances.activity.ended(id);
   }
 }

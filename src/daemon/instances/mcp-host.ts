@@ -72,7 +72,7 @@ export class McpHost {
     ch.onRequest("mcp.keepalive_acquire", (p) => this.run(id, "keepalive_acquire", () => this.keepalive(id, p.seconds)));
     ch.onRequest("mcp.keepalive_release", () =>
       this.run(id, "keepalive_release", () => {
-        this.deps.instances.setKeepalive(id, null);
+        this.deps.instances.activity.setKeepalive(id, null);
         return { ok: true as const };
       }),
     );
@@ -80,7 +80,7 @@ export class McpHost {
 
   /** Run one handler: count it as activity, log it, and turn daemon errors into bridge errors. */
   private async run<R>(id: string, tool: string, fn: () => R | Promise<R>): Promise<R> {
-    this.deps.instances.touch(id);
+    this.deps.instances.activity.touch(id);
     try {
       const result = await fn();
       this.deps.log.info("mcp request", { instance: id, tool });
@@ -107,7 +107,7 @@ export class McpHost {
 
   private selfInfo(id: string) {
     const row = this.caller(id);
-    const until = this.deps.instances.keepaliveUntil(id);
+    const until = this.deps.instances.activity.keepaliveUntil(id);
     return {
       id: row.id,
       handle: row.handle,
@@ -197,7 +197,7 @@ export class McpHost {
 
   private keepalive(id: string, seconds: number) {
     const until = Date.now() + seconds * 1000;
-    this.deps.instances.setKeepalive(id, until);
+    this.deps.instances.activity.setKeepalive(id, until);
     return { until: new Date(until).toISOString() };
   }
 

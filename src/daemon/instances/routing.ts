@@ -57,11 +57,11 @@ export class InstanceRouting implements RouterHooks {
   }
 
   activityStarted(instanceId: string): void {
-    this.instances.activityStarted(instanceId);
+    this.instances.activity.started(instanceId);
   }
 
   activityEnded(instanceId: string): void {
-    this.instances.activityEnded(instanceId);
+    this.instances.activity.ended(instanceId);
   }
 
   /** Listen on every instance's public ports (daemon start), and follow creations and deletions. */

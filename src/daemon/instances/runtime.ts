@@ -1,7 +1,9 @@
 /**
  * @module daemon/instances/runtime
  * What the daemon knows about an instance only while it lives: its VM, the
- * host ports QEMU forwards, and activity for the idle policy.
+ * host ports QEMU forwards, and activity for the idle policy. The table is
+ * shared by the lifecycle (service.ts), booting (boot.ts) and activity
+ * accounting (activity.ts).
  */
 import type { Vm } from "../../vmm/backend.ts";
 
@@ -21,4 +23,34 @@ export interface Runtime {
 /** A fresh runtime. */
 export function newRuntime(now = Date.now()): Runtime {
   return { vm: null, hostPorts: new Map(), active: 0, lastActivity: now, expectingExit: false };
+}
+
+/** Runtimes by instance id, created on first use. */
+export class Runtimes {
+  private readonly byId = new Map<string, Runtime>();
+
+  /** The runtime of `id`, created when it has none yet. */
+  of(id: string): Runtime {
+    let rt = this.byId.get(id);
+    if (!rt) {
+      rt = newRuntime();
+      this.byId.set(id, rt);
+    }
+    return rt;
+  }
+
+  /** The runtime of `id` if it has one. */
+  peek(id: string): Runtime | undefined {
+    return this.byId.get(id);
+  }
+
+  /** Forget `id` (after a delete). */
+  forget(id: string): void {
+    this.byId.delete(id);
+  }
+
+  /** Every runtime. */
+  entries(): IterableIterator<[string, Runtime]> {
+    return this.byId.entries();
+  }
 }

@@ -3,12 +3,9 @@
  * Instances: long-lived VMs with the lifecycle
  * `starting -> running -> paused -> stopped` (+ `failed`), operations
  * serialised per instance, and one `ensureRunning()` used by everything that
- * needs the guest (router connections, exec, tether).
- *
- * Waking a stopped instance restores its memory snapshot when one exists
- * (taken at idle stop; the guest resumes where it was, its clock reset), and
- * otherwise cold boots and starts the command again. The snapshot is consumed
- * by the restore: once the VM runs on, its disk moves ahead of the snapshot.
+ * needs the guest (router connections, exec, tether). Booting and restoring
+ * live in boot.ts, activity and keepalive leases in activity.ts; this module
+ * owns the state changes.
  *
  * Secrets and snapshots: secret values reach the guest only as the command's
  * environment over the control channel, never on QEMU's command line. A
@@ -22,11 +19,10 @@
  */
 import { existsSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { BackendError, Conflict, isAppError, NotFound, PreconditionFailed } from "../../api/errors.ts";
+import { Conflict, NotFound, PreconditionFailed } from "../../api/errors.ts";
 import type { SpawnCapabilities } from "../../api/schema/capabilities.ts";
 import type { Instance, InstanceCreate } from "../../api/schema/instances.ts";
 import type { Backend, Vm } from "../../vmm/backend.ts";
-import { startGuestProcess } from "../../vmm/guest-process.ts";
 import type { Logger } from "../api/deps.ts";
 import { newId } from "../apps/service.ts";
 import type { ImagesService } from "../images/service.ts";
@@ -35,14 +31,13 @@ import type { InstanceRow, InstancesTable } from "../registry/instances.ts";
 import type { SecretsService } from "../secrets/service.ts";
 import type { VmLauncher } from "../vms.ts";
 import { freePort } from "./ports.ts";
-import { newRuntime, type Runtime } from "./runtime.ts";
+import { InstanceActivity } from "./activity.ts";
+import { InstanceBoot, snapshotPath } from "./boot.ts";
+import { type Runtime, Runtimes } from "./runtime.ts";
 import { idleAction } from "./idle.ts";
 import { SerialQueue } from "./serial.ts";
 import { instanceView } from "./view.ts";
 import { buildSpec, type SpecSources } from "./spec.ts";
-
-/** The process id of an instance's command inside its VM. */
-const MAIN = "main";
 
 /** Everything the instance service uses. */
 export interface InstanceDeps extends SpecSources {
@@ -65,35 +60,31 @@ export interface Lineage {
 
 /** Instance lifecycle. */
 export class InstancesService {
-  private readonly runtimes = new Map<string, Runtime>();
+  private readonly runtimes = new Runtimes();
   private readonly serial = new SerialQueue();
-  /** Keepalive leases (`keepalive_acquire`): instance id -> ms since the epoch until which the idle policy leaves it alone. */
-  private readonly keepalives = new Map<string, number>();
+  private readonly booter: InstanceBoot;
+  /** Activity accounting and keepalive leases (the idle policy's inputs). */
+  readonly activity: InstanceActivity;
   /** Called with every VM an instance boots or restores (the tether subscribes to its frames). */
-  readonly onBoot: ((id: string, vm: Vm) => void)[] = [];
+  readonly onBoot: ((id: string, vm: Vm) => void)[];
   /** Called (and awaited) when a new instance is registered, before it boots (the router listens on its public ports). */
   readonly onCreated: ((id: string) => Promise<void>)[] = [];
   /** Called when an instance is deleted (the router drops its listeners, the tether its frames). */
   readonly onDeleted: ((id: string) => void)[] = [];
 
-  constructor(private readonly deps: InstanceDeps) {}
-
-  private runtime(id: string): Runtime {
-    let rt = this.runtimes.get(id);
-    if (!rt) {
-      rt = newRuntime();
-      this.runtimes.set(id, rt);
-    }
-    return rt;
+  constructor(private readonly deps: InstanceDeps) {
+    this.booter = new InstanceBoot(deps, this.runtimes);
+    this.onBoot = this.booter.onBoot;
+    this.activity = new InstanceActivity(this.runtimes, deps.table);
   }
 
   private snapshotPath(id: string): string {
-    return join(this.deps.instancesDir, id, "snapshot.zst");
+    return snapshotPath(this.deps.instancesDir, id);
   }
 
   /** The API view of a row. */
   view(row: InstanceRow): Instance {
-    const rt = this.runtimes.get(row.id);
+    const rt = this.runtimes.peek(row.id);
     return instanceView(row, rt?.vm ? rt.hostPorts : null, existsSync(this.snapshotPath(row.id)));
   }
 
@@ -170,7 +161,7 @@ export class InstancesService {
     const id = this.row(ref).id;
     return this.serial.run(id, async () => {
       const row = this.row(id);
-      const rt = this.runtime(id);
+      const rt = this.runtimes.of(id);
       if (row.state === "running" && rt.vm) return rt;
       if (row.state === "paused" && rt.vm) {
         await rt.vm.resume();
@@ -178,112 +169,14 @@ export class InstancesService {
         this.deps.log.info("instance resumed", { instance: id });
         return rt;
       }
-      await this.boot(row, rt);
+      await this.booter.boot(row, rt);
       return rt;
     });
   }
 
-  private async boot(row: InstanceRow, rt: Runtime): Promise<void> {
-    const id = row.id;
-    this.deps.table.update(id, { state: "starting", error: null, exit_code: null });
-    const snapshot = this.snapshotPath(id);
-    try {
-      const image = row.spec.image ? await this.deps.images.resolve(row.spec.image) : null;
-      let restored = false;
-      let vm: Vm | null = null;
-      if (existsSync(snapshot) && this.deps.backend?.capabilities.memorySnapshots) {
-        try {
-          vm = await this.launch(row, rt, image?.rootfs, snapshot);
-          restored = true;
-        } catch (err) {
-          // A snapshot that does not restore (stale, corrupt) is only a cache: cold boot instead.
-          this.deps.log.warn("snapshot restore failed; cold booting", { instance: id, error: String(err) });
-        }
-        rmSync(snapshot, { force: true });
-        rmSync(`${snapshot}.json`, { force: true });
-      }
-      vm ??= await this.launch(row, rt, image?.rootfs, undefined);
-      rt.vm = vm;
-      rt.expectingExit = false;
-      this.watchExit(id, vm, rt);
-      this.attachMain(id, vm);
-      for (const hook of this.onBoot) hook(id, vm);
-      if (!restored) {
-        const { env, cwd } = await this.commandEnvironment(id);
-        await startGuestProcess(vm.channel, { id: MAIN, argv: row.spec.command, env, cwd, primary: true });
-      }
-      rt.lastActivity = Date.now();
-      this.deps.table.update(id, { state: "running", vmm_pid: vm.pid, started_at: new Date().toISOString() });
-      this.deps.log.info(restored ? "instance restored" : "instance booted", { instance: id });
-    } catch (err) {
-      const message = err instanceof Error ? err.message : String(err);
-      rt.expectingExit = true;
-      rt.vm?.kill();
-      rt.vm = null;
-      this.deps.logs.note(id, `aegis: could not start the instance: ${message}`);
-      this.deps.table.update(id, { state: "failed", error: message.split("\n")[0] ?? message });
-      this.deps.log.error("instance boot failed", { instance: id, error: message });
-      throw isAppError(err) ? err : new BackendError(`instance ${row.handle} could not start: ${message}`, `see 'aegis logs ${row.handle}'`);
-    }
-  }
-
-  /** Boot (or restore) the instance's VM with fresh host ports for its exposed guest ports. */
-  private async launch(row: InstanceRow, rt: Runtime, rootfs: string | undefined, restoreFrom: string | undefined): Promise<Vm> {
-    rt.hostPorts = new Map();
-    for (const e of row.spec.expose) rt.hostPorts.set(e.guest_port, await freePort());
-    return this.deps.vms.launch({
-      id: row.id,
-      memoryMb: row.spec.memory_mb,
-      vcpus: row.spec.vcpus,
-      rootfs,
-      ports: [...rt.hostPorts].map(([guestPort, hostPort]) => ({ guestPort, hostPort })),
-      overlayDisk: join(this.deps.instancesDir, row.id, "overlay.ext4"),
-      workspace: row.spec.workspace ?? undefined,
-      restoreFrom,
-    });
-  }
-
-  /**
-   * The environment an instance's processes get: its env and the secrets it
-   * was granted (resolved now, so a changed secret applies at the next start),
-   * the image's PATH (unless set) and WorkingDir.
-   */
-  async commandEnvironment(ref: string): Promise<{ env: Record<string, string>; cwd: string | undefined }> {
-    const row = this.row(ref);
-    const image = row.spec.image ? await this.deps.images.resolve(row.spec.image) : null;
-    const names = row.spec.secrets.includes("*") ? "*" : row.spec.secrets;
-    const secretEnv = names === "*" || names.length > 0 ? this.deps.secrets.resolve(names, row.spec.app_id ?? undefined) : {};
-    const env = { ...row.spec.env, ...secretEnv };
-    return { env: image?.env_path && env.PATH === undefined ? { PATH: image.env_path, ...env } : env, cwd: image?.working_dir ?? undefined };
-  }
-
-  /** Record the command's output, and its exit (the harness then powers the VM off). */
-  private attachMain(id: string, vm: Vm): void {
-    vm.channel.onNotification("output", (p) => {
-      if (p.id === MAIN) this.deps.logs.append(id, p.stream, Buffer.from(p.data, "base64"));
-    });
-    vm.channel.onNotification("exit", (p) => {
-      if (p.id !== MAIN) return;
-      this.deps.logs.note(id, `aegis: command exited with code ${p.code}${p.signal ? ` (${p.signal})` : ""}; the instance stops`);
-      this.deps.table.update(id, { exit_code: p.code });
-      this.runtime(id).expectingExit = true;
-    });
-  }
-
-  /** When the VM process ends, the instance is stopped (or failed if it crashed while we did not stop it). */
-  private watchExit(id: string, vm: Vm, rt: Runtime): void {
-    void vm.exited.then((code) => {
-      if (rt.vm !== vm) return;
-      rt.vm = null;
-      const row = this.deps.table.find(id);
-      if (!row) return;
-      if (rt.expectingExit) {
-        this.deps.table.update(id, { state: "stopped", vmm_pid: null });
-      } else {
-        this.deps.logs.note(id, `aegis: the VM exited unexpectedly (code ${code}); it boots again on the next request`);
-        this.deps.table.update(id, { state: "stopped", vmm_pid: null, error: `VM exited unexpectedly (code ${code})` });
-      }
-    });
+  /** The environment an instance's processes get (see boot.ts): spec env, granted secrets, the image's PATH and WorkingDir. */
+  commandEnvironment(ref: string): Promise<{ env: Record<string, string>; cwd: string | undefined }> {
+    return this.booter.commandEnvironment(this.row(ref));
   }
 
   /** Pause a running instance (QMP stop). */
@@ -291,7 +184,7 @@ export class InstancesService {
     const id = this.row(ref).id;
     return this.serial.run(id, async () => {
       const row = this.row(id);
-      const rt = this.runtime(id);
+      const rt = this.runtimes.of(id);
       if (row.state !== "running" || !rt.vm) {
         throw new PreconditionFailed(`instance ${row.handle} is ${row.state}, not running`, undefined, { current: row.state, required: ["running"] });
       }
@@ -314,7 +207,7 @@ export class InstancesService {
     if (!opts.snapshot) for (const child of this.children(id)) await this.stop(child.id);
     return this.serial.run(id, async () => {
       const row = this.row(id);
-      const rt = this.runtime(id);
+      const rt = this.runtimes.of(id);
       if (!rt.vm) {
         if (row.state !== "stopped") this.deps.table.update(id, { state: "stopped", vmm_pid: null });
         return this.get(id);
@@ -358,7 +251,7 @@ export class InstancesService {
     const id = this.row(ref).id;
     for (const child of this.children(id)) await this.delete(child.id);
     return this.serial.run(id, async () => {
-      const rt = this.runtime(id);
+      const rt = this.runtimes.of(id);
       if (rt.vm) {
         rt.expectingExit = true;
         rt.vm.kill();
@@ -366,29 +259,12 @@ export class InstancesService {
         rt.vm = null;
       }
       this.deps.table.delete(id);
-      this.runtimes.delete(id);
-      this.keepalives.delete(id);
+      this.runtimes.forget(id);
+      this.activity.forget(id);
       for (const hook of this.onDeleted) hook(id);
       rmSync(join(this.deps.instancesDir, id), { recursive: true, force: true });
       this.deps.log.info("instance deleted", { instance: id });
     });
-  }
-
-  /** Hold the idle policy off `id` until `until` (ms since the epoch), or release the hold with null. */
-  setKeepalive(id: string, until: number | null): void {
-    if (until === null) this.keepalives.delete(id);
-    else this.keepalives.set(id, until);
-  }
-
-  /** The keepalive deadline of `id` (ms since the epoch), or null when none holds (an expired one is dropped). */
-  keepaliveUntil(id: string, now = Date.now()): number | null {
-    const until = this.keepalives.get(id);
-    if (until === undefined) return null;
-    if (until <= now) {
-      this.keepalives.delete(id);
-      return null;
-    }
-    return until;
   }
 
   /**
@@ -400,7 +276,7 @@ export class InstancesService {
   async setExpose(id: string, expose: InstanceRow["spec"]["expose"]): Promise<void> {
     const row = this.row(id);
     this.deps.table.updateSpec(id, { ...row.spec, expose });
-    const rt = this.runtimes.get(id);
+    const rt = this.runtimes.peek(id);
     const vm = rt?.vm;
     if (!rt || !vm) return;
     const wanted = new Set(expose.map((e) => e.guest_port));
@@ -419,43 +295,22 @@ export class InstancesService {
 
   /** The host port QEMU forwards to `guestPort` of `id`'s running VM, or null. */
   hostPort(id: string, guestPort: number): number | null {
-    const rt = this.runtimes.get(id);
+    const rt = this.runtimes.peek(id);
     return rt?.vm ? (rt.hostPorts.get(guestPort) ?? null) : null;
-  }
-
-  /** Note that activity started (a connection, an exec, a tether frame). */
-  activityStarted(id: string): void {
-    const rt = this.runtime(id);
-    rt.active++;
-    rt.lastActivity = Date.now();
-  }
-
-  /** Note a moment of activity (e.g. a tether frame from the guest) without holding the instance awake. */
-  touch(id: string): void {
-    this.runtime(id).lastActivity = Date.now();
-  }
-
-  /** Note that activity ended. */
-  activityEnded(id: string): void {
-    const rt = this.runtime(id);
-    rt.active = Math.max(0, rt.active - 1);
-    rt.lastActivity = Date.now();
-    this.deps.table.update(id, { last_active_at: new Date(rt.lastActivity).toISOString() });
   }
 
   /** Idle policy tick (see idle.ts): pause, or stop with a snapshot, the instances idle long enough. */
   async idleTick(now = Date.now()): Promise<void> {
     const canPause = this.deps.backend?.capabilities.pauseResume === true;
     for (const row of this.deps.table.list()) {
-      const rt = this.runtimes.get(row.id);
-      if (!rt?.vm) continue;
+      if (!this.runtimes.peek(row.id)?.vm) continue;
       const action = idleAction(
         {
           state: row.state,
           pauseAfterS: row.spec.pause_after_s,
           stopAfterS: row.spec.stop_after_s,
-          idleS: (now - rt.lastActivity) / 1000,
-          busy: rt.active > 0 || this.keepaliveUntil(row.id, now) !== null,
+          idleS: this.activity.idleSeconds(row.id, now),
+          busy: this.activity.busy(row.id, now),
         },
         canPause,
       );
@@ -482,7 +337,7 @@ export class InstancesService {
 
   /** Daemon shutdown: power every instance VM off (instances stay, stopped, and wake on demand). */
   async shutdown(): Promise<void> {
-    for (const [id, rt] of this.runtimes) {
+    for (const [id, rt] of this.runtimes.entries()) {
       if (!rt.vm) continue;
       rt.expectingExit = true;
       rt.vm.kill();

@@ -59,7 +59,7 @@ export class TetherService {
   }
 
   private async deliver(id: string, frame: StoredFrame): Promise<void> {
-    this.instances.activityStarted(id);
+    this.instances.activity.started(id);
     try {
       const rt = await this.instances.ensureRunning(id);
       if (!rt.vm) throw new Error("the instance has no running VM");
@@ -70,7 +70,7 @@ export class TetherService {
       this.logs.note(id, `aegis: tether frame ${frame.seq} (${String(frame.type)}) not delivered: ${message}`);
       this.log.warn("tether delivery failed", { instance: id, seq: frame.seq, error: message });
     } finally {
-      this.instances.activityEnded(id);
+      this.instances.activity.ended(id);
     }
   }
 
@@ -84,13 +84,13 @@ export class TetherService {
         return;
       }
       this.store.append(id, "egress", completeFrame(parsed.data, { seq: 0 }));
-      this.instances.touch(id);
+      this.instances.activity.touch(id);
       if (parsed.data.type === "assistant.done") this.release(id);
     });
   }
 
   private hold(id: string): void {
-    this.instances.activityStarted(id);
+    this.instances.activity.started(id);
     const timer = setTimeout(() => this.release(id), REPLY_HOLD_MS);
     const list = this.holds.get(id) ?? [];
     list.push(timer);
@@ -101,7 +101,7 @@ export class TetherService {
     const timer = this.holds.get(id)?.shift();
     if (timer === undefined) return;
     clearTimeout(timer);
-    this.instances.activityEnded(id);
+    this.instances.activity.ended(id);
   }
 
   private forget(id: string): void {

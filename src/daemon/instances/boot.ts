@@ -1,0 +1,143 @@
+/**
+ * @module daemon/instances/boot
+ * Bringing an instance's VM up: restore its memory snapshot when one exists
+ * (taken at idle stop; the guest resumes where it was, its clock reset),
+ * otherwise cold boot (or template start) and start the command again. The
+ * snapshot is consumed by the restore: once the VM runs on, its disk moves
+ * ahead of the snapshot. Also the command's environment (spec env, granted
+ * secrets, the image's PATH and WorkingDir), the main process's output into
+ * the log store, and what a VM's exit means for the instance's state.
+ *
+ * Callers (service.ts) serialise boots per instance.
+ */
+import { existsSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { BackendError, isAppError } from "../../api/errors.ts";
+import type { Vm } from "../../vmm/backend.ts";
+import { startGuestProcess } from "../../vmm/guest-process.ts";
+import type { InstanceRow } from "../registry/instances.ts";
+import { freePort } from "./ports.ts";
+import type { Runtime, Runtimes } from "./runtime.ts";
+import type { InstanceDeps } from "./service.ts";
+
+/** The process id of an instance's command inside its VM. */
+export const MAIN = "main";
+
+/** Where an instance's memory snapshot lives. */
+export function snapshotPath(instancesDir: string, id: string): string {
+  return join(instancesDir, id, "snapshot.zst");
+}
+
+/** Boots and restores instance VMs. */
+export class InstanceBoot {
+  /** Called with every VM an instance boots or restores (the tether subscribes to its frames). */
+  readonly onBoot: ((id: string, vm: Vm) => void)[] = [];
+
+  constructor(
+    private readonly deps: InstanceDeps,
+    private readonly runtimes: Runtimes,
+  ) {}
+
+  /** Boot (or restore) `row`'s VM, start its command unless restored, and mark it running; failed on error. */
+  async boot(row: InstanceRow, rt: Runtime): Promise<void> {
+    const id = row.id;
+    this.deps.table.update(id, { state: "starting", error: null, exit_code: null });
+    const snapshot = snapshotPath(this.deps.instancesDir, id);
+    try {
+      const image = row.spec.image ? await this.deps.images.resolve(row.spec.image) : null;
+      let restored = false;
+      let vm: Vm | null = null;
+      if (existsSync(snapshot) && this.deps.backend?.capabilities.memorySnapshots) {
+        try {
+          vm = await this.launch(row, rt, image?.rootfs, snapshot);
+          restored = true;
+        } catch (err) {
+          // A snapshot that does not restore (stale, corrupt) is only a cache: cold boot instead.
+          this.deps.log.warn("snapshot restore failed; cold booting", { instance: id, error: String(err) });
+        }
+        rmSync(snapshot, { force: true });
+        rmSync(`${snapshot}.json`, { force: true });
+      }
+      vm ??= await this.launch(row, rt, image?.rootfs, undefined);
+      rt.vm = vm;
+      rt.expectingExit = false;
+      this.watchExit(id, vm, rt);
+      this.attachMain(id, vm);
+      for (const hook of this.onBoot) hook(id, vm);
+      if (!restored) {
+        const { env, cwd } = await this.commandEnvironment(row);
+        await startGuestProcess(vm.channel, { id: MAIN, argv: row.spec.command, env, cwd, primary: true });
+      }
+      rt.lastActivity = Date.now();
+      this.deps.table.update(id, { state: "running", vmm_pid: vm.pid, started_at: new Date().toISOString() });
+      this.deps.log.info(restored ? "instance restored" : "instance booted", { instance: id });
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      rt.expectingExit = true;
+      rt.vm?.kill();
+      rt.vm = null;
+      this.deps.logs.note(id, `aegis: could not start the instance: ${message}`);
+      this.deps.table.update(id, { state: "failed", error: message.split("\n")[0] ?? message });
+      this.deps.log.error("instance boot failed", { instance: id, error: message });
+      throw isAppError(err) ? err : new BackendError(`instance ${row.handle} could not start: ${message}`, `see 'aegis logs ${row.handle}'`);
+    }
+  }
+
+  /** Boot (or restore) the instance's VM with fresh host ports for its exposed guest ports. */
+  private async launch(row: InstanceRow, rt: Runtime, rootfs: string | undefined, restoreFrom: string | undefined): Promise<Vm> {
+    rt.hostPorts = new Map();
+    for (const e of row.spec.expose) rt.hostPorts.set(e.guest_port, await freePort());
+    return this.deps.vms.launch({
+      id: row.id,
+      memoryMb: row.spec.memory_mb,
+      vcpus: row.spec.vcpus,
+      rootfs,
+      ports: [...rt.hostPorts].map(([guestPort, hostPort]) => ({ guestPort, hostPort })),
+      overlayDisk: join(this.deps.instancesDir, row.id, "overlay.ext4"),
+      workspace: row.spec.workspace ?? undefined,
+      restoreFrom,
+    });
+  }
+
+  /**
+   * The environment an instance's processes get: its env and the secrets it
+   * was granted (resolved now, so a changed secret applies at the next start),
+   * the image's PATH (unless set) and WorkingDir.
+   */
+  async commandEnvironment(row: InstanceRow): Promise<{ env: Record<string, string>; cwd: string | undefined }> {
+    const image = row.spec.image ? await this.deps.images.resolve(row.spec.image) : null;
+    const names = row.spec.secrets.includes("*") ? "*" : row.spec.secrets;
+    const secretEnv = names === "*" || names.length > 0 ? this.deps.secrets.resolve(names, row.spec.app_id ?? undefined) : {};
+    const env = { ...row.spec.env, ...secretEnv };
+    return { env: image?.env_path && env.PATH === undefined ? { PATH: image.env_path, ...env } : env, cwd: image?.working_dir ?? undefined };
+  }
+
+  /** Record the command's output, and its exit (the harness then powers the VM off). */
+  private attachMain(id: string, vm: Vm): void {
+    vm.channel.onNotification("output", (p) => {
+      if (p.id === MAIN) this.deps.logs.append(id, p.stream, Buffer.from(p.data, "base64"));
+    });
+    vm.channel.onNotification("exit", (p) => {
+      if (p.id !== MAIN) return;
+      this.deps.logs.note(id, `aegis: command exited with code ${p.code}${p.signal ? ` (${p.signal})` : ""}; the instance stops`);
+      this.deps.table.update(id, { exit_code: p.code });
+      this.runtimes.of(id).expectingExit = true;
+    });
+  }
+
+  /** When the VM process ends, the instance is stopped (with an error noted if it crashed while we did not stop it). */
+  private watchExit(id: string, vm: Vm, rt: Runtime): void {
+    void vm.exited.then((code) => {
+      if (rt.vm !== vm) return;
+      rt.vm = null;
+      const row = this.deps.table.find(id);
+      if (!row) return;
+      if (rt.expectingExit) {
+        this.deps.table.update(id, { state: "stopped", vmm_pid: null });
+      } else {
+        this.deps.logs.note(id, `aegis: the VM exited unexpectedly (code ${code}); it boots again on the next request`);
+        this.deps.table.update(id, { state: "stopped", vmm_pid: null, error: `VM exited unexpectedly (code ${code})` });
+      }
+    });
+  }
+}
