@@ -39,6 +39,8 @@ function open() {
     socket: { args: [FFIType.i32, FFIType.i32, FFIType.i32], returns: FFIType.i32 },
     ioctl: { args: [FFIType.i32, FFIType.u64, FFIType.ptr], returns: FFIType.i32 },
     close: { args: [FFIType.i32], returns: FFIType.i32 },
+    setgroups: { args: [FFIType.u64, FFIType.ptr], returns: FFIType.i32 },
+    setresgid: { args: [FFIType.u32, FFIType.u32, FFIType.u32], returns: FFIType.i32 },
     __errno_location: { args: [], returns: FFIType.ptr },
   }).symbols;
 }
@@ -207,5 +209,30 @@ export function reseedRandom(seed: Uint8Array): void {
     if (libc().ioctl(fd, RNDRESEEDCRNG, null) !== 0) throw new Error(`RNDRESEEDCRNG: ${errnoName()}`);
   } finally {
     closeSync(fd);
+  }
+}
+
+/**
+ * Run `fn` (a synchronous spawn) with this process's group ids set to `gid`
+ * and `groups`, then restore root's (gid 0, no supplementary groups). The
+ * child inherits them: Bun.spawn's own `gid` option would reset the
+ * supplementary groups, and busybox nsenter's `-G` too, so the harness sets
+ * them itself and nsenter only switches the uid (`-S`) after its chroot.
+ * Only group ids change, and only for the length of the call: the harness
+ * stays uid 0 with every capability, so nothing else it does is affected
+ * except the group of files created meanwhile (none: JavaScript runs
+ * nothing else during a synchronous call).
+ */
+export function withGroups<T>(gid: number, groups: number[], fn: () => T): T {
+  const L = libc();
+  // The buffer is owned here and outlives the synchronous call.
+  const list = new Uint32Array(groups.length > 0 ? groups : [gid]);
+  if (L.setgroups(list.length, ptr(list)) !== 0) throw new Error(`setgroups: ${errnoName()}`);
+  try {
+    if (L.setresgid(gid, gid, gid) !== 0) throw new Error(`setresgid(${gid}): ${errnoName()}`);
+    return fn();
+  } finally {
+    L.setresgid(0, 0, 0);
+    L.setgroups(0, null);
   }
 }

@@ -5,11 +5,16 @@
  *
  * Chroot + working directory: Bun.spawn cannot chroot, and busybox `chroot`
  * always changes to `/`, so processes are started through
- * `busybox nsenter -r<root> -w<root/cwd> -- argv...` (from the initramfs,
- * so the user's image needs no shell). nsenter opens the working directory
- * before chroot, chroots, fchdirs, then execvp()s the program with the given
- * environment, so the pid we get is the user's program. Each process gets its
- * own session (`detached`), and signals go to its whole process group.
+ * `busybox nsenter -r<root> -w<root/cwd> [-S uid] -- /abs/program...` (from
+ * the initramfs, so the user's image needs no shell). nsenter opens the
+ * working directory before chroot, chroots, fchdirs, switches the uid, then
+ * execs the program with the given environment, so the pid we get is the
+ * user's program. The program is always an absolute path that the harness
+ * found in the image's PATH first (exec-path.ts): given a bare name, busybox
+ * would run its own applet of that name instead of the image's program.
+ * The user (users.ts) is resolved in the image's /etc/passwd and /etc/group;
+ * its group ids are set around the spawn (libc.ts withGroups). Each process
+ * gets its own session (`detached`), and signals go to its whole process group.
  *
  * Output: each stream is read as it arrives, split into chunks of at most
  * OUTPUT_CHUNK_BYTES, base64-encoded and sent as `output` notifications; a
@@ -18,12 +23,15 @@
  * EOF, so nothing written before exit is lost. If a background grandchild
  * keeps the pipes open, the pumps are cut EXIT_DRAIN_MS after the exit.
  */
-import { existsSync, mkdirSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { constants } from "node:os";
 import { posix } from "node:path";
 import { OUTPUT_CHUNK_BYTES, RpcErrorCode, type RunParams } from "../../src/api/schema/control.ts";
 import { RpcError } from "../../src/api/jsonrpc.ts";
+import { findExecutable } from "./exec-path.ts";
 import { INJECT_DIR, INJECTED_BINARIES } from "./inject.ts";
+import { withGroups } from "./libc.ts";
+import { type Credentials, resolveUser } from "./users.ts";
 import type { z } from "zod";
 
 /** How long to keep reading output after the process exited while a descendant holds its pipes. */
@@ -69,11 +77,35 @@ export function resolveInjected(argv: string[], env: Record<string, string>, har
   };
 }
 
-/** Build the argv that runs `argv` chrooted at `root` (or directly when there is no root). */
-export function chrootArgv(root: string | undefined, cwd: string, argv: string[]): string[] {
+/** Build the argv that runs `argv` chrooted at `root` as `uid` (or directly when there is no root). */
+export function chrootArgv(root: string | undefined, cwd: string, argv: string[], uid?: number): string[] {
   if (!root) return argv;
   const wd = `${root}${cwd.startsWith("/") ? cwd : `/${cwd}`}`;
-  return ["/bin/busybox", "nsenter", `-r${root}`, `-w${wd}`, "--", ...argv];
+  return ["/bin/busybox", "nsenter", `-r${root}`, `-w${wd}`, ...(uid !== undefined ? ["-S", String(uid)] : []), "--", ...argv];
+}
+
+/**
+ * The program to exec for `argv` inside `root`: injected binaries by their
+ * fixed path, anything else looked up in the image's PATH (exec-path.ts).
+ * A missing program is the error `docker run` gives.
+ */
+export function resolveProgram(root: string | undefined, argv: string[], env: Record<string, string>, cwd: string, harnessEnv: Record<string, string | undefined> = {}): { argv: string[]; env: Record<string, string> } {
+  const start = resolveInjected(argv, env, harnessEnv);
+  const [cmd, ...rest] = start.argv;
+  if (!root || cmd === undefined || cmd.includes("/")) return start;
+  const found = findExecutable(root, cmd, start.env.PATH ?? DEFAULT_PATH, cwd);
+  if (found === null) throw new RpcError(RpcErrorCode.spawnFailed, `exec: "${cmd}": executable file not found in $PATH (${start.env.PATH ?? DEFAULT_PATH})`);
+  return { argv: [found, ...rest], env: start.env };
+}
+
+/** The credentials of `user` in the rootfs at `root`. */
+function credentialsIn(root: string, user: string): Credentials {
+  const read = (f: string) => (existsSync(`${root}${f}`) ? readFileSync(`${root}${f}`, "utf8") : "");
+  try {
+    return resolveUser(user, read("/etc/passwd"), read("/etc/group"));
+  } catch (err) {
+    throw new RpcError(RpcErrorCode.spawnFailed, (err as Error).message);
+  }
 }
 
 /** The environment a process receives: the requested env plus AEGIS_HOST_IP and a default PATH. */
@@ -114,16 +146,22 @@ export class ProcessTable {
     const cwd = posix.resolve("/", p.cwd ?? "/");
     if (this.root && !existsSync(`${this.root}${cwd}`)) mkdirSync(`${this.root}${cwd}`, { recursive: true });
     let proc: Bun.Subprocess<"ignore", "pipe", "pipe">;
+    const root = this.root;
+    const creds = p.user !== undefined && root ? credentialsIn(root, p.user) : null;
+    const env = processEnv(p.env);
+    if (creds && p.env.HOME === undefined) env.HOME = creds.home;
+    const start = resolveProgram(root, p.argv, env, cwd, process.env);
     try {
-      const start = resolveInjected(p.argv, processEnv(p.env), process.env);
-      proc = Bun.spawn(chrootArgv(this.root, cwd, start.argv), {
-        env: start.env,
-        cwd: "/",
-        stdin: "ignore",
-        stdout: "pipe",
-        stderr: "pipe",
-        detached: true,
-      });
+      const spawn = () =>
+        Bun.spawn(chrootArgv(root, cwd, start.argv, creds?.uid), {
+          env: start.env,
+          cwd: "/",
+          stdin: "ignore",
+          stdout: "pipe",
+          stderr: "pipe",
+          detached: true,
+        });
+      proc = creds ? withGroups(creds.gid, creds.groups, spawn) : spawn();
     } catch (err) {
       throw new RpcError(RpcErrorCode.spawnFailed, `cannot start ${p.argv[0]}: ${err instanceof Error ? err.message : String(err)}`);
     }

@@ -21,6 +21,8 @@ export interface GuestProcessOptions {
   argv: string[];
   env?: Record<string, string>;
   cwd?: string;
+  /** User to run as (resolved by the harness in the rootfs); root when absent. */
+  user?: string;
   /** Power the VM off when this process exits (task mode). */
   primary?: boolean;
   onStdout?: (data: Uint8Array) => void;
@@ -78,7 +80,7 @@ export async function startGuestProcess(channel: ControlChannel, opts: GuestProc
   try {
     ({ pid } = await channel.call(
       "run",
-      { id, argv: opts.argv, env: opts.env ?? {}, cwd: opts.cwd, primary: opts.primary },
+      { id, argv: opts.argv, env: opts.env ?? {}, cwd: opts.cwd, user: opts.user, primary: opts.primary },
       { timeoutMs: opts.timeoutMs ?? 30_000 },
     ));
   } catch (err) {

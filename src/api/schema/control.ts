@@ -59,6 +59,11 @@ export const RunParams = z.object({
   argv: z.array(z.string()).min(1, "argv must name a program"),
   env: z.record(z.string(), z.string()).default({}),
   cwd: z.string().optional(),
+  /**
+   * `name`, `uid`, `name:group` or `uid:gid`, resolved by the harness in the
+   * rootfs's /etc/passwd and /etc/group (supplementary groups included); root when absent.
+   */
+  user: z.string().optional(),
   /** When this process exits the harness sends its `exit` and powers the VM off. */
   primary: z.boolean().optional(),
 }).strict();

@@ -21,6 +21,33 @@ export const ImageLayer = z
   .strict();
 export type ImageLayer = z.infer<typeof ImageLayer>;
 
+/**
+ * What an image's config says about running it (OCI image config `config`
+ * fields, Docker's rules apply: see daemon/images/process-spec.ts). Kept in
+ * the image record so nothing is re-read from the registry.
+ */
+export const ImageRunConfig = z
+  .object({
+    /** `Entrypoint`, or null when unset. */
+    entrypoint: z.array(z.string()).nullable(),
+    /** `Cmd`, or null when unset. */
+    cmd: z.array(z.string()).nullable(),
+    /** `Env` as `KEY=VALUE` strings, in the image's order. */
+    env: z.array(z.string()),
+    /** `WorkingDir`, or null. */
+    working_dir: z.string().nullable(),
+    /** `User` (`name`, `uid`, `uid:gid`, `name:group`), or null for root. */
+    user: z.string().nullable(),
+    /** `ExposedPorts` keys such as `80/tcp`. */
+    exposed_ports: z.array(z.string()),
+    /** `StopSignal`, or null. */
+    stop_signal: z.string().nullable(),
+    /** `Labels`. */
+    labels: z.record(z.string(), z.string()),
+  })
+  .strict();
+export type ImageRunConfig = z.infer<typeof ImageRunConfig>;
+
 /** A pulled image. Only PATH and WorkingDir of its config are used by the runtime. */
 export const ImageRecord = z
   .object({
@@ -44,6 +71,8 @@ export const ImageRecord = z
     env_path: z.string().nullable(),
     /** The config's `WorkingDir`, or null. */
     working_dir: z.string().nullable(),
+    /** The run config (absent in records written before it was kept: re-pull to fill it). */
+    config: ImageRunConfig.optional(),
     created_at: Timestamp,
   })
   .strict();

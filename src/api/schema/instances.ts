@@ -7,7 +7,7 @@
 import { z } from "zod";
 import { SpawnCapabilities, SpawnCapabilitiesGrant } from "./capabilities.ts";
 import { ResourceName, SecretName } from "./common.ts";
-import { EnvName } from "./tasks.ts";
+import { EnvName, GuestDir, GuestUser, ProcessFields } from "./tasks.ts";
 
 /** `GUEST` or `PUBLIC:GUEST` (a raw TCP listener on 127.0.0.1:PUBLIC). */
 export const ExposeSpec = z
@@ -23,7 +23,7 @@ export const InstanceCreate = z
     kit: ResourceName.optional(),
     /** Serve this app's latest release (`aegis app serve`). */
     app: z.string().min(1).optional(),
-    command: z.array(z.string()).min(1).optional(),
+    ...ProcessFields,
     secrets: z.array(z.union([SecretName, z.literal("*")])).optional(),
     env: z.record(EnvName, z.string()).optional(),
     expose: z.array(ExposeSpec).optional(),
@@ -63,6 +63,10 @@ export const Instance = z.object({
   app_id: z.string().nullable(),
   release_id: z.string().nullable(),
   command: z.array(z.string()),
+  /** Working directory in the guest (null: /). */
+  workdir: z.string().nullable(),
+  /** User in the guest (null: root). */
+  user: z.string().nullable(),
   secrets: z.array(z.string()),
   env_keys: z.array(z.string()),
   expose: z.array(ExposedPort),
@@ -93,7 +97,10 @@ export const ExecRequest = z
   .object({
     command: z.array(z.string()).min(1, "must name a program"),
     env: z.record(EnvName, z.string()).default({}),
-    cwd: z.string().optional(),
+    /** Working directory; the instance's when absent. */
+    cwd: GuestDir.optional(),
+    /** User; the instance's when absent. */
+    user: GuestUser.optional(),
   })
   .strict();
 

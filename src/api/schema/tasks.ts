@@ -9,10 +9,28 @@ import { SecretName } from "./common.ts";
 /** Environment variable names a caller may set. */
 export const EnvName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "must be an environment variable name");
 
-/** Body of `POST /v1/tasks`. */
+/** An absolute path inside the guest (`--workdir`). */
+export const GuestDir = z.string().regex(/^\//, "must be an absolute path inside the guest (e.g. /srv/app)");
+
+/** `--user`: `name`, `uid`, `name:group` or `uid:gid`, resolved in the image's /etc/passwd and /etc/group. */
+export const GuestUser = z.string().regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]*)?$/, "must be NAME, UID, NAME:GROUP or UID:GID");
+
+/**
+ * How to run the process, over the image's config (Docker's rules, see
+ * daemon/images/process-spec.ts): `command` replaces Cmd, `entrypoint`
+ * replaces Entrypoint and drops Cmd (`[]` clears it).
+ */
+export const ProcessFields = {
+  command: z.array(z.string()).min(1, "must name a program (put it after --)").optional(),
+  entrypoint: z.array(z.string()).optional(),
+  workdir: GuestDir.optional(),
+  user: GuestUser.optional(),
+};
+
+/** Body of `POST /v1/tasks`. Without `command`, the image's Entrypoint + Cmd run. */
 export const TaskCreate = z
   .object({
-    command: z.array(z.string()).min(1, "must name a program (put it after --)"),
+    ...ProcessFields,
     image: z.string().min(1).optional(),
     /** Secret names to inject as env vars, or ["*"] for every secret. */
     secrets: z.array(z.union([SecretName, z.literal("*")])).default([]),

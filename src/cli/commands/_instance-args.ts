@@ -17,6 +17,29 @@ export const vmArgs = {
   cpus: { type: "string", valueHint: "N", description: "Guest vCPUs (default 1)" },
 } as const satisfies AegisArgsDef;
 
+/** How the process runs, over the image's config (Docker's flags). */
+export const processArgs = {
+  entrypoint: { type: "string", valueHint: "CMD", description: "Replace the image's ENTRYPOINT (and drop its CMD); '' clears it" },
+  workdir: { type: "string", alias: "w", valueHint: "DIR", description: "Working directory inside the guest (default: the image's WORKDIR, else /)" },
+  user: { type: "string", alias: "u", valueHint: "USER[:GROUP]", description: "Run as this user: name, uid, name:group or uid:gid (default: the image's USER, else root)" },
+} as const satisfies AegisArgsDef;
+
+/** The process fields of a request body from parsed flags (only what was given). */
+export function processBody(values: ParsedCommandLine["values"], cl: ParsedCommandLine): { command?: string[]; entrypoint?: string[]; workdir?: string; user?: string } {
+  const body: { command?: string[]; entrypoint?: string[]; workdir?: string; user?: string } = {};
+  if (cl.rest.length > 0) body.command = cl.rest;
+  if (typeof values.entrypoint === "string") body.entrypoint = values.entrypoint === "" ? [] : [values.entrypoint];
+  if (typeof values.workdir === "string") {
+    if (!values.workdir.startsWith("/")) throw new UsageError(`invalid --workdir value "${values.workdir}": expected an absolute path inside the guest, e.g. /srv/app`);
+    body.workdir = values.workdir;
+  }
+  if (typeof values.user === "string") {
+    if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]*)?$/.test(values.user)) throw new UsageError(`invalid --user value "${values.user}": expected NAME, UID, NAME:GROUP or UID:GID`);
+    body.user = values.user;
+  }
+  return body;
+}
+
 /** Flags only instances have. */
 export const instanceArgs = {
   expose: { type: "string", valueHint: "[PUBLIC:]PORT", repeatable: true, description: "Expose a guest port through the router, or on 127.0.0.1:PUBLIC (repeatable)" },
@@ -43,11 +66,10 @@ export function checkExpose(values: string[]): string[] {
 /** Build the `InstanceCreate` body from parsed flags (only what was given, so kit and app defaults apply). */
 export function instanceBody(values: ParsedCommandLine["values"], cl: ParsedCommandLine): InstanceCreate {
   const str = (k: string) => (typeof values[k] === "string" ? (values[k] as string) : undefined);
-  const body: InstanceCreate = {};
+  const body: InstanceCreate = processBody(values, cl);
   if (str("name")) body.name = str("name");
   if (str("image")) body.image = str("image");
   if (str("kit")) body.kit = str("kit");
-  if (cl.rest.length > 0) body.command = cl.rest;
   if (cl.multi.secret) body.secrets = cl.multi.secret;
   if (cl.multi.env) body.env = parseEnv(cl.multi.env);
   if (cl.multi.expose) body.expose = checkExpose(cl.multi.expose);

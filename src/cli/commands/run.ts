@@ -1,8 +1,9 @@
 /**
  * @module cli/commands/run
  * `aegis run [--image IMAGE] [--secret KEY]... [--env K=V]... [--memory MB]
- * [--cpus N] [--expose PORT]... -- COMMAND [ARGS...]`: run a command in a
- * fresh microVM. Without `--expose` it is a task (task mode); with it, a
+ * [--cpus N] [--expose PORT]... [--entrypoint CMD] [-w DIR] [-u USER]
+ * [-- COMMAND [ARGS...]]`: run a command in a fresh microVM. Without a
+ * command the image's ENTRYPOINT + CMD run, as with `docker run`. Without `--expose` it is a task (task mode); with it, a
  * served instance (serve mode, see `_serve.ts`). Guest stdout goes to stdout and guest stderr to stderr, byte for
  * byte; the exit code is the command's (128+N for a signal). Ctrl+C cancels
  * the task, which tears its VM down, and exits 130.
@@ -12,7 +13,7 @@ import { chunkBytes } from "../../api/log-chunks.ts";
 import { UsageError } from "../errors.ts";
 import { pullWithProgress } from "../progress.ts";
 import type { ParsedCommandLine } from "../argv.ts";
-import { instanceArgs, instanceBody } from "./_instance-args.ts";
+import { instanceArgs, instanceBody, processArgs, processBody } from "./_instance-args.ts";
 import { serve } from "./_serve.ts";
 import { client, commandLine } from "./_shared.ts";
 
@@ -51,16 +52,18 @@ export default defineCommand({
     memory: { type: "string", valueHint: "MB", description: "Guest memory in MiB (default 512)" },
     cpus: { type: "string", valueHint: "N", description: "Guest vCPUs (default 1)" },
     expose: instanceArgs.expose,
+    ...processArgs,
   },
   async run(ctx) {
-    const { multi, rest, hasRest } = commandLine(ctx);
-    if (!hasRest || rest.length === 0) throw new UsageError('missing command: put it after --, e.g. aegis run -- echo "hello from aegis"');
-    if (multi.expose) return serve(instanceBody(ctx.args as ParsedCommandLine["values"], commandLine(ctx)));
+    const cl = commandLine(ctx);
+    const { multi, rest } = cl;
+    if (rest.length === 0 && !ctx.args.image) throw new UsageError('missing command: put it after --, e.g. aegis run -- echo "hello from aegis" (an --image may bring its own)');
+    if (multi.expose) return serve(instanceBody(ctx.args as ParsedCommandLine["values"], cl));
     const api = client();
     // Like `docker run`: use the local image when it was pulled before, else pull it now.
     const image = ctx.args.image ? ((await api.findImage(ctx.args.image)) ?? (await pullWithProgress(api, ctx.args.image))) : undefined;
     const task = await api.createTask({
-      command: rest,
+      ...processBody(ctx.args as ParsedCommandLine["values"], cl),
       image: image?.digest,
       secrets: multi.secret ?? [],
       env: parseEnv(multi.env ?? []),

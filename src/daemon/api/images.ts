@@ -5,16 +5,22 @@
  */
 import { Hono } from "hono";
 import { isAppError } from "../../api/errors.ts";
-import { ImagePull, type ImagePullEvent } from "../../api/schema/images.ts";
+import { type ImageRecord, ImagePull, type ImagePullEvent } from "../../api/schema/images.ts";
 import { parseReference } from "../images/index.ts";
+import { imageRunConfig } from "../images/process-spec.ts";
 import type { ApiDeps } from "./deps.ts";
 import { ndjsonResponse } from "./ndjson.ts";
 import { jsonBody } from "./validate.ts";
 
+/** Records pulled before the run config was kept show what applies (PATH and WorkingDir). */
+function withRunConfig(image: ImageRecord): ImageRecord {
+  return { ...image, config: imageRunConfig(image) };
+}
+
 /** Image routes, mounted at `/v1/images`. */
 export function imageRoutes(deps: ApiDeps) {
   return new Hono()
-    .get("/", (c) => c.json({ images: deps.images.list() }))
+    .get("/", (c) => c.json({ images: deps.images.list().map(withRunConfig) }))
     .post("/pull", async (c) => {
       const body = await jsonBody(c, ImagePull);
       parseReference(body.ref); // a bad reference is a 400 before the stream starts
@@ -32,7 +38,7 @@ export function imageRoutes(deps: ApiDeps) {
       });
     })
     .post("/gc", (c) => c.json(deps.images.collectGarbage()))
-    .get("/:ref", (c) => c.json(deps.images.require(c.req.param("ref"))))
+    .get("/:ref", (c) => c.json(withRunConfig(deps.images.require(c.req.param("ref")))))
     .delete("/:ref", (c) => {
       const image = deps.images.require(c.req.param("ref"));
       deps.images.remove(image.ref);

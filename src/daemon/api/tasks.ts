@@ -45,7 +45,7 @@ export function taskRoutes(deps: ApiDeps) {
       const q = parseWith(TaskListQuery, c.req.query(), "query");
       return c.json({ tasks: deps.tasks.list(q.limit, q.state) });
     })
-    .post("/", async (c) => c.json(deps.tasks.create(await jsonBody(c, TaskCreate)), 201))
+    .post("/", async (c) => c.json(await deps.tasks.create(await jsonBody(c, TaskCreate)), 201))
     .get("/:id", (c) => c.json(deps.tasks.get(c.req.param("id"))))
     .post("/:id/cancel", async (c) => c.json(await deps.tasks.cancel(c.req.param("id"))))
     .get("/:id/logs", (c) => {

@@ -11,6 +11,6 @@ export { ImageStore, type ImageStoreOptions, type PullOptions } from "./store.ts
 export type { Credentials } from "./registry-auth.ts";
 export type { ImageRecord, PullProgress } from "../../api/schema/images.ts";
 export { parseReference, type ImageReference } from "./reference.ts";
-export { runtimeConfig, type RuntimeConfig, MOUNT_POINTS } from "./rootfs.ts";
+export { runConfig, MOUNT_POINTS } from "./rootfs.ts";
 export { DEFAULT_LIMITS, type UnpackLimits } from "./unpack.ts";
 export { DigestMismatch, RegistryError, UnpackRefused } from "./errors.ts";

@@ -57,7 +57,19 @@ export const ImageConfig = z.object({
   architecture: z.string().optional(),
   os: z.string().optional(),
   variant: z.string().optional(),
-  config: z.object({ Env: z.array(z.string()).nullish(), WorkingDir: z.string().nullish() }).loose().nullish(),
+  config: z
+    .object({
+      Env: z.array(z.string()).nullish(),
+      WorkingDir: z.string().nullish(),
+      Entrypoint: z.array(z.string()).nullish(),
+      Cmd: z.array(z.string()).nullish(),
+      User: z.string().nullish(),
+      ExposedPorts: z.record(z.string(), z.unknown()).nullish(),
+      StopSignal: z.string().nullish(),
+      Labels: z.record(z.string(), z.string()).nullish(),
+    })
+    .loose()
+    .nullish(),
   rootfs: z.object({ type: z.string(), diff_ids: z.array(z.string()) }).optional(),
 });
 export type ImageConfig = z.infer<typeof ImageConfig>;

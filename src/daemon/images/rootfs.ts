@@ -13,6 +13,7 @@ import { join } from "node:path";
 import { BackendError } from "../../api/errors.ts";
 import { digestHex } from "./digest.ts";
 import { acquireLock } from "./lock.ts";
+import type { ImageRunConfig } from "../../api/schema/images.ts";
 import type { ImageConfig } from "./manifest.ts";
 import { fixupScript, runDebugfs } from "./rootfs-fixup.ts";
 import { type LayerInput, type UnpackLimits, unpackLayers } from "./unpack.ts";
@@ -21,17 +22,20 @@ import type { UnpackedTree } from "./unpack-tree.ts";
 /** Directories the guest mounts over; created (0755, /tmp 1777) when an image lacks them. */
 export const MOUNT_POINTS: Record<string, number> = { proc: 0o555, sys: 0o555, dev: 0o755, tmp: 0o1777, run: 0o755, workspace: 0o755 };
 
-/** What the runtime takes from the image config: only PATH and WorkingDir (ENTRYPOINT/CMD/other ENV are ignored). */
-export interface RuntimeConfig {
-  envPath: string | null;
-  workingDir: string | null;
-}
-
-/** PATH and WorkingDir of an image config. */
-export function runtimeConfig(config: ImageConfig): RuntimeConfig {
-  const path = config.config?.Env?.find((e) => e.startsWith("PATH="));
-  const wd = config.config?.WorkingDir;
-  return { envPath: path ? path.slice(5) : null, workingDir: wd && wd.length > 0 ? wd : null };
+/** The image config's run fields as the image record keeps them. */
+export function runConfig(config: ImageConfig): ImageRunConfig {
+  const c = config.config ?? {};
+  const nonEmpty = (v: string | null | undefined) => (v && v.length > 0 ? v : null);
+  return {
+    entrypoint: c.Entrypoint && c.Entrypoint.length > 0 ? c.Entrypoint : null,
+    cmd: c.Cmd && c.Cmd.length > 0 ? c.Cmd : null,
+    env: c.Env ?? [],
+    working_dir: nonEmpty(c.WorkingDir),
+    user: nonEmpty(c.User),
+    exposed_ports: Object.keys(c.ExposedPorts ?? {}),
+    stop_signal: nonEmpty(c.StopSignal),
+    labels: c.Labels ?? {},
+  };
 }
 
 /** Progress of a build. */

@@ -21,7 +21,7 @@ import { mapLimit } from "./pool.ts";
 import { isDigest, parseReference } from "./reference.ts";
 import type { Credentials } from "./registry-auth.ts";
 import { RegistrySource } from "./registry-source.ts";
-import { RootfsBuilder, runtimeConfig } from "./rootfs.ts";
+import { RootfsBuilder, runConfig } from "./rootfs.ts";
 import type { ImageSource } from "./source.ts";
 import type { UnpackLimits } from "./unpack.ts";
 
@@ -82,7 +82,7 @@ export class ImageStore {
       const paths = await mapLimit(img.manifest.layers, this.opts.concurrency ?? 3, (d) => this.fetchLayer(source, d, emit));
       const layers = img.manifest.layers.map((d, i) => ({ path: paths[i]!, digest: d.digest, mediaType: d.mediaType }));
       const rootfs = await this.rootfs.ensure(img.configDigest, layers, (e) => emit(e.phase === "unpack" ? { phase: "unpack", layer: e.layer } : { phase: "rootfs", bytes: e.bytes }));
-      const rt = runtimeConfig(img.config);
+      const config = runConfig(img.config);
       const prev = this.index.all().find((r) => r.ref === canonical);
       const rec: ImageRecord = {
         ref: canonical,
@@ -94,8 +94,9 @@ export class ImageStore {
         layers: img.manifest.layers.map((l) => ({ digest: l.digest, size: l.size, media_type: l.mediaType })),
         rootfs,
         rootfs_size: statSync(rootfs).size,
-        env_path: rt.envPath,
-        working_dir: rt.workingDir,
+        env_path: config.env.find((e) => e.startsWith("PATH="))?.slice(5) ?? null,
+        working_dir: config.working_dir,
+        config,
         created_at: prev && prev.digest === img.manifestDigest ? prev.created_at : new Date().toISOString(),
       };
       this.index.upsert(rec);

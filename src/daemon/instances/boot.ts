@@ -65,8 +65,8 @@ export class InstanceBoot {
       this.attachMain(id, vm);
       for (const hook of this.onBoot) hook(id, vm);
       if (!restored) {
-        const { env, cwd } = await this.commandEnvironment(row);
-        await startGuestProcess(vm.channel, { id: MAIN, argv: row.spec.command, env, cwd, primary: true });
+        const { env, cwd, user } = await this.commandEnvironment(row);
+        await startGuestProcess(vm.channel, { id: MAIN, argv: row.spec.command, env, cwd, user, primary: true });
       }
       rt.lastActivity = Date.now();
       this.deps.table.update(id, { state: "running", vmm_pid: vm.pid, started_at: new Date().toISOString() });
@@ -100,16 +100,22 @@ export class InstanceBoot {
   }
 
   /**
-   * The environment an instance's processes get: its env and the secrets it
-   * was granted (resolved now, so a changed secret applies at the next start),
-   * the image's PATH (unless set) and WorkingDir.
+   * The environment an instance's processes get: its resolved env (the
+   * image's Env under the request's) and the secrets it was granted
+   * (resolved now, so a changed secret applies at the next start), its
+   * workdir and user. Rows stored before the image config was resolved at
+   * create time take the image's PATH and WorkingDir here, as they did.
    */
-  async commandEnvironment(row: InstanceRow): Promise<{ env: Record<string, string>; cwd: string | undefined }> {
-    const image = row.spec.image ? await this.deps.images.resolve(row.spec.image) : null;
+  async commandEnvironment(row: InstanceRow): Promise<{ env: Record<string, string>; cwd: string | undefined; user: string | undefined }> {
     const names = row.spec.secrets.includes("*") ? "*" : row.spec.secrets;
     const secretEnv = names === "*" || names.length > 0 ? this.deps.secrets.resolve(names, row.spec.app_id ?? undefined) : {};
     const env = { ...row.spec.env, ...secretEnv };
-    return { env: image?.env_path && env.PATH === undefined ? { PATH: image.env_path, ...env } : env, cwd: image?.working_dir ?? undefined };
+    const legacy = row.spec.image && (env.PATH === undefined || row.spec.workdir === null) ? await this.deps.images.resolve(row.spec.image) : null;
+    return {
+      env: legacy?.env_path && env.PATH === undefined ? { PATH: legacy.env_path, ...env } : env,
+      cwd: row.spec.workdir ?? legacy?.working_dir ?? undefined,
+      user: row.spec.user ?? undefined,
+    };
   }
 
   /** Record the command's output, and its exit (the harness then powers the VM off). */

@@ -18,12 +18,13 @@ export async function execInInstance(instances: InstancesService, ref: string, r
   try {
     const rt = await instances.ensureRunning(id);
     if (!rt.vm) throw new Error(`instance ${ref} has no running VM`);
-    // Like `docker exec`: the instance's environment (its env, secrets and the image's PATH and WorkingDir), overridden by the request.
+    // Like `docker exec`: the instance's environment (its env, secrets, workdir and user), overridden by the request.
     const base = await instances.commandEnvironment(id);
     const proc = await startGuestProcess(rt.vm.channel, {
       argv: req.command,
       env: { ...base.env, ...req.env },
       cwd: req.cwd ?? base.cwd,
+      user: req.user ?? base.user,
       onStdout: (b) => emit({ type: "output", stream: "stdout", ...encodeChunk(b) }),
       onStderr: (b) => emit({ type: "output", stream: "stderr", ...encodeChunk(b) }),
     });

@@ -37,7 +37,7 @@ import { type Runtime, Runtimes } from "./runtime.ts";
 import { idleAction } from "./idle.ts";
 import { SerialQueue } from "./serial.ts";
 import { instanceView } from "./view.ts";
-import { buildSpec, type SpecSources } from "./spec.ts";
+import { buildSpec, type SpecSources, specImage } from "./spec.ts";
 
 /** Everything the instance service uses. */
 export interface InstanceDeps extends SpecSources {
@@ -123,7 +123,8 @@ export class InstancesService {
         throw new Conflict(`instance "${input.name}" already exists and is ${existing.state}`, `use it, or 'aegis instance delete ${input.name}' first`);
       }
     }
-    const spec = buildSpec(input, this.deps);
+    const ref = specImage(input, this.deps);
+    const spec = buildSpec(input, this.deps, ref ? await this.deps.images.resolve(ref) : null);
     if (lineage) Object.assign(spec, lineage);
     const id = newId("inst");
     const row: InstanceRow = {
@@ -175,7 +176,7 @@ export class InstancesService {
   }
 
   /** The environment an instance's processes get (see boot.ts): spec env, granted secrets, the image's PATH and WorkingDir. */
-  commandEnvironment(ref: string): Promise<{ env: Record<string, string>; cwd: string | undefined }> {
+  commandEnvironment(ref: string): Promise<{ env: Record<string, string>; cwd: string | undefined; user: string | undefined }> {
     return this.booter.commandEnvironment(this.row(ref));
   }
 

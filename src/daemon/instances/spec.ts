@@ -9,8 +9,10 @@ import { existsSync, mkdirSync, statSync } from "node:fs";
 import { isAbsolute, join } from "node:path";
 import { InvalidRequest, PreconditionFailed } from "../../api/errors.ts";
 import { SpawnCapabilities } from "../../api/schema/capabilities.ts";
+import type { ImageRecord } from "../../api/schema/images.ts";
 import type { InstanceCreate } from "../../api/schema/instances.ts";
 import type { AppsService } from "../apps/service.ts";
+import { imageRunConfig, resolveProcess } from "../images/process-spec.ts";
 import type { KitsService } from "../kits/service.ts";
 import type { InstanceSpec } from "../registry/instances.ts";
 import type { SecretsService } from "../secrets/service.ts";
@@ -79,27 +81,50 @@ export interface SpecSources {
   defaults: InstanceDefaults;
 }
 
-/** Build and validate the launch spec of a new instance. */
-export function buildSpec(input: InstanceCreate, src: SpecSources): InstanceSpec {
+function sources(input: InstanceCreate, src: SpecSources) {
   const kit = input.kit ? src.kits.get(input.kit).manifest : null;
   const app = input.app ? src.apps.get(input.app) : null;
   const release = app ? app.releases[0] : undefined;
   if (app && !release) {
     throw new PreconditionFailed(`app "${app.name}" has no release`, `publish one first: aegis app publish ${app.name}`, { current: "unpublished", required: ["published"] });
   }
-  const command = input.command ?? app?.command ?? kit?.instance?.command;
-  if (!command) throw new InvalidRequest("no command: give one after --, or use --kit or an app that defines it");
+  const image = input.image ?? release?.image_digest ?? kit?.instance?.image ?? kit?.image ?? null;
+  return { kit, app, release, image };
+}
+
+/** The image a new instance boots from (request, app release, kit), or null for the base rootfs. */
+export function specImage(input: InstanceCreate, src: SpecSources): string | null {
+  return sources(input, src).image;
+}
+
+/**
+ * Build and validate the launch spec of a new instance. `image` is the
+ * record of {@link specImage}'s reference (null for the base rootfs): its
+ * config resolves into the stored command, env, workdir and user with
+ * Docker's rules (images/process-spec.ts), as `docker create` does.
+ */
+export function buildSpec(input: InstanceCreate, src: SpecSources, image: ImageRecord | null = null): InstanceSpec {
+  const { kit, app, release, image: ref } = sources(input, src);
   const secrets = input.secrets ?? kit?.instance?.secrets ?? [];
   const named = secrets.filter((s) => s !== "*");
   if (named.length > 0) src.secrets.resolve(named, app?.id);
+  const run = resolveProcess(image && { ref: ref ?? image.ref, config: imageRunConfig(image) }, {
+    command: input.command ?? app?.command ?? kit?.instance?.command,
+    entrypoint: input.entrypoint,
+    workdir: input.workdir,
+    user: input.user,
+    env: { ...(kit?.instance?.env ?? {}), ...(input.env ?? {}) },
+  });
   return {
-    image: input.image ?? release?.image_digest ?? kit?.instance?.image ?? kit?.image ?? null,
+    image: ref,
     kit: kit?.name ?? null,
     app_id: app?.id ?? null,
     release_id: release?.id ?? null,
-    command,
+    command: run.argv,
+    workdir: run.cwd,
+    user: run.user,
     secrets,
-    env: { ...(kit?.instance?.env ?? {}), ...(input.env ?? {}) },
+    env: run.env,
     expose: parseExpose(input.expose ?? app?.expose.map(String) ?? kit?.instance?.expose ?? []),
     workspace: input.workspace ? resolveWorkspace(input.workspace, src.workspacesDir) : null,
     memory_mb: input.memory_mb ?? kit?.instance?.memory ?? src.defaults.memoryMb,

@@ -19,6 +19,8 @@ export function instanceView(row: InstanceRow, hostPorts: Map<number, number> | 
     app_id: spec.app_id,
     release_id: spec.release_id,
     command: spec.command,
+    workdir: spec.workdir,
+    user: spec.user,
     secrets: spec.secrets,
     env_keys: Object.keys(spec.env),
     expose: spec.expose.map((e) => ({ ...e, host_port: hostPorts?.get(e.guest_port) ?? null })),

@@ -23,7 +23,12 @@ export interface InstanceSpec {
   kit: string | null;
   app_id: string | null;
   release_id: string | null;
+  /** The resolved argv (the image's Entrypoint + Cmd under the request's). */
   command: string[];
+  /** Working directory in the guest (null: `/`). */
+  workdir: string | null;
+  /** User in the guest (null: root). */
+  user: string | null;
   secrets: string[];
   env: Record<string, string>;
   expose: { guest_port: number; public_port: number | null }[];
@@ -42,8 +47,15 @@ export interface InstanceSpec {
 
 /** A stored spec with the fields older rows lack filled in. */
 function readSpec(json: string): InstanceSpec {
-  const spec = JSON.parse(json) as Partial<InstanceSpec> & Omit<InstanceSpec, "parent_id" | "depth" | "capabilities">;
-  return { ...spec, parent_id: spec.parent_id ?? null, depth: spec.depth ?? 0, capabilities: spec.capabilities ?? DEFAULT_CAPABILITIES };
+  const spec = JSON.parse(json) as Partial<InstanceSpec> & Omit<InstanceSpec, "parent_id" | "depth" | "capabilities" | "workdir" | "user">;
+  return {
+    ...spec,
+    workdir: spec.workdir ?? null,
+    user: spec.user ?? null,
+    parent_id: spec.parent_id ?? null,
+    depth: spec.depth ?? 0,
+    capabilities: spec.capabilities ?? DEFAULT_CAPABILITIES,
+  };
 }
 
 /** A stored instance. */

@@ -12,6 +12,9 @@
  */
 import { existsSync, readFileSync } from "node:fs";
 import { NotFound, PreconditionFailed } from "../../api/errors.ts";
+import { RpcError } from "../../api/jsonrpc.ts";
+import { RpcErrorCode } from "../../api/schema/control.ts";
+import type { ImageRecord } from "../../api/schema/images.ts";
 import type { Task, TaskCreate } from "../../api/schema/tasks.ts";
 import type { Vm } from "../../vmm/backend.ts";
 import { startGuestProcess } from "../../vmm/guest-process.ts";
@@ -20,6 +23,7 @@ import type { Logger } from "../api/deps.ts";
 import type { LogStore } from "../logs/log-store.ts";
 import type { TasksTable } from "../registry/tasks.ts";
 import type { SecretsService } from "../secrets/service.ts";
+import { imageRunConfig, type ProcessSpec, resolveProcess } from "../images/process-spec.ts";
 import type { ImagesService } from "../images/service.ts";
 import type { VmLauncher } from "../vms.ts";
 
@@ -67,14 +71,21 @@ export class TasksService {
     return this.clock().toISOString();
   }
 
-  /** Create a task and start it in the background. */
-  create(input: TaskCreate): Task {
+  /**
+   * Create a task and start it in the background. The image (pulled first
+   * when missing; `aegis run` pulls with progress before it asks) and the
+   * request resolve into the process here (process-spec.ts), so a bad
+   * command or user is a 400 before any VM starts.
+   */
+  async create(input: TaskCreate): Promise<Task> {
     const names = input.secrets.includes("*") ? "*" : input.secrets;
     const secretEnv = names === "*" || names.length > 0 ? this.secrets.resolve(names) : {};
+    const image = input.image ? await this.images.resolve(input.image) : null;
+    const run = resolveProcess(image && { ref: image.ref, config: imageRunConfig(image) }, { ...input, env: { ...input.env, ...secretEnv } });
     const task: Task = {
       id: newId("task"),
       state: "booting",
-      command: input.command,
+      command: run.argv,
       image: input.image ?? null,
       exit_code: null,
       signal: null,
@@ -86,7 +97,7 @@ export class TasksService {
     this.table.insert(task);
     this.active.set(task.id, { vm: null, cancelled: false });
     this.log.info("task created", { task: task.id, secrets: Object.keys(secretEnv) });
-    void this.execute(task.id, input, { ...input.env, ...secretEnv });
+    void this.execute(task.id, input, image, run);
     return task;
   }
 
@@ -144,13 +155,10 @@ export class TasksService {
     this.log.info("task finished", { task: id, state: fields.state, exit_code: fields.exit_code ?? null });
   }
 
-  private async execute(id: string, input: TaskCreate, env: Record<string, string>): Promise<void> {
+  private async execute(id: string, input: TaskCreate, image: ImageRecord | null, run: ProcessSpec): Promise<void> {
     const active = this.active.get(id)!;
     let vm: Vm | null = null;
     try {
-      // The image's PATH and WorkingDir apply; its ENTRYPOINT, CMD and other ENV do not (the command is given).
-      const image = input.image ? await this.images.resolve(input.image) : null;
-      if (active.cancelled) return;
       vm = await this.vms.launch({ id, memoryMb: input.memory_mb, vcpus: input.vcpus, rootfs: image?.rootfs });
       active.vm = vm;
       if (active.cancelled) {
@@ -160,9 +168,10 @@ export class TasksService {
       this.table.update(id, { vmm_pid: vm.pid });
       const proc = await startGuestProcess(vm.channel, {
         id: MAIN,
-        argv: input.command,
-        env: image?.env_path && env.PATH === undefined ? { PATH: image.env_path, ...env } : env,
-        cwd: image?.working_dir ?? undefined,
+        argv: run.argv,
+        env: run.env,
+        cwd: run.cwd ?? undefined,
+        user: run.user ?? undefined,
         primary: true,
         onStdout: (bytes) => this.logs.append(id, "stdout", bytes),
         onStderr: (bytes) => this.logs.append(id, "stderr", bytes),
@@ -179,6 +188,14 @@ export class TasksService {
       if (!vm) {
         this.logs.note(id, `aegis: could not start the task: ${message}`);
         this.finish(id, { state: "failed", error: `could not start the task: ${message.split("\n")[0]}` });
+        return;
+      }
+      // The program could not be started (not found, unknown user): the user's mistake, reported as
+      // `docker run` does (exit 127), without the guest console.
+      if (err instanceof RpcError && err.code === RpcErrorCode.spawnFailed) {
+        this.logs.note(id, `aegis: ${err.message}`);
+        this.finish(id, { state: "failed", exit_code: 127, error: err.message });
+        vm.kill();
         return;
       }
       // Most failures after boot mean the VM died (the control channel closed); say so with its exit code.

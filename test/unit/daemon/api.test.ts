@@ -110,8 +110,10 @@ describe("tasks endpoints", () => {
   it("rejects bad task requests without creating a task", async () => {
     using api = testApi();
     const cases: [unknown, string][] = [
-      [{}, "command: expected array"],
+      [{}, "no command: give one after --"],
       [{ command: [] }, "command: must name a program"],
+      [{ command: ["true"], workdir: "relative" }, "workdir: must be an absolute path"],
+      [{ command: ["true"], user: "a b" }, "user: must be NAME, UID, NAME:GROUP or UID:GID"],
       [{ command: ["true"], memory_mb: 1 }, "memory_mb: must be at least 128"],
       [{ command: ["true"], env: { "1BAD": "x" } }, "env"],
       [{ command: ["true"], secrets: ["not-a-name"] }, "secrets.0"],

@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from "bun:test";
 import { chmodSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { RootfsBuilder, runtimeConfig } from "../../../src/daemon/images/rootfs.ts";
+import { RootfsBuilder, runConfig } from "../../../src/daemon/images/rootfs.ts";
 import { makeLayer } from "../../helpers/oci-build.ts";
 import { ext4Cat, ext4Raw, ext4Stat } from "../../helpers/oci-ext4.ts";
 
@@ -63,9 +63,31 @@ describe("rootfs", () => {
     expect(existsSync(`${paths[0]}.lock`)).toBe(false);
   });
 
-  it("takes PATH and WorkingDir from the image config and ignores the rest", () => {
-    expect(runtimeConfig({ config: { Env: ["A=1", "PATH=/x:/y"], WorkingDir: "/app" } })).toEqual({ envPath: "/x:/y", workingDir: "/app" });
-    expect(runtimeConfig({ config: null })).toEqual({ envPath: null, workingDir: null });
+  it("keeps the run fields of the image config, empty values as unset", () => {
+    const config = {
+      config: { Env: ["A=1", "PATH=/x:/y"], WorkingDir: "/app", Entrypoint: ["/e"], Cmd: ["c", "d"], User: "app:staff", ExposedPorts: { "80/tcp": {}, "53/udp": {} }, StopSignal: "SIGQUIT", Labels: { a: "b" } },
+    };
+    expect(runConfig(config)).toEqual({
+      entrypoint: ["/e"],
+      cmd: ["c", "d"],
+      env: ["A=1", "PATH=/x:/y"],
+      working_dir: "/app",
+      user: "app:staff",
+      exposed_ports: ["80/tcp", "53/udp"],
+      stop_signal: "SIGQUIT",
+      labels: { a: "b" },
+    });
+    expect(runConfig({ config: { Entrypoint: [], Cmd: null, WorkingDir: "", User: "" } })).toEqual({
+      entrypoint: null,
+      cmd: null,
+      env: [],
+      working_dir: null,
+      user: null,
+      exposed_ports: [],
+      stop_signal: null,
+      labels: {},
+    });
+    expect(runConfig({ config: null }).env).toEqual([]);
   });
 });
 

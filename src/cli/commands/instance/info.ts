@@ -20,6 +20,8 @@ export default defineCommand({
     row("Image", i.image ?? "(base rootfs)");
     if (i.kit) row("Kit", i.kit);
     row("Command", i.command.join(" "));
+    if (i.workdir) row("Workdir", i.workdir);
+    if (i.user) row("User", i.user);
     row("Ports", i.expose.length ? i.expose.map((e) => (e.public_port ? `${e.public_port}:${e.guest_port}` : String(e.guest_port))).join(", ") : "(none)");
     row("Secrets", i.secrets.length ? i.secrets.join(", ") : "(none)");
     if (i.workspace) row("Workspace", i.workspace);

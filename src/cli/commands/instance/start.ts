@@ -9,7 +9,7 @@ import { defineCommand } from "citty";
 import { say } from "../../log.ts";
 import { printJson } from "../../output.ts";
 import { pullWithProgress } from "../../progress.ts";
-import { instanceArgs, instanceBody, vmArgs } from "../_instance-args.ts";
+import { instanceArgs, instanceBody, processArgs, vmArgs } from "../_instance-args.ts";
 import { client, commandLine, jsonArgs } from "../_shared.ts";
 import { capabilitiesFromFlags, capabilityArgs } from "./_capabilities.ts";
 
@@ -20,6 +20,7 @@ export default defineCommand({
     kit: { type: "string", valueHint: "KIT", description: "Use an installed kit's command, image and defaults" },
     ...vmArgs,
     ...instanceArgs,
+    ...processArgs,
     ...capabilityArgs,
     ...jsonArgs,
   },
