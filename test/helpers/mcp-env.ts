@@ -86,6 +86,8 @@ export class FakeVm implements Vm {
     readonly channel: ControlChannel,
     readonly guest: FakeGuest,
     hotplugPorts: boolean,
+    /** How long the VMM process takes to go once stopped or killed. */
+    private readonly exitDelayMs = 0,
   ) {
     this.consoleLog = join(spec.runDir, "console.log");
     for (const p of spec.ports) this.forwards.set(p.hostPort, p.guestPort);
@@ -103,10 +105,14 @@ export class FakeVm implements Vm {
   async pause(): Promise<void> {}
   async resume(): Promise<void> {}
   async stop(): Promise<void> {
-    this.exit(0);
+    this.end(0);
   }
   kill(): void {
-    this.exit(137);
+    this.end(137);
+  }
+  private end(code: number): void {
+    if (this.exitDelayMs === 0) this.exit(code);
+    else setTimeout(() => this.exit(code), this.exitDelayMs);
   }
 }
 
@@ -117,24 +123,26 @@ export class FakeBackend implements Backend {
   /** The latest VM booted for each instance id. */
   readonly vms = new Map<string, FakeVm>();
   hotplugPorts = true;
+  /** How long a VM takes to exit once stopped or killed (QEMU is never instant). */
+  exitDelayMs = 0;
   failBoot: (spec: VmSpec) => boolean = () => false;
 
   async boot(spec: VmSpec): Promise<Vm> {
     if (this.failBoot(spec)) throw new Error(`qemu-system-x86_64: cannot allocate ${spec.memoryMb} MiB`);
     mkdirSync(spec.runDir, { recursive: true });
     const channel = ControlChannel.listen(join(spec.runDir, "ctl.sock"));
-    const vm = await attachGuest(spec, channel, this.hotplugPorts);
+    const vm = await attachGuest(spec, channel, this.hotplugPorts, this.exitDelayMs);
     this.vms.set(spec.id, vm);
     return vm;
   }
 }
 
-async function attachGuest(spec: VmSpec, channel: ControlChannel, hotplugPorts: boolean): Promise<FakeVm> {
+async function attachGuest(spec: VmSpec, channel: ControlChannel, hotplugPorts: boolean, exitDelayMs: number): Promise<FakeVm> {
   const guest = new FakeGuest();
   guest.sock = await Bun.connect<undefined>({ unix: channel.path, socket: { data: (_s, d) => guest.data(d), close: () => guest.closed() } });
   guest.sock.write(notification("ready", { version: "fake", uptime_ms: 1 }));
   await channel.waitReady(5000);
-  return new FakeVm(spec.id, spec, channel, guest, hotplugPorts);
+  return new FakeVm(spec.id, spec, channel, guest, hotplugPorts, exitDelayMs);
 }
 
 /** The router origin the tests give the MCP host. */
