@@ -206,6 +206,8 @@ export class McpHost {
   }
 
   private keepalive(id: string, seconds: number) {
+    // A lease for an instance that is gone would never be released.
+    this.caller(id);
     const until = Date.now() + seconds * 1000;
     this.deps.instances.activity.setKeepalive(id, until);
     return { until: new Date(until).toISOString() };

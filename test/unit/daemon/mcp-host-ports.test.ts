@@ -159,7 +159,7 @@ describe("mcp.keepalive_acquire / mcp.keepalive_release", () => {
 });
 
 describe("requests whose instance is gone", () => {
-  it("answers not_found on a channel that outlived its instance, and creates nothing for it", async () => {
+  it("answers not_found on a channel that outlived its instance, and creates or holds nothing for it", async () => {
     await using env = mcpEnv();
     const top = await env.top({ name: "ghost", capabilities: { spawn: true, allowed_images: ["@base"] } });
     await env.services.instances.delete(top.id);
@@ -173,11 +173,13 @@ describe("requests whose instance is gone", () => {
         ["mcp.instance_spawn", { command: ["sh"] }],
         ["mcp.expose_port", { port: 80 }],
         ["mcp.unexpose_port", { port: 80 }],
+        ["mcp.keepalive_acquire", { seconds: 60 }],
       ] as const) {
         const e = refused(await guest.request(method, params));
         expect([method, e.code, e.message]).toEqual([method, McpBridgeErrorCode.notFound, `this instance (${top.id}) no longer exists`]);
       }
       expect(env.services.instances.list()).toEqual([]);
+      expect(env.services.instances.activity.keepaliveUntil(top.id)).toBeNull();
     } finally {
       vm.kill();
     }
