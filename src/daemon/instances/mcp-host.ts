@@ -132,19 +132,12 @@ export class McpHost {
   }
 
   private async spawn(id: string, p: McpBridgeParams<"mcp.instance_spawn">): Promise<McpChild> {
-    const parent = this.caller(id);
-    const memory = p.memory_mb ?? this.deps.defaults.memoryMb;
-    const vcpus = p.vcpus ?? this.deps.defaults.vcpus;
-    const decision = checkSpawn(
-      { caps: parent.spec.capabilities, depth: parent.spec.depth, children: this.deps.instances.children(id).length },
-      { image: p.image ?? BASE_IMAGE, memory_mb: memory, vcpus, secrets: p.secrets ?? [], expose: p.expose ?? [] },
-    );
-    if (!decision.ok) throw denied(decision);
-    // `create` would restart a stopped instance of that name, which may be anyone's: a child's name must be new.
-    if (p.name && this.deps.instances.find(p.name)) {
-      throw new RpcError(McpBridgeErrorCode.conflict, `an instance named "${p.name}" already exists`, { code: "conflict", hint: "choose another name, or omit it to get a generated one" });
-    }
+    // Refuse before fetching anything; then check again, because the parent
+    // may have been deleted (or the name taken) while the image was fetched.
+    // From the second check to the child's row, `create` does not yield.
+    this.admit(id, p);
     if (p.image) await this.deps.images.resolve(p.image);
+    const { decision, memory, vcpus } = this.admit(id, p);
     const created = await this.deps.instances.create(
       {
         name: p.name,
@@ -160,6 +153,23 @@ export class McpHost {
     );
     this.deps.log.info("mcp child spawned", { instance: id, child: created.id });
     return this.child(this.deps.instances.row(created.id));
+  }
+
+  /** Check a spawn request against the caller's capabilities, children and the name; throws the refusal. */
+  private admit(id: string, p: McpBridgeParams<"mcp.instance_spawn">) {
+    const parent = this.caller(id);
+    const memory = p.memory_mb ?? this.deps.defaults.memoryMb;
+    const vcpus = p.vcpus ?? this.deps.defaults.vcpus;
+    const decision = checkSpawn(
+      { caps: parent.spec.capabilities, depth: parent.spec.depth, children: this.deps.instances.children(id).length },
+      { image: p.image ?? BASE_IMAGE, memory_mb: memory, vcpus, secrets: p.secrets ?? [], expose: p.expose ?? [] },
+    );
+    if (!decision.ok) throw denied(decision);
+    // `create` would restart a stopped instance of that name, which may be anyone's: a child's name must be new.
+    if (p.name && this.deps.instances.find(p.name)) {
+      throw new RpcError(McpBridgeErrorCode.conflict, `an instance named "${p.name}" already exists`, { code: "conflict", hint: "choose another name, or omit it to get a generated one" });
+    }
+    return { decision, memory, vcpus };
   }
 
   private async stop(id: string, p: McpBridgeParams<"mcp.instance_stop">) {
@@ -196,6 +206,8 @@ export class McpHost {
   }
 
   private keepalive(id: string, seconds: number) {
+    // A lease for an instance that is gone would never be released.
+    this.caller(id);
     const until = Date.now() + seconds * 1000;
     this.deps.instances.activity.setKeepalive(id, until);
     return { until: new Date(until).toISOString() };

@@ -251,7 +251,7 @@ export class InstancesService {
   async delete(ref: string): Promise<void> {
     const id = this.row(ref).id;
     for (const child of this.children(id)) await this.delete(child.id);
-    return this.serial.run(id, async () => {
+    await this.serial.run(id, async () => {
       const rt = this.runtimes.of(id);
       if (rt.vm) {
         rt.expectingExit = true;
@@ -266,6 +266,8 @@ export class InstancesService {
       rmSync(join(this.deps.instancesDir, id), { recursive: true, force: true });
       this.deps.log.info("instance deleted", { instance: id });
     });
+    // A child its guest spawned while the VM was going down (the MCP host admits no new one once the row is gone).
+    for (const child of this.children(id)) await this.delete(child.id);
   }
 
   /**
