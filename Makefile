@@ -13,7 +13,7 @@ $(BIN): $(SRC)
 # Everything a fresh Debian 12 machine needs (run as root): QEMU and the guest
 # tooling from apt (apt lists are refreshed: the guest kernel is fetched with
 # `apt-get download`), Bun from npm, then our npm dependencies.
-APT_PACKAGES := qemu-system-x86 qemu-utils qemu-system-common busybox-static e2fsprogs zstd cpio curl ca-certificates docker-registry skopeo openssl
+APT_PACKAGES := qemu-system-x86 qemu-utils qemu-system-common busybox-static e2fsprogs zstd cpio curl ca-certificates docker-registry skopeo openssl debootstrap umoci
 deps:
 	@if [ "$$(id -u)" = 0 ]; then \
 	  export DEBIAN_FRONTEND=noninteractive; \
