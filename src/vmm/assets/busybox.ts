@@ -1,12 +1,21 @@
 /**
  * @module vmm/assets/busybox
  * The static busybox shared by the initramfs (mount, insmod, ip, nsenter,
- * reboot for the harness) and the base rootfs. `AEGIS_BUSYBOX` overrides the
- * host's `/bin/busybox` (e.g. for another guest architecture). It must be
- * statically linked: the base rootfs has no libc at all.
+ * reboot for the harness) and the base rootfs. It must be statically linked:
+ * the base rootfs has no libc at all. In order:
+ * - `AEGIS_BUSYBOX=/path/to/busybox`;
+ * - the host's `/bin/busybox` when it is static (Debian's busybox-static);
+ * - Debian's `busybox-static` package for the guest architecture, fetched
+ *   like the kernel ({@link packageSource}) and unpacked into
+ *   `<cache>/busybox/<deb name>/` (also forced by `AEGIS_BUSYBOX=debian`,
+ *   e.g. to not depend on what the host has installed).
  */
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { unpackDeb } from "./deb.ts";
+import { packageSource, type PackageSource } from "./debian-package.ts";
 import { run } from "./exec.ts";
+import { cacheBase, debArch, type GuestArch } from "./kernel.ts";
 
 /** True when the ELF file has a PT_INTERP program header (i.e. is dynamically linked). */
 export function elfIsDynamic(bytes: Uint8Array): boolean {
@@ -25,13 +34,55 @@ export function elfIsDynamic(bytes: Uint8Array): boolean {
   return false;
 }
 
-/** Path and applet list (relative install paths such as `bin/sh`, `usr/bin/awk`) of the static busybox. */
-export async function staticBusybox(): Promise<{ path: string; applets: string[] }> {
-  const path = process.env.AEGIS_BUSYBOX || ["/bin/busybox", "/usr/bin/busybox"].find((p) => existsSync(p));
-  if (!path || !existsSync(path)) throw new Error("busybox not found\nhint: apt-get install busybox-static, or set AEGIS_BUSYBOX=/path/to/static/busybox");
-  if (elfIsDynamic(readFileSync(path))) {
-    throw new Error(`${path} is dynamically linked; the guest needs a static busybox\nhint: apt-get install busybox-static`);
+function hostArch(): GuestArch {
+  return process.arch === "arm64" ? "aarch64" : "x86_64";
+}
+
+/** Fetch and unpack Debian's busybox-static for `arch` into the cache; returns the binary's path. */
+async function debianBusybox(arch: GuestArch, progress: (msg: string) => void, given?: PackageSource): Promise<string> {
+  const cache = join(cacheBase(), "busybox");
+  const source = given ?? packageSource({ debArch: debArch(arch), cacheDir: cacheBase(), progress });
+  const located = await source.locate("busybox-static");
+  const tree = join(cache, located.filename.replace(/\.deb$/, ""));
+  const bin = join(tree, "bin", "busybox");
+  if (existsSync(bin)) return bin;
+  const tmp = join(cache, `.tmp-busybox-${process.pid}-${Date.now()}`);
+  mkdirSync(join(tmp, "deb"), { recursive: true });
+  try {
+    const deb = await located.fetch(join(tmp, "deb"));
+    progress(`unpacking ${located.filename}`);
+    await unpackDeb(deb, join(tmp, "root"));
+    if (!existsSync(join(tmp, "root", "bin", "busybox"))) throw new Error(`${located.filename} has no bin/busybox`);
+    try {
+      renameSync(join(tmp, "root"), tree);
+    } catch (err) {
+      // Another process unpacked the same package first; theirs is identical.
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== "ENOTEMPTY" && code !== "EEXIST") throw err;
+    }
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
   }
+  return bin;
+}
+
+/** Path and applet list (relative install paths such as `bin/sh`, `usr/bin/awk`) of the static busybox. */
+export async function staticBusybox(opts: { arch?: GuestArch; progress?: (msg: string) => void; source?: PackageSource } = {}): Promise<{ path: string; applets: string[] }> {
+  const arch = opts.arch ?? hostArch();
+  const progress = opts.progress ?? (() => {});
+  const override = process.env.AEGIS_BUSYBOX;
+  let path: string;
+  if (override && override !== "debian") {
+    if (!existsSync(override)) throw new Error(`AEGIS_BUSYBOX=${override} does not exist`);
+    path = override;
+  } else {
+    const host = override === "debian" || arch !== hostArch() ? undefined : ["/bin/busybox", "/usr/bin/busybox"].find((p) => existsSync(p) && !elfIsDynamic(readFileSync(p)));
+    path = host ?? (await debianBusybox(arch, progress, opts.source));
+  }
+  if (elfIsDynamic(readFileSync(path))) {
+    throw new Error(`${path} is dynamically linked; the guest needs a static busybox\nhint: apt-get install busybox-static, or unset AEGIS_BUSYBOX to fetch Debian's`);
+  }
+  // (Running it lists the applets: the guest arch is the host's, checked by the caller.)
   const list = await run([path, "--list-full"]);
   const applets = list.split("\n").map((l) => l.trim()).filter((l) => l && l !== "bin/busybox" && !l.includes(".."));
   return { path, applets };

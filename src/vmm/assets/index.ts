@@ -27,7 +27,8 @@ import { staticBusybox } from "./busybox.ts";
 import { mkfsExt4 } from "./ext4.ts";
 import { buildInitramfs } from "./initramfs.ts";
 import { initScript } from "./init-script.ts";
-import { resolveKernel, type GuestArch } from "./kernel.ts";
+import { packageSource } from "./debian-package.ts";
+import { cacheBase, debArch, resolveKernel, type GuestArch } from "./kernel.ts";
 import { sharedLibraries } from "./ldd.ts";
 import { builtinModules, GUEST_MODULES, loadOrder, moduleLookup, type ModuleInfo } from "./modules.ts";
 import { buildBaseRootfs } from "./rootfs.ts";
@@ -96,7 +97,9 @@ export async function ensureGuestAssets(opts: EnsureGuestAssetsOptions): Promise
   if (!existsSync(opts.binary)) throw new Error(`harness binary ${opts.binary} does not exist\nhint: build it with \`bun run build.ts\``);
   mkdirSync(opts.dir, { recursive: true });
 
-  const kernel = await resolveKernel({ dir: opts.dir, arch, progress });
+  // One package source for the kernel and busybox, so each suite's index is fetched once.
+  const source = packageSource({ debArch: debArch(arch), cacheDir: cacheBase(), progress });
+  const kernel = await resolveKernel({ dir: opts.dir, arch, progress, source });
   const lookup = kernel.modulesDir ? moduleLookup(kernel.modulesDir) : () => undefined;
   const builtin = kernel.modulesDir ? builtinModules(kernel.modulesDir) : new Set<string>();
   let baseModules: ModuleInfo[] = [];
@@ -108,7 +111,7 @@ export async function ensureGuestAssets(opts: EnsureGuestAssetsOptions): Promise
   } else {
     progress(`kernel ${kernel.version} has no modules tree: assuming virtio, overlay and fuse are built in`);
   }
-  const busybox = await staticBusybox();
+  const busybox = await staticBusybox({ arch, progress, source });
   const libraries = arch === hostArch() ? await sharedLibraries(opts.binary) : [];
   if (arch !== hostArch()) throw new Error(`building ${arch} guest assets on a ${hostArch()} host is not supported yet`);
 

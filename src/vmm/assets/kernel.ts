@@ -3,17 +3,18 @@
  * The guest kernel. Either `AEGIS_KERNEL=/path/vmlinuz` (with optional
  * `AEGIS_KERNEL_MODULES=/path/lib/modules/<ver>`), or Debian's cloud kernel:
  * we resolve the concrete package that the `linux-image-cloud-<arch>`
- * metapackage depends on (`apt-cache depends`), fetch it with
- * `apt-get download` and unpack it with `dpkg-deb -x` into the cache. It is
+ * metapackage depends on, fetch its .deb (apt, or our verified HTTP fetch:
+ * see {@link packageSource}) and unpack it ourselves into the cache. It is
  * never installed on the host. The unpacked tree stays under
  * `<kernelCacheDir()>/<package>/`, so later calls only re-run the (cheap)
- * apt-cache resolution; when apt-cache is unavailable the newest cached
- * kernel is used.
+ * resolution; when resolution fails (offline, no apt lists) the newest
+ * cached kernel is used.
  */
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from "node:fs";
 import { homedir } from "node:os";
-import { basename, join } from "node:path";
-import { run } from "./exec.ts";
+import { basename, dirname, join } from "node:path";
+import { unpackDeb } from "./deb.ts";
+import { packageSource, type PackageSource } from "./debian-package.ts";
 
 /** A resolved guest kernel. */
 export interface KernelInfo {
@@ -32,21 +33,20 @@ export interface KernelInfo {
  * (default `$XDG_CACHE_HOME/aegis` or `~/.cache/aegis`).
  */
 export function kernelCacheDir(env = process.env): string {
-  const base = env.AEGIS_CACHE || join(env.XDG_CACHE_HOME || join(env.HOME || homedir(), ".cache"), "aegis");
-  return join(base, "kernels");
+  return join(cacheBase(env), "kernels");
+}
+
+/** The user's Aegis download cache (`AEGIS_CACHE`, else `$XDG_CACHE_HOME/aegis` or `~/.cache/aegis`). */
+export function cacheBase(env = process.env): string {
+  return env.AEGIS_CACHE || join(env.XDG_CACHE_HOME || join(env.HOME || homedir(), ".cache"), "aegis");
 }
 
 /** Guest architectures we build for. */
 export type GuestArch = "x86_64" | "aarch64";
 
-function debArch(arch: GuestArch): string {
+/** Debian's name for a guest architecture. */
+export function debArch(arch: GuestArch): string {
   return arch === "x86_64" ? "amd64" : "arm64";
-}
-
-/** Parse `apt-cache depends <meta>` output into the concrete linux-image package name. */
-export function parseAptDepends(text: string, arch: GuestArch): string | undefined {
-  const re = new RegExp(`Depends:\\s*(linux-image-[0-9][^\\s:]*-cloud-${debArch(arch)})`);
-  return text.match(re)?.[1];
 }
 
 function kernelFromTree(root: string, source: string): KernelInfo {
@@ -59,7 +59,7 @@ function kernelFromTree(root: string, source: string): KernelInfo {
 }
 
 /** Resolve the guest kernel, downloading and unpacking Debian's cloud kernel when needed. */
-export async function resolveKernel(opts: { dir: string; arch: GuestArch; progress: (msg: string) => void }): Promise<KernelInfo> {
+export async function resolveKernel(opts: { dir: string; arch: GuestArch; progress: (msg: string) => void; source?: PackageSource }): Promise<KernelInfo> {
   const custom = process.env.AEGIS_KERNEL;
   if (custom) {
     if (!existsSync(custom)) throw new Error(`AEGIS_KERNEL=${custom} does not exist`);
@@ -72,32 +72,31 @@ export async function resolveKernel(opts: { dir: string; arch: GuestArch; progre
   const kernels = kernelCacheDir();
   mkdirSync(kernels, { recursive: true });
   const meta = `linux-image-cloud-${debArch(opts.arch)}`;
-  let pkg: string | undefined;
+  const source = opts.source ?? packageSource({ debArch: debArch(opts.arch), cacheDir: dirname(kernels), progress: opts.progress });
+  let pkg: string;
   try {
-    pkg = parseAptDepends(await run(["apt-cache", "depends", meta]), opts.arch);
+    pkg = await source.dependencyOf(meta, "linux-image-");
   } catch (err) {
-    const cached = readdirSync(kernels).filter((d) => d.startsWith("linux-image-")).sort().at(-1);
+    const cached = readdirSync(kernels).filter((d) => d.startsWith("linux-image-") && d.endsWith(`-cloud-${debArch(opts.arch)}`)).sort().at(-1);
     if (cached) {
-      opts.progress(`apt-cache unavailable (${err instanceof Error ? err.message : String(err)}); using cached ${cached}`);
+      opts.progress(`cannot resolve ${meta} (${err instanceof Error ? err.message.split("\n")[0] : String(err)}); using cached ${cached}`);
       return kernelFromTree(join(kernels, cached), cached);
     }
-    throw new Error(`cannot resolve ${meta}: ${err instanceof Error ? err.message : String(err)}\nhint: on non-Debian hosts set AEGIS_KERNEL=/path/to/vmlinuz`);
+    throw new Error(`cannot resolve ${meta}: ${err instanceof Error ? err.message : String(err)}\nhint: check the network (AEGIS_DEBIAN_MIRROR), or set AEGIS_KERNEL=/path/to/vmlinuz`);
   }
-  if (!pkg) throw new Error(`apt-cache depends ${meta} names no linux-image package\nhint: run apt-get update, or set AEGIS_KERNEL=/path/to/vmlinuz`);
 
   const tree = join(kernels, pkg);
   if (existsSync(join(tree, "boot"))) return kernelFromTree(tree, pkg);
 
-  opts.progress(`downloading ${pkg} (apt-get download)`);
+  const located = await source.locate(pkg);
   const tmp = join(kernels, `.tmp-${pkg}-${process.pid}-${Date.now()}`);
   mkdirSync(join(tmp, "deb"), { recursive: true });
   try {
-    const archSuffix = opts.arch === "x86_64" && process.arch === "x64" ? "" : `:${debArch(opts.arch)}`;
-    await run(["apt-get", "download", `${pkg}${archSuffix}`], { cwd: join(tmp, "deb") });
-    const deb = readdirSync(join(tmp, "deb")).find((f) => f.endsWith(".deb"));
-    if (!deb) throw new Error(`apt-get download ${pkg} produced no .deb`);
-    opts.progress(`unpacking ${deb}`);
-    await run(["dpkg-deb", "-x", join(tmp, "deb", deb), join(tmp, "root")]);
+    // (The http source reports its own download progress.)
+    if (source.kind === "apt") opts.progress(`downloading ${located.filename} (apt-get download)`);
+    const deb = await located.fetch(join(tmp, "deb"));
+    opts.progress(`unpacking ${basename(deb)}`);
+    await unpackDeb(deb, join(tmp, "root"));
     renameSync(join(tmp, "deb"), join(tmp, "root", "deb"));
     try {
       renameSync(join(tmp, "root"), tree);
