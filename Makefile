@@ -24,7 +24,7 @@ deps:
 
 # Prepare the guest assets (kernel, initramfs, tools disk, base rootfs) under AEGIS_HOME.
 setup: build
-	$(BIN) __setup
+	$(BIN) setup
 
 test: build
 	bun test

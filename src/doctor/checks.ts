@@ -1,7 +1,8 @@
 /**
  * @module doctor/checks
  * What `aegis doctor` inspects: the tools and libraries this project needs on
- * the host (Bun, QEMU, an accelerator, libkrun, e2fsprogs, virtiofsd), each as
+ * the host (Bun, QEMU, an accelerator, libkrun, e2fsprogs, virtiofsd, and
+ * for `aegis setup` xz and a way to authenticate the Debian archive), each as
  * a name, a verdict and a detail line.
  */
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
@@ -10,6 +11,7 @@ import { join } from "node:path";
 import { statePaths } from "../paths.ts";
 import { probeLibkrun } from "../vmm/select.ts";
 import { detectAccel } from "../vmm/accel.ts";
+import { trustFromEnv } from "../vmm/assets/debian-inrelease.ts";
 
 /** One doctor finding. */
 export interface Check {
@@ -40,7 +42,17 @@ export function guestCheck(guestDir: string): Check {
   const assets = newestGuestAssets(guestDir);
   return assets
     ? { name: "Guest", ok: true, detail: `kernel ${assets.kernelVersion} (${assets.kernelSource ?? "?"}), assets ${assets.hash}${assets.builtAt ? ` built ${assets.builtAt}` : ""}` }
-    : { name: "Guest", ok: false, detail: "assets not built yet (run 'make setup'; 'aegis up' builds them in the background)" };
+    : { name: "Guest", ok: false, detail: "assets not built yet (run 'aegis setup'; 'aegis up' builds them in the background)" };
+}
+
+/** How `aegis setup` would authenticate Debian's archive (gpgv + keyring, pinned InRelease sums, or not at all). */
+export function archiveTrustCheck(env = process.env): Check {
+  try {
+    const t = trustFromEnv(env);
+    return { name: "Debian", ok: true, detail: t.kind === "gpgv" ? `archive checked with ${t.gpgv} and ${t.keyring}` : `archive checked against ${t.sha256.size} pinned InRelease sha256` };
+  } catch (err) {
+    return { name: "Debian", ok: false, detail: `${(err instanceof Error ? err.message : String(err)).split("\n")[0]} (aegis setup needs it unless apt fetches the kernel)` };
+  }
 }
 
 /** Run every host check. */
@@ -60,6 +72,8 @@ export function hostChecks(): Check[] {
       detail: libkrun.ok ? `found at ${libkrun.path} (loads)` : `${libkrun.reason}; the QEMU backend is used instead`,
     },
     { name: "e2fsprogs", ok: mkfs !== null, detail: mkfs ? "found" : "mkfs.ext4 not found (apt-get install e2fsprogs)" },
+    { name: "xz", ok: Bun.which("xz") !== null, detail: Bun.which("xz") ? "found (unpacks Debian packages)" : "not found: aegis setup needs it to unpack the kernel (apt-get install xz-utils; brew install xz)" },
+    archiveTrustCheck(),
     guestCheck(statePaths().guest),
     { name: "virtiofsd", ok: virtiofsd != null, detail: virtiofsd ? `found at ${virtiofsd}` : "not found (workspaces need it; apt-get install qemu-system-common)" },
   ];

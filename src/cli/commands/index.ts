@@ -13,6 +13,7 @@ export const root = defineCommand({
     down: () => import("./down.ts").then((m) => m.default),
     status: () => import("./status.ts").then((m) => m.default),
     doctor: () => import("./doctor.ts").then((m) => m.default),
+    setup: () => import("./setup.ts").then((m) => m.default),
     app: () => import("./app/index.ts").then((m) => m.default),
     secret: () => import("./secret/index.ts").then((m) => m.default),
     kit: () => import("./kit/index.ts").then((m) => m.default),

@@ -98,7 +98,14 @@ export function checkRelease(release: Stanza, source: Source, url: string, now =
 
 async function decompress(bytes: Uint8Array, ext: string, size: number, label: string): Promise<Uint8Array> {
   if (ext === "") return bytes;
-  if (ext === ".gz") return gunzipSync(bytes, { maxOutputLength: size + 1 });
+  if (ext === ".gz") {
+    try {
+      return gunzipSync(bytes, { maxOutputLength: size });
+    } catch (err) {
+      if (err instanceof RangeError) throw new Error(`${label}: decompresses to more than the signed ${size} bytes; refusing it`);
+      throw new Error(`${label}: not valid gzip (${err instanceof Error ? err.message : String(err)})`);
+    }
+  }
   const proc = Bun.spawn([findTool("xz"), "-dc"], { stdin: bytes, stdout: "pipe", stderr: "pipe", env: { LANG: "C", LC_ALL: "C" } });
   const parts: Uint8Array[] = [];
   let total = 0;

@@ -170,20 +170,25 @@ export async function ensureGuestAssets(opts: EnsureGuestAssetsOptions): Promise
 }
 
 /**
- * `aegis __setup [--binary PATH]`: build the guest assets for AEGIS_HOME
- * (default ~/.aegis), printing progress on stderr and the asset paths as JSON
- * on stdout.
+ * Build the guest assets for AEGIS_HOME (default ~/.aegis) with `binary`
+ * (default: this compiled executable) as the harness, reporting progress.
+ * What `aegis setup` and `make setup` run.
+ */
+export async function runSetup(opts: { binary?: string; progress: (msg: string) => void }): Promise<GuestAssets> {
+  const binary = opts.binary ?? (isCompiled ? selfExe : undefined);
+  if (!binary) throw new Error("setup needs the compiled binary\nhint: run `bin/aegis setup`, or pass --binary bin/aegis");
+  const t0 = performance.now();
+  const assets = await ensureGuestAssets({ dir: statePaths().guest, binary, progress: opts.progress });
+  opts.progress(`done in ${((performance.now() - t0) / 1000).toFixed(1)} s (kernel ${assets.kernelVersion}, assets ${assets.hash})`);
+  return assets;
+}
+
+/**
+ * `aegis __setup [--binary PATH]`, the older hidden spelling of
+ * `aegis setup --json`: progress on stderr, the asset paths as JSON on stdout.
  */
 export async function setupMain(argv: string[]): Promise<void> {
   const i = argv.indexOf("--binary");
-  const binary = i >= 0 ? argv[i + 1] : isCompiled ? selfExe : undefined;
-  if (!binary) throw new Error("__setup needs the compiled binary\nhint: run `bin/aegis __setup`, or pass --binary bin/aegis");
-  const t0 = performance.now();
-  const assets = await ensureGuestAssets({
-    dir: statePaths().guest,
-    binary,
-    progress: (msg) => process.stderr.write(`setup: ${msg}\n`),
-  });
-  process.stderr.write(`setup: done in ${((performance.now() - t0) / 1000).toFixed(1)} s (kernel ${assets.kernelVersion}, assets ${assets.hash})\n`);
+  const assets = await runSetup({ binary: i >= 0 ? argv[i + 1] : undefined, progress: (msg) => process.stderr.write(`setup: ${msg}\n`) });
   process.stdout.write(`${JSON.stringify(assets, null, 2)}\n`);
 }

@@ -82,7 +82,8 @@ export async function resolveKernel(opts: { dir: string; arch: GuestArch; progre
       opts.progress(`cannot resolve ${meta} (${err instanceof Error ? err.message.split("\n")[0] : String(err)}); using cached ${cached}`);
       return kernelFromTree(join(kernels, cached), cached);
     }
-    throw new Error(`cannot resolve ${meta}: ${err instanceof Error ? err.message : String(err)}\nhint: check the network (AEGIS_DEBIAN_MIRROR), or set AEGIS_KERNEL=/path/to/vmlinuz`);
+    const why = err instanceof Error ? err.message : String(err);
+    throw new Error(`cannot resolve ${meta}: ${why}${why.includes("\nhint:") ? "" : "\nhint: check the network (AEGIS_DEBIAN_MIRROR), or set AEGIS_KERNEL=/path/to/vmlinuz"}`);
   }
 
   const tree = join(kernels, pkg);
