@@ -3,7 +3,7 @@ PREFIX ?= /usr/local
 BIN := bin/aegis
 SRC := $(shell find src ffi guest -name '*.ts' 2>/dev/null) package.json build.ts
 
-.PHONY: build setup test test-unit install install-kit bench clean deps
+.PHONY: build setup test test-unit install install-kit bench clean deps release formula
 
 build: $(BIN)
 
@@ -12,8 +12,10 @@ $(BIN): $(SRC)
 
 # Everything a fresh Debian 12 machine needs (run as root): QEMU and the guest
 # tooling from apt (apt lists are refreshed: the guest kernel is fetched with
-# `apt-get download`), Bun from npm, then our npm dependencies.
-APT_PACKAGES := qemu-system-x86 qemu-utils qemu-system-common busybox-static e2fsprogs zstd cpio curl ca-certificates docker-registry skopeo openssl debootstrap umoci
+# `apt-get download`, and the setup tests mirror those lists), xz-utils, gpgv
+# and the Debian keyring for `aegis setup` over HTTP, ruby for `ruby -c` on the
+# Homebrew formulae, Bun from npm, then our npm dependencies.
+APT_PACKAGES := qemu-system-x86 qemu-utils qemu-system-common busybox-static e2fsprogs zstd cpio curl ca-certificates docker-registry skopeo openssl debootstrap umoci xz-utils gpgv debian-archive-keyring ruby
 deps:
 	@if [ "$$(id -u)" = 0 ]; then \
 	  export DEBIAN_FRONTEND=noninteractive; \
@@ -42,8 +44,17 @@ install-kit: build
 	$(BIN) up
 	$(BIN) kit install kits/agent.yaml
 
+# Cross-compiled release tarballs, SHA256SUMS and a smoke test in dist/ (scripts/release.ts).
+release:
+	bun run scripts/release.ts
+
+# Homebrew formulae for that release in dist/homebrew/ (scripts/formula.ts), syntax-checked.
+formula:
+	bun run scripts/formula.ts
+	for f in dist/homebrew/*.rb; do ruby -c $$f || exit 1; done
+
 bench: build
 	for b in bench/*.ts; do bun run $$b || exit 1; done
 
 clean:
-	rm -rf bin
+	rm -rf bin dist

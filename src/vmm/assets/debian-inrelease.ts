@@ -5,8 +5,9 @@
  * InRelease -> Packages -> .deb. Two ways, as the setup docs say:
  *
  * - `gpgv` with a Debian keyring (`AEGIS_DEBIAN_KEYRING`, default
- *   `/usr/share/keyrings/debian-archive-keyring.gpg`, else the copy shipped
- *   beside the aegis binary in release tarballs). At least one good signature
+ *   `/usr/share/keyrings/debian-archive-keyring.gpg`, else the copy that
+ *   release tarballs ship beside the binary, or `../share/aegis/` from it as
+ *   install.sh and Homebrew place it). At least one good signature
  *   and no bad one is required, as apt does; the text we go on to read is
  *   gpgv's own `--output` (the signed part only), so nothing outside the
  *   signature can slip in.
@@ -16,7 +17,7 @@
  *
  * Neither available: refused, with a hint naming both.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 
@@ -24,12 +25,12 @@ import { dirname, join } from "node:path";
 export type Trust = { kind: "gpgv"; gpgv: string; keyring: string } | { kind: "pinned"; sha256: Set<string> };
 
 /** Pick the trust anchor from the environment (see the module docs). Throws when there is none. */
-export function trustFromEnv(env = process.env, exeDir = dirname(process.execPath)): Trust {
+export function trustFromEnv(env = process.env, exeDir = dirname(realpathSync(process.execPath))): Trust {
   const pins = (env.AEGIS_DEBIAN_INRELEASE_SHA256 ?? "").split(",").map((s) => s.trim().toLowerCase()).filter(Boolean);
   for (const p of pins) {
     if (!/^[0-9a-f]{64}$/.test(p)) throw new Error(`AEGIS_DEBIAN_INRELEASE_SHA256: "${p}" is not a sha256 (64 hex digits)`);
   }
-  const keyring = env.AEGIS_DEBIAN_KEYRING || ["/usr/share/keyrings/debian-archive-keyring.gpg", join(exeDir, "debian-archive-keyring.gpg")].find((k) => existsSync(k));
+  const keyring = env.AEGIS_DEBIAN_KEYRING || ["/usr/share/keyrings/debian-archive-keyring.gpg", join(exeDir, "debian-archive-keyring.gpg"), join(exeDir, "..", "share", "aegis", "debian-archive-keyring.gpg")].find((k) => existsSync(k));
   if (env.AEGIS_DEBIAN_KEYRING && !existsSync(env.AEGIS_DEBIAN_KEYRING)) throw new Error(`AEGIS_DEBIAN_KEYRING=${env.AEGIS_DEBIAN_KEYRING} does not exist`);
   const gpgv = Bun.which("gpgv", { PATH: env.PATH ?? "/usr/bin:/bin" });
   if (pins.length > 0) return { kind: "pinned", sha256: new Set(pins) };
