@@ -6,7 +6,8 @@
  * `dist/aegis-VERSION-OS-ARCH.tar.gz` (`aegis`, the role links as symlinks,
  * LICENSE, README.md and, when the build host has it, Debian's archive
  * keyring so `aegis setup` can check signatures on hosts without one), pack
- * the Agent Kit manifest as `dist/aegisvm-agent-kit-VERSION.tar.gz`, write
+ * the Agent Kit manifest as `dist/aegisvm-agent-kit-VERSION.tar.gz`, copy
+ * packaging/install.sh beside them, write
  * `dist/SHA256SUMS` (sha256sum format) and smoke-test the artefact of this
  * host (`aegis --version`, `aegis help`, a role link) unpacked with the
  * system tar in a fresh directory.
@@ -106,6 +107,9 @@ async function main(): Promise<void> {
   await tarGz(outdir, kit, join(outdir, `${kit}.tar.gz`));
   rmSync(join(outdir, kit), { recursive: true });
   artefacts.push(`${kit}.tar.gz`);
+  // install.sh goes up with the release, so `curl .../latest/download/install.sh | sh` works.
+  copyFileSync(join(ROOT, "packaging", "install.sh"), join(outdir, "install.sh"));
+  artefacts.push("install.sh");
 
   const sums = await Promise.all(artefacts.sort().map(async (a) => `${await sha256(join(outdir, a))}  ${a}\n`));
   writeFileSync(join(outdir, "SHA256SUMS"), sums.join(""));

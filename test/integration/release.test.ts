@@ -52,13 +52,13 @@ function serve(dir: string) {
 }
 
 describe("make release", () => {
-  it("writes one tarball per platform plus the kit, all listed in a SHA256SUMS that sha256sum -c accepts", async () => {
+  it("writes one tarball per platform plus the kit and install.sh, all listed in a SHA256SUMS that sha256sum -c accepts", async () => {
     const sums = readFileSync(join(dist, "SHA256SUMS"), "utf8");
     const names = sums.trim().split("\n").map((l) => l.split("  ")[1]);
-    expect(names).toEqual([...TARGETS.map((t) => `aegis-${version}-${t}.tar.gz`), `aegisvm-agent-kit-${version}.tar.gz`].sort());
+    expect(names).toEqual([...TARGETS.map((t) => `aegis-${version}-${t}.tar.gz`), `aegisvm-agent-kit-${version}.tar.gz`, "install.sh"].sort());
     const check = await run(["sha256sum", "-c", "SHA256SUMS"], { cwd: dist });
     expect(check.code).toBe(0);
-    expect(check.stdout.match(/: OK$/gm)?.length).toBe(5);
+    expect(check.stdout.match(/: OK$/gm)?.length).toBe(6);
   });
 
   it("packs the binary of each platform with the role links as symlinks, LICENSE and README.md", async () => {
