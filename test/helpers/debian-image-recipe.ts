@@ -60,12 +60,22 @@ export function aptMirror(env = process.env): string {
   return "http://deb.debian.org/debian";
 }
 
-/** Run a command; on failure throw with its stderr tail. `log` gets both streams appended. */
-async function run(argv: string[], log: string, env?: Record<string, string>): Promise<void> {
-  const p = Bun.spawn(argv, { stdout: "pipe", stderr: "pipe", stdin: "ignore", env: env ?? { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", LANG: "C" } });
-  const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
-  writeFileSync(log, `$ ${argv.join(" ")}\n${out}${err}`, { flag: "a" });
-  if (code !== 0) throw new Error(`${argv.join(" ")} exited ${code}:\n${(err || out).slice(-2000)}\n(full log: ${log})`);
+/** Runs one build command; throws (with its stderr tail) unless it exits 0. */
+type Run = (argv: string[], env?: Record<string, string>) => Promise<void>;
+
+/**
+ * A {@link Run} that appends each command's output to `log` and hands every
+ * command the build lock's fd (as fd 3), so a build orphaned by our death
+ * still holds the lock until its commands end.
+ */
+function runner(log: string, lockFd?: number): Run {
+  return async (argv, env = { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", LANG: "C" }) => {
+    const stdio: ["ignore", "pipe", "pipe", ...number[]] = ["ignore", "pipe", "pipe", ...(lockFd === undefined ? [] : [lockFd])];
+    const p = Bun.spawn(argv, { stdio, env });
+    const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+    writeFileSync(log, `$ ${argv.join(" ")}\n${out}${err}`, { flag: "a" });
+    if (code !== 0) throw new Error(`${argv.join(" ")} exited ${code}:\n${(err || out).slice(-2000)}\n(full log: ${log})`);
+  };
 }
 
 /** Environment for commands run inside the rootfs with chroot. */
@@ -89,82 +99,78 @@ function slim(root: string): void {
 }
 
 /** `umoci unpack` TAG of `layout` into a fresh bundle `dir`; returns its rootfs. */
-async function unpack(layout: string, tag: string, dir: string, log: string): Promise<string> {
-  await run(["umoci", "unpack", "--image", `${layout}:${tag}`, dir], log);
+async function unpack(run: Run, layout: string, tag: string, dir: string): Promise<string> {
+  await run(["umoci", "unpack", "--image", `${layout}:${tag}`, dir]);
   return join(dir, "rootfs");
 }
 
 /** `umoci repack` the bundle as `tag`, then drop the bundle. */
-async function repack(layout: string, tag: string, dir: string, createdBy: string, log: string): Promise<void> {
-  await run(["umoci", "repack", "--history.created_by", createdBy, "--image", `${layout}:${tag}`, dir], log);
+async function repack(run: Run, layout: string, tag: string, dir: string, createdBy: string): Promise<void> {
+  await run(["umoci", "repack", "--history.created_by", createdBy, "--image", `${layout}:${tag}`, dir]);
   rmSync(dir, { recursive: true, force: true });
 }
 
 /** `umoci config` of `tag` with repeated `--config.KEY value` pairs. */
-async function config(layout: string, tag: string, args: [string, string][], log: string): Promise<void> {
-  await run(["umoci", "config", ...args.flatMap(([k, v]) => [`--config.${k}`, v]), "--image", `${layout}:${tag}`], log);
+async function config(run: Run, layout: string, tag: string, args: [string, string][]): Promise<void> {
+  await run(["umoci", "config", ...args.flatMap(([k, v]) => [`--config.${k}`, v]), "--image", `${layout}:${tag}`]);
 }
 
 /**
  * Build the OCI layout `<work>/oci` with the tags of {@link DEBIAN_TAGS}.
  * `work` is a fresh directory; `<work>/build.log` gets every command's output.
+ * `lock` is an fd every command inherits (see debian-image.ts).
  */
-export async function buildDebianLayout(work: string, mirror: string): Promise<void> {
+export async function buildDebianLayout(work: string, mirror: string, lock?: number): Promise<void> {
   const oci = join(work, "oci");
-  const log = join(work, "build.log");
-  await run(["umoci", "init", "--layout", oci], log);
-  await run(["umoci", "new", "--image", `${oci}:bookworm`], log);
+  const run = runner(join(work, "build.log"), lock);
+  await run(["umoci", "init", "--layout", oci]);
+  await run(["umoci", "new", "--image", `${oci}:bookworm`]);
 
   // bookworm: debootstrap straight into the bundle of the empty image, so the repack diff is the whole rootfs.
-  let root = await unpack(oci, "bookworm", join(work, "b-base"), log);
-  await run(["debootstrap", "--variant=minbase", "bookworm", root, mirror], log);
+  let root = await unpack(run, oci, "bookworm", join(work, "b-base"));
+  await run(["debootstrap", "--variant=minbase", "bookworm", root, mirror]);
   // The package lists debootstrap fetched are kept aside for the server layer's apt-get (no second download of the index).
   const lists = join(work, "apt-lists");
   renameSync(join(root, "var/lib/apt/lists"), lists);
   mkdirSync(join(root, "var/lib/apt/lists/partial"), { recursive: true });
   slim(root);
-  await repack(oci, "bookworm", join(work, "b-base"), `debootstrap --variant=minbase bookworm ${mirror}`, log);
-  await config(oci, "bookworm", [["env", `PATH=${DEBIAN_PATH}`], ["cmd", "bash"]], log);
+  await repack(run, oci, "bookworm", join(work, "b-base"), `debootstrap --variant=minbase bookworm ${mirror}`);
+  await config(run, oci, "bookworm", [["env", `PATH=${DEBIAN_PATH}`], ["cmd", "bash"]]);
 
   // app: a non-root user with supplementary groups, a working directory it owns, ENV, ENTRYPOINT + CMD.
-  root = await unpack(oci, "bookworm", join(work, "b-app"), log);
+  root = await unpack(run, oci, "bookworm", join(work, "b-app"));
   for (const argv of [
     ["groupadd", "-g", "1500", "extra"],
     ["groupadd", "-g", "1000", "app"],
     ["useradd", "-u", "1000", "-g", "app", "-G", "audio,extra", "-m", "-d", "/home/app", "-s", "/bin/bash", "app"],
   ])
-    await run(["chroot", root, ...argv], log, CHROOT_ENV);
+    await run(["chroot", root, ...argv], CHROOT_ENV);
   mkdirSync(join(root, "srv/app"), { recursive: true });
   writeFileSync(join(root, "srv/app/hello.txt"), "hello from /srv/app\n");
   for (const p of ["srv/app", "srv/app/hello.txt"]) chownSync(join(root, p), 1000, 1000);
   slim(root);
-  await repack(oci, "app", join(work, "b-app"), "useradd app (1000:1000, groups audio,extra); /srv/app", log);
-  await config(
-    oci,
-    "app",
-    [
-      ["user", "app"],
-      ["workingdir", "/srv/app"],
-      ["env", "GREETING=hello from the image"],
-      ["entrypoint", "/bin/echo"],
-      ["entrypoint", "entry"],
-      ["cmd", "default"],
-      ["cmd", "cmd"],
-    ],
-    log,
-  );
+  await repack(run, oci, "app", join(work, "b-app"), "useradd app (1000:1000, groups audio,extra); /srv/app");
+  await config(run, oci, "app", [
+    ["user", "app"],
+    ["workingdir", "/srv/app"],
+    ["env", "GREETING=hello from the image"],
+    ["entrypoint", "/bin/echo"],
+    ["entrypoint", "entry"],
+    ["cmd", "default"],
+    ["cmd", "cmd"],
+  ]);
 
   // server: Debian's busybox package (not in minbase) for `busybox httpd` on 8080.
-  root = await unpack(oci, "bookworm", join(work, "b-server"), log);
+  root = await unpack(run, oci, "bookworm", join(work, "b-server"));
   rmSync(join(root, "var/lib/apt/lists"), { recursive: true, force: true });
   renameSync(lists, join(root, "var/lib/apt/lists"));
   writeFileSync(join(root, "etc/resolv.conf"), readFileSync("/etc/resolv.conf"));
-  await run(["chroot", root, "apt-get", "install", "-y", "-q", "--no-install-recommends", "busybox"], log, CHROOT_ENV);
+  await run(["chroot", root, "apt-get", "install", "-y", "-q", "--no-install-recommends", "busybox"], CHROOT_ENV);
   mkdirSync(join(root, "srv/www"), { recursive: true });
   writeFileSync(join(root, "srv/www/index.html"), "hello from the debian server image\n");
   slim(root);
-  await repack(oci, "server", join(work, "b-server"), "apt-get install busybox; /srv/www/index.html", log);
-  await config(oci, "server", [["exposedports", "8080/tcp"], ["cmd", "busybox"], ["cmd", "httpd"], ["cmd", "-f"], ["cmd", "-p"], ["cmd", "8080"], ["cmd", "-h"], ["cmd", "/srv/www"]], log);
+  await repack(run, oci, "server", join(work, "b-server"), "apt-get install busybox; /srv/www/index.html");
+  await config(run, oci, "server", [["exposedports", "8080/tcp"], ["cmd", "busybox"], ["cmd", "httpd"], ["cmd", "-f"], ["cmd", "-p"], ["cmd", "8080"], ["cmd", "-h"], ["cmd", "/srv/www"]]);
 
-  await run(["umoci", "gc", "--layout", oci], log);
+  await run(["umoci", "gc", "--layout", oci]);
 }
