@@ -23,7 +23,7 @@ beforeAll(async () => {
     { path: "etc/image-marker", content: "from the pulled image\n" },
     { path: "work/", type: "Directory" },
   ]);
-  image = makeImage([await busyboxLayer(), marker], { workingDir: "/work", env: ["PATH=/bin:/sbin", "IGNORED=yes"] });
+  image = makeImage([await busyboxLayer(), marker], { workingDir: "/work", env: ["PATH=/bin:/sbin", "IMAGE_ENV=yes"] });
   await pushImage({ base: reg.base, repo: "e2e/app" }, image, "v1");
   ref = `${reg.host}/e2e/app:v1`;
   home = new TestHome();
@@ -45,10 +45,10 @@ describe("images end to end", () => {
     expect(list).toContain(ref);
   }, TIMEOUT);
 
-  it("runs a command in the pulled image with its PATH and WorkingDir, not its other ENV", async () => {
-    const r = await home.run(["run", "--image", ref, "--", "sh", "-c", 'cat /etc/image-marker; pwd; echo "$PATH|${IGNORED:-unset}"']);
+  it("runs a command in the pulled image with its Env (PATH included) and WorkingDir", async () => {
+    const r = await home.run(["run", "--image", ref, "--", "sh", "-c", 'cat /etc/image-marker; pwd; echo "$PATH|${IMAGE_ENV:-unset}"']);
     expect(r.stderr).toBe("");
-    expect(r.stdout).toBe("from the pulled image\n/work\n/bin:/sbin|unset\n");
+    expect(r.stdout).toBe("from the pulled image\n/work\n/bin:/sbin|yes\n");
     expect(r.code).toBe(0);
   }, TIMEOUT);
 
