@@ -22,6 +22,7 @@ import { ControlRequests, RpcErrorCode, TetherFrameParams, type ControlRequestMe
 import { errorResponse, isParseFailure, notification, parseMessage, response, RpcError } from "../../src/api/jsonrpc.ts";
 import { VERSION } from "../../src/api/version.ts";
 import { readGuestConfig } from "./config.ts";
+import { GuestFiles } from "./files.ts";
 import { ControlPort, findControlPort } from "./port.ts";
 import { ProcessTable } from "./processes.ts";
 import { reapOrphans } from "./reaper.ts";
@@ -111,6 +112,10 @@ export async function main(_argv: string[]): Promise<void> {
     mcp.listen(`${root ?? ""}${MCP_BRIDGE_DEFAULT_PATH}`).catch((err: unknown) => log(`mcp bridge: cannot listen: ${String(err)}`));
   };
 
+  const files = new GuestFiles(() => {
+    if (!setUp) throw new RpcError(RpcErrorCode.notSetUp, "this VM waits for its setup request (deferred setup) before its files can be reached");
+    return root;
+  });
   const handlers: { [M in ControlRequestMethod]: (params: any) => unknown | Promise<unknown> } = {
     run: (p) => {
       if (!setUp) throw new RpcError(RpcErrorCode.notSetUp, "this VM waits for its setup request (deferred setup) before it can run processes");
@@ -144,6 +149,15 @@ export async function main(_argv: string[]): Promise<void> {
       return await waitForListen(p.port, p.timeout_ms);
     },
     shutdown: () => ({ ok: true }),
+    "fs.stat": (p) => files.stat(p),
+    "fs.list": (p) => files.list(p),
+    "fs.read": (p) => files.read(p),
+    "fs.write": (p) => files.write(p),
+    "fs.mkdir": (p) => files.mkdir(p),
+    "fs.remove": (p) => files.remove(p),
+    "fs.rename": (p) => files.rename(p),
+    "fs.symlink": (p) => files.symlink(p),
+    "fs.setattr": (p) => files.setattr(p),
   };
 
   const onLine = async (line: string): Promise<void> => {
@@ -179,7 +193,7 @@ export async function main(_argv: string[]): Promise<void> {
       if (isRequest) await send(response(msg.id!, result));
     } catch (err) {
       const e = err instanceof RpcError ? err : new RpcError(RpcErrorCode.internal, err instanceof Error ? err.message : String(err));
-      if (isRequest) await send(errorResponse(msg.id!, { code: e.code, message: e.message }));
+      if (isRequest) await send(errorResponse(msg.id!, { code: e.code, message: e.message, ...(e.data !== undefined ? { data: e.data } : {}) }));
     }
     if (msg.method === "shutdown") await powerOff();
   };

@@ -9,6 +9,7 @@ import { AppError, ErrorEnvelope, fromEnvelope, isAppError } from "./errors.ts";
 import { App, AppList, type AppCreate, Release } from "./schema/apps.ts";
 import { ImageGcResult, ImageList, ImagePullEvent, ImageRecord, ImageRemoved } from "./schema/images.ts";
 import { Ok } from "./schema/common.ts";
+import { ArchiveWritten, FileStat, FileWritten, FsListResult } from "./schema/files.ts";
 import { Kit, KitList, type KitManifest } from "./schema/kits.ts";
 import { SecretList, SecretValue } from "./schema/secrets.ts";
 import { Status } from "./schema/status.ts";
@@ -25,22 +26,30 @@ export class DaemonNotRunning extends Error {
 
 type Method = "GET" | "POST" | "PUT" | "DELETE";
 
+/** A raw request body: bytes or a stream. */
+export type RequestBody = NonNullable<RequestInit["body"]>;
+
 const enc = encodeURIComponent;
 
 /** Client of one aegisd socket. */
 export class AegisClient {
   constructor(readonly socket: string) {}
 
-  /** Send a request and return the raw response (errors already mapped). */
-  async raw(method: Method, path: string, body?: unknown, signal?: AbortSignal): Promise<Response> {
+  /** Send a request with a JSON body (if any) and return the raw response (errors already mapped). */
+  raw(method: Method, path: string, body?: unknown, signal?: AbortSignal): Promise<Response> {
+    return body === undefined ? this.send(method, path, undefined, undefined, signal) : this.send(method, path, JSON.stringify(body), "application/json", signal);
+  }
+
+  /** Send a request with a raw body (bytes, a stream) and return the response (errors already mapped). */
+  async send(method: Method, path: string, body: RequestBody | undefined, contentType: string | undefined, signal?: AbortSignal): Promise<Response> {
     let res: Response;
     try {
       res = await fetch(`http://aegis${path}`, {
         unix: this.socket,
         method,
         signal,
-        headers: body === undefined ? undefined : { "content-type": "application/json" },
-        body: body === undefined ? undefined : JSON.stringify(body),
+        headers: contentType === undefined ? undefined : { "content-type": contentType },
+        body,
       });
     } catch (err) {
       const code = (err as { code?: string }).code;
@@ -70,6 +79,36 @@ export class AegisClient {
 
   status() {
     return this.request(Status, "GET", "/v1/status");
+  }
+
+  /** lstat of a path inside an instance (woken first). */
+  statFile(ref: string, path: string) {
+    return this.request(FileStat, "GET", `/v1/instances/${enc(ref)}/files/stat?path=${enc(path)}`);
+  }
+  /** A directory's entries inside an instance. */
+  listFiles(ref: string, path: string) {
+    return this.request(FsListResult, "GET", `/v1/instances/${enc(ref)}/files/list?path=${enc(path)}`);
+  }
+  /** A file's bytes from inside an instance. */
+  async readFile(ref: string, path: string): Promise<Uint8Array> {
+    const res = await this.raw("GET", `/v1/instances/${enc(ref)}/files/content?path=${enc(path)}`);
+    return new Uint8Array(await res.arrayBuffer());
+  }
+  /** Write a file inside an instance (parents created); `mode` as permission bits. */
+  writeFile(ref: string, path: string, bytes: RequestBody, mode?: number) {
+    const q = `path=${enc(path)}${mode === undefined ? "" : `&mode=${mode.toString(8).padStart(3, "0")}`}`;
+    return this.send("PUT", `/v1/instances/${enc(ref)}/files/content?${q}`, bytes, "application/octet-stream").then(async (r) => FileWritten.parse(await r.json()));
+  }
+  /** A tar stream of a path inside an instance (`docker cp` model). */
+  async getArchive(ref: string, path: string): Promise<ReadableStream<Uint8Array>> {
+    const res = await this.raw("GET", `/v1/instances/${enc(ref)}/archive?path=${enc(path)}`);
+    if (!res.body) throw new AppError("internal", "aegisd sent an archive without a body");
+    return res.body;
+  }
+  /** Extract a tar stream into a directory inside an instance. */
+  async putArchive(ref: string, dir: string, tar: RequestBody) {
+    const res = await this.send("PUT", `/v1/instances/${enc(ref)}/archive?path=${enc(dir)}`, tar, "application/x-tar");
+    return ArchiveWritten.parse(await res.json());
   }
 
   /** Workspace secrets when `app` is undefined, else that app's. */

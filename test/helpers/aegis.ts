@@ -28,7 +28,7 @@ export class TestHome {
   readonly dir = mkdtempSync(join(tmpdir(), "ag-"));
 
   /** Run `aegis ...args` against this home, draining both pipes. */
-  async run(args: string[], opts: { stdin?: string; env?: Record<string, string>; bin?: string } = {}): Promise<RunResult> {
+  async run(args: string[], opts: { stdin?: string | Uint8Array; env?: Record<string, string>; bin?: string } = {}): Promise<RunResult> {
     const proc = Bun.spawn([opts.bin ?? aegisBin(), ...args], {
       // Router port 0: tests never collide with each other or with a user's daemon on 8099.
       // AEGIS_WARM=0: no template build at each test daemon's start (the first boot builds it).
@@ -64,7 +64,7 @@ export class TestHome {
   }
 
   /** Like {@link run} but throws unless the exit code is 0. */
-  async ok(args: string[], opts: { stdin?: string; env?: Record<string, string> } = {}): Promise<RunResult> {
+  async ok(args: string[], opts: { stdin?: string | Uint8Array; env?: Record<string, string> } = {}): Promise<RunResult> {
     const r = await this.run(args, opts);
     if (r.code !== 0) throw new Error(`aegis ${args.join(" ")} exited ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
     return r;

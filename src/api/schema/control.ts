@@ -30,6 +30,7 @@
  *   anything in the request.
  */
 import { z } from "zod";
+import { FileStat, FsListParams, FsListResult, FsMkdirParams, FsReadParams, FsReadResult, FsRemoveParams, FsRenameParams, FsSetattrParams, FsStatParams, FsSymlinkParams, FsWriteParams, FsWriteResult } from "./files.ts";
 import { McpBridgeMethods } from "./mcp.ts";
 
 /** The name of the virtio-serial port that carries the control channel. */
@@ -122,6 +123,15 @@ export const ControlRequests = {
   "port.wait": { params: PortWaitParams, result: PortWaitResult },
   setup: { params: SetupParams, result: OkResult },
   shutdown: { params: z.object({}).strict().optional(), result: OkResult },
+  "fs.stat": { params: FsStatParams, result: FileStat },
+  "fs.list": { params: FsListParams, result: FsListResult },
+  "fs.read": { params: FsReadParams, result: FsReadResult },
+  "fs.write": { params: FsWriteParams, result: FsWriteResult },
+  "fs.mkdir": { params: FsMkdirParams, result: OkResult },
+  "fs.remove": { params: FsRemoveParams, result: OkResult },
+  "fs.rename": { params: FsRenameParams, result: OkResult },
+  "fs.symlink": { params: FsSymlinkParams, result: OkResult },
+  "fs.setattr": { params: FsSetattrParams, result: OkResult },
 } as const;
 
 /** Request methods the host serves (guest -> host), with their param and result schemas. */
@@ -174,4 +184,6 @@ export const RpcErrorCode = {
   timeout: -32004,
   /** The VM waits for its `setup` request (deferred setup) and cannot run processes yet. */
   notSetUp: -32005,
+  /** A filesystem request failed; `data.errno` names the error (ENOENT, EEXIST, ENOTDIR...). */
+  fsError: -32006,
 } as const;

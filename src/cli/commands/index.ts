@@ -21,6 +21,7 @@ export const root = defineCommand({
     image: () => import("./image/index.ts").then((m) => m.default),
     instance: () => import("./instance/index.ts").then((m) => m.default),
     exec: () => import("./exec.ts").then((m) => m.default),
+    cp: () => import("./cp.ts").then((m) => m.default),
     logs: () => import("./logs.ts").then((m) => m.default),
   },
 });

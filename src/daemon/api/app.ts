@@ -10,6 +10,7 @@ import { AppError, isAppError } from "../../api/errors.ts";
 import { appRoutes } from "./apps.ts";
 import type { ApiDeps } from "./deps.ts";
 import { imageRoutes } from "./images.ts";
+import { fileRoutes } from "./files.ts";
 import { instanceRoutes } from "./instances.ts";
 import { kitRoutes } from "./kits.ts";
 import { workspaceSecretRoutes } from "./secrets.ts";
@@ -24,7 +25,8 @@ export function createApp(deps: ApiDeps) {
     .route("/v1/kits", kitRoutes(deps))
     .route("/v1/tasks", taskRoutes(deps))
     .route("/v1/images", imageRoutes(deps))
-    .route("/v1/instances", instanceRoutes(deps));
+    .route("/v1/instances", instanceRoutes(deps))
+    .route("/v1/instances", fileRoutes(deps));
 
   app.notFound((c) => {
     const err = new AppError("not_found", `no such endpoint: ${c.req.method} ${new URL(c.req.url).pathname}`);
