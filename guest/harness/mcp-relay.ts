@@ -8,6 +8,11 @@
  * answer comes back with the caller's id. Params are not checked here: the
  * host validates and decides everything.
  *
+ * Requests are at most {@link BRIDGE_LINE_MAX_BYTES}: any process in the
+ * guest may write to the socket, and the host drops control lines over
+ * 2 MiB anyway; a longer line is dropped here (the caller gets an error
+ * with a null id) without being buffered.
+ *
  * When the host cannot be reached (the control port write fails, or no
  * answer within {@link HOST_TIMEOUT_MS}) the caller gets `unavailable`
  * (-32013).
@@ -23,6 +28,9 @@ import { errorResponse, isParseFailure, LineSplitter, parseMessage, request, res
  * image and boot a VM, which takes well over a minute under TCG.
  */
 export const HOST_TIMEOUT_MS = 300_000;
+
+/** Longest bridge request line (a spawn request is a few KiB; the host's control-channel limit is 2 MiB). */
+export const BRIDGE_LINE_MAX_BYTES = 1024 * 1024;
 
 /** The host's answer to one relayed request. */
 export type HostAnswer = { result: unknown } | { error: RpcErrorObject };
@@ -106,7 +114,12 @@ export class McpRelay {
   }
 
   #serve(socket: Socket): void {
-    const splitter = new LineSplitter();
+    const splitter = new LineSplitter({
+      maxLineBytes: BRIDGE_LINE_MAX_BYTES,
+      onOverlong: () => {
+        if (!socket.destroyed) socket.write(errorResponse(null, { code: McpBridgeErrorCode.invalidParams, message: `request too large: at most ${BRIDGE_LINE_MAX_BYTES} bytes per line` }));
+      },
+    });
     socket.on("data", (chunk: Buffer) => {
       for (const line of splitter.push(chunk)) {
         this.#onLine(socket, line).catch((err: unknown) => this.log(`mcp bridge: ${String(err)}`));

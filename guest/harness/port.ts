@@ -21,10 +21,19 @@
  * Writes are queued and issued one at a time, and `send` resolves when the
  * bytes are in the port, which gives producers (process output pumps)
  * natural backpressure.
+ *
+ * Lines from the host are at most {@link HOST_LINE_MAX_BYTES}: the largest
+ * host -> guest message is a `run` whose argv and env the user chose, or a
+ * `tether.frame` (at most 1 MiB of JSON); 8 MiB is generous for both and
+ * keeps a runaway host from filling guest memory (a longer line is dropped
+ * and the port resynchronises at the next newline).
  */
 import { existsSync, openSync, read, readdirSync, readFileSync, write, writeSync } from "node:fs";
 import { CONTROL_PORT_NAME, CONTROL_VSOCK_PORT } from "../../src/api/schema/control.ts";
 import { LineSplitter } from "../../src/api/jsonrpc.ts";
+
+/** Longest line accepted from the host. */
+export const HOST_LINE_MAX_BYTES = 8 * 1024 * 1024;
 import { connectVsock, VMADDR_CID_HOST } from "./vsock.ts";
 
 /** Where to look for each transport (overridable for tests). */
@@ -80,7 +89,10 @@ export function findControlPort(sysRoot = "/sys/class/virtio-ports", probe: Omit
 export class ControlPort {
   private readonly fd: number;
   private tail: Promise<void> = Promise.resolve();
-  private readonly splitter = new LineSplitter();
+  private readonly splitter = new LineSplitter({
+    maxLineBytes: HOST_LINE_MAX_BYTES,
+    onOverlong: () => process.stderr.write(`aegis-harness: dropped a control line over ${HOST_LINE_MAX_BYTES} bytes from the host\n`),
+  });
 
   /**
    * Open a device path, or connect a `vsock:<cid>:<port>` endpoint (see

@@ -8,8 +8,18 @@
  * wait in order in a queue and the relay reconnects with a short backoff
  * until they are delivered; nothing is dropped silently (a frame that cannot
  * be parsed back from the agent is reported in the guest log).
+ *
+ * Lines from the agent are at most {@link AGENT_LINE_MAX_BYTES} (a frame
+ * is at most 1 MiB of JSON, and the host refuses larger ones anyway); a
+ * longer line is dropped without being buffered and reported once.
  */
 import type { Socket } from "bun";
+import { LineSplitter } from "../../src/api/jsonrpc.ts";
+import { MAX_FRAME_BYTES } from "../../src/api/schema/tether.ts";
+import { clip } from "../../src/api/untrusted-text.ts";
+
+/** Longest line accepted from the agent: a largest frame plus room for the envelope. */
+export const AGENT_LINE_MAX_BYTES = MAX_FRAME_BYTES + 64 * 1024;
 
 /** Where the agent listens inside the guest. */
 export const AGENT_PORT = 7778;
@@ -19,7 +29,10 @@ export class TetherRelay {
   private socket: Socket<undefined> | null = null;
   private connecting = false;
   private readonly queue: string[] = [];
-  private buffered = "";
+  private readonly splitter = new LineSplitter({
+    maxLineBytes: AGENT_LINE_MAX_BYTES,
+    onOverlong: () => this.log(`tether: agent sent a line over ${AGENT_LINE_MAX_BYTES} bytes; dropped`),
+  });
   private retryMs = 100;
 
   constructor(
@@ -89,21 +102,14 @@ export class TetherRelay {
   }
 
   private onData(data: Uint8Array): void {
-    this.buffered += Buffer.from(data).toString("utf8");
-    let nl = this.buffered.indexOf("\n");
-    while (nl >= 0) {
-      const line = this.buffered.slice(0, nl).trim();
-      this.buffered = this.buffered.slice(nl + 1);
-      if (line.length > 0) {
-        try {
-          const frame = JSON.parse(line) as unknown;
-          if (typeof frame === "object" && frame !== null && !Array.isArray(frame)) this.toHost(frame as Record<string, unknown>);
-          else this.log(`tether: agent sent a non-object line: ${line.slice(0, 200)}`);
-        } catch (err) {
-          this.log(`tether: agent sent invalid JSON (${(err as Error).message}): ${line.slice(0, 200)}`);
-        }
+    for (const line of this.splitter.push(data)) {
+      try {
+        const frame = JSON.parse(line) as unknown;
+        if (typeof frame === "object" && frame !== null && !Array.isArray(frame)) this.toHost(frame as Record<string, unknown>);
+        else this.log(`tether: agent sent a non-object line: ${clip(line)}`);
+      } catch (err) {
+        this.log(`tether: agent sent invalid JSON (${clip((err as Error).message)}): ${clip(line)}`);
       }
-      nl = this.buffered.indexOf("\n");
     }
   }
 }

@@ -61,19 +61,49 @@ export function errorResponse(id: number | string | null, error: RpcErrorObject)
   return encodeMessage({ jsonrpc: "2.0", id, error });
 }
 
+/** Options of a {@link LineSplitter}. */
+export interface LineSplitterOptions {
+  /** Longest line kept, in bytes without the newline (default {@link DEFAULT_MAX_LINE_BYTES}). */
+  maxLineBytes?: number;
+  /** Called once per over-long line, when it crosses the limit (the rest of it is then skipped unbuffered). */
+  onOverlong?: () => void;
+}
+
+/** Default line limit; each channel chooses its own (see the module docs of its owner). */
+export const DEFAULT_MAX_LINE_BYTES = 8 * 1024 * 1024;
+
 /**
  * Splits a byte stream into lines. Bytes are buffered until a newline, then
  * decoded as UTF-8 as a whole line, so a multi-byte character split across two
  * reads is never corrupted.
+ *
+ * Bounded: a line longer than `maxLineBytes` is dropped. The bytes buffered
+ * so far are released the moment the limit is crossed, every further byte
+ * up to the next newline is skipped without being kept, and the stream
+ * resynchronises at that newline. So a peer writing gigabytes without a
+ * newline costs at most `maxLineBytes` of memory, and the messages after its
+ * newline still arrive. Drops are counted (`overlongLines`, `discardedBytes`)
+ * and announced once per line through `onOverlong`.
  */
 export class LineSplitter {
   private parts: Uint8Array[] = [];
   private partsLength = 0;
+  private discarding = false;
+  private readonly maxLineBytes: number;
+  private readonly onOverlong?: () => void;
+  /** Lines dropped for being longer than the limit. */
+  overlongLines = 0;
+  /** Bytes of dropped lines (buffered ones released plus skipped ones). */
+  discardedBytes = 0;
 
-  /** Maximum bytes buffered without a newline before `push` throws (guards against a runaway peer). */
-  constructor(private readonly maxLineBytes = 64 * 1024 * 1024) {}
+  /** `opts` may be the line limit alone. */
+  constructor(opts: number | LineSplitterOptions = {}) {
+    const o = typeof opts === "number" ? { maxLineBytes: opts } : opts;
+    this.maxLineBytes = o.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES;
+    this.onOverlong = o.onOverlong;
+  }
 
-  /** Feed bytes; returns the complete lines they finish (without the newline, empty lines skipped). */
+  /** Feed bytes; returns the complete lines they finish (without the newline, empty and over-long lines skipped). */
   push(chunk: Uint8Array): string[] {
     const lines: string[] = [];
     let start = 0;
@@ -81,6 +111,17 @@ export class LineSplitter {
       const nl = chunk.indexOf(10, start);
       if (nl < 0) break;
       const piece = chunk.subarray(start, nl);
+      start = nl + 1;
+      if (this.discarding) {
+        this.discardedBytes += piece.length;
+        this.discarding = false;
+        continue;
+      }
+      if (this.partsLength + piece.length > this.maxLineBytes) {
+        this.overlong(piece.length);
+        this.discarding = false;
+        continue;
+      }
       let bytes: Uint8Array;
       if (this.partsLength > 0) {
         bytes = concat([...this.parts, piece], this.partsLength + piece.length);
@@ -91,17 +132,29 @@ export class LineSplitter {
       }
       const line = decoder.decode(bytes).trim();
       if (line.length > 0) lines.push(line);
-      start = nl + 1;
     }
     if (start < chunk.length) {
-      const rest = chunk.slice(start);
-      this.parts.push(rest);
-      this.partsLength += rest.length;
-      if (this.partsLength > this.maxLineBytes) {
-        throw new Error(`control channel line exceeds ${this.maxLineBytes} bytes without a newline`);
+      const restLength = chunk.length - start;
+      if (this.discarding) {
+        this.discardedBytes += restLength;
+      } else if (this.partsLength + restLength > this.maxLineBytes) {
+        this.overlong(restLength);
+      } else {
+        this.parts.push(chunk.slice(start));
+        this.partsLength += restLength;
       }
     }
     return lines;
+  }
+
+  /** Drop the line being assembled (plus `more` bytes of it seen now) and skip to its newline. */
+  private overlong(more: number): void {
+    this.discardedBytes += this.partsLength + more;
+    this.parts = [];
+    this.partsLength = 0;
+    this.discarding = true;
+    this.overlongLines++;
+    this.onOverlong?.();
   }
 }
 

@@ -7,6 +7,7 @@
 import { closeSync, existsSync, openSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { binDir, isCompiled, selfCommand, type StatePaths } from "../paths.ts";
+import { lastLines } from "./file-ring.ts";
 import { ensureStateDirs } from "./state-dirs.ts";
 import { processAlive, probeSocket, readPidFile, unlinkIfExists } from "./socket.ts";
 
@@ -50,9 +51,8 @@ export function daemonCommand(): string[] {
   return isCompiled && existsSync(beside) ? [beside] : selfCommand("__daemon");
 }
 
-function lastLines(path: string, n: number): string {
-  if (!existsSync(path)) return "";
-  return readFileSync(path, "utf8").trimEnd().split("\n").slice(-n).join("\n");
+function tailLines(path: string, n: number): string {
+  return lastLines(path, n).join("\n");
 }
 
 /** Start aegisd detached. Returns its pid and whether it was already running. */
@@ -80,7 +80,7 @@ export async function startDaemon(paths: StatePaths, opts: { noDaemons?: boolean
     await Bun.sleep(20);
   }
   if (proc.exitCode === null && readPidFile(paths.pidFile) === proc.pid) return { pid: proc.pid, already: false };
-  const tail = lastLines(paths.daemonLog, 5);
+  const tail = tailLines(paths.daemonLog, 5);
   throw new Error(
     proc.exitCode !== null
       ? `aegisd exited with code ${proc.exitCode} during start-up${tail ? `:\n${tail}` : ""}`

@@ -15,6 +15,26 @@
  * a JSON-RPC error (an {@link RpcError}'s code, message and data; anything
  * else thrown is an internal error). Params are validated first; a method
  * without a handler is `methodNotFound`.
+ *
+ * Bounds (every guest is hostile: root in the VM can write anything here):
+ * - Lines: at most {@link GUEST_LINE_MAX_BYTES}. The largest legitimate
+ *   line is a `tether.frame` notification, whose frame is capped at 1 MiB
+ *   of JSON (api/schema/tether.ts `MAX_FRAME_BYTES`); an `output` chunk is
+ *   32 KiB as base64 (~44 KiB) and `mcp.*` requests are small. A longer
+ *   line is dropped without being buffered (LineSplitter), the channel
+ *   resynchronises at the next newline and the VM keeps running: dropping
+ *   costs nothing, and stopping the VM would not protect anything more.
+ * - Rates, per channel (one channel per VM boot of an instance): guest
+ *   requests {@link REQUEST_RATE}/s (burst {@link REQUEST_BURST}); a
+ *   request over the limit is answered `rate_limited` (-32029) without
+ *   running its handler. Notifications other than `output`
+ *   {@link NOTIFICATION_RATE}/s (burst {@link NOTIFICATION_BURST}); over the
+ *   limit they are dropped. `output` (process output) is never limited or
+ *   dropped: it is bounded where it is kept, by the log store's rotation,
+ *   so an `aegis run` printing as fast as it can stays complete.
+ * - Complaints (over-long, unparsable, invalid, rate-limited input) go to
+ *   aegisd's log through a {@link RepeatReporter}: the first of each kind
+ *   whole (guest text clipped and escaped), then one summary a minute.
  */
 import { unlinkSync } from "node:fs";
 import type { Socket, UnixSocketListener } from "bun";
@@ -30,6 +50,9 @@ import {
   type ControlRequestResult,
 } from "../api/schema/control.ts";
 import type { z } from "zod";
+import { basename, dirname } from "node:path";
+import { clip } from "../api/untrusted-text.ts";
+import { RepeatReporter, type ReportSink, TokenBucket } from "./guest-input.ts";
 import { errorResponse, isParseFailure, LineSplitter, notification, parseMessage, request, response, RpcError, type RpcMessage } from "../api/jsonrpc.ts";
 
 /** Thrown to pending and new calls once the channel is closed or the peer went away. */
@@ -41,6 +64,26 @@ export class ChannelClosedError extends Error {
 export class ChannelTimeoutError extends Error {
   override name = "ChannelTimeoutError";
 }
+
+/** Longest line accepted from the guest (see the module docs for why). */
+export const GUEST_LINE_MAX_BYTES = 2 * 1024 * 1024;
+/** Guest -> host requests per second, per channel (sustained). */
+export const REQUEST_RATE = 50;
+/** Guest -> host requests in a burst. */
+export const REQUEST_BURST = 200;
+/** Guest notifications other than `output` per second, per channel (sustained; an agent streams a few dozen deltas a second). */
+export const NOTIFICATION_RATE = 500;
+/** Guest notifications other than `output` in a burst. */
+export const NOTIFICATION_BURST = 2000;
+/** JSON-RPC error code of a request refused by the rate limit. */
+export const RATE_LIMITED_CODE = -32029;
+/** Answers queued for a guest that does not read beyond which refusals are no longer answered. */
+const MAX_QUEUED_REFUSALS = 1024;
+
+/** aegisd's stderr is its log file: complaints are written as log lines (the same shape as daemon/log.ts). */
+const stderrSink: ReportSink = (msg, fields) => {
+  process.stderr.write(`${JSON.stringify({ ts: new Date().toISOString(), level: "warn", msg, ...fields })}\n`);
+};
 
 interface Pending {
   method: string;
@@ -59,7 +102,10 @@ export class ControlChannel {
   private listener?: UnixSocketListener<undefined>;
   private socket?: Socket<undefined>;
   private outbox: Uint8Array[] = [];
-  private readonly splitter = new LineSplitter();
+  private readonly splitter: LineSplitter;
+  private readonly reporter: RepeatReporter;
+  private readonly requestBucket = new TokenBucket(REQUEST_RATE, REQUEST_BURST);
+  private readonly notificationBucket = new TokenBucket(NOTIFICATION_RATE, NOTIFICATION_BURST);
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
   private readonly handlers = new Map<string, Set<AnyHandler>>();
@@ -70,11 +116,24 @@ export class ControlChannel {
   private closed = false;
   private readonly encoder = new TextEncoder();
 
-  private constructor(readonly path: string) {}
+  private constructor(
+    readonly path: string,
+    sink: ReportSink,
+  ) {
+    // The socket lives in the instance's run directory, named by its id.
+    this.reporter = new RepeatReporter(sink, basename(dirname(path)));
+    this.splitter = new LineSplitter({
+      maxLineBytes: GUEST_LINE_MAX_BYTES,
+      onOverlong: () =>
+        this.reporter.report("overlong", "over-long control lines", `control channel: guest line over ${GUEST_LINE_MAX_BYTES} bytes dropped (skipped to the next newline)`, {
+          dropped_lines: this.splitter.overlongLines,
+        }),
+    });
+  }
 
-  /** Listen on `path` (a stale socket file is removed first). */
-  static listen(path: string): ControlChannel {
-    const ch = new ControlChannel(path);
+  /** Listen on `path` (a stale socket file is removed first); complaints about guest input go to `sink` (default: aegisd's log via stderr). */
+  static listen(path: string, sink: ReportSink = stderrSink): ControlChannel {
+    const ch = new ControlChannel(path, sink);
     try {
       unlinkSync(path);
     } catch (err) {
@@ -192,6 +251,7 @@ export class ControlChannel {
       if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
     }
     this.failPending(reason);
+    this.reporter.flush();
     for (const h of this.closeHandlers) h(reason);
   }
 
@@ -237,7 +297,7 @@ export class ControlChannel {
     for (const line of this.splitter.push(data)) {
       const msg = parseMessage(line);
       if (isParseFailure(msg)) {
-        process.stderr.write(`aegis: control channel: unparsable line from guest: ${msg.message}\n`);
+        this.reporter.report("unparsable", "unparsable control lines", "control channel: unparsable line from guest", { error: clip(msg.message) });
         continue;
       }
       this.dispatch(msg);
@@ -249,7 +309,7 @@ export class ControlChannel {
     const handler = this.requestHandlers.get(method);
     const spec = (GuestRequests as Record<string, (typeof GuestRequests)[GuestRequestMethod]>)[method];
     if (!handler || !spec) {
-      this.write(errorResponse(id, { code: -32601, message: `the host does not serve ${method}` }));
+      this.write(errorResponse(id, { code: -32601, message: `the host does not serve ${clip(method)}` }));
       return;
     }
     const parsed = spec.params.safeParse(params ?? {});
@@ -263,7 +323,7 @@ export class ControlChannel {
     } catch (err) {
       if (this.closed) return;
       const e = err instanceof RpcError ? err : null;
-      if (!e) process.stderr.write(`aegis: control channel: ${method} failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+      if (!e) this.reporter.report(`failed:${method}`, `failed ${method} requests`, `control channel: ${method} failed`, { error: clip(err instanceof Error ? (err.stack ?? err.message) : String(err), 2000) });
       this.write(errorResponse(id, e ? { code: e.code, message: e.message, ...(e.data === undefined ? {} : { data: e.data }) } : { code: -32603, message: `${method} failed: ${err instanceof Error ? err.message : String(err)}` }));
     }
   }
@@ -279,14 +339,25 @@ export class ControlChannel {
       return;
     }
     if (msg.id !== undefined && msg.id !== null) {
+      if (!this.requestBucket.take()) {
+        this.reporter.report("rate:request", "rate-limited guest requests", `control channel: guest requests over ${REQUEST_RATE}/s refused`, { method: clip(msg.method) });
+        if (this.outbox.length < MAX_QUEUED_REFUSALS) {
+          this.write(errorResponse(msg.id, { code: RATE_LIMITED_CODE, message: `rate limited: at most ${REQUEST_RATE} requests per second (burst ${REQUEST_BURST})`, data: { code: "rate_limited" } }));
+        }
+        return;
+      }
       void this.answer(msg.id, msg.method, msg.params);
+      return;
+    }
+    if (msg.method !== "output" && !this.notificationBucket.take()) {
+      this.reporter.report("rate:notification", "rate-limited guest notifications", `control channel: guest notifications over ${NOTIFICATION_RATE}/s dropped`, { method: clip(msg.method) });
       return;
     }
     const schema = (ControlNotifications as Record<string, (typeof ControlNotifications)[ControlNotificationMethod]>)[msg.method];
     if (!schema) return; // unknown notifications are ignored for forward compatibility
     const parsed = schema.safeParse(msg.params);
     if (!parsed.success) {
-      process.stderr.write(`aegis: control channel: invalid ${msg.method} from guest: ${parsed.error.message}\n`);
+      this.reporter.report(`invalid:${msg.method}`, `invalid ${msg.method} notifications`, `control channel: invalid ${msg.method} from guest`, { error: clip(parsed.error.issues[0]?.message) });
       return;
     }
     if (msg.method === "ready") {

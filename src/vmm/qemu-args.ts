@@ -90,7 +90,9 @@ export function buildQemuArgs(input: QemuArgsInput): string[] {
     "-m", String(input.memoryMb),
     "-smp", String(input.vcpus),
     "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
-    "-serial", `file:${optValue("serial log path", input.serialLog)}`,
+    // Appending, so the host can rotate the file under QEMU (vmm/console-ring.ts) by copy and truncate.
+    "-chardev", `file,id=console,path=${optValue("serial log path", input.serialLog)},append=on`,
+    "-serial", "chardev:console",
     "-kernel", input.kernel,
     "-initrd", input.initrd,
     "-append", kernelCmdline(input),

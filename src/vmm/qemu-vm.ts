@@ -5,6 +5,7 @@
  * stop, and the process-group kill that also takes virtiofsd down.
  */
 import { renameSync, statSync } from "node:fs";
+import { keepBounded } from "../control/file-ring.ts";
 import type { Vm, VmSpec } from "./backend.ts";
 import type { ControlChannel } from "./control-channel.ts";
 import { shutdownGracefully } from "./graceful-stop.ts";
@@ -13,6 +14,9 @@ import { waitGuestPort, type GuestPortState } from "./guest-port.ts";
 import { QmpClient } from "./qmp.ts";
 import { receiveSnapshot, removeSnapshot, writeSnapshotMeta, type SnapshotIdentity } from "./snapshot-file.ts";
 import { killGroup } from "./virtiofsd.ts";
+
+/** Size at which a VM's console log is rotated (one previous generation is kept). */
+export const CONSOLE_MAX_BYTES = 1024 * 1024;
 
 /** Socket and log paths of one VM. */
 export interface VmPaths {
@@ -52,7 +56,9 @@ export class QemuVm implements Vm {
     this.consoleLog = paths.console;
     this.virtiofsdPid = virtiofsd?.pid;
     this.qmp = qmp;
+    const stopRing = keepBounded(paths.console, CONSOLE_MAX_BYTES);
     this.exited = proc.exited.then(async (code) => {
+      stopRing();
       channel.close(`VM ${spec.id} exited (code ${code})`);
       this.qmp?.close();
       if (this.virtiofsd) {

@@ -11,7 +11,12 @@
  *      group and retries once when it does not come in time (a TCG boot that
  *      misses the PIT calibration window can hang forever).
  * The guest console goes to `<runDir>/console.log` and is kept after exit
- * (for `aegis logs` and for crash messages).
+ * (for `aegis logs` and for crash messages). It is a bounded ring: QEMU
+ * appends, and the VM rotates it every second once it passes
+ * `CONSOLE_MAX_BYTES` (qemu-vm.ts, 1 MiB; control/file-ring.ts; the previous generation
+ * is `console.1.log`), because a guest can print to its console as fast as
+ * the emulated UART goes (~0.4 MB/s under TCG) for as long as it runs.
+ * Crash messages read the tail only.
  *
  * Per-instance disk (`spec.overlayDisk`): created on first boot (sparse
  * ext4, overlay-disk.ts) and attached writable with serial `aegis-overlay`;
@@ -50,6 +55,7 @@ import type { Backend, BackendCapabilities, Vm, VmSpec } from "./backend.ts";
 import { ChannelTimeoutError, ControlChannel } from "./control-channel.ts";
 import { SnapshotStaleError } from "./errors.ts";
 import { ensureOverlayDisk } from "./overlay-disk.ts";
+import { lastLines } from "../control/file-ring.ts";
 import { buildQemuArgs } from "./qemu-args.ts";
 import { QmpClient } from "./qmp.ts";
 import { QemuVm } from "./qemu-vm.ts";
@@ -88,9 +94,7 @@ export class VmBootError extends Error {
 
 /** Last `lines` lines of a file ("" when missing). */
 export function fileTail(path: string, lines = 20): string {
-  if (!existsSync(path)) return "";
-  const text = readFileSync(path, "utf8");
-  return text.split("\n").filter((l) => l.trim()).slice(-lines).join("\n");
+  return lastLines(path, lines).join("\n");
 }
 
 function hostArch(): "x86_64" | "aarch64" {

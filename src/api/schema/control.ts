@@ -50,7 +50,7 @@ export const SignalName = z.string().regex(/^SIG[A-Z0-9]+$/, "must be a signal n
 
 /** `ready` notification params. */
 export const ReadyParams = z.object({
-  version: z.string(),
+  version: z.string().max(128),
   uptime_ms: z.number().nonnegative(),
 }).strict();
 
@@ -83,7 +83,7 @@ export const OutputParams = z.object({
 export const ExitParams = z.object({
   id: ProcessId,
   code: z.number().int(),
-  signal: z.string().optional(),
+  signal: z.string().max(32).optional(),
 }).strict();
 
 /** `signal` request params. */

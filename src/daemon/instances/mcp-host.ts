@@ -18,12 +18,21 @@
  * `expose_port` on a running VM adds the forward at once (QEMU
  * `hostfwd_add`); on a backend that cannot, the port becomes reachable at
  * the next boot (`reachable: false` says so).
+ *
+ * Bounds: the control channel rate-limits guest requests per instance
+ * (vmm/control-channel.ts) and any process in the guest can reach the
+ * bridge (its socket is 0666), so requests are logged through a
+ * {@link RepeatReporter} per VM: the first request of each tool and
+ * outcome is one line, repeats within a minute become one summary line.
+ * Guest text in a line (an error quoting a name) is clipped and escaped.
  */
 import { isAppError } from "../../api/errors.ts";
 import { BASE_IMAGE } from "../../api/schema/capabilities.ts";
 import { type McpBridgeParams, McpBridgeErrorCode, type McpChild, type McpEndpoint } from "../../api/schema/mcp.ts";
 import type { Vm } from "../../vmm/backend.ts";
 import { RpcError } from "../../api/jsonrpc.ts";
+import { clip } from "../../api/untrusted-text.ts";
+import { RepeatReporter } from "../../vmm/guest-input.ts";
 import type { Logger } from "../api/deps.ts";
 import type { ImagesService } from "../images/service.ts";
 import type { InstanceRow } from "../registry/instances.ts";
@@ -63,35 +72,37 @@ export class McpHost {
   /** Register the handlers on the VM's channel for the instance `id` (an `onBoot` hook). */
   attach(id: string, vm: Vm): void {
     const ch = vm.channel;
-    ch.onRequest("mcp.self_info", () => this.run(id, "self_info", () => this.selfInfo(id)));
-    ch.onRequest("mcp.instance_spawn", (p) => this.run(id, "instance_spawn", () => this.serialSpawn(id, p)));
-    ch.onRequest("mcp.instance_list", () => this.run(id, "instance_list", () => ({ instances: this.deps.instances.children(id).map((r) => this.child(r)) })));
-    ch.onRequest("mcp.instance_stop", (p) => this.run(id, "instance_stop", () => this.stop(id, p)));
-    ch.onRequest("mcp.expose_port", (p) => this.run(id, "expose_port", () => this.expose(id, p.port)));
-    ch.onRequest("mcp.unexpose_port", (p) => this.run(id, "unexpose_port", () => this.unexpose(id, p.port)));
-    ch.onRequest("mcp.keepalive_acquire", (p) => this.run(id, "keepalive_acquire", () => this.keepalive(id, p.seconds)));
+    const r = new RepeatReporter((msg, fields) => this.deps.log.info(msg, fields), id);
+    ch.onClose(() => r.flush());
+    ch.onRequest("mcp.self_info", () => this.run(r, id, "self_info", () => this.selfInfo(id)));
+    ch.onRequest("mcp.instance_spawn", (p) => this.run(r, id, "instance_spawn", () => this.serialSpawn(id, p)));
+    ch.onRequest("mcp.instance_list", () => this.run(r, id, "instance_list", () => ({ instances: this.deps.instances.children(id).map((c) => this.child(c)) })));
+    ch.onRequest("mcp.instance_stop", (p) => this.run(r, id, "instance_stop", () => this.stop(id, p)));
+    ch.onRequest("mcp.expose_port", (p) => this.run(r, id, "expose_port", () => this.expose(id, p.port)));
+    ch.onRequest("mcp.unexpose_port", (p) => this.run(r, id, "unexpose_port", () => this.unexpose(id, p.port)));
+    ch.onRequest("mcp.keepalive_acquire", (p) => this.run(r, id, "keepalive_acquire", () => this.keepalive(id, p.seconds)));
     ch.onRequest("mcp.keepalive_release", () =>
-      this.run(id, "keepalive_release", () => {
+      this.run(r, id, "keepalive_release", () => {
         this.deps.instances.activity.setKeepalive(id, null);
         return { ok: true as const };
       }),
     );
   }
 
-  /** Run one handler: count it as activity, log it, and turn daemon errors into bridge errors. */
-  private async run<R>(id: string, tool: string, fn: () => R | Promise<R>): Promise<R> {
+  /** Run one handler: count it as activity, log it (summarised), and turn daemon errors into bridge errors. */
+  private async run<R>(r: RepeatReporter, id: string, tool: string, fn: () => R | Promise<R>): Promise<R> {
     this.deps.instances.activity.touch(id);
     try {
       const result = await fn();
-      this.deps.log.info("mcp request", { instance: id, tool });
+      r.report(`ok:${tool}`, `mcp ${tool} requests`, "mcp request", { instance: id, tool });
       return result;
     } catch (err) {
       if (err instanceof RpcError) {
-        this.deps.log.info("mcp request refused", { instance: id, tool, error: err.message });
+        r.report(`refused:${tool}`, `refused mcp ${tool} requests`, "mcp request refused", { instance: id, tool, error: clip(err.message) });
         throw err;
       }
       if (isAppError(err)) {
-        this.deps.log.info("mcp request failed", { instance: id, tool, error: err.message });
+        r.report(`failed:${tool}`, `failed mcp ${tool} requests`, "mcp request failed", { instance: id, tool, error: clip(err.message) });
         throw new RpcError(CODE_BY_APP_ERROR[err.code] ?? McpBridgeErrorCode.internal, err.message, { code: err.code, hint: err.hint });
       }
       throw err;

@@ -10,7 +10,7 @@
  * exit code and the tail of its console log. Secrets travel only inside the
  * `run` request's env, over the control channel.
  */
-import { existsSync, readFileSync } from "node:fs";
+import { readTail } from "../../control/file-ring.ts";
 import { NotFound, PreconditionFailed } from "../../api/errors.ts";
 import { RpcError } from "../../api/jsonrpc.ts";
 import { RpcErrorCode } from "../../api/schema/control.ts";
@@ -42,8 +42,8 @@ const terminal = new Set(["succeeded", "failed", "cancelled"]);
  * else the last lines.
  */
 export function consoleTail(path: string, lines = 15): string {
-  if (!existsSync(path)) return "";
-  const all = readFileSync(path, "utf8").trimEnd().split("\n");
+  // The tail only: the console may be megabytes (a guest can print as fast as it likes).
+  const all = readTail(path).trimEnd().split("\n");
   const panic = all.findLastIndex((l) => l.includes("Kernel panic"));
   return (panic >= 0 ? all.slice(Math.max(0, panic - 2), panic + lines - 2) : all.slice(-lines)).join("\n");
 }

@@ -9,8 +9,18 @@
  *
  * A user message holds the instance awake (idle policy) until its
  * `assistant.done` arrives, or 10 minutes pass.
+ *
+ * Size: a complete frame is at most `MAX_FRAME_BYTES` (1 MiB) of JSON.
+ * Ingress over it is a 400 that stores nothing; egress over it (or
+ * invalid) is dropped, and reported once to aegisd's log and the instance
+ * log, then summarised once a minute (a guest repeating bad frames adds a
+ * few lines, not one per frame). Guest text in those lines is clipped and
+ * escaped (api/untrusted-text.ts).
  */
-import { completeFrame, type TetherIngress, TetherEgressDraft } from "../../api/schema/tether.ts";
+import { InvalidRequest } from "../../api/errors.ts";
+import { completeFrame, frameBytes, MAX_FRAME_BYTES, type TetherIngress, TetherEgressDraft } from "../../api/schema/tether.ts";
+import { clip } from "../../api/untrusted-text.ts";
+import { RepeatReporter } from "../../vmm/guest-input.ts";
 import type { Vm } from "../../vmm/backend.ts";
 import type { Logger } from "../api/deps.ts";
 import type { InstancesService } from "../instances/service.ts";
@@ -25,6 +35,7 @@ const REPLY_HOLD_MS = 10 * 60 * 1000;
 export class TetherService {
   private readonly serial = new SerialQueue();
   private readonly holds = new Map<string, ReturnType<typeof setTimeout>[]>();
+  private readonly reporters = new Map<string, RepeatReporter>();
 
   constructor(
     private readonly store: TetherStore,
@@ -48,7 +59,12 @@ export class TetherService {
       const seen = this.store.findByMsgId(id, "ingress", draft.msg_id);
       if (seen) return { msg_id: draft.msg_id, seq: seen.seq };
     }
-    const stored = this.store.append(id, "ingress", completeFrame(draft, { seq: 0 }));
+    const complete = completeFrame(draft, { seq: this.store.lastSeq(id) + 1 });
+    const size = frameBytes(complete);
+    if (size > MAX_FRAME_BYTES) {
+      throw new InvalidRequest(`tether frame is ${size} bytes as JSON; the limit is ${MAX_FRAME_BYTES} bytes`, "split the text into several messages");
+    }
+    const stored = this.store.append(id, "ingress", complete);
     void this.serial.run(id, () => this.deliver(id, stored));
     return { msg_id: stored.msg_id as string, seq: stored.seq };
   }
@@ -67,7 +83,7 @@ export class TetherService {
       if (frame.type === "user.message") this.hold(id);
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
-      this.logs.note(id, `aegis: tether frame ${frame.seq} (${String(frame.type)}) not delivered: ${message}`);
+      this.logs.note(id, `aegis: tether frame ${frame.seq} (${clip(frame.type, 64)}) not delivered: ${message}`);
       this.log.warn("tether delivery failed", { instance: id, seq: frame.seq, error: message });
     } finally {
       this.instances.activity.ended(id);
@@ -79,14 +95,32 @@ export class TetherService {
     vm.channel.onNotification("tether.frame", ({ frame }) => {
       const parsed = TetherEgressDraft.safeParse(frame);
       if (!parsed.success) {
-        this.log.warn("invalid egress tether frame dropped", { instance: id, type: String(frame.type), error: parsed.error.issues[0]?.message });
-        this.logs.note(id, `aegis: the agent sent an invalid tether frame (${String(frame.type)}): ${parsed.error.issues[0]?.message ?? "invalid"}`);
+        this.refuse(id, "invalid", "invalid tether frames", `the agent sent an invalid tether frame (${clip(frame.type, 64)}): ${clip(parsed.error.issues[0]?.message ?? "invalid")}`);
         return;
       }
-      this.store.append(id, "egress", completeFrame(parsed.data, { seq: 0 }));
+      const complete = completeFrame(parsed.data, { seq: this.store.lastSeq(id) + 1 });
+      const size = frameBytes(complete);
+      if (size > MAX_FRAME_BYTES) {
+        this.refuse(id, "too-large", "over-size tether frames", `the agent sent a tether frame of ${size} bytes (${parsed.data.type}); the limit is ${MAX_FRAME_BYTES} bytes`);
+        return;
+      }
+      this.store.append(id, "egress", complete);
       this.instances.activity.touch(id);
       if (parsed.data.type === "assistant.done") this.release(id);
     });
+  }
+
+  /** Drop a guest frame: the first of a kind is logged (and noted in the instance log), repeats are summarised. */
+  private refuse(id: string, key: string, what: string, message: string): void {
+    let r = this.reporters.get(id);
+    if (!r) {
+      r = new RepeatReporter((msg, fields) => {
+        this.log.warn(msg, fields);
+        this.logs.note(id, `aegis: ${msg}`);
+      }, id);
+      this.reporters.set(id, r);
+    }
+    r.report(key, what, message);
   }
 
   private hold(id: string): void {
@@ -107,6 +141,8 @@ export class TetherService {
   private forget(id: string): void {
     for (const t of this.holds.get(id) ?? []) clearTimeout(t);
     this.holds.delete(id);
+    this.reporters.get(id)?.flush();
+    this.reporters.delete(id);
     this.store.deleteInstance(id);
   }
 }

@@ -19,9 +19,25 @@ describe("NDJSON framing", () => {
     expect(JSON.parse(lines[0]!).params.t).toBe("é€");
   });
 
-  it("guards against a runaway line", () => {
-    const s = new LineSplitter(8);
-    expect(() => s.push(new Uint8Array(16).fill(65))).toThrow(/exceeds 8 bytes/);
+  it("drops a line over the limit without buffering it and resynchronises at the next newline", () => {
+    let announced = 0;
+    const s = new LineSplitter({ maxLineBytes: 8, onOverlong: () => announced++ });
+    const enc = new TextEncoder();
+    expect(s.push(enc.encode("ok\nAAAAAA"))).toEqual(["ok"]);
+    expect(s.push(enc.encode("AAAAAA"))).toEqual([]); // 12 bytes now: over the limit
+    expect(announced).toBe(1);
+    for (let i = 0; i < 1000; i++) expect(s.push(new Uint8Array(4096).fill(65))).toEqual([]);
+    expect(announced).toBe(1); // once per line, however long it goes on
+    expect((s as unknown as { partsLength: number }).partsLength).toBe(0); // nothing of it is kept
+    expect(s.push(enc.encode("AAA\nnext\n12345678\n"))).toEqual(["next", "12345678"]);
+    expect(s.overlongLines).toBe(1);
+    expect(s.discardedBytes).toBe(12 + 1000 * 4096 + 3);
+  });
+
+  it("drops an over-long line that arrives whole in one chunk and keeps the lines around it", () => {
+    const s = new LineSplitter(4);
+    expect(s.push(new TextEncoder().encode("a\n123456789\nb\n"))).toEqual(["a", "b"]);
+    expect(s.overlongLines).toBe(1);
   });
 
   it("reports parse errors and non-JSON-RPC objects as errors, not throws", () => {
