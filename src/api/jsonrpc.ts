@@ -140,7 +140,9 @@ export class LineSplitter {
       } else if (this.partsLength + restLength > this.maxLineBytes) {
         this.overlong(restLength);
       } else {
-        this.parts.push(chunk.slice(start));
+        // A copy, always: on a Buffer `slice` is a view, and readers reuse their buffer (guest/harness/port.ts), so
+        // a view of a partial line would be overwritten by the next read (lost messages at read boundaries).
+        this.parts.push(Uint8Array.prototype.slice.call(chunk, start));
         this.partsLength += restLength;
       }
     }

@@ -77,8 +77,8 @@ export const NOTIFICATION_RATE = 500;
 export const NOTIFICATION_BURST = 2000;
 /** JSON-RPC error code of a request refused by the rate limit. */
 export const RATE_LIMITED_CODE = -32029;
-/** Answers queued for a guest that does not read beyond which refusals are no longer answered. */
-const MAX_QUEUED_REFUSALS = 1024;
+/** Messages waiting for a guest that does not read (~150 B per refusal) beyond which refusals are no longer answered (the guest caller then times out): the refusals of a guest that writes and never reads cannot grow aegisd. */
+const MAX_QUEUED_REFUSALS = 16_384;
 
 /** aegisd's stderr is its log file: complaints are written as log lines (the same shape as daemon/log.ts). */
 const stderrSink: ReportSink = (msg, fields) => {

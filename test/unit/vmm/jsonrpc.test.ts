@@ -19,6 +19,17 @@ describe("NDJSON framing", () => {
     expect(JSON.parse(lines[0]!).params.t).toBe("é€");
   });
 
+  it("keeps a partial line intact when the reader reuses its Buffer for the next read", () => {
+    const s = new LineSplitter();
+    const buf = Buffer.alloc(16);
+    const feed = (text: string) => {
+      const n = buf.write(text);
+      return s.push(buf.subarray(0, n));
+    };
+    expect(feed('{"a":')).toEqual([]);
+    expect(feed('1}\n{"b":2}\n')).toEqual(['{"a":1}', '{"b":2}']);
+  });
+
   it("drops a line over the limit without buffering it and resynchronises at the next newline", () => {
     let announced = 0;
     const s = new LineSplitter({ maxLineBytes: 8, onOverlong: () => announced++ });
