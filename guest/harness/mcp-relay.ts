@@ -9,8 +9,7 @@
  * host validates and decides everything.
  *
  * Requests are at most {@link BRIDGE_LINE_MAX_BYTES}: any process in the
- * guest may write to the socket, and the host drops control lines over
- * 2 MiB anyway; a longer line is dropped here (the caller gets an error
+ * guest may write to the socket, and a spawn request is a few KiB; a longer line is dropped here (the caller gets an error
  * with a null id) without being buffered.
  *
  * When the host cannot be reached (the control port write fails, or no
@@ -29,7 +28,7 @@ import { errorResponse, isParseFailure, LineSplitter, parseMessage, request, res
  */
 export const HOST_TIMEOUT_MS = 300_000;
 
-/** Longest bridge request line (a spawn request is a few KiB; the host's control-channel limit is 2 MiB). */
+/** Longest bridge request line (a spawn request is a few KiB). */
 export const BRIDGE_LINE_MAX_BYTES = 1024 * 1024;
 
 /** The host's answer to one relayed request. */

@@ -17,11 +17,13 @@
  * without a handler is `methodNotFound`.
  *
  * Bounds (every guest is hostile: root in the VM can write anything here):
- * - Lines: at most {@link GUEST_LINE_MAX_BYTES}. The largest legitimate
- *   line is a `tether.frame` notification, whose frame is capped at 1 MiB
- *   of JSON (api/schema/tether.ts `MAX_FRAME_BYTES`); an `output` chunk is
- *   32 KiB as base64 (~44 KiB) and `mcp.*` requests are small. A longer
- *   line is dropped without being buffered (LineSplitter), the channel
+ * - Lines: at most {@link GUEST_LINE_MAX_BYTES} (8 MiB). The largest
+ *   legitimate lines are an `fs.list` answer (up to FS_LIST_MAX = 10,000
+ *   entries with names of up to 255 bytes: ~4 MiB), a `tether.frame`
+ *   notification (the frame is capped at 1 MiB of JSON, api/schema/tether.ts
+ *   `MAX_FRAME_BYTES`) and an `fs.read` chunk (256 KiB as base64); an
+ *   `output` chunk is 32 KiB as base64 and `mcp.*` requests are small. A
+ *   longer line is dropped without being buffered (LineSplitter), the channel
  *   resynchronises at the next newline and the VM keeps running: dropping
  *   costs nothing, and stopping the VM would not protect anything more.
  * - Rates, per channel (one channel per VM boot of an instance): guest
@@ -66,7 +68,7 @@ export class ChannelTimeoutError extends Error {
 }
 
 /** Longest line accepted from the guest (see the module docs for why). */
-export const GUEST_LINE_MAX_BYTES = 2 * 1024 * 1024;
+export const GUEST_LINE_MAX_BYTES = 8 * 1024 * 1024;
 /** Guest -> host requests per second, per channel (sustained). */
 export const REQUEST_RATE = 50;
 /** Guest -> host requests in a burst. */
