@@ -17,7 +17,10 @@
  *     initial namespace; the guest sees EPERM);
  *   - chown to any other uid/gid is refused (unmapped ids: EINVAL), and so
  *     is every create by a guest user other than root (virtiofsd cannot
- *     switch to an unmapped uid): in the guest, /workspace is root's;
+ *     switch to an unmapped uid): in the guest, /workspace is root's, and a
+ *     process run with `--user` or an image `User` can read it but not
+ *     create files in it (known limit of QEMU 7.2's virtiofsd, which has no
+ *     uid translation; the Rust virtiofsd's --translate-uid would lift it);
  *   - symlinks stay symlinks (virtiofsd never follows them; no host code of
  *     ours reads inside a workspace).
  *
