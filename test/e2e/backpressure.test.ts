@@ -1,10 +1,11 @@
 /**
  * Backpressure end to end (issue 13, finding 4): an `aegis exec` client that
  * stops reading (Ctrl+Z, `| less`) must stop the guest process, not make
- * aegisd buffer its output. The client here is the real CLI with its stdout
- * on a pipe the test leaves unread for 20 s, as a stopped terminal would;
- * aegisd's resident memory is sampled meanwhile, then reading resumes and
- * every byte must arrive intact.
+ * aegisd (or the CLI) buffer its output. The client is the real CLI: first
+ * suspended with SIGSTOP for 15 s (Ctrl+Z), then running with its stdout on
+ * a pipe the test leaves unread for 10 s (a stalled `| less`). aegisd's and
+ * the client's resident memory are sampled meanwhile; then reading resumes
+ * and every byte must arrive intact.
  */
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
 import { readFileSync } from "node:fs";
@@ -48,10 +49,20 @@ describe("a stopped exec client", () => {
       stderr: "pipe",
     });
     const stderr = new Response(client.stderr).text();
+    await Bun.sleep(3000); // the stream is flowing
+    const clientBefore = rssMib(client.pid);
     let peak = before;
-    for (let t = 0; t < 20; t++) {
+    let clientPeak = clientBefore;
+    process.kill(client.pid, "SIGSTOP");
+    for (let t = 0; t < 15; t++) {
       await Bun.sleep(1000);
       peak = Math.max(peak, rssMib(pid));
+    }
+    process.kill(client.pid, "SIGCONT");
+    for (let t = 0; t < 10; t++) {
+      await Bun.sleep(1000);
+      peak = Math.max(peak, rssMib(pid));
+      clientPeak = Math.max(clientPeak, rssMib(client.pid));
     }
     expect(client.exitCode).toBeNull(); // still blocked behind its unread pipe
     const hash = new Bun.CryptoHasher("sha256");
@@ -63,6 +74,7 @@ describe("a stopped exec client", () => {
     expect({ code: await client.exited, stderr: await stderr }).toEqual({ code: 0, stderr: "" });
     expect(bytes).toBe(BLOB_MIB * 1024 * 1024);
     expect(hash.digest("hex")).toBe(expected);
-    expect(peak - before).toBeLessThan(RSS_BOUND_MIB);
+    expect(peak - before).toBeLessThan(RSS_BOUND_MIB); // aegisd
+    expect(clientPeak - clientBefore).toBeLessThan(RSS_BOUND_MIB); // the CLI
   }, TIMEOUT);
 });
