@@ -18,7 +18,7 @@
  */
 import { readFileSync } from "node:fs";
 import { MCP_BRIDGE_DEFAULT_PATH } from "../../src/api/schema/mcp.ts";
-import { ControlRequests, RpcErrorCode, TetherFrameParams, type ControlRequestMethod } from "../../src/api/schema/control.ts";
+import { ControlRequests, OutputAckParams, RpcErrorCode, TetherFrameParams, type ControlRequestMethod } from "../../src/api/schema/control.ts";
 import { errorResponse, isParseFailure, notification, parseMessage, response, RpcError } from "../../src/api/jsonrpc.ts";
 import { VERSION } from "../../src/api/version.ts";
 import { readGuestConfig } from "./config.ts";
@@ -176,6 +176,12 @@ export async function main(_argv: string[]): Promise<void> {
       const parsed = TetherFrameParams.safeParse(msg.params);
       if (parsed.success) relay().deliver(parsed.data.frame);
       else log(`tether: invalid frame notification: ${parsed.error.message}`);
+      return;
+    }
+    if (msg.method === "output.ack" && !isRequest) {
+      const parsed = OutputAckParams.safeParse(msg.params);
+      if (parsed.success) procs.ack(parsed.data.id, parsed.data.bytes);
+      else log(`control: invalid output.ack: ${parsed.error.message}`);
       return;
     }
     const spec = (ControlRequests as Record<string, (typeof ControlRequests)[ControlRequestMethod]>)[msg.method];

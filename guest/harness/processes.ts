@@ -19,9 +19,12 @@
  * Output: each stream is read as it arrives, split into chunks of at most
  * OUTPUT_CHUNK_BYTES, base64-encoded and sent as `output` notifications; a
  * pump awaits each send before reading more, so a slow host slows the
- * process instead of growing memory. `exit` is sent only after both pumps hit
- * EOF, so nothing written before exit is lost. If a background grandchild
- * keeps the pipes open, the pumps are cut EXIT_DRAIN_MS after the exit.
+ * process instead of growing memory. A process started with a `window` is
+ * also held to the host's acknowledgements (output-credit.ts), so a stopped
+ * reader at the far end of aegisd stops it too. `exit` is sent only after
+ * both pumps hit EOF, so nothing written before exit is lost. If a
+ * background grandchild keeps the pipes open, the pumps are cut once they
+ * have been idle (not waiting for credit) for EXIT_DRAIN_MS after the exit.
  */
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { constants } from "node:os";
@@ -32,10 +35,14 @@ import { findExecutable } from "./exec-path.ts";
 import { INJECT_DIR, INJECTED_BINARIES } from "./inject.ts";
 import { withGroups } from "./libc.ts";
 import { type Credentials, resolveUser } from "./users.ts";
+import { OutputCredit } from "./output-credit.ts";
 import type { z } from "zod";
 
 /** How long to keep reading output after the process exited while a descendant holds its pipes. */
 const EXIT_DRAIN_MS = 1000;
+
+/** How often the exit drain checks whether the pumps are done. */
+const EXIT_DRAIN_STEP_MS = 20;
 
 /** PATH given to processes that do not set one. */
 export const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -128,6 +135,7 @@ export function signalName(n: number): string {
 /** The running processes of this guest, by host-chosen id. */
 export class ProcessTable {
   private readonly procs = new Map<string, Bun.Subprocess<"ignore", "pipe", "pipe">>();
+  private readonly credits = new Map<string, OutputCredit>();
 
   constructor(
     private root: string | undefined,
@@ -166,14 +174,21 @@ export class ProcessTable {
       throw new RpcError(RpcErrorCode.spawnFailed, `cannot start ${p.argv[0]}: ${err instanceof Error ? err.message : String(err)}`);
     }
     this.procs.set(p.id, proc);
+    const credit = new OutputCredit(p.window);
+    this.credits.set(p.id, credit);
     this.sink.own(proc.pid);
     // Start pumping after the current microtasks, so the `run` response is queued before the first `output`.
     setImmediate(() => {
-      this.supervise(p.id, proc, p.primary === true).catch((err: unknown) => {
+      this.supervise(p.id, proc, p.primary === true, credit).catch((err: unknown) => {
         process.stderr.write(`aegis-harness: process ${p.id} supervision failed: ${String(err)}\n`);
       });
     });
     return { pid: proc.pid };
+  }
+
+  /** The host consumed `bytes` of process `id`'s output (`output.ack`); unknown ids are ignored. */
+  ack(id: string, bytes: number): void {
+    this.credits.get(id)?.ack(bytes);
   }
 
   /** Send `signal` to the process group of process `id`. */
@@ -201,20 +216,25 @@ export class ProcessTable {
     }
   }
 
-  private async supervise(id: string, proc: Bun.Subprocess<"ignore", "pipe", "pipe">, primary: boolean): Promise<void> {
-    const out = this.pump(id, "stdout", proc.stdout);
-    const err = this.pump(id, "stderr", proc.stderr);
+  private async supervise(id: string, proc: Bun.Subprocess<"ignore", "pipe", "pipe">, primary: boolean, credit: OutputCredit): Promise<void> {
+    const out = this.pump(id, "stdout", proc.stdout, credit);
+    const err = this.pump(id, "stderr", proc.stderr, credit);
     await proc.exited;
     this.sink.disown(proc.pid);
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const drained = await Promise.race([
-      Promise.all([out.done, err.done]).then(() => true),
-      new Promise<boolean>((r) => {
-        timer = setTimeout(() => r(false), EXIT_DRAIN_MS);
-      }),
-    ]);
-    clearTimeout(timer);
-    if (!drained) await Promise.all([out.cut(), err.cut()]);
+    let drained = false;
+    void Promise.all([out.done, err.done]).then(() => {
+      drained = true;
+    });
+    // Time spent held back by the host does not count: only a pipe that stays open and quiet is cut.
+    for (let idle = 0; !drained && idle < EXIT_DRAIN_MS; ) {
+      await Bun.sleep(EXIT_DRAIN_STEP_MS);
+      if (!credit.waiting) idle += EXIT_DRAIN_STEP_MS;
+    }
+    if (!drained) {
+      credit.release();
+      await Promise.all([out.cut(), err.cut()]);
+    }
+    this.credits.delete(id);
     this.procs.delete(id);
     const raw = proc.signalCode;
     const sig = raw === null || raw === undefined ? undefined : typeof raw === "number" ? signalName(raw) : raw;
@@ -223,7 +243,7 @@ export class ProcessTable {
     if (primary) this.sink.primaryExited();
   }
 
-  private pump(id: string, stream: "stdout" | "stderr", output: Bun.Subprocess<"ignore", "pipe", "pipe">["stdout"]) {
+  private pump(id: string, stream: "stdout" | "stderr", output: Bun.Subprocess<"ignore", "pipe", "pipe">["stdout"], credit: OutputCredit) {
     const reader = output.getReader();
     let cut = false;
     const done = (async () => {
@@ -233,6 +253,7 @@ export class ProcessTable {
         for (let off = 0; off < value.length; off += OUTPUT_CHUNK_BYTES) {
           const chunk = value.subarray(off, off + OUTPUT_CHUNK_BYTES);
           await this.sink.output(id, stream, Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length).toString("base64"));
+          await credit.sent(chunk.length);
         }
       }
     })();

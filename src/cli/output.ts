@@ -26,3 +26,16 @@ export function printTable(columns: { title: string; width: number }[], rows: st
   out(render(columns.map((c) => c.title)));
   for (const row of rows) out(render(row));
 }
+
+/**
+ * Write raw output bytes and resolve once the stream can take more: awaited
+ * per chunk, a slow or stopped reader of our stdout (`| less`, a full pipe)
+ * stops us reading the daemon's stream, which in turn holds back the
+ * process that produces it (flow control, see daemon/instances/exec.ts).
+ */
+export function writeData(stream: NodeJS.WriteStream, bytes: Uint8Array): Promise<void> {
+  return new Promise((resolve) => {
+    if (stream.write(bytes)) resolve();
+    else stream.once("drain", resolve);
+  });
+}

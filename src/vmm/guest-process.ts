@@ -5,6 +5,12 @@
  * `run` (the id is ours, so nothing can slip past), decodes output to bytes,
  * and resolves `exited` after the last output chunk has been delivered (the
  * harness sends `exit` only after both streams hit EOF).
+ *
+ * Flow control (`window`): the guest holds the process back once `window`
+ * bytes are unacknowledged; each chunk is acknowledged (`output.ack`) when
+ * the handler's returned promise settles, i.e. when the consumer has taken
+ * it (the HTTP response of `aegis exec` has drained), so a stopped reader
+ * stops the process and aegisd never holds more than about a window of it.
  */
 import type { ControlChannel } from "./control-channel.ts";
 
@@ -25,8 +31,11 @@ export interface GuestProcessOptions {
   user?: string;
   /** Power the VM off when this process exits (task mode). */
   primary?: boolean;
-  onStdout?: (data: Uint8Array) => void;
-  onStderr?: (data: Uint8Array) => void;
+  /** Output handlers; with `window`, a returned promise holds the chunk's credit until it settles. */
+  onStdout?: (data: Uint8Array) => unknown;
+  onStderr?: (data: Uint8Array) => unknown;
+  /** Flow-control window in raw bytes (see the module doc); without it the guest never waits for us. */
+  window?: number;
   /** Timeout of the `run` request itself (not of the process). */
   timeoutMs?: number;
 }
@@ -59,8 +68,14 @@ export async function startGuestProcess(channel: ControlChannel, opts: GuestProc
   const offOutput = channel.onNotification("output", (p) => {
     if (p.id !== id) return;
     const bytes = Buffer.from(p.data, "base64");
-    if (p.stream === "stdout") opts.onStdout?.(bytes);
-    else opts.onStderr?.(bytes);
+    const taken = p.stream === "stdout" ? opts.onStdout?.(bytes) : opts.onStderr?.(bytes);
+    if (opts.window === undefined || bytes.length === 0) return;
+    const ack = (): void => {
+      // The VM may be gone by the time a slow reader catches up; then there is nobody to credit.
+      if (channel.connected) channel.notify("output.ack", { id, bytes: bytes.length });
+    };
+    if (taken instanceof Promise) taken.then(ack, ack);
+    else ack();
   });
   const cleanup = (): void => {
     offOutput();
@@ -80,7 +95,7 @@ export async function startGuestProcess(channel: ControlChannel, opts: GuestProc
   try {
     ({ pid } = await channel.call(
       "run",
-      { id, argv: opts.argv, env: opts.env ?? {}, cwd: opts.cwd, user: opts.user, primary: opts.primary },
+      { id, argv: opts.argv, env: opts.env ?? {}, cwd: opts.cwd, user: opts.user, primary: opts.primary, ...(opts.window === undefined ? {} : { window: opts.window }) },
       { timeoutMs: opts.timeoutMs ?? 30_000 },
     ));
   } catch (err) {
@@ -104,7 +119,7 @@ export async function runInGuest(
 ): Promise<GuestExit & { stdout: Buffer; stderr: Buffer }> {
   const out: Uint8Array[] = [];
   const err: Uint8Array[] = [];
-  const p = await startGuestProcess(channel, { ...opts, onStdout: (d) => out.push(d), onStderr: (d) => err.push(d) });
+  const p = await startGuestProcess(channel, { ...opts, onStdout: (d) => void out.push(d), onStderr: (d) => void err.push(d) });
   const exit = await p.exited;
   return { ...exit, stdout: Buffer.concat(out), stderr: Buffer.concat(err) };
 }

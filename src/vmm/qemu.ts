@@ -284,7 +284,7 @@ export class QemuBackend implements Backend {
     const paths = {
       ctl: join(spec.runDir, "ctl.sock"),
       qmp: join(spec.runDir, "qmp.sock"),
-      vfs: join(spec.runDir, "vfs.sock"),
+      vfs: join(spec.runDir, "vfs", "vfs.sock"),
       mig: join(spec.runDir, "mig.sock"),
       console: join(spec.runDir, "console.log"),
       qemuLog: join(spec.runDir, "qemu.log"),

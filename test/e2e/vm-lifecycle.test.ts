@@ -10,7 +10,7 @@
  * which runs one template VM, then its clones one at a time.
  */
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -61,6 +61,8 @@ beforeAll(async () => {
   assets = await ensureGuestAssets({ dir: join(dir, "guest"), binary: aegisBin() });
   backend = new QemuBackend({ assets });
   mkdirSync(workspace);
+  // The guest writes as the workspace's owner (root would be squashed to nobody): give it a throwaway user.
+  chownSync(workspace, 12345, 12345);
   writeFileSync(join(workspace, "from-host.txt"), "made on the host\n");
   const base = { memoryMb: 512, vcpus: 1, rootfs: assets.baseRootfs };
   instSpec = { ...base, id: "inst", runDir: join(dir, "inst"), hostname: "inst", overlayDisk: join(dir, "inst", "overlay.ext4"), ports: [{ hostPort: await freePort(), guestPort: 8080 }] };

@@ -11,6 +11,10 @@
  * - `run` (request, host -> guest): start a process; result `{pid}`. Its output then
  *   arrives as `output` notifications and its end as one `exit` notification, sent
  *   only after every byte of its stdout and stderr has been sent.
+ *   With `window` set, output is credit-based: the harness stops reading the
+ *   process's pipes once `window` raw bytes are unacknowledged (the process
+ *   then blocks on write, as under a stopped terminal), and resumes as the
+ *   host acknowledges them with `output.ack` (notification, host -> guest).
  * - `signal` (request): deliver a signal to a running process's process group.
  * - `clock.set` (request): set the guest wall clock (after resume or restore).
  * - `ping` (request): liveness and latency probe.
@@ -42,6 +46,9 @@ export const CONTROL_VSOCK_PORT = 1025;
 /** Largest raw chunk of process output carried by one `output` notification (before base64). */
 export const OUTPUT_CHUNK_BYTES = 32 * 1024;
 
+/** Largest flow-control window a `run` may ask for. */
+export const MAX_OUTPUT_WINDOW = 64 * 1024 * 1024;
+
 /** Host-chosen process id: unique per VM, used to correlate `output`/`exit` with `run`. */
 export const ProcessId = z.string().min(1).max(128);
 
@@ -67,6 +74,18 @@ export const RunParams = z.object({
   user: z.string().optional(),
   /** When this process exits the harness sends its `exit` and powers the VM off. */
   primary: z.boolean().optional(),
+  /** Flow-control window in raw output bytes (both streams); without it the host must keep up on its own. */
+  window: z.number().int().min(OUTPUT_CHUNK_BYTES).max(MAX_OUTPUT_WINDOW).optional(),
+}).strict();
+
+/**
+ * `output.ack` notification params (host -> guest): the host has consumed
+ * `bytes` more raw output bytes of process `id` (a process started with a
+ * `window`). Acks for unknown or finished processes are ignored.
+ */
+export const OutputAckParams = z.object({
+  id: ProcessId,
+  bytes: z.number().int().min(1).max(MAX_OUTPUT_WINDOW),
 }).strict();
 
 /** `run` result. */

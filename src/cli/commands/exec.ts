@@ -6,6 +6,7 @@
  */
 import { defineCommand } from "citty";
 import { fromEnvelope } from "../../api/errors.ts";
+import { writeData } from "../output.ts";
 import { chunkBytes } from "../../api/log-chunks.ts";
 import { UsageError } from "../errors.ts";
 import { client, commandLine } from "./_shared.ts";
@@ -27,7 +28,7 @@ export default defineCommand({
     const cl = commandLine(ctx);
     const { workdir, user } = processBody(ctx.args as ParsedCommandLine["values"], cl);
     for await (const line of client().exec(ctx.args.name, { command: rest, env: parseEnv(multi.env ?? []), cwd: workdir, user })) {
-      if (line.type === "output") (line.stream === "stdout" ? process.stdout : process.stderr).write(chunkBytes(line));
+      if (line.type === "output") await writeData(line.stream === "stdout" ? process.stdout : process.stderr, chunkBytes(line));
       else if (line.type === "exit") return line.code;
       else throw fromEnvelope({ error: line.error });
     }

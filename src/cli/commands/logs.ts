@@ -5,6 +5,7 @@
  * own notes (boot failures, a crashed VM's console) go to stderr.
  */
 import { defineCommand } from "citty";
+import { writeData } from "../output.ts";
 import { chunkBytes } from "../../api/log-chunks.ts";
 import { UsageError } from "../errors.ts";
 import { client } from "./_shared.ts";
@@ -22,7 +23,7 @@ export default defineCommand({
     const follow = args.follow === true;
     const lines = args.name.startsWith("task-") ? api.taskLogs(args.name, follow) : api.instanceLogs(args.name, follow, args.tail === undefined ? undefined : Number(args.tail));
     for await (const line of lines) {
-      if (line.type === "output") (line.stream === "stdout" ? process.stdout : process.stderr).write(chunkBytes(line));
+      if (line.type === "output") await writeData(line.stream === "stdout" ? process.stdout : process.stderr, chunkBytes(line));
     }
   },
 });

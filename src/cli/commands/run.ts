@@ -12,6 +12,7 @@ import { defineCommand } from "citty";
 import { chunkBytes } from "../../api/log-chunks.ts";
 import { UsageError } from "../errors.ts";
 import { pullWithProgress } from "../progress.ts";
+import { writeData } from "../output.ts";
 import type { ParsedCommandLine } from "../argv.ts";
 import { instanceArgs, instanceBody, processArgs, processBody } from "./_instance-args.ts";
 import { serve } from "./_serve.ts";
@@ -34,13 +35,6 @@ export function parsePositive(flag: string, value: string | undefined): number |
   if (value === undefined) return undefined;
   if (!/^\d+$/.test(value) || Number(value) < 1) throw new UsageError(`invalid --${flag} value "${value}": expected a positive whole number`);
   return Number(value);
-}
-
-function write(stream: NodeJS.WriteStream, bytes: Buffer): Promise<void> {
-  return new Promise((resolve) => {
-    if (stream.write(bytes)) resolve();
-    else stream.once("drain", resolve);
-  });
 }
 
 export default defineCommand({
@@ -87,7 +81,7 @@ export default defineCommand({
     process.on("SIGTERM", onSigint);
     for await (const line of api.taskLogs(task.id, true)) {
       if (line.type === "output") {
-        await write(line.stream === "stdout" ? process.stdout : process.stderr, chunkBytes(line));
+        await writeData(line.stream === "stdout" ? process.stdout : process.stderr, chunkBytes(line));
         continue;
       }
       if (interrupted) return 130;

@@ -9,27 +9,71 @@ import { jsonBody, parseWith } from "./validate.ts";
 
 const encoder = new TextEncoder();
 
-/** An NDJSON response that replays a log and, when following, streams it live until the end record. */
+/** Bytes of log lines read from disk at a time by a follower that is behind. */
+const LOG_PAGE_BYTES = 512 * 1024;
+
+/**
+ * An NDJSON response that replays a log and, when following, streams it
+ * live until the end record.
+ *
+ * Memory stays bounded whatever the client's pace: the stored lines are
+ * read from disk a page at a time as the client drains the response, and a
+ * live line is queued only while the queue is under its high-water mark.
+ * Past it the follower drops back to catching up from disk by seq, so the
+ * producer (the log store's append, paced by the disk) never waits for a
+ * follower and a follower never misses a line that is still on disk.
+ */
 export function logStreamResponse(deps: ApiDeps, id: string, follow: boolean, end: (() => LogLine) | null, tail?: number): Response {
-  let unsubscribe: (() => void) | undefined;
+  let lastSeq = deps.logs.tailStart(id, tail);
+  let unlisten: (() => void) | null = null;
+  let behind = true;
+  let ended = !follow;
   let done = false;
-  const stream = new ReadableStream<Uint8Array>({
-    start(controller) {
-      unsubscribe = deps.logs.subscribe(id, follow, (line) => {
-        if (done) return;
-        if (line) controller.enqueue(encoder.encode(`${JSON.stringify(line)}\n`));
-        else {
+  let finish = (): void => undefined;
+  const line = (value: unknown): Uint8Array => encoder.encode(`${JSON.stringify(value)}\n`);
+  const stream = new ReadableStream<Uint8Array>(
+    {
+      start(controller) {
+        finish = (): void => {
           done = true;
-          if (end) controller.enqueue(encoder.encode(`${JSON.stringify(end())}\n`));
+          unlisten?.();
+          if (end) controller.enqueue(line(end()));
           controller.close();
+        };
+        if (follow) {
+          unlisten = deps.logs.listen(id, (l) => {
+            if (done) return;
+            if (l === null) {
+              ended = true;
+              if (!behind) finish();
+              return;
+            }
+            if (behind) return; // on disk: pull() pages it in
+            controller.enqueue(line(l));
+            lastSeq = l.seq;
+            if ((controller.desiredSize ?? 1) <= 0) behind = true;
+          });
+          if (unlisten === null) ended = true;
         }
-      }, tail);
+      },
+      pull(controller) {
+        if (done || !behind) return;
+        const page = deps.logs.linesAfter(id, lastSeq, LOG_PAGE_BYTES);
+        for (const l of page) {
+          controller.enqueue(line(l));
+          lastSeq = l.seq;
+        }
+        if (page.length > 0) return; // pulled again while the client keeps up
+        behind = false;
+        if (ended) finish();
+      },
+      cancel() {
+        done = true;
+        unlisten?.();
+      },
     },
-    cancel() {
-      done = true;
-      unsubscribe?.();
-    },
-  });
+    new ByteLengthQueuingStrategy({ highWaterMark: LOG_PAGE_BYTES }),
+  );
   return new Response(stream, { headers: { "content-type": "application/x-ndjson", "cache-control": "no-store" } });
 }
 

@@ -3,6 +3,12 @@
  * `exec` in an instance: wake it, run the command beside its main process,
  * and stream output lines then the exit record. The exec counts as activity
  * for the idle policy from start to end.
+ *
+ * Backpressure: the guest process runs with a flow-control window of
+ * {@link EXEC_OUTPUT_WINDOW} bytes, and a chunk's credit returns only once
+ * its line has left aegisd's response queue (ndjson.ts), so a client that
+ * stops reading (Ctrl+Z, `| less`) stops the process within about a window,
+ * and aegisd holds at most window + queue of its output.
  */
 import type { z } from "zod";
 import { isAppError } from "../../api/errors.ts";
@@ -11,8 +17,11 @@ import { startGuestProcess } from "../../vmm/guest-process.ts";
 import { encodeChunk } from "../../api/log-chunks.ts";
 import type { InstancesService } from "./service.ts";
 
+/** Raw output bytes of one exec that may be unacknowledged before the guest holds the process back. */
+export const EXEC_OUTPUT_WINDOW = 1024 * 1024;
+
 /** Run `req` in the instance, emitting NDJSON lines through `emit`. */
-export async function execInInstance(instances: InstancesService, ref: string, req: z.infer<typeof ExecRequest>, emit: (line: ExecLine) => void): Promise<void> {
+export async function execInInstance(instances: InstancesService, ref: string, req: z.infer<typeof ExecRequest>, emit: (line: ExecLine) => Promise<void>): Promise<void> {
   const id = instances.row(ref).id;
   instances.activity.started(id);
   try {
@@ -25,14 +34,15 @@ export async function execInInstance(instances: InstancesService, ref: string, r
       env: { ...base.env, ...req.env },
       cwd: req.cwd ?? base.cwd,
       user: req.user ?? base.user,
+      window: EXEC_OUTPUT_WINDOW,
       onStdout: (b) => emit({ type: "output", stream: "stdout", ...encodeChunk(b) }),
       onStderr: (b) => emit({ type: "output", stream: "stderr", ...encodeChunk(b) }),
     });
     const exit = await proc.exited;
-    emit({ type: "exit", code: exit.code, signal: exit.signal ?? null });
+    await emit({ type: "exit", code: exit.code, signal: exit.signal ?? null });
   } catch (err) {
     const e = isAppError(err) ? err : { code: "backend_error", message: (err as Error).message, hint: undefined };
-    emit({ type: "error", error: { code: e.code, message: e.message, ...(e.hint ? { hint: e.hint } : {}) } });
+    void emit({ type: "error", error: { code: e.code, message: e.message, ...(e.hint ? { hint: e.hint } : {}) } });
   } finally {
     instances.activity.ended(id);
   }

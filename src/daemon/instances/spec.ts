@@ -5,7 +5,7 @@
  * `app`), then the kit's instance defaults (for `kit`), then built-in
  * defaults. Everything is validated here, before anything is created.
  */
-import { existsSync, mkdirSync, statSync } from "node:fs";
+import { existsSync, lchownSync, lstatSync, mkdirSync, statSync } from "node:fs";
 import { isAbsolute, join } from "node:path";
 import { InvalidRequest, PreconditionFailed } from "../../api/errors.ts";
 import { SpawnCapabilities } from "../../api/schema/capabilities.ts";
@@ -16,6 +16,7 @@ import { imageRunConfig, resolveProcess } from "../images/process-spec.ts";
 import type { KitsService } from "../kits/service.ts";
 import type { InstanceSpec } from "../registry/instances.ts";
 import type { SecretsService } from "../secrets/service.ts";
+import { workspaceOwner } from "../../vmm/virtiofsd.ts";
 
 /** Daemon-wide defaults (AEGIS_PAUSE_AFTER / AEGIS_STOP_AFTER seconds on aegisd). */
 export interface InstanceDefaults {
@@ -69,6 +70,14 @@ export function resolveWorkspace(value: string, workspacesDir: string): string {
   }
   const dir = join(workspacesDir, value);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const st = lstatSync(dir);
+  if (!st.isDirectory()) throw new InvalidRequest(`workspace ${dir} is not a directory (${st.isSymbolicLink() ? "a symbolic link" : "another file type"})`, "remove it, or use another workspace name");
+  // The guest writes as the workspace's owner (vmm/virtiofsd.ts), so a named workspace belongs to
+  // the owner of AEGIS_HOME, root squashed to nobody; only its top directory is (re)assigned.
+  if (process.getuid?.() === 0 && st.uid === 0) {
+    const owner = workspaceOwner(statSync(join(workspacesDir, "..", "..")));
+    lchownSync(dir, owner.uid, owner.gid);
+  }
   return dir;
 }
 

@@ -6,6 +6,10 @@
  * `?follow=true`. Replaying the file and subscribing happen in one
  * synchronous step, so a follower sees every line exactly once.
  *
+ * Slow followers (api/tasks.ts) never make the store buffer: they read
+ * pages from the files by seq ({@link LogStore.linesAfter}) until they are
+ * caught up, and only then take live lines ({@link LogStore.listen}).
+ *
  * Rotation: when the file passes `maxBytes` it becomes `output.1.ndjson`
  * (replacing the previous generation), so a chatty instance keeps between
  * one and two files' worth of its most recent output.
@@ -113,6 +117,52 @@ export class LogStore {
       onLine(null);
       return () => undefined;
     }
+    o.listeners.add(onLine);
+    return () => o.listeners.delete(onLine);
+  }
+
+  /** The last seq stored for `id` (0 when nothing is). */
+  lastSeq(id: string): number {
+    return this.owner(id).seq;
+  }
+
+  /** The seq after which the last `tail` stored lines start; 0 (from the beginning) without `tail`. */
+  tailStart(id: string, tail?: number): number {
+    if (tail === undefined) return 0;
+    const stored = this.readAll(this.owner(id).file);
+    return tail >= stored.length ? 0 : stored[stored.length - tail - 1]!.seq;
+  }
+
+  /**
+   * Stored lines with a seq above `afterSeq`, oldest first, stopping once
+   * about `maxBytes` of them are collected: one page for a follower that is
+   * catching up from disk. Lines rotated away are gone.
+   */
+  linesAfter(id: string, afterSeq: number, maxBytes: number): OutputLine[] {
+    const o = this.owner(id);
+    const out: OutputLine[] = [];
+    let bytes = 0;
+    for (const file of [this.rotated(o.file), o.file]) {
+      if (!existsSync(file)) continue;
+      for (const text of readFileSync(file, "utf8").split("\n")) {
+        if (text.length === 0) continue;
+        // Lines are written by append(), seq second: skip old ones without parsing them.
+        const m = /^\{"type":"output","seq":(\d+),/.exec(text);
+        if (m && Number(m[1]) <= afterSeq) continue;
+        const line = JSON.parse(text) as OutputLine;
+        if (line.seq <= afterSeq) continue;
+        out.push(line);
+        bytes += text.length;
+        if (bytes >= maxBytes) return out;
+      }
+    }
+    return out;
+  }
+
+  /** Receive live lines (and `null` at the end) unless the log is already closed; returns unsubscribe, or null when closed. */
+  listen(id: string, onLine: Listener): (() => void) | null {
+    const o = this.owner(id);
+    if (o.closed) return null;
     o.listeners.add(onLine);
     return () => o.listeners.delete(onLine);
   }

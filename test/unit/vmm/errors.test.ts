@@ -4,7 +4,7 @@ import type { ControlChannel } from "../../../src/vmm/control-channel.ts";
 import { GuestPortTimeoutError, isGuestPortTimeout, isSnapshotStale, isSnapshotUnsupported, SnapshotStaleError, SnapshotUnsupportedError } from "../../../src/vmm/errors.ts";
 import { waitGuestPort } from "../../../src/vmm/guest-port.ts";
 import { RpcError } from "../../../src/api/jsonrpc.ts";
-import { virtiofsdArgv } from "../../../src/vmm/virtiofsd.ts";
+import { sandboxedVirtiofsdArgv, virtiofsdArgv, workspaceOwner } from "../../../src/vmm/virtiofsd.ts";
 
 describe("VM layer errors", () => {
   it("carry stable codes, hints and name-based guards", () => {
@@ -51,9 +51,28 @@ describe("waitGuestPort", () => {
 });
 
 describe("virtiofsd", () => {
-  it("shares one directory on one socket with cache=auto and two threads", () => {
+  it("shares one directory on one socket with cache=auto and two threads, leaving its fd limit alone", () => {
     expect(virtiofsdArgv("/usr/lib/qemu/virtiofsd", "/w", "/r/vfs.sock")).toEqual([
-      "/usr/lib/qemu/virtiofsd", "--socket-path=/r/vfs.sock", "-o", "source=/w", "-o", "cache=auto", "--thread-pool-size=2",
+      "/usr/lib/qemu/virtiofsd", "--socket-path=/r/vfs.sock", "-o", "source=/w", "-o", "cache=auto", "--thread-pool-size=2", "--rlimit-nofile=0",
     ]);
+  });
+
+  it("runs as the workspace owner in a user namespace, seeing only the staged paths", () => {
+    const argv = sandboxedVirtiofsdArgv("/v", "/home/a/ws", "/s/i1/vfs/vfs.sock", { uid: 1000, gid: 100 }, "/s/i1/vfs-stage");
+    const at = argv.indexOf("/v");
+    expect(argv.slice(0, 4)).toEqual([argv[0]!, "--mount", "--propagation", "private"]);
+    expect(argv.slice(at - 8, at)).toEqual(["--reuid=1000", "--regid=100", "--clear-groups", "--", argv[at - 4]!, "--user", "--map-root-user", "--"]);
+    expect(argv[at - 9]).toEndWith("setpriv");
+    expect(argv[at - 4]).toEndWith("unshare");
+    expect(argv).toContain("1000:100");
+    expect(argv.slice(at)).toEqual(virtiofsdArgv("/v", "/tmp/ws", "/tmp/sock/vfs.sock"));
+    // The host paths reach the wrapper as arguments, never inside the script.
+    expect(argv.find((a) => a.includes("set -eu"))).not.toContain("/home/a/ws");
+    expect(argv).toContain("/home/a/ws");
+  });
+
+  it("squashes root to nobody and keeps any other owner", () => {
+    expect(workspaceOwner({ uid: 0, gid: 0 })).toEqual({ uid: 65534, gid: 65534 });
+    expect(workspaceOwner({ uid: 12345, gid: 0 })).toEqual({ uid: 12345, gid: 0 });
   });
 });
