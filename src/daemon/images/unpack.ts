@@ -3,7 +3,9 @@
  * Apply image layers, in order, to a directory tree. Entries are read with the
  * `tar` package's Parser (gzip and zstd detected by magic bytes) and written
  * synchronously, one entry at a time, so hard links always find their target.
- * OCI whiteouts (`.wh.NAME`) delete from lower layers; opaque markers
+ * OCI whiteouts (`.wh.NAME`) delete from lower layers (a whiteout naming
+ * `.`, `..` or nothing is refused: joined, it would delete the directory or
+ * the tree's parent); opaque markers
  * (`.wh..wh..opq`) hide a directory's lower content. Refused: absolute paths,
  * `..`, writes through symlinks that leave the root, hard links out of the
  * root, and archives beyond the entry/byte limits (tar bombs).
@@ -87,7 +89,13 @@ class TreeWriter {
       return void e.resume();
     }
     if (name.startsWith(WH)) {
-      this.remove(join(dirAbs, name.slice(WH.length)));
+      const target = name.slice(WH.length);
+      // `.wh.` + "", "." or ".." names the directory itself or its parent, not an entry in it:
+      // joined, it would delete the directory (or, at the top, the tree's parent on the host).
+      if (target === "" || target === "." || target === "..") {
+        throw new UnpackRefused("bad-entry", `layer ${this.layer}: whiteout "${e.path}" names no entry of its directory`, "a whiteout deletes one named entry; the image is refused");
+      }
+      this.remove(join(dirAbs, target));
       return void e.resume();
     }
     const key = [...dir, name].join("/");

@@ -166,6 +166,14 @@ describe("unpack: refusals", () => {
     const { err } = await refused([[{ path: "big", declaredSize: 10 * 1024 ** 3 }]], "too-large", { maxBytes: 1024 ** 3 });
     expect(err.message).toContain('exceeds 1073741824 bytes at "big"');
   });
+  for (const name of [".wh...", "sub/.wh...", ".wh..", ".wh."]) {
+    it(`refuses the whiteout "${name}" (it names no entry of its directory) and deletes nothing`, async () => {
+      const { dir, err } = await refused([[{ path: "sub/keep", content: "k" }], [{ path: name, content: "" }]], "bad-entry");
+      expect(err.message).toContain(`whiteout "${name}"`);
+      expect(readFileSync(join(dir, "root", "sub", "keep"), "utf8")).toBe("k");
+      expect(existsSync(join(dir, "layer0"))).toBe(true);
+    });
+  }
   it("refuses a layer that is not a tar", async () => {
     await refused([Bun.gzipSync(new TextEncoder().encode("this is not a tar archive at all".repeat(40)))], "bad-archive");
   });
