@@ -23,6 +23,7 @@ import { loadOrCreateMasterKey, SecretCipher } from "./secrets/cipher.ts";
 import { SecretsService } from "./secrets/service.ts";
 import { McpHost } from "./instances/mcp-host.ts";
 import { InstancesService } from "./instances/service.ts";
+import { imageLimitsFromEnv } from "./images/limits.ts";
 import { defaultsFromEnv } from "./instances/spec.ts";
 import { InstancesTable } from "./registry/instances.ts";
 import { TasksService } from "./tasks/service.ts";
@@ -67,7 +68,7 @@ export function createServices(paths: StatePaths, log: Logger, choice: BackendCh
   const logs = new LogStore(paths.instances);
   const vms = new VmLauncher(paths, choice.backend, choice.reason);
   const appsTable = new AppsTable(db);
-  const images = new ImagesService(new ImageStore(paths.images), secrets, () => appsTable.releaseDigests());
+  const images = new ImagesService(new ImageStore(paths.images, { limits: imageLimitsFromEnv() }), secrets, () => appsTable.releaseDigests());
   const apps = new AppsService(appsTable, images);
   const kits = new KitsService(paths.kits, locateProgram);
   const defaults = defaultsFromEnv();

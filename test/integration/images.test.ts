@@ -13,6 +13,7 @@ import { busyboxLayer, hostArch, makeImage, makeIndex, makeLayer, type TestImage
 import { ext4Cat, ext4Ls, ext4Stat } from "../helpers/oci-ext4.ts";
 import { writeDockerArchive, writeOciLayout } from "../helpers/oci-layout.ts";
 import { pushImage, pushManifest } from "../helpers/oci-push.ts";
+import { startHostileRegistry } from "../helpers/hostile-registry.ts";
 import { startRegistry, type TestRegistry } from "../helpers/registry.ts";
 
 let reg: TestRegistry;
@@ -179,6 +180,73 @@ describe("token auth", () => {
     const ok = await store.pull(`${treg.host}/private/img:v1`, { credentials: { username: "alice", password: "s3cret" } });
     expect(ok.digest).toBe(img.manifest.digest);
     expect(treg.tokenRequests).toContainEqual({ scope: "repository:private/img:pull", user: "alice" });
+  });
+});
+
+describe("hostile registries", () => {
+  const MiB = 1024 * 1024;
+  const ociManifest = "application/vnd.oci.image.manifest.v1+json";
+  const json = (o: unknown) => new TextEncoder().encode(JSON.stringify(o));
+  const fakeDigest = (c: string) => `sha256:${c.repeat(64)}`;
+  const rssMiB = () => process.memoryUsage().rss / MiB;
+
+  it("stops reading a 512 MiB chunked manifest at 4 MiB, with the daemon's memory bounded", async () => {
+    await using evil = startHostileRegistry({ "/v2/evil/big/manifests/v1": { kind: "flood", total: 512 * MiB } });
+    Bun.gc(true);
+    const before = rssMiB();
+    const err = await newStore()
+      .pull(`${evil.host}/evil/big:v1`)
+      .catch((e: Error) => e);
+    const grew = rssMiB() - before;
+    expect(String(err)).toContain(`manifest v1 from ${evil.host}/evil/big is larger than 4 MiB`);
+    // Socket buffers let the server hand over a little more than the limit, never the whole body.
+    expect(evil.sent.get("/v2/evil/big/manifests/v1")!).toBeLessThan(64 * MiB);
+    expect(grew).toBeLessThan(128);
+  });
+
+  it("reads only the start of a huge error body", async () => {
+    await using evil = startHostileRegistry({ "/v2/evil/err/manifests/v1": { kind: "flood", total: 512 * MiB, status: 500, contentType: "text/plain" } });
+    const err = await newStore()
+      .pull(`${evil.host}/evil/err:v1`)
+      .catch((e: Error) => e);
+    expect(String(err)).toContain(`registry ${evil.host} answered HTTP 500 for manifest v1`);
+    expect(evil.sent.get("/v2/evil/err/manifests/v1")!).toBeLessThan(64 * MiB);
+  });
+
+  it("refuses a config declared larger than 8 MiB before fetching it", async () => {
+    const manifest = json({ schemaVersion: 2, mediaType: ociManifest, config: { mediaType: "application/vnd.oci.image.config.v1+json", digest: fakeDigest("c"), size: 4 * 1024 * MiB }, layers: [] });
+    await using evil = startHostileRegistry({ "/v2/evil/cfg/manifests/v1": { kind: "doc", body: manifest, contentType: ociManifest } });
+    const err = await newStore()
+      .pull(`${evil.host}/evil/cfg:v1`)
+      .catch((e: Error) => e);
+    expect(String(err)).toContain(`config ${fakeDigest("c")} of ${evil.host}/evil/cfg:v1 is 4 GiB, larger than 8 MiB`);
+    expect(evil.requests.some((p) => p.includes("/blobs/"))).toBe(false);
+  });
+
+  it("refuses layers adding up past the compressed limit, naming the layer, before downloading any", async () => {
+    const config = json({ architecture: hostArch, os: "linux", rootfs: { type: "layers", diff_ids: [] } });
+    const configDigest = `sha256:${new Bun.CryptoHasher("sha256").update(config).digest("hex")}`;
+    const layer = (c: string) => ({ mediaType: "application/vnd.oci.image.layer.v1.tar+gzip", digest: fakeDigest(c), size: 5 * 1024 * MiB });
+    const manifest = json({ schemaVersion: 2, mediaType: ociManifest, config: { mediaType: "application/vnd.oci.image.config.v1+json", digest: configDigest, size: config.byteLength }, layers: [layer("a"), layer("b")] });
+    await using evil = startHostileRegistry({
+      "/v2/evil/fat/manifests/v1": { kind: "doc", body: manifest, contentType: ociManifest },
+      [`/v2/evil/fat/blobs/${configDigest}`]: { kind: "doc", body: config, contentType: "application/octet-stream" },
+    });
+    const err = await newStore()
+      .pull(`${evil.host}/evil/fat:v1`)
+      .catch((e: Error) => e);
+    expect(String(err)).toContain(`layer ${fakeDigest("b")} of ${evil.host}/evil/fat:v1 takes the image's compressed size to 10 GiB, over the 8 GiB limit`);
+    expect(evil.requests.filter((p) => p.includes("/blobs/"))).toEqual([`/v2/evil/fat/blobs/${configDigest}`]);
+  });
+
+  it("stops a zstd bomb from a registry at the expansion limit, naming the layer digest", async () => {
+    const bomb = makeLayer([{ path: "zeros", declaredSize: 4 * 1024 * MiB }], "zstd");
+    const img = makeImage([base.layers[0]!, bomb]);
+    await pushImage({ base: reg.base, repo: "evil/bomb" }, img, "v1");
+    const store = newStore();
+    const err = await store.pull(`${reg.host}/evil/bomb:v1`).catch((e: Error) => e);
+    expect(String(err)).toContain(`layer ${bomb.digest} expands the image to 4 GiB at "zeros", more than 100 times`);
+    expect(readdirSync(store.blobs.tmpDir)).toEqual([]);
   });
 });
 

@@ -11,7 +11,9 @@ import { closeSync, createReadStream, openSync, renameSync, rmSync, writeSync } 
 import { posix } from "node:path";
 import { Parser, type ReadEntry } from "tar";
 import type { BlobCache } from "./blob-cache.ts";
+import { readFileBounded } from "./bounded-read.ts";
 import { DigestMismatch, imageNotFound, RegistryError } from "./errors.ts";
+import { DEFAULT_IMAGE_LIMITS, type ImageLimits } from "./limits.ts";
 import { type Descriptor, type ImageManifest, MediaType } from "./manifest.ts";
 import type { DockerArchiveReference } from "./reference.ts";
 import { checkConfig, type ImageSource, type ResolvedImage, storeDocument } from "./source.ts";
@@ -38,6 +40,7 @@ export class DockerArchiveSource implements ImageSource {
 
   constructor(
     readonly ref: DockerArchiveReference,
+    private readonly limits: Pick<ImageLimits, "maxManifestBytes" | "maxConfigBytes"> = DEFAULT_IMAGE_LIMITS,
     private readonly layerPaths = new Map<string, string>(),
   ) {
     this.what = ref.canonical;
@@ -94,11 +97,11 @@ export class DockerArchiveSource implements ImageSource {
     }
     const mf = this.members.get("manifest.json");
     if (!mf) throw new RegistryError(`docker archive ${this.ref.path} has no manifest.json`, "only archives written by `docker save` (or podman/skopeo docker-archive:) are supported");
-    const entries = JSON.parse(await Bun.file(mf.tmp).text()) as SaveEntry[];
+    const entries = JSON.parse(new TextDecoder().decode(await readFileBounded(mf.tmp, this.limits.maxManifestBytes, `manifest.json of docker archive ${this.ref.path}`))) as SaveEntry[];
     if (!Array.isArray(entries) || entries.length !== 1) throw new RegistryError(`docker archive ${this.ref.path} holds ${Array.isArray(entries) ? entries.length : 0} images`, "save exactly one image per archive");
     const entry = entries[0]!;
     const cfg = this.member(entry.Config);
-    const cfgBytes = new Uint8Array(await Bun.file(cfg.tmp).arrayBuffer());
+    const cfgBytes = await readFileBounded(cfg.tmp, this.limits.maxConfigBytes, `config ${entry.Config} of docker archive ${this.ref.path}`);
     const { config, platform } = checkConfig(cfgBytes, cfg.digest, this.what);
     await cache.writeBytes(cfg.digest, cfgBytes, `config of ${this.what}`);
     const diffIds = config.rootfs?.diff_ids ?? [];

@@ -13,4 +13,5 @@ export type { ImageRecord, PullProgress } from "../../api/schema/images.ts";
 export { parseReference, type ImageReference } from "./reference.ts";
 export { runConfig, MOUNT_POINTS } from "./rootfs.ts";
 export { DEFAULT_LIMITS, type UnpackLimits } from "./unpack.ts";
+export { DEFAULT_IMAGE_LIMITS, type ImageLimits, imageLimitsFromEnv } from "./limits.ts";
 export { DigestMismatch, RegistryError, UnpackRefused } from "./errors.ts";

@@ -6,14 +6,16 @@
  * `org.opencontainers.image.ref.name` annotation. Blobs are copied into the
  * cache and verified on the way, exactly like registry downloads.
  */
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { BlobCache } from "./blob-cache.ts";
+import { readFileBounded } from "./bounded-read.ts";
 import { digestHex } from "./digest.ts";
 import { imageNotFound, RegistryError } from "./errors.ts";
+import { DEFAULT_IMAGE_LIMITS, formatSize, type ImageLimits } from "./limits.ts";
 import { type Descriptor, ImageIndex, parseManifest, selectPlatform } from "./manifest.ts";
 import type { OciLayoutReference } from "./reference.ts";
-import { checkConfig, checkLayers, type ImageSource, type ResolvedImage } from "./source.ts";
+import { checkConfig, checkConfigSize, checkLayers, type ImageSource, type ResolvedImage } from "./source.ts";
 
 const REF_NAME = "org.opencontainers.image.ref.name";
 
@@ -21,12 +23,23 @@ const REF_NAME = "org.opencontainers.image.ref.name";
 export class OciLayoutSource implements ImageSource {
   readonly what: string;
 
-  constructor(readonly ref: OciLayoutReference) {
+  constructor(
+    readonly ref: OciLayoutReference,
+    private readonly limits: Pick<ImageLimits, "maxManifestBytes" | "maxConfigBytes"> = DEFAULT_IMAGE_LIMITS,
+  ) {
     this.what = ref.canonical;
   }
 
   private blobPath(digest: string): string {
     return join(this.ref.path, "blobs", "sha256", digestHex(digest));
+  }
+
+  /** Copy a manifest or index after checking its declared size (it is parsed in memory). */
+  private copyManifest(desc: Descriptor, cache: BlobCache): Promise<string> {
+    if (desc.size > this.limits.maxManifestBytes) {
+      throw new RegistryError(`manifest ${desc.digest} of ${this.what} is ${formatSize(desc.size)}, larger than ${formatSize(this.limits.maxManifestBytes)}`, "no real manifest is that large; the image is refused");
+    }
+    return this.copy(desc, cache, `manifest of ${this.what}`);
   }
 
   private async copy(desc: Descriptor, cache: BlobCache, what: string, onBytes?: (n: number) => void): Promise<string> {
@@ -54,21 +67,22 @@ export class OciLayoutSource implements ImageSource {
     if (!existsSync(join(this.ref.path, "oci-layout")) || !existsSync(indexFile)) {
       throw imageNotFound(`${this.ref.path} is not an OCI image layout (no oci-layout or index.json)`, "create one with: skopeo copy docker://IMAGE oci:DIR:TAG");
     }
-    const top = ImageIndex.safeParse(JSON.parse(readFileSync(indexFile, "utf8")));
+    const top = ImageIndex.safeParse(JSON.parse(new TextDecoder().decode(await readFileBounded(indexFile, this.limits.maxManifestBytes, indexFile))));
     if (!top.success) throw new RegistryError(`${indexFile} is not a valid OCI index: ${top.error.issues[0]?.message}`);
     let desc = this.pick(top.data);
     let indexDigest: string | undefined;
-    await this.copy(desc, cache, `manifest of ${this.what}`);
+    await this.copyManifest(desc, cache);
     let doc = parseManifest(cache.read(desc.digest), this.what, desc.mediaType);
     if (doc.kind === "index") {
       indexDigest = desc.digest;
       desc = selectPlatform(doc.index, this.what);
-      await this.copy(desc, cache, `manifest of ${this.what}`);
+      await this.copyManifest(desc, cache);
       doc = parseManifest(cache.read(desc.digest), this.what, desc.mediaType);
       if (doc.kind === "index") throw new RegistryError(`nested index in ${this.what}`, "nested indexes are not supported");
     }
     const manifest = doc.manifest;
     checkLayers(manifest, this.what);
+    checkConfigSize(manifest, this.what, this.limits.maxConfigBytes);
     await this.copy(manifest.config, cache, `config of ${this.what}`);
     const { config, platform } = checkConfig(cache.read(manifest.config.digest), manifest.config.digest, this.what);
     return { manifestDigest: desc.digest, indexDigest, manifest, configDigest: manifest.config.digest, config, platform };

@@ -4,7 +4,9 @@
  * credentialed bearer-token flow of the distribution token spec, and Basic
  * auth when a registry asks for it. Tokens are cached per scope.
  */
+import { readBounded, readErrorText } from "./bounded-read.ts";
 import { RegistryError } from "./errors.ts";
+import { MAX_ERROR_BODY_BYTES, MAX_TOKEN_BODY_BYTES } from "./limits.ts";
 import { transportFor } from "./transport.ts";
 
 /** Registry credentials supplied by the caller (e.g. from a secret). */
@@ -92,13 +94,20 @@ export class RegistryAuth {
       throw new RegistryError(`cannot reach token server ${url.origin} for registry ${this.registry}: ${(err as Error).message}`);
     }
     if (!res.ok) {
-      const body = (await res.text()).slice(0, 200);
+      const body = (await readErrorText(res, MAX_ERROR_BODY_BYTES)).slice(0, 200);
       const hint = res.status === 401 || res.status === 403 ? "check the registry credentials" : undefined;
       throw new RegistryError(`token server ${url.origin} refused a token for ${scope}: HTTP ${res.status} ${body}`, hint);
     }
-    const json = (await res.json()) as { token?: string; access_token?: string };
+    const raw = await readBounded(res, MAX_TOKEN_BODY_BYTES, `token from ${url.origin} for registry ${this.registry}`);
+    let json: { token?: string; access_token?: string };
+    try {
+      json = JSON.parse(new TextDecoder().decode(raw));
+    } catch (err) {
+      throw new RegistryError(`token server ${url.origin} answered with invalid JSON: ${(err as Error).message}`);
+    }
+    if (typeof json !== "object" || json === null) throw new RegistryError(`token server ${url.origin} answered without a token`);
     const token = json.token ?? json.access_token;
-    if (!token) throw new RegistryError(`token server ${url.origin} answered without a token`);
+    if (typeof token !== "string" || token === "") throw new RegistryError(`token server ${url.origin} answered without a token`);
     return token;
   }
 }

@@ -3,18 +3,20 @@
  * A distribution v2 API client: manifests (OCI and Docker, indexes and
  * lists) and blobs, with the token/Basic auth of {@link RegistryAuth}. Every
  * manifest is checked against its digest; blobs are streamed into the
- * {@link BlobCache}, which verifies them before they become visible.
+ * {@link BlobCache}, which verifies them before they become visible (and
+ * holds each to its declared size). Manifest and error bodies are read through
+ * {@link readBounded}: a registry cannot make the daemon buffer more than the
+ * limit, however it frames the body.
  */
 import type { BlobCache } from "./blob-cache.ts";
+import { readBounded, readErrorText } from "./bounded-read.ts";
 import { sha256Digest } from "./digest.ts";
 import { DigestMismatch, imageNotFound, RegistryError } from "./errors.ts";
 import { MANIFEST_ACCEPT, type Descriptor } from "./manifest.ts";
 import type { RegistryReference } from "./reference.ts";
+import { DEFAULT_IMAGE_LIMITS, MAX_ERROR_BODY_BYTES } from "./limits.ts";
 import { type Credentials, RegistryAuth } from "./registry-auth.ts";
 import { transportFor } from "./transport.ts";
-
-/** Manifests larger than this are refused (the distribution spec suggests 4 MiB). */
-export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 
 /** A fetched manifest document. */
 export interface FetchedManifest {
@@ -32,6 +34,7 @@ export class RegistryClient {
   constructor(
     readonly ref: RegistryReference,
     credentials?: Credentials,
+    private readonly maxManifestBytes = DEFAULT_IMAGE_LIMITS.maxManifestBytes,
   ) {
     this.baseUrl = `${transportFor(ref.registry)}://${ref.registry}/v2/${ref.repository}`;
     this.auth = new RegistryAuth(ref.registry, credentials);
@@ -59,7 +62,7 @@ export class RegistryClient {
   }
 
   private async fail(res: Response, what: string): Promise<never> {
-    const body = (await res.text()).slice(0, 300);
+    const body = (await readErrorText(res, MAX_ERROR_BODY_BYTES)).slice(0, 300);
     if (res.status === 404) throw imageNotFound(`${what} not found in ${this.ref.registry}/${this.ref.repository}`, "check the repository name and tag (docker.io images without a '/' live under library/)");
     if (res.status === 401 || res.status === 403) throw new RegistryError(`registry ${this.ref.registry} denied access to ${what} (HTTP ${res.status})`, "the repository may be private: pass credentials for this registry");
     throw new RegistryError(`registry ${this.ref.registry} answered HTTP ${res.status} for ${what}: ${body}`);
@@ -70,10 +73,7 @@ export class RegistryClient {
     const what = `manifest ${reference}`;
     const res = await this.get(`/manifests/${reference}`, { accept: MANIFEST_ACCEPT });
     if (!res.ok) return this.fail(res, what);
-    const declared = Number(res.headers.get("content-length") ?? "0");
-    if (declared > MAX_MANIFEST_BYTES) throw new RegistryError(`${what} is ${declared} bytes, over the ${MAX_MANIFEST_BYTES}-byte limit`);
-    const bytes = new Uint8Array(await res.arrayBuffer());
-    if (bytes.byteLength > MAX_MANIFEST_BYTES) throw new RegistryError(`${what} is over the ${MAX_MANIFEST_BYTES}-byte limit`);
+    const bytes = await readBounded(res, this.maxManifestBytes, `${what} from ${this.ref.registry}/${this.ref.repository}`);
     const digest = sha256Digest(bytes);
     const expected = reference.startsWith("sha256:") ? reference : res.headers.get("docker-content-digest");
     if (expected && expected !== digest) throw new DigestMismatch(`${what} of ${this.ref.canonical}`, expected, digest);

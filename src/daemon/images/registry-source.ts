@@ -4,11 +4,13 @@
  * host platform) -> manifest -> config, all cached by digest.
  */
 import type { BlobCache } from "./blob-cache.ts";
+import { readFileBounded } from "./bounded-read.ts";
+import { DEFAULT_IMAGE_LIMITS, type ImageLimits } from "./limits.ts";
 import { type Descriptor, parseManifest, selectPlatform } from "./manifest.ts";
 import type { RegistryReference } from "./reference.ts";
 import type { Credentials } from "./registry-auth.ts";
 import { type FetchedManifest, RegistryClient } from "./registry-client.ts";
-import { checkConfig, checkLayers, type ImageSource, type ResolvedImage } from "./source.ts";
+import { checkConfig, checkConfigSize, checkLayers, type ImageSource, type ResolvedImage } from "./source.ts";
 import { RegistryError } from "./errors.ts";
 
 /** An image in a distribution v2 registry. */
@@ -19,9 +21,10 @@ export class RegistrySource implements ImageSource {
   constructor(
     readonly ref: RegistryReference,
     credentials?: Credentials,
+    private readonly limits: Pick<ImageLimits, "maxManifestBytes" | "maxConfigBytes"> = DEFAULT_IMAGE_LIMITS,
   ) {
     this.what = ref.canonical;
-    this.client = new RegistryClient(ref, credentials);
+    this.client = new RegistryClient(ref, credentials, limits.maxManifestBytes);
   }
 
   /** A manifest by digest from the cache (verified when it was written), else from the registry. */
@@ -46,9 +49,10 @@ export class RegistrySource implements ImageSource {
     }
     const manifest = doc.manifest;
     checkLayers(manifest, this.what);
+    checkConfigSize(manifest, this.what, this.limits.maxConfigBytes);
     await cache.writeBytes(fetched.digest, fetched.bytes, `manifest of ${this.what}`);
     const configPath = await cache.ensure(manifest.config.digest, () => this.client.blob(manifest.config, cache, `config of ${this.what}`));
-    const { config, platform } = checkConfig(new Uint8Array(await Bun.file(configPath).arrayBuffer()), manifest.config.digest, this.what);
+    const { config, platform } = checkConfig(await readFileBounded(configPath, this.limits.maxConfigBytes, `config of ${this.what}`), manifest.config.digest, this.what);
     return { manifestDigest: fetched.digest, indexDigest, manifest, configDigest: manifest.config.digest, config, platform };
   }
 

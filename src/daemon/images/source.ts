@@ -8,6 +8,7 @@
 import type { BlobCache } from "./blob-cache.ts";
 import { sha256Digest, verifyBytes } from "./digest.ts";
 import { RegistryError } from "./errors.ts";
+import { formatSize } from "./limits.ts";
 import { type Descriptor, hostPlatform, ImageConfig, type ImageManifest, isLayerMediaType, type Platform, platformLabel } from "./manifest.ts";
 
 /** A fully resolved single-platform image. */
@@ -51,6 +52,24 @@ export function checkConfig(bytes: Uint8Array, digest: string, what: string): { 
     throw new RegistryError(`${what} is built for ${platformLabel(platform)}, this host is ${platformLabel(host)}`, "use an image (or index) that includes this host's platform");
   }
   return { config: parsed.data, platform };
+}
+
+/** Refuse a config the manifest declares larger than `max`, before fetching it (the cache holds blobs to their declared size). */
+export function checkConfigSize(manifest: ImageManifest, what: string, max: number): void {
+  if (manifest.config.size > max) {
+    throw new RegistryError(`config ${manifest.config.digest} of ${what} is ${formatSize(manifest.config.size)}, larger than ${formatSize(max)}`, "real image configs are a few KiB; the image is refused");
+  }
+}
+
+/** Refuse an image whose layers add up to more than `max` compressed bytes, naming the layer that crosses it. */
+export function checkCompressedSize(manifest: ImageManifest, what: string, max: number): void {
+  let total = 0;
+  for (const l of manifest.layers) {
+    total += l.size;
+    if (total > max) {
+      throw new RegistryError(`layer ${l.digest} of ${what} takes the image's compressed size to ${formatSize(total)}, over the ${formatSize(max)} limit`, "nothing was downloaded; for an image you trust, raise AEGIS_IMAGE_MAX_COMPRESSED on aegisd");
+    }
+  }
 }
 
 /** Reject manifests whose layers we cannot unpack. */

@@ -4,7 +4,9 @@
  * bounded concurrency into the verified blob cache, build the ext4 rootfs),
  * list, get, remove and garbage-collect. Layout under `imagesDir`:
  * `blobs/sha256/<hex>`, `rootfs/<hex>.ext4` (by config digest), `tmp/`,
- * `index.json`.
+ * `index.json`. Every pull is held to the {@link ImageLimits} (limits.ts):
+ * documents, compressed layers (checked against the manifest before any
+ * download) and unpacked content.
  */
 import { readdirSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
@@ -22,16 +24,16 @@ import { isDigest, parseReference } from "./reference.ts";
 import type { Credentials } from "./registry-auth.ts";
 import { RegistrySource } from "./registry-source.ts";
 import { RootfsBuilder, runConfig } from "./rootfs.ts";
-import type { ImageSource } from "./source.ts";
-import type { UnpackLimits } from "./unpack.ts";
+import { DEFAULT_IMAGE_LIMITS, type ImageLimits } from "./limits.ts";
+import { checkCompressedSize, type ImageSource } from "./source.ts";
 
 export type { ImageRecord, PullProgress } from "../../api/schema/images.ts";
 export type { Credentials } from "./registry-auth.ts";
 
 /** Options of {@link ImageStore}. */
 export interface ImageStoreOptions {
-  /** Tar-bomb limits for unpacking. */
-  limits?: Partial<UnpackLimits>;
+  /** Size limits per image (defaults: {@link DEFAULT_IMAGE_LIMITS}). */
+  limits?: Partial<ImageLimits>;
   /** Parallel layer downloads (default 3). */
   concurrency?: number;
   /** Free space in each ext4 beyond its content (default 32 MiB). */
@@ -52,21 +54,25 @@ export class ImageStore {
   readonly rootfs: RootfsBuilder;
   private readonly index: ImageIndex;
   private pulling = 0;
+  /** The limits every pull is held to. */
+  readonly limits: ImageLimits;
 
   constructor(
     readonly imagesDir: string,
     private readonly opts: ImageStoreOptions = {},
   ) {
+    const l = (this.limits = { ...DEFAULT_IMAGE_LIMITS, ...opts.limits });
     this.blobs = new BlobCache(imagesDir);
-    this.rootfs = new RootfsBuilder(imagesDir, { limits: opts.limits, headroomBytes: opts.headroomBytes });
+    const unpack = { maxEntries: l.maxEntries, maxBytes: l.maxUnpackedBytes, maxExpansion: l.maxExpansion, expansionFloorBytes: l.expansionFloorBytes };
+    this.rootfs = new RootfsBuilder(imagesDir, { limits: unpack, headroomBytes: opts.headroomBytes });
     this.index = new ImageIndex(imagesDir);
   }
 
   private source(ref: string, credentials?: Credentials): ImageSource {
     const r = parseReference(ref);
-    if (r.kind === "oci") return new OciLayoutSource(r);
-    if (r.kind === "docker-archive") return new DockerArchiveSource(r);
-    return new RegistrySource(r, credentials);
+    if (r.kind === "oci") return new OciLayoutSource(r, this.limits);
+    if (r.kind === "docker-archive") return new DockerArchiveSource(r, this.limits);
+    return new RegistrySource(r, credentials, this.limits);
   }
 
   /** Pull an image (registry, `oci:` or `docker-archive:`) and build its rootfs; cached parts are reused. */
@@ -78,6 +84,7 @@ export class ImageStore {
     try {
       emit({ phase: "resolve" });
       const img = await source.resolve(this.blobs);
+      checkCompressedSize(img.manifest, source.what, this.limits.maxCompressedBytes);
       emit({ phase: "resolve", total: img.manifest.layers.length });
       const paths = await mapLimit(img.manifest.layers, this.opts.concurrency ?? 3, (d) => this.fetchLayer(source, d, emit));
       const layers = img.manifest.layers.map((d, i) => ({ path: paths[i]!, digest: d.digest, mediaType: d.mediaType }));

@@ -8,26 +8,39 @@
  * the tree's parent); opaque markers
  * (`.wh..wh..opq`) hide a directory's lower content. Refused: absolute paths,
  * `..`, writes through symlinks that leave the root, hard links out of the
- * root, and archives beyond the entry/byte limits (tar bombs).
+ * root, and archives beyond the entry, byte and expansion limits (tar and
+ * compression bombs; see limits.ts). The byte limits apply to the running
+ * total as each file's header arrives, before its content is written, so a
+ * bomb is stopped at the limit with an error naming the layer digest.
  */
-import { chmodSync, closeSync, createReadStream, futimesSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, rmSync, symlinkSync, writeSync } from "node:fs";
+import { chmodSync, closeSync, createReadStream, futimesSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, rmSync, statSync, symlinkSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { Parser, type ReadEntry } from "tar";
 import { UnpackRefused } from "./errors.ts";
+import { DEFAULT_IMAGE_LIMITS, formatSize } from "./limits.ts";
 import { compressionOf, sniffCompression } from "./unpack-compression.ts";
 import { entryParts, resolveDir } from "./unpack-paths.ts";
 import { type EntryKind, type PathMeta, pruneMeta, type UnpackedTree } from "./unpack-tree.ts";
 
-/** Limits against tar bombs, over the whole image. */
+/** Limits against tar and compression bombs, over the whole image. */
 export interface UnpackLimits {
-  /** Most entries across all layers (default 1,000,000). */
+  /** Most entries across all layers. */
   maxEntries: number;
-  /** Most bytes of file content across all layers (default 16 GiB). */
+  /** Most bytes of file content across all layers. */
   maxBytes: number;
+  /** Content beyond `expansionFloorBytes` may be at most this many times the layers' compressed size (0: unchecked). */
+  maxExpansion: number;
+  /** Content every image may unpack whatever its compression ratio. */
+  expansionFloorBytes: number;
 }
 
-/** Default {@link UnpackLimits}. */
-export const DEFAULT_LIMITS: UnpackLimits = { maxEntries: 1_000_000, maxBytes: 16 * 1024 ** 3 };
+/** Default {@link UnpackLimits} (see limits.ts for the reasoning). */
+export const DEFAULT_LIMITS: UnpackLimits = {
+  maxEntries: DEFAULT_IMAGE_LIMITS.maxEntries,
+  maxBytes: DEFAULT_IMAGE_LIMITS.maxUnpackedBytes,
+  maxExpansion: DEFAULT_IMAGE_LIMITS.maxExpansion,
+  expansionFloorBytes: DEFAULT_IMAGE_LIMITS.expansionFloorBytes,
+};
 
 const WH = ".wh.";
 const OPAQUE = ".wh..wh..opq";
@@ -51,9 +64,16 @@ class TreeWriter {
   constructor(
     readonly root: string,
     private readonly limits: UnpackLimits,
+    /** Bytes of all layer blobs as stored (compressed), for the expansion check. */
+    private readonly compressed: number,
   ) {
     mkdirSync(root, { recursive: true, mode: 0o755 });
     this.meta.set("", { kind: "dir", mode: 0o755, uid: 0, gid: 0 });
+  }
+
+  /** True when the user turned the expansion check off (AEGIS_IMAGE_MAX_EXPANSION=0). */
+  get expansionUnchecked(): boolean {
+    return this.limits.maxExpansion === 0;
   }
 
   startLayer(name: string): void {
@@ -161,8 +181,21 @@ class TreeWriter {
 
   private file(e: ReadEntry, abs: string, key: string): void {
     const size = e.size ?? 0;
-    if (this.bytes + size > this.limits.maxBytes) {
-      throw new UnpackRefused("too-large", `image content exceeds ${this.limits.maxBytes} bytes at "${e.path}" (layer ${this.layer})`, "this looks like a tar bomb; raise the size limit only for images you trust");
+    const total = this.bytes + size;
+    if (total > this.limits.maxBytes) {
+      throw new UnpackRefused(
+        "too-large",
+        `layer ${this.layer} takes the image's unpacked content past the ${formatSize(this.limits.maxBytes)} limit at "${e.path}" (${formatSize(total)})`,
+        "this looks like a tar bomb; for an image you trust, raise AEGIS_IMAGE_MAX_UNPACKED on aegisd",
+      );
+    }
+    const { maxExpansion, expansionFloorBytes } = this.limits;
+    if (maxExpansion > 0 && total > expansionFloorBytes && total > maxExpansion * this.compressed) {
+      throw new UnpackRefused(
+        "too-large",
+        `layer ${this.layer} expands the image to ${formatSize(total)} at "${e.path}", more than ${maxExpansion} times its ${formatSize(this.compressed)} of compressed layers`,
+        "this looks like a compression bomb; for an image you trust, raise AEGIS_IMAGE_MAX_EXPANSION on aegisd (0 turns the check off)",
+      );
     }
     this.bytes += size;
     const mode = (e.mode ?? 0o644) & 0o7777;
@@ -224,7 +257,9 @@ async function applyLayer(w: TreeWriter, blob: string, layer: string, mediaType?
   return new Promise<void>((resolve, reject) => {
     let failed = false;
     const input = createReadStream(blob);
-    const parser = new Parser({ strict: true });
+    // tar's own guard (decompressed/compressed bytes of this stream above 1000) stays on as a
+    // second line behind the image-wide expansion check; turning that check off turns both off.
+    const parser = new Parser({ strict: true, ...(w.expansionUnchecked ? { maxDecompressionRatio: Number.POSITIVE_INFINITY } : {}) });
     w.fail = (err) => fail(err);
     const fail = (err: unknown) => {
       if (failed) return;
@@ -233,6 +268,9 @@ async function applyLayer(w: TreeWriter, blob: string, layer: string, mediaType?
       if (w.openFd !== undefined) closeSync(w.openFd);
       w.openFd = undefined;
       const e = err as Error & { tarCode?: string };
+      if (/max decompression ratio exceeded/.test(e.message)) {
+        return reject(new UnpackRefused("too-large", `layer ${layer} decompresses to more than 1000 times its size (${e.message})`, "this looks like a compression bomb; for an image you trust, set AEGIS_IMAGE_MAX_EXPANSION=0 on aegisd"));
+      }
       reject(e.tarCode ? new UnpackRefused("bad-archive", `layer ${layer} is not a valid (optionally gzip/zstd-compressed) tar: ${e.message}`) : e);
     };
     parser.on("entry", (e: ReadEntry) => {
@@ -269,7 +307,8 @@ export interface LayerInput {
 
 /** Unpack layers in order into `root` (created if missing) and return the ownership record. */
 export async function unpackLayers(root: string, layers: LayerInput[], opts: { limits?: Partial<UnpackLimits>; onLayer?: (digest: string, index: number) => void } = {}): Promise<UnpackedTree> {
-  const w = new TreeWriter(root, { ...DEFAULT_LIMITS, ...opts.limits });
+  const compressed = layers.reduce((sum, l) => sum + statSync(l.path).size, 0);
+  const w = new TreeWriter(root, { ...DEFAULT_LIMITS, ...opts.limits }, compressed);
   for (const [i, l] of layers.entries()) {
     opts.onLayer?.(l.digest, i);
     await applyLayer(w, l.path, l.digest, l.mediaType);

@@ -164,7 +164,7 @@ describe("unpack: refusals", () => {
   });
   it("fails cleanly on content beyond the size limit, before writing it", async () => {
     const { err } = await refused([[{ path: "big", declaredSize: 10 * 1024 ** 3 }]], "too-large", { maxBytes: 1024 ** 3 });
-    expect(err.message).toContain('exceeds 1073741824 bytes at "big"');
+    expect(err.message).toContain('layer layer0 takes the image\'s unpacked content past the 1 GiB limit at "big" (10 GiB)');
   });
   for (const name of [".wh...", "sub/.wh...", ".wh..", ".wh."]) {
     it(`refuses the whiteout "${name}" (it names no entry of its directory) and deletes nothing`, async () => {
@@ -174,6 +174,34 @@ describe("unpack: refusals", () => {
       expect(existsSync(join(dir, "layer0"))).toBe(true);
     });
   }
+  it("stops a zstd bomb at the default expansion limit, naming the layer, before writing the content", async () => {
+    // ~100 bytes of zstd that declare 2 GiB: under the 16 GiB unpacked limit, far over 100x its size.
+    const { err, dir } = await refused([[{ path: "a", content: "x" }], [{ path: "zeros", declaredSize: 2 * 1024 ** 3 }]], "too-large");
+    expect(err.message).toContain('layer layer1 expands the image to 2 GiB at "zeros", more than 100 times');
+    expect(existsSync(join(dir, "root", "zeros"))).toBe(false);
+  });
+  it("stops real content compressed ~150x at the expansion limit and accepts it when the check is off", async () => {
+    // 4 KiB blocks of mostly zeros with a few random bytes each: ~150x under zstd, under tar's own 1000x guard.
+    const sparse = new Uint8Array(32 * 1024 * 1024);
+    for (let i = 0; i < sparse.length; i += 4096) sparse.set(crypto.getRandomValues(new Uint8Array(24)), i);
+    const layer = makeLayer([{ path: "z1", content: sparse }, { path: "z2", content: sparse }], "zstd").bytes;
+    const ratio = (64 * 1024 * 1024) / layer.byteLength;
+    expect(ratio).toBeGreaterThan(100);
+    expect(ratio).toBeLessThan(1000);
+    const { err, dir } = await refused([layer], "too-large", { expansionFloorBytes: 16 * 1024 * 1024 });
+    // 32 MiB fits within 100x the ~450 KiB layer; the second file would not, and is never written.
+    expect(err.message).toContain('layer layer0 expands the image to 64 MiB at "z2", more than 100 times');
+    expect(existsSync(join(dir, "root", "z2"))).toBe(false);
+    const ok = await unpack([layer], "zstd", { expansionFloorBytes: 16 * 1024 * 1024, maxExpansion: 0 });
+    expect((await ok.result).bytes).toBe(64 * 1024 * 1024);
+  });
+  it("refuses a layer tar itself sees expanding past 1000x, and accepts it with the expansion check off", async () => {
+    const layer = makeLayer([{ path: "zeros", content: new Uint8Array(64 * 1024 * 1024) }], "zstd").bytes;
+    const { err } = await refused([layer], "too-large", { expansionFloorBytes: 1024 ** 3 });
+    expect(err.message).toContain("layer layer0 decompresses to more than 1000 times its size");
+    const ok = await unpack([layer], "zstd", { maxExpansion: 0 });
+    expect((await ok.result).bytes).toBe(64 * 1024 * 1024);
+  });
   it("refuses a layer that is not a tar", async () => {
     await refused([Bun.gzipSync(new TextEncoder().encode("this is not a tar archive at all".repeat(40)))], "bad-archive");
   });
