@@ -76,6 +76,55 @@ describe("router: routing", () => {
   });
 });
 
+describe("router: one browser origin per instance", () => {
+  /** A guest page that sets cookies and its own CSP. */
+  function pageUpstream(name: string) {
+    return upstream({
+      fetch: () => {
+        const h = new Headers({ "content-type": "text/html", "content-security-policy": "default-src 'self'" });
+        h.append("set-cookie", `${name}-session=1; Path=/; HttpOnly`);
+        h.append("set-cookie", `${name}-pref=2; Path=/settings`);
+        h.append("set-cookie", `${name}-bare=3`);
+        return new Response(`<script>fetch('/other/').then(r => r.text())</script>`, { headers: h });
+      },
+    });
+  }
+  const policies = (res: Response) => res.headers.get("content-security-policy")!.split(",").map((p) => p.trim());
+
+  it("sandboxes path-prefix pages into an opaque origin, keeping the guest's CSP and scoping its cookies", async () => {
+    using web = pageUpstream("web");
+    using api = pageUpstream("api");
+    await using r = await startRouter(new TestHooks().serve("inst-web", "web", web.addr).serve("inst-api", "api", api.addr));
+    const res = await fetch(`${r.url}/web/index.html`);
+    const [guest, ours] = policies(res);
+    expect(guest).toBe("default-src 'self'");
+    expect(ours!.startsWith("sandbox ")).toBe(true);
+    expect(ours).toContain("allow-scripts");
+    expect(ours).not.toContain("allow-same-origin");
+    expect(res.headers.getSetCookie()).toEqual(["web-session=1; Path=/web; HttpOnly", "web-pref=2; Path=/web/settings", "web-bare=3; Path=/web"]);
+    await res.text();
+  });
+
+  it("sandboxes the default route too (it is the same shared origin)", async () => {
+    using web = pageUpstream("web");
+    await using r = await startRouter(new TestHooks().serve("inst-web", "web", web.addr));
+    const res = await fetch(`${r.url}/index.html`);
+    expect(policies(res)[1]!.startsWith("sandbox ")).toBe(true);
+    expect(res.headers.getSetCookie()[0]).toBe("web-session=1; Path=/; HttpOnly");
+    await res.text();
+  });
+
+  it("leaves NAME.localhost responses as the guest sent them (each is its own origin)", async () => {
+    using web = pageUpstream("web");
+    using api = pageUpstream("api");
+    await using r = await startRouter(new TestHooks().serve("inst-web", "web", web.addr).serve("inst-api", "api", api.addr));
+    const res = await fetch(`${r.url}/index.html`, { headers: { host: "web.localhost:8099" } });
+    expect(res.headers.get("content-security-policy")).toBe("default-src 'self'");
+    expect(res.headers.getSetCookie()).toEqual(["web-session=1; Path=/; HttpOnly", "web-pref=2; Path=/settings", "web-bare=3"]);
+    await res.text();
+  });
+});
+
 describe("router: HTTP semantics", () => {
   it("preserves method, status, headers and body, and neither follows redirects nor decompresses", async () => {
     const gz = Bun.gzipSync(new TextEncoder().encode("compressed payload"));

@@ -4,12 +4,14 @@
  * Bun's `fetch` (request body streamed with `duplex: "half"`, response body
  * streamed back chunk by chunk, no decompression, no redirect following), and
  * keep the activity open until the response body has been fully sent or the
- * client went away.
+ * client went away. Responses on the shared router origin (path prefix or
+ * default route) are sandboxed into an opaque origin (origin-isolation.ts).
  */
 import type { ResolvedRoute } from "./resolve.ts";
 import { wakeForRequest } from "./wake.ts";
 import type { EndActivity } from "./activity.ts";
 import { upstreamRequestHeaders, downstreamResponseHeaders } from "./headers.ts";
+import { isolateSharedOrigin } from "./origin-isolation.ts";
 import { causeOf, errorResponse, upstreamFailed } from "./responses.ts";
 import type { RouterHooks, RouterLog } from "./types.ts";
 
@@ -64,6 +66,8 @@ export async function proxyHttp(req: Request, route: ResolvedRoute, clientIp: st
     }
   }
   const headers = downstreamResponseHeaders(res.headers);
+  // Instances reached on the router's own origin must not share it in the browser (origin-isolation.ts).
+  if (route.rule !== "host") isolateSharedOrigin(headers, route.prefix);
   const init2 = { status: res.status, statusText: res.statusText, headers };
   if (res.body === null || req.method === "HEAD" || NO_BODY_STATUS.has(res.status)) {
     // Bun keeps a handler-set Content-Length on a null body, which is what HEAD needs.

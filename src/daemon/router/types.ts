@@ -14,6 +14,11 @@
  *    query string kept, and `X-Forwarded-Prefix: /NAME`.
  * 3. Otherwise, when exactly one instance is served, that one ("the default route").
  * 4. Otherwise a 404 JSON error listing the served instances.
+ *
+ * Rules 2 and 3 serve every instance from one browser origin (the router's), so
+ * their responses are sandboxed into an opaque origin and their cookies scoped
+ * to the prefix (origin-isolation.ts). Rule 1 gives each instance its own
+ * origin and is the URL to recommend; its responses pass unchanged.
  */
 
 /** Where a connection goes: one guest port of one instance. */
