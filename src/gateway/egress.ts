@@ -13,9 +13,23 @@
  *
  * Answers are keyed by `reply_to` (the user message's `msg_id`), falling back
  * to the session when the agent does not set it.
+ *
+ * The guest is not trusted with where the bot speaks: the chat is the frame's
+ * `session.id`, which the agent writes. Frames go out only to chats that are in
+ * `allowed_chats` now and have written to this gateway (state.ts `chats`);
+ * anything else is dropped and summarised in the log (drop-log.ts), so an
+ * agent can answer the people who talk to it but cannot start conversations.
+ *
+ * The render state is bounded too: at most {@link MAX_RENDERS} answers at a
+ * time (streaming or finishing; a new one evicts the least recently updated
+ * streaming answer, which stays as last shown), an answer not updated for
+ * {@link RENDER_IDLE_MS} is dropped, and an answer's text is cut at
+ * {@link MAX_ANSWER_CHARS} (renderer.ts).
  */
 import type { TetherError, TetherFrame } from "../api/schema/tether.ts";
 import type { AegisTetherClient } from "./aegis-client.ts";
+import { chatAllowed, type GatewayConfig } from "./config.ts";
+import { DropLog } from "./drop-log.ts";
 import { TELEGRAM_CHANNEL, sleep } from "./ingress.ts";
 import { describeError, type GatewayLog } from "./log.ts";
 import { type RenderApi, ReplyRenderer } from "./renderer.ts";
@@ -24,9 +38,15 @@ import type { TypingIndicator } from "./typing.ts";
 
 /** On a fresh start, replayed frames older than this are not rendered (2 minutes). */
 export const FRESH_REPLAY_WINDOW_MS = 120_000;
+/** Most answers rendered at once (streaming plus finishing). */
+export const MAX_RENDERS = 32;
+/** An answer with no delta for this long is dropped (10 minutes). */
+export const RENDER_IDLE_MS = 600_000;
 
 /** Everything the follower uses. */
 export interface EgressDeps {
+  /** Which chats may be messaged at all (and only once they wrote to the gateway). */
+  config: Pick<GatewayConfig, "allowedChats">;
   aegis: AegisTetherClient;
   api: RenderApi;
   state: GatewayState;
@@ -50,10 +70,16 @@ export class TetherEgress {
    * are skipped rather than sent to Telegram a second time.
    */
   private readonly skipBefore: number | undefined;
+  private readonly drops: DropLog;
 
   constructor(private readonly deps: EgressDeps) {
     this.skipBefore = deps.state.fresh ? Date.now() - FRESH_REPLAY_WINDOW_MS : undefined;
-    for (const [key, snap] of Object.entries(deps.state.data.renders)) {
+    this.drops = new DropLog(deps.log);
+    const restored = Object.entries(deps.state.data.renders)
+      .filter(([, snap]) => snap.finished || (snap.updated_at ?? 0) >= Date.now() - RENDER_IDLE_MS)
+      .filter(([, snap]) => this.mayMessage(snap.chat_id))
+      .slice(-MAX_RENDERS);
+    for (const [key, snap] of restored) {
       const r = this.newRenderer(key, snap.chat_id, snap.reply_to_message_id, snap);
       if (snap.finished) this.finish(key, r, snap.text);
       else this.renders.set(key, r);
@@ -111,15 +137,44 @@ export class TetherEgress {
     );
   }
 
-  private rendererFor(frame: TetherFrame): ReplyRenderer {
+  /** True when the bot may message `chat`: allowed now, and it wrote to the gateway. */
+  private mayMessage(chat: string): boolean {
+    return chatAllowed(this.deps.config, chat) && this.deps.state.knowsChat(chat);
+  }
+
+  /** The renderer for a frame's answer, or undefined when no slot is free (the frame is dropped). */
+  private rendererFor(frame: TetherFrame): ReplyRenderer | undefined {
     const key = frame.reply_to ?? `session:${frame.session.id}`;
     let r = this.renders.get(key);
-    if (!r) {
-      const origin = frame.reply_to ? this.deps.state.data.replies[frame.reply_to] : undefined;
-      r = this.newRenderer(key, frame.session.id, origin?.chat_id === frame.session.id ? origin.message_id : undefined);
+    if (r) {
+      // Map order is the LRU order: the most recently updated answer goes last.
+      this.renders.delete(key);
       this.renders.set(key, r);
+      return r;
     }
+    this.expireIdle();
+    while (this.renders.size + this.closing.size >= MAX_RENDERS) {
+      const oldest = this.renders.keys().next();
+      if (oldest.done) {
+        this.drops.note(frame.session.id, `${MAX_RENDERS} answers are already being sent`);
+        return undefined;
+      }
+      this.deps.log.warn(`more than ${MAX_RENDERS} answers at once; no longer updating answer ${JSON.stringify(oldest.value.slice(0, 64))} (it stays as last shown)`);
+      this.renders.delete(oldest.value);
+    }
+    const origin = frame.reply_to ? this.deps.state.data.replies[frame.reply_to] : undefined;
+    r = this.newRenderer(key, frame.session.id, origin?.chat_id === frame.session.id ? origin.message_id : undefined);
+    this.renders.set(key, r);
     return r;
+  }
+
+  /** Drop streaming answers that saw no delta for {@link RENDER_IDLE_MS} (the agent gave up on them). */
+  private expireIdle(): void {
+    const cutoff = Date.now() - RENDER_IDLE_MS;
+    for (const [key, r] of this.renders) {
+      if (r.updatedAt >= cutoff) break; // LRU order: the rest are fresher.
+      this.renders.delete(key);
+    }
   }
 
   /** Send the final render; the answer stays in the persisted state until Telegram shows it. */
@@ -136,6 +191,12 @@ export class TetherEgress {
   private handle(frame: TetherFrame): void {
     if (frame.session.channel !== TELEGRAM_CHANNEL) return;
     const chat = frame.session.id;
+    if (frame.type !== "status.presence" && frame.type !== "assistant.delta" && frame.type !== "assistant.done") return; // event.ack, host -> guest frames.
+    if (!this.mayMessage(chat)) {
+      const why = chatAllowed(this.deps.config, chat) ? "it never wrote to this gateway (the agent may only answer)" : "it is not in telegram.allowed_chats";
+      this.drops.note(chat, why);
+      return;
+    }
     switch (frame.type) {
       case "status.presence":
         if (frame.payload.state === "idle") {
@@ -145,18 +206,17 @@ export class TetherEgress {
         }
         return;
       case "assistant.delta":
-        this.rendererFor(frame).delta(frame.payload.text);
+        this.rendererFor(frame)?.delta(frame.payload.text);
         return;
       case "assistant.done": {
         const key = frame.reply_to ?? `session:${frame.session.id}`;
         const r = this.rendererFor(frame);
+        if (!r) return;
         this.renders.delete(key);
         if (![...this.renders.values()].some((x) => x.chatId === chat)) this.deps.typing.stop(chat);
         this.finish(key, r, frame.payload.text, frame.payload.error);
         return;
       }
-      default:
-        return; // event.ack, and host -> guest frames should the stream carry them.
     }
   }
 }

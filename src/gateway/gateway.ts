@@ -77,7 +77,7 @@ export class Gateway {
       timing.typing,
     );
     this.ingress = new TelegramIngress({ config, telegram, aegis, state, typing: this.typing, log });
-    this.egress = new TetherEgress({ aegis, api: telegram, state, typing: this.typing, log, throttleMs: timing.throttleMs });
+    this.egress = new TetherEgress({ config, aegis, api: telegram, state, typing: this.typing, log, throttleMs: timing.throttleMs });
   }
 
   /** Start both loops; resolves when they end (after {@link stop}). */

@@ -100,6 +100,8 @@ export class TelegramIngress {
       deps.log.info(`ignoring a message from chat ${chat} (not in allowed_chats; add "${chat}" to telegram.allowed_chats to allow it)`);
       return true;
     }
+    // Egress may message this chat from now on (egress.ts): it wrote to the gateway itself.
+    deps.state.sawChat(chat);
     const frame = frameFor(msg);
     if (!frame) {
       deps.log.info(`ignoring a message without text in chat ${chat}`);

@@ -10,12 +10,23 @@
  *
  * Text past Telegram's 4096-character limit continues in further messages
  * (see split.ts); each message is only edited when its own piece changed.
- * All Bot API calls of one answer run one at a time, in order.
+ * All Bot API calls of one answer run one at a time, in order. An answer is
+ * cut at {@link MAX_ANSWER_CHARS} (16 messages) with a note: the text comes
+ * from the guest and is kept in memory and in the state file.
  */
 import type { TetherError } from "../api/schema/tether.ts";
 import type { RenderSnapshot } from "./state.ts";
 import { splitMessage } from "./split.ts";
 import { isNotModified } from "./telegram.ts";
+
+/** Longest answer rendered (16 Telegram messages); the rest is cut with a note. */
+export const MAX_ANSWER_CHARS = 16 * 4096;
+const CUT_NOTE = "\n\n(answer truncated)";
+
+/** `text` cut to {@link MAX_ANSWER_CHARS} (note included) when longer. */
+export function capAnswer(text: string, max = MAX_ANSWER_CHARS): string {
+  return text.length <= max ? text : text.slice(0, max - CUT_NOTE.length) + CUT_NOTE;
+}
 
 /** The Bot API calls a renderer makes. */
 export interface RenderApi {
@@ -50,6 +61,8 @@ export class ReplyRenderer {
   private pending = false;
   private lastFlushAt = 0;
   private finished = false;
+  /** When text last arrived (ms since the epoch), for the idle expiry in egress.ts. */
+  updatedAt: number;
 
   constructor(
     private readonly api: RenderApi,
@@ -61,12 +74,15 @@ export class ReplyRenderer {
     this.text = restored?.text ?? "";
     this.messageIds = [...(restored?.message_ids ?? [])];
     this.shown = [...(restored?.shown ?? [])];
+    this.updatedAt = restored?.updated_at ?? Date.now();
   }
 
   /** Append streamed text. */
   delta(text: string): void {
     if (this.finished || text === "") return;
-    this.text += text;
+    this.updatedAt = Date.now();
+    if (this.text.length >= MAX_ANSWER_CHARS) return; // Already cut; the rest is not kept.
+    this.text = capAnswer(this.text + text);
     this.opts.onChange?.();
     if (this.pending) return;
     this.pending = true;
@@ -80,7 +96,8 @@ export class ReplyRenderer {
   /** Finish with the complete text (or the partial text and an error); resolves when Telegram shows it. */
   done(text: string, error?: TetherError): Promise<void> {
     this.finished = true;
-    const full = finalText(text !== "" ? text : this.text, error);
+    this.updatedAt = Date.now();
+    const full = capAnswer(finalText(text !== "" ? text : this.text, error));
     this.text = full;
     this.opts.onChange?.();
     return this.enqueue(async () => {
@@ -96,7 +113,7 @@ export class ReplyRenderer {
 
   /** Persistable state (for a restart mid-answer). */
   snapshot(): RenderSnapshot {
-    const s: RenderSnapshot = { chat_id: this.chatId, text: this.text, message_ids: [...this.messageIds], shown: [...this.shown] };
+    const s: RenderSnapshot = { chat_id: this.chatId, text: this.text, message_ids: [...this.messageIds], shown: [...this.shown], updated_at: this.updatedAt };
     if (this.replyTo !== undefined) s.reply_to_message_id = this.replyTo;
     if (this.finished) s.finished = true;
     return s;

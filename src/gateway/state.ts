@@ -11,7 +11,13 @@
  * - `replies`: which Telegram message each tether `msg_id` came from, so
  *   answers are threaded under the right message;
  * - `renders`: answers still being streamed (chat, Telegram message ids,
- *   text so far), so a restart mid-answer keeps editing the same messages.
+ *   text so far), so a restart mid-answer keeps editing the same messages;
+ * - `chats`: the chats that have written to this gateway (chat id -> last
+ *   message time): egress goes only to these (and only while they are allowed),
+ *   so a guest cannot make the bot message a chat of its choosing.
+ *
+ * Everything here is bounded: replies and chats keep the most recent
+ * {@link MAX_REPLIES} / {@link MAX_CHATS}; renders are bounded by egress.ts.
  */
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
@@ -30,6 +36,8 @@ export const RenderSnapshot = z.object({
   shown: z.array(z.string()),
   /** `text` is the final text; only the last Bot API calls were pending. */
   finished: z.boolean().optional(),
+  /** Last change (ms since the epoch), for the idle expiry of renders. */
+  updated_at: z.number().optional(),
 });
 export type RenderSnapshot = z.infer<typeof RenderSnapshot>;
 
@@ -41,11 +49,15 @@ export const GatewayStateFile = z.object({
   tether_seq: z.number().int().min(0),
   replies: z.record(z.string(), ReplyTarget),
   renders: z.record(z.string(), RenderSnapshot),
+  /** Chats that have written to the gateway (older files have none). */
+  chats: z.record(z.string(), z.number()).default({}),
 });
-export type GatewayStateFile = z.infer<typeof GatewayStateFile>;
+export type GatewayStateFile = z.output<typeof GatewayStateFile>;
 
 /** How many reply targets are remembered. */
 export const MAX_REPLIES = 1000;
+/** How many chats that wrote to the gateway are remembered (the least recent is forgotten first). */
+export const MAX_CHATS = 1000;
 
 /** The persisted state, loaded once and saved after every change. */
 export class GatewayState {
@@ -65,7 +77,7 @@ export class GatewayState {
    * position recorded for another instance is discarded.
    */
   static load(path: string, instance: string): GatewayState {
-    let data: GatewayStateFile = { version: 1, telegram_offset: 0, tether_seq: 0, replies: {}, renders: {} };
+    let data: GatewayStateFile = { version: 1, telegram_offset: 0, tether_seq: 0, replies: {}, renders: {}, chats: {} };
     let text: string | undefined;
     try {
       text = readFileSync(path, "utf8");
@@ -93,6 +105,21 @@ export class GatewayState {
     this.data.replies[msgId] = target;
     const keys = Object.keys(this.data.replies);
     for (let i = 0; i < keys.length - MAX_REPLIES; i++) delete this.data.replies[keys[i] as string];
+  }
+
+  /** Record that `chat` wrote to the gateway now (bounded, least recent forgotten first). */
+  sawChat(chat: string, now = Date.now()): void {
+    this.data.chats[chat] = now;
+    // Chat ids are numeric strings, which objects order numerically, not by insertion: evict by time.
+    const entries = Object.entries(this.data.chats);
+    if (entries.length <= MAX_CHATS) return;
+    entries.sort((a, b) => a[1] - b[1]);
+    for (const [key] of entries.slice(0, entries.length - MAX_CHATS)) delete this.data.chats[key];
+  }
+
+  /** Whether `chat` has written to the gateway (and is still remembered). */
+  knowsChat(chat: string): boolean {
+    return Object.hasOwn(this.data.chats, chat);
   }
 
   /** Write the file atomically (temp file + rename), creating `data/` with 0700. */

@@ -149,6 +149,28 @@ describe("aegis-gateway", () => {
     expect(sendsTo(STRANGER).length + typingTo(STRANGER).length).toBe(0);
   });
 
+  it("lets a hostile agent answer only allowed chats that wrote to the bot, and summarises what it dropped", async () => {
+    daemon.onIngress = (f) => {
+      if (f.type !== "user.message") return;
+      // The agent addresses a stranger and an allowed chat that never wrote, many times, then answers.
+      for (let i = 0; i < 20; i++) {
+        for (const id of [String(STRANGER), String(OTHER_ALLOWED)]) {
+          daemon.emit(egressFrame("status.presence", { channel: "telegram", id }, { state: "typing" }));
+          daemon.emit(egressFrame("assistant.done", { channel: "telegram", id }, { text: `spam ${i}` }, `spam-${id}-${i}`));
+        }
+      }
+      void answer(f, ["real answer"], 10);
+    };
+    gateway = GatewayProcess.start();
+    tg.pushMessage({ chatId: ALLOWED, text: "hi" });
+    await until(() => tg.sent.some((m) => m.text === "real answer"), "the real answer");
+    await Bun.sleep(300);
+    expect(sendsTo(STRANGER).length + typingTo(STRANGER).length).toBe(0);
+    expect(sendsTo(OTHER_ALLOWED).length + typingTo(OTHER_ALLOWED).length).toBe(0);
+    const drops = gateway.stderr.split("\n").filter((l) => l.includes("dropped"));
+    expect(drops).toEqual([`aegis-gateway: warning: dropped 1 agent frame for chat "${STRANGER}": it is not in telegram.allowed_chats`]);
+  });
+
   it("splits answers longer than 4096 characters and shows errors", async () => {
     const long = `${"a".repeat(3000)}\n${"b".repeat(3000)}`;
     daemon.onIngress = (f) => {

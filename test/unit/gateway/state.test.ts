@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from "bun:test";
 import { mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { GatewayState, MAX_REPLIES } from "../../../src/gateway/state.ts";
+import { GatewayState, MAX_CHATS, MAX_REPLIES } from "../../../src/gateway/state.ts";
 
 let dir: string;
 let path: string;
@@ -38,6 +38,25 @@ describe("GatewayState", () => {
     for (let i = 0; i < MAX_REPLIES + 5; i++) s.remember(`m${i}`, { chat_id: "1", message_id: i });
     expect(Object.keys(s.data.replies).length).toBe(MAX_REPLIES);
     expect(s.data.replies.m0).toBeUndefined();
+  });
+
+  it("remembers the chats that wrote, bounded by recency (numeric ids included), across a restart", () => {
+    const s = GatewayState.load(path, "a");
+    // Descending ids: object key order (numeric) differs from recency here.
+    for (let i = 0; i < MAX_CHATS + 3; i++) s.sawChat(String(5000 - i), 1_000 + i);
+    s.sawChat("-100123", 10_000);
+    expect(Object.keys(s.data.chats).length).toBe(MAX_CHATS);
+    for (const gone of ["5000", "4999", "4998", "4997"]) expect(s.knowsChat(gone)).toBe(false);
+    expect(s.knowsChat(String(5000 - MAX_CHATS - 2))).toBe(true);
+    s.save();
+    expect(GatewayState.load(path, "a").knowsChat("-100123")).toBe(true);
+  });
+
+  it("loads a state file written before chats were recorded", () => {
+    GatewayState.load(path, "a").save();
+    writeFileSync(path, JSON.stringify({ version: 1, telegram_offset: 3, instance: "a", tether_seq: 4, replies: {}, renders: {} }));
+    const s = GatewayState.load(path, "a");
+    expect([s.data.telegram_offset, s.data.tether_seq, s.data.chats]).toEqual([3, 4, {}]);
   });
 
   it("refuses a corrupt file with a remedy", () => {
