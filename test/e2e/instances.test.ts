@@ -56,7 +56,15 @@ describe("instance lifecycle", () => {
     expect(Number((await home.ok(["exec", "life", "--", "cat", "/tmp/count"])).stdout)).toBeGreaterThan(before);
 
     expect((await home.ok(["instance", "stop", "life"])).stderr).toBe("Instance life stopped\n");
-    await home.ok(["instance", "start", "--name", "life"]);
+    // Like `docker run --name`: different flags for an existing instance are an error, and change nothing.
+    const other = await home.run(["instance", "start", "--name", "life", "--memory", "1024", "--", "true"]);
+    expect(other.code).toBe(1);
+    expect(other.stderr).toContain('instance "life" already exists (stopped) with a different command, memory: command is ["sh","-c"');
+    expect(other.stderr).toContain("memory is 512, not 1024");
+    expect(other.stderr).toContain("'aegis instance start --name life' (no other flags)");
+    expect(await state("life")).toBe("stopped");
+    // The same flags (or none) start it as it is.
+    await home.ok(["instance", "start", "--name", "life", "--env", "GREETING=hi", "--pause-after", "0"]);
     expect((await home.ok(["exec", "life", "--", "cat", "/root/keep"])).stdout).toBe("persisted\n");
 
     const dup = await home.run(["instance", "start", "--name", "life", "--", "true"]);

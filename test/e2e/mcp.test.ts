@@ -104,16 +104,27 @@ describe("aegis-mcp-guest in a parent instance", () => {
       expose: [8080],
     });
     expect(spawned.isError).toBeUndefined();
-    expect(spawned.structuredContent).toMatchObject({ handle: "kid", state: "running", image: null });
+    // The child lives in its parent's namespace: kid.parent, reached by path prefix and by NAME.localhost.
+    expect(spawned.structuredContent).toMatchObject({ handle: "kid.parent", state: "running", image: null });
     const url: string = spawned.structuredContent.expose[0].url;
     const status = JSON.parse((await home.ok(["status", "--json"])).stdout);
-    expect(url).toBe(`${status.router_url}/kid/`);
+    expect(url).toBe(`${status.router_url}/kid.parent/`);
     const res = await fetch(`${url}index.html`, { signal: AbortSignal.timeout(60_000) });
     expect([res.status, await res.text()]).toEqual([200, "child\n"]);
+    expect(res.headers.get("content-security-policy")).toStartWith("sandbox ");
+    const byHost = await fetch(`${status.router_url}/index.html`, { headers: { host: `kid.parent.localhost:${new URL(status.router_url).port}` } });
+    expect([byHost.status, await byHost.text(), byHost.headers.get("content-security-policy")]).toEqual([200, "child\n", null]);
+
+    // Name squatting: the guest's child named "kid" is not the user's "kid". The user's start makes a new
+    // instance with the user's flags instead of restarting the guest's child.
+    await home.ok(["instance", "start", "--name", "kid", "--pause-after", "0", "--", "true"]);
+    const mine = JSON.parse((await home.ok(["instance", "info", "kid", "--json"])).stdout);
+    expect([mine.parent_id, mine.command]).toEqual([null, ["true"]]);
+    await waitState("kid", "stopped");
 
     const children = await mcp("instance_list");
-    expect(children.structuredContent.instances.map((c: { handle: string }) => c.handle)).toEqual(["kid"]);
-    expect((await home.ok(["instance", "info", "kid"])).stdout).toContain(`Parent:      ${parentInfo.id}\n`);
+    expect(children.structuredContent.instances.map((c: { handle: string }) => c.handle)).toEqual(["kid.parent"]);
+    expect((await home.ok(["instance", "info", "kid.parent"])).stdout).toContain(`Parent:      ${parentInfo.id}\n`);
 
     // max_children 1: a second child is refused and nothing is created.
     const second = await mcp("instance_spawn", { name: "kid2", command: ["sleep", "1000"] });
@@ -123,11 +134,12 @@ describe("aegis-mcp-guest in a parent instance", () => {
     const foreign = await mcp("instance_stop", { instance: "other" });
     expect(foreign.isError).toBe(true);
     expect(foreign.content[0]!.text).toContain('instance "other" is not a child of this instance');
-    expect((await list()).map((i) => i.handle).sort()).toEqual(["kid", "other", "parent"]);
-
+    expect((await list()).map((i) => i.handle).sort()).toEqual(["kid", "kid.parent", "other", "parent"]);
+    // Inside the parent, "kid" is its own child (the short name), never the user's "kid".
     const stopped = await mcp("instance_stop", { instance: "kid" });
-    expect(stopped.structuredContent).toMatchObject({ handle: "kid", deleted: false });
-    await waitState("kid", "stopped");
+    expect(stopped.structuredContent).toMatchObject({ handle: "kid.parent", deleted: false });
+    await waitState("kid.parent", "stopped");
+    expect(JSON.parse((await home.ok(["instance", "info", "kid", "--json"])).stdout).id).toBe(mine.id);
 
     // Keepalive: a bounded lease, visible in self_info, released again.
     const lease = await mcp("keepalive_acquire", { seconds: 60 });
@@ -151,8 +163,9 @@ describe("aegis-mcp-guest in a parent instance", () => {
     expect([again.isError, again.content[0]!.text]).toEqual([true, "port 9000 is not exposed\nhint: self_info lists the exposed ports"]);
 
     await home.ok(["instance", "delete", "parent"]);
-    expect((await list()).map((i) => i.handle)).toEqual(["other"]);
-    expect((await home.ok(["instance", "list"])).stdout).not.toContain("kid");
+    expect((await list()).map((i) => i.handle).sort()).toEqual(["kid", "other"]);
+    expect((await home.ok(["instance", "list"])).stdout).not.toContain("kid.parent");
+    await home.ok(["instance", "delete", "kid"]);
     await home.ok(["instance", "delete", "other"]);
   }, T);
 });

@@ -10,7 +10,9 @@
  * hint the guest's MCP server shows the model as a tool error.
  *
  * Children are ordinary instances with `parent_id`, `depth` and narrowed
- * capabilities in their spec. They are listed, stopped and deleted with
+ * capabilities in their spec, named in their parent's namespace: a child
+ * `kid` of `agent` is `kid.agent` (names.ts), so a guest cannot squat a name
+ * the user will use; the tools accept the short name for the caller's own children. They are listed, stopped and deleted with
  * their parent (InstancesService cascades) and appear in `aegis instance list`.
  *
  * Exposed ports: a child's `expose` ports are forwarded from its first boot
@@ -37,6 +39,7 @@ import type { Logger } from "../api/deps.ts";
 import type { ImagesService } from "../images/service.ts";
 import type { InstanceRow } from "../registry/instances.ts";
 import { checkExpose, checkOwnership, checkSpawn, type Denied } from "./capabilities.ts";
+import { childHandle, findChildRef } from "./names.ts";
 import type { InstancesService } from "./service.ts";
 import type { InstanceDefaults } from "./spec.ts";
 
@@ -176,15 +179,16 @@ export class McpHost {
       { image: p.image ?? BASE_IMAGE, memory_mb: memory, vcpus, secrets: p.secrets ?? [], expose: p.expose ?? [] },
     );
     if (!decision.ok) throw denied(decision);
-    // `create` would restart a stopped instance of that name, which may be anyone's: a child's name must be new.
-    if (p.name && this.deps.instances.find(p.name)) {
-      throw new RpcError(McpBridgeErrorCode.conflict, `an instance named "${p.name}" already exists`, { code: "conflict", hint: "choose another name, or omit it to get a generated one" });
+    // A child's handle is NAME.PARENT (names.ts): it can never be a user's name. A sibling's name is refused
+    // here, before any pull (create refuses it too).
+    if (p.name && this.deps.instances.find(childHandle(p.name, parent.handle))) {
+      throw new RpcError(McpBridgeErrorCode.conflict, `this instance already has a child named "${p.name}" (${childHandle(p.name, parent.handle)})`, { code: "conflict", hint: "choose another name, or omit it to get a generated one" });
     }
     return { decision, memory, vcpus };
   }
 
   private async stop(id: string, p: McpBridgeParams<"mcp.instance_stop">) {
-    const target = this.deps.instances.find(p.instance);
+    const target = findChildRef(this.deps.instances.children(id), this.caller(id), p.instance) ?? this.deps.instances.find(p.instance) ?? undefined;
     const owned = checkOwnership(id, target ? { id: target.id, parent_id: target.spec.parent_id } : undefined, p.instance);
     if (!owned.ok) throw new RpcError(McpBridgeErrorCode.notFound, owned.reason, { code: "not_found", hint: owned.hint });
     const child = target!;

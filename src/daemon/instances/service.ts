@@ -38,6 +38,8 @@ import { idleAction } from "./idle.ts";
 import { SerialQueue } from "./serial.ts";
 import { instanceView } from "./view.ts";
 import { buildSpec, type SpecSources, specImage } from "./spec.ts";
+import { childHandle } from "./names.ts";
+import { specDifferences } from "./same-spec.ts";
 
 /** Everything the instance service uses. */
 export interface InstanceDeps extends SpecSources {
@@ -111,16 +113,30 @@ export class InstancesService {
   }
 
   /**
-   * Create and boot an instance. A stopped instance of the same name is
-   * started again instead (`aegis instance start --name N`); a live one is a
-   * Conflict.
+   * Create and boot an instance. For a top-level name that exists and is
+   * stopped (or failed), `aegis instance start --name N` starts it again as it
+   * is, like `docker start`, but only when every field the request gives
+   * matches the stored spec (same-spec.ts); otherwise, and for a live
+   * instance, it is a Conflict that says why. A child (`lineage`) gets the
+   * handle `NAME.PARENT` (names.ts) and its name must be new.
    */
   async create(input: InstanceCreate, lineage?: Lineage): Promise<Instance> {
-    if (input.name) {
-      const existing = this.deps.table.find(input.name);
+    const handle = input.name && lineage ? childHandle(input.name, this.row(lineage.parent_id).handle) : input.name;
+    if (handle) {
+      const existing = this.deps.table.find(handle);
+      if (existing && lineage) throw new Conflict(`an instance named "${input.name}" (${handle}) already exists`, "choose another name, or omit it to get a generated one");
       if (existing) {
-        if (existing.state === "stopped" || existing.state === "failed") return this.start(existing.id);
-        throw new Conflict(`instance "${input.name}" already exists and is ${existing.state}`, `use it, or 'aegis instance delete ${input.name}' first`);
+        if (existing.state !== "stopped" && existing.state !== "failed") {
+          throw new Conflict(`instance "${handle}" already exists and is ${existing.state}`, `use it, or 'aegis instance delete ${handle}' first`);
+        }
+        const diffs = specDifferences(input, existing.spec, this.deps, existing.spec.image ? this.deps.images.find(existing.spec.image) : null);
+        if (diffs.length > 0) {
+          throw new Conflict(
+            `instance "${handle}" already exists (${existing.state}) with a different ${diffs.map((d) => d.field).join(", ")}: ${diffs.map((d) => `${d.field} is ${d.stored}, not ${d.requested}`).join("; ")}`,
+            `start it as it is with 'aegis instance start --name ${handle}' (no other flags) or 'aegis instance resume ${handle}', or 'aegis instance delete ${handle}' first to create it anew`,
+          );
+        }
+        return this.start(existing.id);
       }
     }
     const ref = specImage(input, this.deps);
@@ -129,7 +145,7 @@ export class InstancesService {
     const id = newId("inst");
     const row: InstanceRow = {
       id,
-      handle: input.name ?? id,
+      handle: handle ?? id,
       state: "stopped",
       spec,
       exit_code: null,
