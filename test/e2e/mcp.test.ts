@@ -21,7 +21,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
 import { TestHome } from "../helpers/aegis.ts";
 
-const T = 240_000;
+const T = 420_000; // four VM boots (parent, other, child, the user's kid) under TCG on a shared machine
 let home: TestHome;
 
 beforeAll(async () => {
