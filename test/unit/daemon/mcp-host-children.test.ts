@@ -28,8 +28,8 @@ describe("mcp.instance_list", () => {
     await using env = mcpEnv();
     const f = await family(env);
     const list = ok(await f.a.guest.request("mcp.instance_list"));
-    expect(list.instances.map((c: any) => c.handle).sort()).toEqual(["a1", "a2"]);
-    expect(list.instances.find((c: any) => c.handle === "a1")).toMatchObject({ id: f.a1.id, state: "running", secrets: ["API_KEY"], command: ["sh"] });
+    expect(list.instances.map((c: any) => c.handle).sort()).toEqual(["a1.pa", "a2.pa"]);
+    expect(list.instances.find((c: any) => c.handle === "a1.pa")).toMatchObject({ id: f.a1.id, state: "running", secrets: ["API_KEY"], command: ["sh"] });
     expect(JSON.stringify(list)).not.toContain("sk-live-value");
     expect(ok(await f.b.guest.request("mcp.instance_list")).instances.map((c: any) => c.id)).toEqual([f.b1.id]);
     expect(ok(await env.guest(f.a1.id).request("mcp.instance_list")).instances.map((c: any) => c.id)).toEqual([f.a1x.id]);
@@ -51,6 +51,8 @@ describe("mcp.instance_stop", () => {
       [f.a.guest, "pb"],
       [f.a.guest, "pa"],
       [f.a.guest, "a1x"],
+      [f.a.guest, "b1.pb"],
+      [f.a.guest, "a1x.a1.pa"],
       [env.guest(f.a1.id), "pa"],
       [f.loner.guest, "a1"],
     ];
@@ -67,14 +69,14 @@ describe("mcp.instance_stop", () => {
     expect(env.services.instances.list().map((i) => i.state)).toEqual(Array(7).fill("running"));
   });
 
-  it("stops its own child by handle (and the child's children with it), keeping them for a later start", async () => {
+  it("stops its own child by its short name (and the child's children with it), keeping them for a later start", async () => {
     await using env = mcpEnv();
     const f = await family(env);
     const r = ok(await f.a.guest.request("mcp.instance_stop", { instance: "a1" }));
-    expect(r).toEqual({ id: f.a1.id, handle: "a1", deleted: false });
-    expect(env.services.instances.row("a1").state).toBe("stopped");
-    expect(env.services.instances.row("a1x").state).toBe("stopped");
-    expect(env.services.instances.row("a2").state).toBe("running");
+    expect(r).toEqual({ id: f.a1.id, handle: "a1.pa", deleted: false });
+    expect(env.services.instances.row("a1.pa").state).toBe("stopped");
+    expect(env.services.instances.row("a1x.a1.pa").state).toBe("stopped");
+    expect(env.services.instances.row("a2.pa").state).toBe("running");
     expect(ok(await f.a.guest.request("mcp.instance_list")).instances.find((c: any) => c.id === f.a1.id).state).toBe("stopped");
     // The stopped child's VM is gone: its own guest can no longer ask anything.
     expect((await env.guest(f.a1.id).request("mcp.self_info")).result).toBeUndefined();
@@ -84,10 +86,10 @@ describe("mcp.instance_stop", () => {
     await using env = mcpEnv();
     const f = await family(env);
     const r = ok(await f.a.guest.request("mcp.instance_stop", { instance: f.a1.id, delete: true }));
-    expect(r).toEqual({ id: f.a1.id, handle: "a1", deleted: true });
+    expect(r).toEqual({ id: f.a1.id, handle: "a1.pa", deleted: true });
     expect(env.services.instances.find(f.a1.id)).toBeNull();
     expect(env.services.instances.find(f.a1x.id)).toBeNull();
-    expect(ok(await f.a.guest.request("mcp.instance_list")).instances.map((c: any) => c.handle)).toEqual(["a2"]);
+    expect(ok(await f.a.guest.request("mcp.instance_list")).instances.map((c: any) => c.handle)).toEqual(["a2.pa"]);
     expect(ok(await f.a.guest.request("mcp.self_info")).children).toBe(1);
     // Gone means gone: a second stop is the same not_found as for any unknown name.
     expect(refused(await f.a.guest.request("mcp.instance_stop", { instance: f.a1.id })).code).toBe(McpBridgeErrorCode.notFound);

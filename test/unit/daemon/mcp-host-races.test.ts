@@ -4,11 +4,11 @@
  * delete cascade). The spawn awaits the image before creating the child, and
  * the delete collected the children only before the parent's VM was gone.
  * The same wait let a name taken meanwhile through, and `create` then
- * restarted and handed the guest that (someone else's) stopped instance.
+ * restarted and handed the guest that (someone else's) stopped instance; a
+ * child's handle is now NAME.PARENT, so a user's name is never its to take.
  */
 import { describe, expect, it } from "bun:test";
-import { McpBridgeErrorCode } from "../../../src/api/schema/mcp.ts";
-import { mcpEnv, refused } from "../../helpers/mcp-env.ts";
+import { mcpEnv, ok } from "../../helpers/mcp-env.ts";
 
 describe("a parent deleted during its own spawn", () => {
   it("leaves no orphan when the delete finished while the spawn fetched the image", async () => {
@@ -37,7 +37,7 @@ describe("a parent deleted during its own spawn", () => {
 });
 
 describe("a name taken during a spawn", () => {
-  it("refuses the spawn rather than hand the guest a stopped instance that took the name meanwhile", async () => {
+  it("never hands the guest the user's instance that took the name meanwhile: the child is NAME.PARENT", async () => {
     await using env = mcpEnv();
     env.setResolveDelay(50);
     const top = await env.top({ capabilities: { spawn: true, allowed_images: ["busybox"] } });
@@ -45,9 +45,9 @@ describe("a name taken during a spawn", () => {
     while (env.resolved.length === 0) await Bun.sleep(1);
     const other = await env.top({ name: "late" });
     await env.services.instances.stop(other.id);
-    const e = refused(await answer);
-    expect(e.code).toBe(McpBridgeErrorCode.conflict);
+    const child = ok(await answer);
+    expect(child.handle).toBe(`late.${top.id}`);
     expect(env.services.instances.row("late")).toMatchObject({ id: other.id, state: "stopped", spec: { parent_id: null } });
-    expect(env.services.instances.children(top.id)).toEqual([]);
+    expect(env.services.instances.children(top.id).map((c) => c.id)).toEqual([child.id]);
   });
 });

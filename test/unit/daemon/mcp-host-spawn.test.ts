@@ -55,11 +55,11 @@ describe("mcp.instance_spawn", () => {
     const child = ok(
       await top.guest.request("mcp.instance_spawn", { name: "worker", image: "busybox", command: ["httpd", "-f"], memory_mb: 256, vcpus: 2, secrets: ["API_KEY"], env: { MODE: "child" }, expose: [8080] }),
     );
-    expect(child).toMatchObject({ handle: "worker", state: "running", image: "busybox", command: ["httpd", "-f"], memory_mb: 256, vcpus: 2, secrets: ["API_KEY"] });
-    expect(child.expose).toEqual([{ guest_port: 8080, public_port: null, url: `http://127.0.0.1:18099/worker/`, reachable: true }]);
+    expect(child).toMatchObject({ handle: `worker.${top.id}`, state: "running", image: "busybox", command: ["httpd", "-f"], memory_mb: 256, vcpus: 2, secrets: ["API_KEY"] });
+    expect(child.expose).toEqual([{ guest_port: 8080, public_port: null, url: `http://127.0.0.1:18099/worker.${top.id}/`, reachable: true }]);
 
     // The child is an ordinary instance of the daemon, registered under its parent.
-    const row = env.services.instances.row("worker");
+    const row = env.services.instances.row(`worker.${top.id}`);
     expect(row.id).toBe(child.id);
     expect(row.spec.parent_id).toBe(top.id);
     expect(row.spec.depth).toBe(1);
@@ -204,23 +204,35 @@ describe("mcp.instance_spawn refusals (nothing is created)", () => {
     expect(env.services.instances.list()).toHaveLength(1);
   });
 
-  it("refuses a name that is taken, by a running or a stopped instance, and leaves that instance alone", async () => {
+  it("never takes a user's name: a child named like a running or stopped user instance gets NAME.PARENT, the user's is left alone", async () => {
     await using env = mcpEnv();
-    const top = await env.top({ capabilities: { spawn: true, allowed_images: ["@base"] } });
+    const top = await env.top({ capabilities: { spawn: true, allowed_images: ["@base"], max_children: 4 } });
     const live = await env.top({ name: "live" });
     const parked = await env.top({ name: "parked" });
     await env.services.instances.stop(parked.id);
     for (const name of ["live", "parked"]) {
-      const e = refused(await top.guest.request("mcp.instance_spawn", { name, command: ["sh"] }));
+      const child = ok(await top.guest.request("mcp.instance_spawn", { name, command: ["sh"] }));
+      expect(child.handle).toBe(`${name}.${top.id}`);
+    }
+    // The stopped user instance of that name was not started again, nor adopted.
+    expect(env.services.instances.row("parked")).toMatchObject({ id: parked.id, state: "stopped", spec: { parent_id: null } });
+    expect(env.services.instances.row("live")).toMatchObject({ id: live.id, spec: { parent_id: null } });
+    expect(env.services.instances.children(top.id).map((c) => c.handle).sort()).toEqual([`live.${top.id}`, `parked.${top.id}`]);
+  });
+
+  it("refuses a name its own running or stopped child already has, and leaves that child alone", async () => {
+    await using env = mcpEnv();
+    const top = await env.top({ capabilities: { spawn: true, allowed_images: ["@base"], max_children: 4 } });
+    const kid = ok(await top.guest.request("mcp.instance_spawn", { name: "kid", command: ["sh"] }));
+    for (const stopped of [false, true]) {
+      if (stopped) await env.services.instances.stop(kid.id);
+      const e = refused(await top.guest.request("mcp.instance_spawn", { name: "kid", command: ["sh"] }));
       expect(e.code).toBe(McpBridgeErrorCode.conflict);
-      expect(e.message).toBe(`an instance named "${name}" already exists`);
+      expect(e.message).toBe(`this instance already has a child named "kid" (kid.${top.id})`);
       expect(e.data).toEqual({ code: "conflict", hint: expect.stringContaining("choose another name") });
     }
-    // A stopped instance of that name was not started again (create would have), nor adopted.
-    expect(env.services.instances.row("parked")).toMatchObject({ state: "stopped", spec: { parent_id: null } });
-    expect(env.services.instances.row("live").spec.parent_id).toBeNull();
-    expect(env.services.instances.children(top.id)).toEqual([]);
-    expect(live.id).not.toBe(top.id);
+    expect(env.services.instances.row(kid.id).state).toBe("stopped");
+    expect(env.services.instances.children(top.id)).toHaveLength(1);
   });
 
   it("refuses malformed params at the channel (unknown field, memory below the minimum)", async () => {
@@ -268,10 +280,10 @@ describe("daemon errors as bridge errors", () => {
     env.backend.failBoot = (spec) => spec.memoryMb === 4096;
     const e = refused(await top.guest.request("mcp.instance_spawn", { name: "big", command: ["sh"], memory_mb: 4096 }));
     expect(e.code).toBe(McpBridgeErrorCode.internal);
-    expect(e.message).toContain("instance big could not start");
-    expect(e.data).toEqual({ code: "backend_error", hint: "see 'aegis logs big'" });
+    expect(e.message).toContain(`instance big.${top.id} could not start`);
+    expect(e.data).toEqual({ code: "backend_error", hint: `see 'aegis logs big.${top.id}'` });
     // The failed child stays (its logs explain the failure) and its parent can see and delete it.
     const list = ok(await top.guest.request("mcp.instance_list"));
-    expect(list.instances.map((c: any) => [c.handle, c.state])).toEqual([["big", "failed"]]);
+    expect(list.instances.map((c: any) => [c.handle, c.state])).toEqual([[`big.${top.id}`, "failed"]]);
   });
 });
