@@ -86,13 +86,14 @@ const tetherRead = defineTool({
         if (args.session !== undefined && (f.session.channel !== MCP_CHANNEL || f.session.id !== args.session)) return false;
         return args.include_deltas || f.type === "assistant.done";
       };
-      const stream = c.tetherFrames(args.instance, args.after_seq, true, abort.signal);
+      // wait_s 0 is a snapshot read: only what is stored, no live stream to race.
+      const stream = c.tetherFrames(args.instance, args.after_seq, args.wait_s > 0, abort.signal);
       const deadline = Date.now() + args.wait_s * 1000;
       let pending = stream.next();
       try {
         for (;;) {
           const quiet = !args.until_done && frames.length > 0;
-          const step = await within(pending, Math.max(0, Math.min(deadline - Date.now(), quiet ? QUIET_MS : Number.POSITIVE_INFINITY)));
+          const step = args.wait_s === 0 ? await pending : await within(pending, Math.max(0, Math.min(deadline - Date.now(), quiet ? QUIET_MS : Number.POSITIVE_INFINITY)));
           if (step === "timeout") {
             timedOut = !quiet && !done;
             break;
