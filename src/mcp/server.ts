@@ -28,7 +28,7 @@ const INSTRUCTIONS = `Aegis runs commands and servers in local microVMs (own ker
 export function createHostMcpServer(link: DaemonLink, version: string): { server: McpServer; stop: () => void } {
   const server = new McpServer(
     { name: "aegis", title: "Aegis microVMs", version },
-    { instructions: INSTRUCTIONS, capabilities: { resources: { subscribe: true, listChanged: true }, tools: { listChanged: false } } },
+    { instructions: INSTRUCTIONS, capabilities: { resources: { subscribe: true } } },
   );
   registerTools(server, link, HOST_TOOLS);
   const stop = registerResources(server, link);
