@@ -37,7 +37,7 @@ test-unit:
 install: build
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/aegis
-	for l in aegisd aegis-gateway aegis-harness aegis-agent aegis-vmm-worker aegis-mcp-guest; do ln -sf aegis $(DESTDIR)$(PREFIX)/bin/$$l; done
+	for l in aegisd aegis-gateway aegis-harness aegis-agent aegis-vmm-worker aegis-mcp-guest aegis-mcp; do ln -sf aegis $(DESTDIR)$(PREFIX)/bin/$$l; done
 
 # Install the Agent Kit manifest into AEGIS_HOME (starts the daemon if needed).
 install-kit: build

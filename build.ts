@@ -8,7 +8,7 @@ import { join } from "node:path";
 import pkg from "./package.json" with { type: "json" };
 
 /** Names under which the binary is linked; argv[0] selects the role. */
-export const ROLE_LINKS = ["aegisd", "aegis-gateway", "aegis-harness", "aegis-agent", "aegis-vmm-worker", "aegis-mcp-guest"] as const;
+export const ROLE_LINKS = ["aegisd", "aegis-gateway", "aegis-harness", "aegis-agent", "aegis-vmm-worker", "aegis-mcp-guest", "aegis-mcp"] as const;
 
 function flag(name: string): string | undefined {
   const i = process.argv.indexOf(name);

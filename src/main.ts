@@ -19,6 +19,7 @@ const roles: Record<string, () => Promise<RoleMain>> = {
   "aegis-gateway": () => import("./gateway/main.ts").then((m) => m.main),
   "aegis-vmm-worker": () => import("./vmm/worker-main.ts").then((m) => m.main),
   "aegis-mcp-guest": () => import("../guest/mcp/main.ts").then((m) => m.main),
+  "aegis-mcp": () => import("./mcp/main.ts").then((m) => m.main),
   __setup: () => import("./vmm/assets/index.ts").then((m) => m.setupMain),
 };
 
@@ -30,6 +31,7 @@ const hiddenRoles: Record<string, string> = {
   __harness: "aegis-harness",
   __agent: "aegis-agent",
   "__mcp-guest": "aegis-mcp-guest",
+  __mcp: "aegis-mcp",
   __setup: "__setup",
 };
 

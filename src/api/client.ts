@@ -15,6 +15,7 @@ import { SecretList, SecretValue } from "./schema/secrets.ts";
 import { Status } from "./schema/status.ts";
 import { ExecLine, ExecRequest, Instance, InstanceCreate, InstanceList } from "./schema/instances.ts";
 import { LogLine, Task, TaskCreate } from "./schema/tasks.ts";
+import { TetherAccepted, TetherEgressFrame, type TetherIngress } from "./schema/tether.ts";
 
 /** Raised when nothing listens on the socket. */
 export class DaemonNotRunning extends Error {
@@ -223,6 +224,30 @@ export class AegisClient {
     if (follow) q.set("follow", "true");
     if (tail !== undefined) q.set("tail", String(tail));
     return this.ndjson(LogLine, `/v1/instances/${enc(ref)}/logs${q.size > 0 ? `?${q}` : ""}`, signal);
+  }
+
+  /** Serve guest `port` through the router (idempotent); the updated instance. */
+  exposePort(ref: string, port: number) {
+    return this.request(Instance, "POST", `/v1/instances/${enc(ref)}/expose`, { port });
+  }
+  /** Stop serving guest `port`; the updated instance. */
+  unexposePort(ref: string, port: number) {
+    return this.request(Instance, "DELETE", `/v1/instances/${enc(ref)}/expose/${port}`);
+  }
+
+  /** Send a host -> guest tether frame (wakes the instance); its `msg_id` and `seq`. */
+  tetherSend(ref: string, frame: TetherIngress) {
+    return this.request(TetherAccepted, "POST", `/v1/instances/${enc(ref)}/tether`, frame);
+  }
+  /**
+   * Guest -> host tether frames after `afterSeq` (the recent ones when
+   * undefined), then live ones; with `follow: false` only the stored ones.
+   */
+  tetherFrames(ref: string, afterSeq: number | undefined, follow: boolean, signal?: AbortSignal): AsyncGenerator<TetherEgressFrame> {
+    const q = new URLSearchParams();
+    if (afterSeq !== undefined) q.set("after_seq", String(afterSeq));
+    if (!follow) q.set("follow", "false");
+    return this.ndjson(TetherEgressFrame, `/v1/instances/${enc(ref)}/tether/stream${q.size > 0 ? `?${q}` : ""}`, signal);
   }
 
   installKit(manifest: KitManifest | unknown) {

@@ -10,6 +10,7 @@ import { type ArgsDef, type CommandDef, renderUsage } from "citty";
 import { DaemonNotRunning } from "../api/client.ts";
 import { VERSION } from "../api/version.ts";
 import { parseCommandLine, splitAtDoubleDash, suggest } from "./argv.ts";
+import { defaultSubCommand } from "./commands/_groups.ts";
 import { root } from "./commands/index.ts";
 import { describeError, UsageError } from "./errors.ts";
 import { out } from "./output.ts";
@@ -72,6 +73,13 @@ export async function runCli(argv: string[]): Promise<number> {
         if (head.slice(i).some((t) => t === "--help" || t === "-h")) {
           out(await usage(cmd, parent));
           return 0;
+        }
+        const fallback = defaultSubCommand(cmd);
+        const leaf = fallback === undefined ? undefined : await findSub(cmd, fallback);
+        if (leaf) {
+          parent = cmd;
+          cmd = leaf;
+          continue;
         }
         throw new UsageError(`missing command${token ? ` before ${token}` : ""}\n\n${await usage(cmd, parent)}`);
       }

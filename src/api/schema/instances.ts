@@ -101,13 +101,18 @@ export const ExecRequest = z
     cwd: GuestDir.optional(),
     /** User; the instance's when absent. */
     user: GuestUser.optional(),
+    /** Kill the process (SIGKILL) after this many seconds; the exit record then says `timed_out`. No limit when absent. */
+    timeout_s: z.number().int().min(1, "must be at least 1 second").max(86_400, "must be at most 86400 seconds (one day)").optional(),
   })
   .strict();
+
+/** Body of `POST /v1/instances/{id}/expose`: serve this guest port through the router. */
+export const ExposeRequest = z.object({ port: z.number().int().min(1, "ports must be 1-65535").max(65535, "ports must be 1-65535") }).strict();
 
 /** Lines of the exec NDJSON stream: output chunks, then one exit record. */
 export const ExecLine = z.discriminatedUnion("type", [
   z.object({ type: z.literal("output"), stream: z.enum(["stdout", "stderr"]), text: z.string().optional(), data: z.string().optional() }),
-  z.object({ type: z.literal("exit"), code: z.number().int(), signal: z.string().nullable() }),
+  z.object({ type: z.literal("exit"), code: z.number().int(), signal: z.string().nullable(), timed_out: z.boolean().optional() }),
   z.object({ type: z.literal("error"), error: z.object({ code: z.string(), message: z.string(), hint: z.string().optional() }) }),
 ]);
 export type ExecLine = z.infer<typeof ExecLine>;

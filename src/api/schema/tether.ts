@@ -204,7 +204,11 @@ export type TetherAccepted = z.infer<typeof TetherAccepted>;
 
 /** Query of `GET /v1/instances/{id}/tether/stream`. */
 export const TetherStreamQuery = z
-  .object({ after_seq: z.coerce.number().int().min(0, "must be a non-negative integer").optional() })
+  .object({
+    after_seq: z.coerce.number().int().min(0, "must be a non-negative integer").optional(),
+    /** `false`: end the stream after the replay (a snapshot read); live frames follow by default. */
+    follow: z.enum(["true", "false"], { error: 'must be "true" or "false"' }).optional(),
+  })
   .strict();
 
 /** A new random message id. */

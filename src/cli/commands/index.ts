@@ -23,5 +23,6 @@ export const root = defineCommand({
     exec: () => import("./exec.ts").then((m) => m.default),
     cp: () => import("./cp.ts").then((m) => m.default),
     logs: () => import("./logs.ts").then((m) => m.default),
+    mcp: () => import("./mcp/index.ts").then((m) => m.default),
   },
 });

@@ -1,13 +1,15 @@
 /**
  * @module daemon/api/instances
  * `/v1/instances` (id or handle everywhere): create, list, info, delete,
- * start, pause, resume, stop, exec (NDJSON) and logs (NDJSON).
+ * start, pause, resume, stop, exec (NDJSON), logs (NDJSON), tether ingress
+ * and stream, and expose / unexpose of router-served guest ports.
  */
 import { Hono } from "hono";
 import { z } from "zod";
-import { ExecRequest, InstanceCreate } from "../../api/schema/instances.ts";
+import { ExecRequest, ExposeRequest, InstanceCreate } from "../../api/schema/instances.ts";
 import { TetherIngress, TetherStreamQuery } from "../../api/schema/tether.ts";
 import { execInInstance } from "../instances/exec.ts";
+import { exposePort, unexposePort } from "../instances/expose.ts";
 import type { ApiDeps } from "./deps.ts";
 import { ndjsonResponse } from "./ndjson.ts";
 import { logStreamResponse, wantsFollow } from "./tasks.ts";
@@ -52,12 +54,27 @@ export function instanceRoutes(deps: ApiDeps) {
         (emit) =>
           new Promise<void>((resolve) => {
             const off = deps.tether.subscribe(ref, q.after_seq, emit);
+            // A snapshot read: the replay went out synchronously above.
+            if (q.follow === "false") {
+              off();
+              resolve();
+              return;
+            }
             c.req.raw.signal.addEventListener("abort", () => {
               off();
               resolve();
             });
           }),
       );
+    })
+    .post("/:id/expose", async (c) => {
+      const ref = c.req.param("id");
+      instances.row(ref);
+      return c.json(await exposePort(instances, ref, (await jsonBody(c, ExposeRequest)).port));
+    })
+    .delete("/:id/expose/:port", async (c) => {
+      const port = parseWith(ExposeRequest.shape.port, Number(c.req.param("port")), "port");
+      return c.json(await unexposePort(instances, c.req.param("id"), port));
     })
     .get("/:id/logs", (c) => {
       const q = parseWith(LogsQuery, c.req.query(), "query");

@@ -2,7 +2,10 @@
  * @module daemon/instances/exec
  * `exec` in an instance: wake it, run the command beside its main process,
  * and stream output lines then the exit record. The exec counts as activity
- * for the idle policy from start to end.
+ * for the idle policy from start to end. With `timeout_s` the process is
+ * killed (SIGKILL to its process group) when the time is up, and the exit
+ * record says `timed_out: true`: the deadline holds even when the caller
+ * has gone away or stopped reading.
  *
  * Backpressure: the guest process runs with a flow-control window of
  * {@link EXEC_OUTPUT_WINDOW} bytes, and a chunk's credit returns only once
@@ -38,8 +41,17 @@ export async function execInInstance(instances: InstancesService, ref: string, r
       onStdout: (b) => emit({ type: "output", stream: "stdout", ...encodeChunk(b) }),
       onStderr: (b) => emit({ type: "output", stream: "stderr", ...encodeChunk(b) }),
     });
-    const exit = await proc.exited;
-    await emit({ type: "exit", code: exit.code, signal: exit.signal ?? null });
+    let timedOut = false;
+    const timer =
+      req.timeout_s === undefined
+        ? undefined
+        : setTimeout(() => {
+            timedOut = true;
+            // The caller learns why the deadline did not hold (the process may also have just exited).
+            proc.signal("SIGKILL").catch((err: unknown) => void emit({ type: "output", stream: "stderr", text: `aegis: timeout after ${req.timeout_s} s, but SIGKILL failed: ${(err as Error).message}\n` }));
+          }, req.timeout_s * 1000);
+    const exit = await proc.exited.finally(() => clearTimeout(timer));
+    await emit({ type: "exit", code: exit.code, signal: exit.signal ?? null, ...(timedOut ? { timed_out: true } : {}) });
   } catch (err) {
     const e = isAppError(err) ? err : { code: "backend_error", message: (err as Error).message, hint: undefined };
     void emit({ type: "error", error: { code: e.code, message: e.message, ...(e.hint ? { hint: e.hint } : {}) } });
