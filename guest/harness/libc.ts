@@ -236,3 +236,24 @@ export function withGroups<T>(gid: number, groups: number[], fn: () => T): T {
     L.setgroups(0, null);
   }
 }
+
+const TIOCSPTLCK = 0x40045431;
+const TIOCGPTN = 0x80045430;
+const TIOCSWINSZ = 0x5414;
+
+/** Unlock a pty master (`unlockpt`) and return its slave's number (`ptsname`). */
+export function unlockPty(master: number): number {
+  const L = libc();
+  // Both buffers are owned here and outlive the synchronous calls.
+  const zero = new Int32Array([0]);
+  if (L.ioctl(master, TIOCSPTLCK, ptr(zero)) !== 0) throw new Error(`TIOCSPTLCK: ${errnoName()}`);
+  const n = new Uint32Array(1);
+  if (L.ioctl(master, TIOCGPTN, ptr(n)) !== 0) throw new Error(`TIOCGPTN: ${errnoName()}`);
+  return n[0]!;
+}
+
+/** Set a terminal's window size (`TIOCSWINSZ`, struct winsize { rows, cols, xpixel, ypixel }); the kernel sends SIGWINCH. */
+export function setWindowSize(fd: number, cols: number, rows: number): void {
+  const ws = new Uint16Array([rows, cols, 0, 0]);
+  if (libc().ioctl(fd, TIOCSWINSZ, ptr(ws)) !== 0) throw new Error(`TIOCSWINSZ: ${errnoName()}`);
+}

@@ -138,6 +138,18 @@ export async function main(_argv: string[]): Promise<void> {
       procs.signal(p.id, p.signal);
       return { ok: true };
     },
+    "stdin.write": async (p) => {
+      await procs.writeStdin(p.id, Buffer.from(p.data, "base64"));
+      return { ok: true };
+    },
+    "stdin.close": async (p) => {
+      await procs.closeStdin(p.id);
+      return { ok: true };
+    },
+    "tty.resize": (p) => {
+      procs.resize(p.id, p.cols, p.rows);
+      return { ok: true };
+    },
     "clock.set": async (p) => {
       const { setWallClock } = await import("./libc.ts");
       setWallClock(p.epoch_ms);

@@ -26,7 +26,7 @@
  * background grandchild keeps the pipes open, the pumps are cut once they
  * have been idle (not waiting for credit) for EXIT_DRAIN_MS after the exit.
  */
-import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, readFileSync } from "node:fs";
 import { constants } from "node:os";
 import { posix } from "node:path";
 import { OUTPUT_CHUNK_BYTES, RpcErrorCode, type RunParams } from "../../src/api/schema/control.ts";
@@ -34,9 +34,13 @@ import { RpcError } from "../../src/api/jsonrpc.ts";
 import { findExecutable } from "./exec-path.ts";
 import { INJECT_DIR, INJECTED_BINARIES } from "./inject.ts";
 import { withGroups } from "./libc.ts";
+import { masterStream, openPty, type Pty, resizePty, writeMaster } from "./pty.ts";
 import { type Credentials, resolveUser } from "./users.ts";
 import { OutputCredit } from "./output-credit.ts";
 import type { z } from "zod";
+
+/** The interactive end of a process: a pipe to its stdin, or the master of its terminal. */
+type Input = { kind: "pipe"; sink: Bun.FileSink } | { kind: "tty"; pty: Pty };
 
 /** How long to keep reading output after the process exited while a descendant holds its pipes. */
 const EXIT_DRAIN_MS = 1000;
@@ -134,7 +138,9 @@ export function signalName(n: number): string {
 
 /** The running processes of this guest, by host-chosen id. */
 export class ProcessTable {
-  private readonly procs = new Map<string, Bun.Subprocess<"ignore", "pipe", "pipe">>();
+  private readonly procs = new Map<string, Bun.Subprocess>();
+  /** Interactive ends of processes started with `stdin` or `tty`. */
+  private readonly inputs = new Map<string, Input>();
   private readonly credits = new Map<string, OutputCredit>();
 
   constructor(
@@ -153,37 +159,78 @@ export class ProcessTable {
     // Resolved against "/" so `..` cannot climb out of the rootfs.
     const cwd = posix.resolve("/", p.cwd ?? "/");
     if (this.root && !existsSync(`${this.root}${cwd}`)) mkdirSync(`${this.root}${cwd}`, { recursive: true });
-    let proc: Bun.Subprocess<"ignore", "pipe", "pipe">;
+    let proc: Bun.Subprocess;
     const root = this.root;
     const creds = p.user !== undefined && root ? credentialsIn(root, p.user) : null;
     const env = processEnv(p.env);
     if (creds && p.env.HOME === undefined) env.HOME = creds.home;
+    if (p.tty && env.TERM === undefined) env.TERM = "xterm";
     const start = resolveProgram(root, p.argv, env, cwd, process.env);
+    const argv = chrootArgv(root, cwd, start.argv, creds?.uid);
+    let pty: Pty | undefined;
     try {
+      pty = p.tty ? openPty(root, p.tty.cols, p.tty.rows) : undefined;
+      const slave = pty?.slave;
       const spawn = () =>
-        Bun.spawn(chrootArgv(root, cwd, start.argv, creds?.uid), {
+        // A terminal process gets its own session with the pty as controlling terminal (busybox setsid -c
+        // makes stdin the ctty); it must not be a group leader already, so it is not `detached`.
+        Bun.spawn(slave === undefined ? argv : ["/bin/busybox", "setsid", "-c", ...argv], {
           env: start.env,
           cwd: "/",
-          stdin: "ignore",
-          stdout: "pipe",
-          stderr: "pipe",
-          detached: true,
+          stdin: slave ?? (p.stdin ? "pipe" : "ignore"),
+          stdout: slave ?? "pipe",
+          stderr: slave ?? "pipe",
+          detached: slave === undefined,
         });
       proc = creds ? withGroups(creds.gid, creds.groups, spawn) : spawn();
     } catch (err) {
+      if (pty) closeSync(pty.master);
       throw new RpcError(RpcErrorCode.spawnFailed, `cannot start ${p.argv[0]}: ${err instanceof Error ? err.message : String(err)}`);
+    } finally {
+      // The child holds the slave now; ours would keep the master from ever seeing EIO.
+      if (pty) closeSync(pty.slave);
     }
     this.procs.set(p.id, proc);
+    if (pty) this.inputs.set(p.id, { kind: "tty", pty });
+    else if (p.stdin) this.inputs.set(p.id, { kind: "pipe", sink: proc.stdin as Bun.FileSink });
     const credit = new OutputCredit(p.window);
     this.credits.set(p.id, credit);
     this.sink.own(proc.pid);
     // Start pumping after the current microtasks, so the `run` response is queued before the first `output`.
     setImmediate(() => {
-      this.supervise(p.id, proc, p.primary === true, credit).catch((err: unknown) => {
+      this.supervise(p.id, proc, p.primary === true, credit, pty).catch((err: unknown) => {
         process.stderr.write(`aegis-harness: process ${p.id} supervision failed: ${String(err)}\n`);
       });
     });
     return { pid: proc.pid };
+  }
+
+  private input(id: string): Input {
+    const input = this.inputs.get(id);
+    if (!input) throw new RpcError(this.procs.has(id) ? RpcErrorCode.invalidParams : RpcErrorCode.noSuchProcess, this.procs.has(id) ? `process ${id} was started without stdin` : `no running process with id ${id}`);
+    return input;
+  }
+
+  /** Write to the stdin (or terminal) of process `id`. */
+  async writeStdin(id: string, data: Uint8Array): Promise<void> {
+    const input = this.input(id);
+    if (input.kind === "tty") return writeMaster(input.pty.master, data);
+    input.sink.write(data);
+    await input.sink.flush();
+  }
+
+  /** Close the stdin of process `id` (a terminal gets its EOF character, as Ctrl+D would send). */
+  async closeStdin(id: string): Promise<void> {
+    const input = this.input(id);
+    if (input.kind === "tty") await writeMaster(input.pty.master, Buffer.from([4]));
+    else await input.sink.end();
+  }
+
+  /** Resize the terminal of process `id`. */
+  resize(id: string, cols: number, rows: number): void {
+    const input = this.input(id);
+    if (input.kind !== "tty") throw new RpcError(RpcErrorCode.invalidParams, `process ${id} has no terminal`);
+    resizePty(input.pty, cols, rows);
   }
 
   /** The host consumed `bytes` of process `id`'s output (`output.ack`); unknown ids are ignored. */
@@ -216,9 +263,10 @@ export class ProcessTable {
     }
   }
 
-  private async supervise(id: string, proc: Bun.Subprocess<"ignore", "pipe", "pipe">, primary: boolean, credit: OutputCredit): Promise<void> {
-    const out = this.pump(id, "stdout", proc.stdout, credit);
-    const err = this.pump(id, "stderr", proc.stderr, credit);
+  private async supervise(id: string, proc: Bun.Subprocess, primary: boolean, credit: OutputCredit, pty: Pty | undefined): Promise<void> {
+    // A terminal has one stream: everything the process writes to it is stdout.
+    const out = this.pump(id, "stdout", pty ? masterStream(pty.master) : (proc.stdout as ReadableStream<Uint8Array>), credit);
+    const err = this.pump(id, "stderr", pty ? new ReadableStream<Uint8Array>({ start: (c) => c.close() }) : (proc.stderr as ReadableStream<Uint8Array>), credit);
     await proc.exited;
     this.sink.disown(proc.pid);
     let drained = false;
@@ -236,6 +284,8 @@ export class ProcessTable {
     }
     this.credits.delete(id);
     this.procs.delete(id);
+    this.inputs.delete(id);
+    if (pty) closeSync(pty.master);
     const raw = proc.signalCode;
     const sig = raw === null || raw === undefined ? undefined : typeof raw === "number" ? signalName(raw) : raw;
     const code = sig ? 128 + signalNumber(sig) : (proc.exitCode ?? 0);
@@ -243,7 +293,7 @@ export class ProcessTable {
     if (primary) this.sink.primaryExited();
   }
 
-  private pump(id: string, stream: "stdout" | "stderr", output: Bun.Subprocess<"ignore", "pipe", "pipe">["stdout"], credit: OutputCredit) {
+  private pump(id: string, stream: "stdout" | "stderr", output: ReadableStream<Uint8Array>, credit: OutputCredit) {
     const reader = output.getReader();
     let cut = false;
     const done = (async () => {

@@ -94,6 +94,12 @@ export function parseCommandLine(argv: string[], defs: ArgsDef): ParsedCommandLi
       continue;
     }
     const body = token.replace(/^--?/, "");
+    // Bundled short booleans, as Docker users type them: `-it` is `-i -t`.
+    const bundle = !token.startsWith("--") && body.length > 1 && !flags.has(body) ? [...body].map((ch) => flags.get(ch)) : null;
+    if (bundle && bundle.every((f) => f?.type === "boolean")) {
+      for (const f of bundle) values[f!.name] = true;
+      continue;
+    }
     const eq = body.indexOf("=");
     let name = eq >= 0 ? body.slice(0, eq) : body;
     let inline = eq >= 0 ? body.slice(eq + 1) : undefined;

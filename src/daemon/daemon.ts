@@ -7,6 +7,7 @@
  * the registry, listen (socket chmod 0600), and only then write the pid file,
  * so `aegis up` seeing the pid file means the API is ready.
  */
+import { websocket } from "hono/bun";
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { type StatePaths, statePaths } from "../paths.ts";
 import { VERSION } from "../api/version.ts";
@@ -77,7 +78,8 @@ export class Daemon {
     // idleTimeout 0: streaming responses (logs, tether) may be quiet for long
     // stretches; Bun's default 10 s would cut them. Bun's types omit the option
     // for unix listeners although it applies there too.
-    this.server = Bun.serve({ unix: this.paths.socket, fetch: app.fetch, idleTimeout: 0 } as unknown as Parameters<typeof Bun.serve>[0]);
+    // `websocket`: hono's Bun handler, for the interactive session endpoints (api/sessions.ts).
+    this.server = Bun.serve({ unix: this.paths.socket, fetch: app.fetch, websocket, idleTimeout: 0 } as unknown as Parameters<typeof Bun.serve>[0]);
     chmodSync(this.paths.socket, 0o600);
     writeFileSync(this.paths.pidFile, `${process.pid}\n`, { mode: 0o600 });
     this.startKitDaemons(services);

@@ -36,6 +36,10 @@ export interface GuestProcessOptions {
   onStderr?: (data: Uint8Array) => unknown;
   /** Flow-control window in raw bytes (see the module doc); without it the guest never waits for us. */
   window?: number;
+  /** Keep stdin open for {@link GuestProcess.write}. */
+  stdin?: boolean;
+  /** Run on a terminal of this size (its output arrives as stdout). */
+  tty?: { cols: number; rows: number };
   /** Timeout of the `run` request itself (not of the process). */
   timeoutMs?: number;
 }
@@ -48,7 +52,16 @@ export interface GuestProcess {
   exited: Promise<GuestExit>;
   /** Send a signal to the process group (e.g. "SIGINT"). */
   signal(name: string): Promise<void>;
+  /** Write to its stdin or terminal (started with `stdin` or `tty`), in order. */
+  write(bytes: Uint8Array): Promise<void>;
+  /** Close its stdin (a terminal gets an EOF character). */
+  closeStdin(): Promise<void>;
+  /** Resize its terminal. */
+  resize(cols: number, rows: number): Promise<void>;
 }
+
+/** Largest raw chunk of one `stdin.write`. */
+const STDIN_CHUNK_BYTES = 16 * 1024;
 
 let counter = 0;
 
@@ -95,19 +108,46 @@ export async function startGuestProcess(channel: ControlChannel, opts: GuestProc
   try {
     ({ pid } = await channel.call(
       "run",
-      { id, argv: opts.argv, env: opts.env ?? {}, cwd: opts.cwd, user: opts.user, primary: opts.primary, ...(opts.window === undefined ? {} : { window: opts.window }) },
+      {
+        id,
+        argv: opts.argv,
+        env: opts.env ?? {},
+        cwd: opts.cwd,
+        user: opts.user,
+        primary: opts.primary,
+        ...(opts.window === undefined ? {} : { window: opts.window }),
+        ...(opts.stdin ? { stdin: true } : {}),
+        ...(opts.tty ? { tty: opts.tty } : {}),
+      },
       { timeoutMs: opts.timeoutMs ?? 30_000 },
     ));
   } catch (err) {
     cleanup();
     throw err;
   }
+  let inputs: Promise<void> = Promise.resolve();
   return {
     id,
     pid,
     exited,
     signal: async (name) => {
       await channel.call("signal", { id, signal: name }, { timeoutMs: 10_000 });
+    },
+    // One write at a time, so input reaches the process in order.
+    write: (bytes) => {
+      inputs = inputs.then(async () => {
+        for (let off = 0; off < bytes.length; off += STDIN_CHUNK_BYTES) {
+          await channel.call("stdin.write", { id, data: Buffer.from(bytes.subarray(off, off + STDIN_CHUNK_BYTES)).toString("base64") }, { timeoutMs: 30_000 });
+        }
+      });
+      return inputs;
+    },
+    closeStdin: () => {
+      inputs = inputs.then(async () => void (await channel.call("stdin.close", { id }, { timeoutMs: 10_000 })));
+      return inputs;
+    },
+    resize: async (cols, rows) => {
+      await channel.call("tty.resize", { id, cols, rows }, { timeoutMs: 10_000 });
     },
   };
 }

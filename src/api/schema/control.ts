@@ -74,6 +74,10 @@ export const RunParams = z.object({
   user: z.string().optional(),
   /** When this process exits the harness sends its `exit` and powers the VM off. */
   primary: z.boolean().optional(),
+  /** Keep stdin open as a pipe, fed by `stdin.write` and closed by `stdin.close`. */
+  stdin: z.boolean().optional(),
+  /** Run on a new terminal of this size (stdin, stdout and stderr are the terminal; output is `stdout`). */
+  tty: z.object({ cols: z.number().int().min(1).max(1000), rows: z.number().int().min(1).max(1000) }).strict().optional(),
   /** Flow-control window in raw output bytes (both streams); without it the host must keep up on its own. */
   window: z.number().int().min(OUTPUT_CHUNK_BYTES).max(MAX_OUTPUT_WINDOW).optional(),
 }).strict();
@@ -108,6 +112,15 @@ export const ExitParams = z.object({
 /** `signal` request params. */
 export const SignalParams = z.object({ id: ProcessId, signal: SignalName }).strict();
 
+/** `stdin.write` request params: raw bytes (base64) for the process's stdin or terminal. */
+export const StdinWriteParams = z.object({ id: ProcessId, data: z.string().max(Math.ceil(OUTPUT_CHUNK_BYTES / 3) * 4 + 4) }).strict();
+
+/** `stdin.close` request params. */
+export const StdinCloseParams = z.object({ id: ProcessId }).strict();
+
+/** `tty.resize` request params. */
+export const TtyResizeParams = z.object({ id: ProcessId, cols: z.number().int().min(1).max(1000), rows: z.number().int().min(1).max(1000) }).strict();
+
 /** `clock.set` request params. */
 export const ClockSetParams = z.object({ epoch_ms: z.number().nonnegative() }).strict();
 
@@ -137,6 +150,9 @@ export const OkResult = z.object({ ok: z.literal(true) }).strict();
 export const ControlRequests = {
   run: { params: RunParams, result: RunResult },
   signal: { params: SignalParams, result: OkResult },
+  "stdin.write": { params: StdinWriteParams, result: OkResult },
+  "stdin.close": { params: StdinCloseParams, result: OkResult },
+  "tty.resize": { params: TtyResizeParams, result: OkResult },
   "clock.set": { params: ClockSetParams, result: OkResult },
   ping: { params: z.object({}).strict().optional(), result: PingResult },
   "port.wait": { params: PortWaitParams, result: PortWaitResult },

@@ -40,6 +40,12 @@ export function processBody(values: ParsedCommandLine["values"], cl: ParsedComma
   return body;
 }
 
+/** `-i` / `-t`, as with `docker run` and `docker exec`. */
+export const interactiveArgs = {
+  interactive: { type: "boolean", alias: "i", description: "Keep stdin open and stream it to the command" },
+  tty: { type: "boolean", alias: "t", description: "Run the command on a terminal (use with -i for an interactive shell)" },
+} as const satisfies AegisArgsDef;
+
 /** Flags only instances have. */
 export const instanceArgs = {
   expose: { type: "string", valueHint: "[PUBLIC:]PORT", repeatable: true, description: "Expose a guest port through the router, or on 127.0.0.1:PUBLIC (repeatable)" },

@@ -1,6 +1,6 @@
 /**
  * @module cli/commands/exec
- * `aegis exec [-w DIR] [-u USER] [--env K=V]... NAME -- COMMAND [ARGS...]`:
+ * `aegis exec [-i] [-t] [-w DIR] [-u USER] [--env K=V]... NAME -- COMMAND [ARGS...]`:
  * run a command in an instance (waking it if paused or stopped), as the
  * instance's user in its workdir unless overridden; exits with the command's code.
  */
@@ -11,7 +11,8 @@ import { chunkBytes } from "../../api/log-chunks.ts";
 import { UsageError } from "../errors.ts";
 import { client, commandLine } from "./_shared.ts";
 import type { ParsedCommandLine } from "../argv.ts";
-import { processArgs, processBody } from "./_instance-args.ts";
+import { runInteractive } from "../interactive.ts";
+import { interactiveArgs, processArgs, processBody } from "./_instance-args.ts";
 import { parseEnv } from "./run.ts";
 
 export default defineCommand({
@@ -21,13 +22,18 @@ export default defineCommand({
     env: { type: "string", valueHint: "K=V", repeatable: true, description: "Set an environment variable (repeatable)" },
     workdir: processArgs.workdir,
     user: processArgs.user,
+    ...interactiveArgs,
   },
   async run(ctx) {
     const { rest, multi } = commandLine(ctx);
     if (rest.length === 0) throw new UsageError("missing command: put it after --, e.g. aegis exec my-agent -- ls /workspace");
     const cl = commandLine(ctx);
     const { workdir, user } = processBody(ctx.args as ParsedCommandLine["values"], cl);
-    for await (const line of client().exec(ctx.args.name, { command: rest, env: parseEnv(multi.env ?? []), cwd: workdir, user })) {
+    const req = { command: rest, env: parseEnv(multi.env ?? []), cwd: workdir, user };
+    if (ctx.args.interactive || ctx.args.tty) {
+      return runInteractive({ path: `/v1/instances/${encodeURIComponent(ctx.args.name)}/exec/session`, start: req, tty: ctx.args.tty === true, stdin: ctx.args.interactive === true });
+    }
+    for await (const line of client().exec(ctx.args.name, req)) {
       if (line.type === "output") await writeData(line.stream === "stdout" ? process.stdout : process.stderr, chunkBytes(line));
       else if (line.type === "exit") return line.code;
       else throw fromEnvelope({ error: line.error });

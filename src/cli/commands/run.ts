@@ -1,7 +1,7 @@
 /**
  * @module cli/commands/run
  * `aegis run [--image IMAGE] [--secret KEY]... [--env K=V]... [--memory MB]
- * [--cpus N] [--expose PORT]... [--entrypoint CMD] [-w DIR] [-u USER]
+ * [--cpus N] [--expose PORT]... [--entrypoint CMD] [-w DIR] [-u USER] [-i] [-t]
  * [-- COMMAND [ARGS...]]`: run a command in a fresh microVM. Without a
  * command the image's ENTRYPOINT + CMD run, as with `docker run`. Without `--expose` it is a task (task mode); with it, a
  * served instance (serve mode, see `_serve.ts`). Guest stdout goes to stdout and guest stderr to stderr, byte for
@@ -14,7 +14,8 @@ import { UsageError } from "../errors.ts";
 import { pullWithProgress } from "../progress.ts";
 import { writeData } from "../output.ts";
 import type { ParsedCommandLine } from "../argv.ts";
-import { instanceArgs, instanceBody, processArgs, processBody } from "./_instance-args.ts";
+import { runInteractive } from "../interactive.ts";
+import { instanceArgs, instanceBody, interactiveArgs, processArgs, processBody } from "./_instance-args.ts";
 import { serve } from "./_serve.ts";
 import { client, commandLine } from "./_shared.ts";
 
@@ -47,6 +48,7 @@ export default defineCommand({
     cpus: { type: "string", valueHint: "N", description: "Guest vCPUs (default 1)" },
     expose: instanceArgs.expose,
     ...processArgs,
+    ...interactiveArgs,
   },
   async run(ctx) {
     const cl = commandLine(ctx);
@@ -56,14 +58,19 @@ export default defineCommand({
     const api = client();
     // Like `docker run`: use the local image when it was pulled before, else pull it now.
     const image = ctx.args.image ? ((await api.findImage(ctx.args.image)) ?? (await pullWithProgress(api, ctx.args.image))) : undefined;
-    const task = await api.createTask({
+    const body = {
       ...processBody(ctx.args as ParsedCommandLine["values"], cl),
       image: image?.digest,
       secrets: multi.secret ?? [],
       env: parseEnv(multi.env ?? []),
       memory_mb: parsePositive("memory", ctx.args.memory),
       vcpus: parsePositive("cpus", ctx.args.cpus),
-    });
+    };
+    if (ctx.args.interactive || ctx.args.tty) {
+      if (ctx.args.tty && !process.stdin.isTTY) process.stderr.write("aegis: -t: stdin is not a terminal; running on a guest terminal without raw mode\n");
+      return runInteractive({ path: "/v1/tasks/session", start: body, tty: ctx.args.tty === true, stdin: ctx.args.interactive === true });
+    }
+    const task = await api.createTask(body);
     let interrupted = false;
     const onSigint = () => {
       if (interrupted) process.exit(130);

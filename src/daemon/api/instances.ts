@@ -11,6 +11,7 @@ import { TetherIngress, TetherStreamQuery } from "../../api/schema/tether.ts";
 import { execInInstance } from "../instances/exec.ts";
 import { exposePort, unexposePort } from "../instances/expose.ts";
 import type { ApiDeps } from "./deps.ts";
+import { sessionRoutes } from "./sessions.ts";
 import { ndjsonResponse } from "./ndjson.ts";
 import { logStreamResponse, wantsFollow } from "./tasks.ts";
 import { jsonBody, optionalJsonBody, parseWith } from "./validate.ts";
@@ -41,6 +42,7 @@ export function instanceRoutes(deps: ApiDeps) {
       const req = await jsonBody(c, ExecRequest);
       return ndjsonResponse((emit) => execInInstance(instances, ref, req, emit));
     })
+    .get("/:id/exec/session", sessionRoutes(deps).exec)
     .post("/:id/tether", async (c) => {
       const ref = c.req.param("id");
       instances.row(ref); // 404 before reading the body

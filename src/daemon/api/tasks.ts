@@ -5,6 +5,7 @@
 import { Hono } from "hono";
 import { type LogLine, TaskCreate, TaskListQuery } from "../../api/schema/tasks.ts";
 import type { ApiDeps } from "./deps.ts";
+import { sessionRoutes } from "./sessions.ts";
 import { jsonBody, parseWith } from "./validate.ts";
 
 const encoder = new TextEncoder();
@@ -90,6 +91,7 @@ export function taskRoutes(deps: ApiDeps) {
       return c.json({ tasks: deps.tasks.list(q.limit, q.state) });
     })
     .post("/", async (c) => c.json(await deps.tasks.create(await jsonBody(c, TaskCreate)), 201))
+    .get("/session", sessionRoutes(deps).task)
     .get("/:id", (c) => c.json(deps.tasks.get(c.req.param("id"))))
     .post("/:id/cancel", async (c) => c.json(await deps.tasks.cancel(c.req.param("id"))))
     .get("/:id/logs", (c) => {

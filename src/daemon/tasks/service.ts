@@ -16,8 +16,11 @@ import { RpcError } from "../../api/jsonrpc.ts";
 import { RpcErrorCode } from "../../api/schema/control.ts";
 import type { ImageRecord } from "../../api/schema/images.ts";
 import type { Task, TaskCreate } from "../../api/schema/tasks.ts";
+import type { SessionInput, TaskSessionStart, TtySize } from "../../api/schema/session.ts";
 import type { Vm } from "../../vmm/backend.ts";
-import { startGuestProcess } from "../../vmm/guest-process.ts";
+import { type GuestProcess, startGuestProcess } from "../../vmm/guest-process.ts";
+import type { SessionDriver, SessionSend } from "../api/sessions.ts";
+import { feed } from "../instances/session.ts";
 import { newId } from "../apps/service.ts";
 import type { Logger } from "../api/deps.ts";
 import type { LogStore } from "../logs/log-store.ts";
@@ -48,9 +51,20 @@ export function consoleTail(path: string, lines = 15): string {
   return (panic >= 0 ? all.slice(Math.max(0, panic - 2), panic + lines - 2) : all.slice(-lines)).join("\n");
 }
 
+/** The interactive end of a task started through a session (api/schema/session.ts). */
+interface TaskSession {
+  send: SessionSend;
+  tty: TtySize | undefined;
+  stdin: boolean;
+  /** The main process once it runs; input before then waits in `pending`. */
+  proc: GuestProcess | null;
+  pending: SessionInput[];
+}
+
 interface Active {
   vm: Vm | null;
   cancelled: boolean;
+  session?: TaskSession;
 }
 
 /** Task creation, execution and cancellation. */
@@ -77,7 +91,7 @@ export class TasksService {
    * request resolve into the process here (process-spec.ts), so a bad
    * command or user is a 400 before any VM starts.
    */
-  async create(input: TaskCreate): Promise<Task> {
+  async create(input: TaskCreate, session?: TaskSession): Promise<Task> {
     const names = input.secrets.includes("*") ? "*" : input.secrets;
     const secretEnv = names === "*" || names.length > 0 ? this.secrets.resolve(names) : {};
     const image = input.image ? await this.images.resolve(input.image) : null;
@@ -95,10 +109,38 @@ export class TasksService {
       finished_at: null,
     };
     this.table.insert(task);
-    this.active.set(task.id, { vm: null, cancelled: false });
+    this.active.set(task.id, { vm: null, cancelled: false, session });
     this.log.info("task created", { task: task.id, secrets: Object.keys(secretEnv) });
+    session?.send({ type: "task", id: task.id });
     void this.execute(task.id, input, image, run);
     return task;
+  }
+
+  /**
+   * A task with stdin and/or a terminal (`aegis run -i/-t`): created like
+   * {@link create} (output still goes to its log), its main process fed by
+   * the session's messages, its end sent as `exit` (or `error` when it never
+   * ran). Closing the session cancels the task.
+   */
+  async session(start: TaskSessionStart, send: SessionSend): Promise<SessionDriver> {
+    const { type: _type, tty, stdin, ...input } = start;
+    const session: TaskSession = { send, tty, stdin, proc: null, pending: [] };
+    const task = await this.create(input, session);
+    return {
+      input: (msg) => {
+        if (session.proc) feed(session.proc, msg, (err) => this.log.warn("session input failed", { task: task.id, error: String(err) }));
+        else session.pending.push(msg);
+      },
+      abort: () => {
+        if (this.active.has(task.id)) void this.cancel(task.id).catch((err: unknown) => this.log.warn("cancel after a closed session failed", { task: task.id, error: String(err) }));
+      },
+    };
+  }
+
+  /** A system note in the task's log, shown on the session's stderr too. */
+  private note(id: string, text: string): void {
+    this.logs.note(id, text);
+    this.active.get(id)?.session?.send({ type: "output", stream: "stderr", data: Buffer.from(`${text}\n`).toString("base64") });
   }
 
   /** Recent tasks, newest first. */
@@ -148,11 +190,22 @@ export class TasksService {
   }
 
   private finish(id: string, fields: { state: Task["state"]; exit_code?: number; signal?: string | null; error?: string | null }): void {
-    if (!this.active.has(id)) return;
+    const active = this.active.get(id);
+    if (!active) return;
     this.active.delete(id);
+    if (active.session) {
+      const send = active.session.send;
+      if (fields.exit_code !== undefined) send({ type: "exit", code: fields.exit_code, signal: fields.signal ?? null });
+      else send({ type: "error", error: { code: fields.state === "cancelled" ? "cancelled" : "task_failed", message: `task ${id} ${fields.state}${fields.error ? `: ${fields.error}` : ""}` } });
+    }
     this.table.update(id, { exit_code: null, signal: null, error: null, ...fields, finished_at: this.now() });
     this.logs.close(id);
     this.log.info("task finished", { task: id, state: fields.state, exit_code: fields.exit_code ?? null });
+  }
+
+  private output(id: string, stream: "stdout" | "stderr", bytes: Uint8Array): void {
+    this.logs.append(id, stream, bytes);
+    this.active.get(id)?.session?.send({ type: "output", stream, data: Buffer.from(bytes).toString("base64") });
   }
 
   private async execute(id: string, input: TaskCreate, image: ImageRecord | null, run: ProcessSpec): Promise<void> {
@@ -173,9 +226,15 @@ export class TasksService {
         cwd: run.cwd ?? undefined,
         user: run.user ?? undefined,
         primary: true,
-        onStdout: (bytes) => this.logs.append(id, "stdout", bytes),
-        onStderr: (bytes) => this.logs.append(id, "stderr", bytes),
+        stdin: active.session?.stdin,
+        tty: active.session?.tty,
+        onStdout: (bytes) => this.output(id, "stdout", bytes),
+        onStderr: (bytes) => this.output(id, "stderr", bytes),
       });
+      if (active.session) {
+        active.session.proc = proc;
+        for (const msg of active.session.pending.splice(0)) feed(proc, msg, (err) => this.log.warn("session input failed", { task: id, error: String(err) }));
+      }
       this.table.update(id, { state: "running", started_at: this.now() });
       const result = await proc.exited;
       if (active.cancelled) return;
@@ -186,14 +245,14 @@ export class TasksService {
       if (active.cancelled) return;
       const message = err instanceof Error ? err.message : String(err);
       if (!vm) {
-        this.logs.note(id, `aegis: could not start the task: ${message}`);
+        this.note(id, `aegis: could not start the task: ${message}`);
         this.finish(id, { state: "failed", error: `could not start the task: ${message.split("\n")[0]}` });
         return;
       }
       // The program could not be started (not found, unknown user): the user's mistake, reported as
       // `docker run` does (exit 127), without the guest console.
       if (err instanceof RpcError && err.code === RpcErrorCode.spawnFailed) {
-        this.logs.note(id, `aegis: ${err.message}`);
+        this.note(id, `aegis: ${err.message}`);
         this.finish(id, { state: "failed", exit_code: 127, error: err.message });
         vm.kill();
         return;

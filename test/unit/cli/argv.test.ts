@@ -47,3 +47,22 @@ describe("suggest", () => {
     expect(suggest("zzzzzz", ["image", "name"])).toBeUndefined();
   });
 });
+
+describe("bundled short flags", () => {
+  const short = {
+    interactive: { type: "boolean", alias: "i" },
+    tty: { type: "boolean", alias: "t" },
+    workdir: { type: "string", alias: "w" },
+  } as unknown as ArgsDef;
+  it("reads -it as -i -t, as Docker users type it", () => {
+    const p = parseCommandLine(["-it", "--", "sh"], short);
+    expect(p.values.interactive).toBe(true);
+    expect(p.values.tty).toBe(true);
+    expect(p.rest).toEqual(["sh"]);
+  });
+  it("does not bundle value flags or unknown letters, and still refuses them", () => {
+    expect(() => parseCommandLine(["-iw", "/x"], short)).toThrow("unknown flag -iw");
+    expect(() => parseCommandLine(["-ix"], short)).toThrow("unknown flag -ix");
+    expect(parseCommandLine(["-w", "/srv"], short).values.workdir).toBe("/srv");
+  });
+});
