@@ -88,13 +88,16 @@ describe("aegis app", () => {
     expect(after.code).toBe(1);
     expect(after.stderr).toContain('app "myapp" not found');
   });
-  it("refuses a bad port and a missing command without creating anything", async () => {
+  it("refuses a bad port without creating anything", async () => {
     const port = await home.run(["app", "create", "--name", "bad", "--image", "x", "--expose", "99999", "--", "true"]);
     expect(port.code).toBe(2);
     expect(port.stderr).toContain('invalid --expose value "99999"');
-    const cmd = await home.run(["app", "create", "--name", "bad", "--image", "x"]);
-    expect(cmd.code).toBe(2);
     expect((await home.ok(["app", "list"])).stdout).not.toContain("bad ");
+  });
+  it("creates an app without a command, which then runs its image's ENTRYPOINT and CMD", async () => {
+    await home.ok(["app", "create", "--name", "imgdefault", "--image", "x"]);
+    expect((await home.ok(["app", "info", "imgdefault"])).stdout).toContain("Command: (the image's ENTRYPOINT and CMD)");
+    await home.ok(["app", "delete", "imgdefault"]);
   });
 });
 

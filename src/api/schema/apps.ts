@@ -10,7 +10,8 @@ export const AppCreate = z
   .object({
     name: ResourceName,
     image: z.string().min(1, "must not be empty"),
-    command: z.array(z.string()).min(1, "must not be empty (put the command after --)"),
+    /** The command; absent (stored as []) runs the image's Entrypoint + Cmd. */
+    command: z.array(z.string()).min(1, "must not be empty (put the command after --)").optional(),
     expose: z.array(Port).default([]),
   })
   .strict();

@@ -52,31 +52,10 @@ export function instanceRoutes(deps: ApiDeps) {
       const q = parseWith(TetherStreamQuery, c.req.query(), "query");
       const ref = c.req.param("id");
       instances.row(ref);
-      return ndjsonResponse(
-        (emit) =>
-          new Promise<void>((resolve) => {
-            const off = deps.tether.subscribe(ref, q.after_seq, emit);
-            // A snapshot read: the replay went out synchronously above.
-            if (q.follow === "false") {
-              off();
-              resolve();
-              return;
-            }
-            c.req.raw.signal.addEventListener("abort", () => {
-              off();
-              resolve();
-            });
-          }),
-      );
-    })
-    .post("/:id/expose", async (c) => {
-      const ref = c.req.param("id");
-      instances.row(ref);
-      return c.json(await exposePort(instances, ref, (await jsonBody(c, ExposeRequest)).port));
-    })
-    .delete("/:id/expose/:port", async (c) => {
-      const port = parseWith(ExposeRequest.shape.port, Number(c.req.param("port")), "port");
-      return c.json(await unexposePort(instances, c.req.param("id"), port));
+      // A snapshot read (`follow=false`): the stored frames, sent synchronously, then the end.
+      if (q.follow === "false") return ndjsonResponse(async (emit) => deps.tether.subscribe(ref, q.after_seq, (f) => void emit(f))());
+      // Following: held to the client's pace (tether/follow.ts), until it goes away.
+      return ndjsonResponse((emit) => deps.tether.follow(ref, q.after_seq, emit, c.req.raw.signal));
     })
     .get("/:id/logs", (c) => {
       const q = parseWith(LogsQuery, c.req.query(), "query");

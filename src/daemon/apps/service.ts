@@ -30,7 +30,8 @@ export class AppsService {
     if (this.table.find(input.name)) {
       throw new Conflict(`app "${input.name}" already exists`, `pick another --name, or 'aegis app delete ${input.name}' first`);
     }
-    const app = { id: newId("app"), ...input, created_at: this.clock().toISOString() };
+    // An empty command means the image's Entrypoint + Cmd (resolved when an instance is created).
+    const app = { id: newId("app"), ...input, command: input.command ?? [], created_at: this.clock().toISOString() };
     this.table.insert(app);
     return { ...app, releases: [] };
   }

@@ -118,7 +118,7 @@ export function buildSpec(input: InstanceCreate, src: SpecSources, image: ImageR
   const named = secrets.filter((s) => s !== "*");
   if (named.length > 0) src.secrets.resolve(named, app?.id);
   const run = resolveProcess(image && { ref: ref ?? image.ref, config: imageRunConfig(image) }, {
-    command: input.command ?? app?.command ?? kit?.instance?.command,
+    command: input.command ?? (app && app.command.length > 0 ? app.command : undefined) ?? kit?.instance?.command,
     entrypoint: input.entrypoint,
     workdir: input.workdir,
     user: input.user,

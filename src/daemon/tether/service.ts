@@ -26,6 +26,7 @@ import type { Logger } from "../api/deps.ts";
 import type { InstancesService } from "../instances/service.ts";
 import { SerialQueue } from "../instances/serial.ts";
 import type { LogStore } from "../logs/log-store.ts";
+import { followTether } from "./follow.ts";
 import type { StoredFrame, TetherStore } from "./store.ts";
 
 /** How long a user message may hold an instance awake without an answer. */
@@ -72,6 +73,11 @@ export class TetherService {
   /** Replay egress frames after `afterSeq` (recent ones when undefined), then live ones. */
   subscribe(ref: string, afterSeq: number | undefined, onFrame: (f: StoredFrame) => void): () => void {
     return this.store.subscribe(this.instances.row(ref).id, afterSeq, onFrame);
+  }
+
+  /** Like {@link subscribe}, held to the reader's pace (follow.ts) until `signal` aborts. */
+  follow(ref: string, afterSeq: number | undefined, emit: (f: StoredFrame) => Promise<void>, signal: AbortSignal): Promise<void> {
+    return followTether(this.store, this.instances.row(ref).id, afterSeq, emit, signal);
   }
 
   private async deliver(id: string, frame: StoredFrame): Promise<void> {

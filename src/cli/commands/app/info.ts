@@ -20,7 +20,7 @@ export default defineCommand({
     out(`Name:    ${app.name}`);
     out(`ID:      ${app.id}`);
     out(`Image:   ${app.image}`);
-    out(`Command: ${app.command.map(shellQuote).join(" ")}`);
+    out(`Command: ${app.command.length > 0 ? app.command.map(shellQuote).join(" ") : "(the image's ENTRYPOINT and CMD)"}`);
     out(`Ports:   ${app.expose.length > 0 ? app.expose.join(", ") : "(none)"}`);
     out();
     out(`Releases (${app.releases.length}):`);
