@@ -82,12 +82,13 @@ describe("an agent using the MCP tools", () => {
     const toolsOffered = (openai.requests.at(-2)!.body as { tools: { function: { name: string } }[] }).tools.map((t) => t.function.name);
     expect(toolsOffered).toContain("instance_spawn");
     const toolResult = (openai.requests.at(-1)!.body as { messages: { role: string; content: string }[] }).messages.find((m) => m.role === "tool");
-    expect(JSON.parse(toolResult!.content)).toMatchObject({ handle: "web", state: "running", expose: [{ guest_port: 8080, reachable: true }] });
+    // A child lives in its parent's namespace: `web` spawned by `boss` is `web.boss` (issue 13, name squatting).
+    expect(JSON.parse(toolResult!.content)).toMatchObject({ handle: "web.boss", state: "running", expose: [{ guest_port: 8080, reachable: true }] });
 
     const list = JSON.parse((await home.ok(["instance", "list", "--json"])).stdout) as { handle: string; parent_id: string | null }[];
-    expect(list.find((i) => i.handle === "web")?.parent_id).toMatch(/^inst-/);
+    expect(list.find((i) => i.handle === "web.boss")?.parent_id).toMatch(/^inst-/);
     const { router_url } = JSON.parse((await home.ok(["status", "--json"])).stdout);
-    expect(await (await fetch(`${router_url}/web/index.html`)).text()).toBe("from-helper\n");
+    expect(await (await fetch(`${router_url}/web.boss/index.html`)).text()).toBe("from-helper\n");
 
     openai.replies.push({ toolCalls: [{ name: "instance_stop", arguments: { instance: "web", delete: true } }] }, { chunks: ["Stopped."] });
     expect((await ask("Stop it")).payload.text).toBe("Stopped.");

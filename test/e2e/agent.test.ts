@@ -316,7 +316,7 @@ describe("agent kit end to end", () => {
     expect(req.body).toMatchObject({ stream: true, system: "You are a helpful assistant.", messages: [{ role: "user", content: "who are you?" }] });
     expect((await home.ok(["logs", "claude"])).stdout).toContain("LLM provider: Anthropic\n");
     // Only the binaries were bound in; the image's loader and libraries were left alone.
-    const mounts = (await home.ok(["exec", "claude", "--", "cat", "/proc/mounts"])).stdout;
+    const mounts = (await home.ok(["exec", "claude", "--", "busybox", "cat", "/proc/mounts"])).stdout;
     expect(mounts).toContain(" /usr/bin/aegis-agent ");
     expect(mounts).toContain(" /usr/bin/aegis-harness ");
     expect(mounts).not.toContain("ld-linux");

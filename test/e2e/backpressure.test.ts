@@ -8,7 +8,9 @@
  * and every byte must arrive intact.
  */
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { aegisBin, TestHome } from "../helpers/aegis.ts";
 
 const TIMEOUT = 300_000;
@@ -42,7 +44,14 @@ describe("a stopped exec client", () => {
     const pid = Number(readFileSync(`${home.dir}/data/aegisd.pid`, "utf8"));
     const before = rssMib(pid);
 
-    const client = Bun.spawn([aegisBin(), "exec", "bp", "--", "cat", "/tmp/blob"], {
+    // The CLI's stdout is a real pipe (a FIFO) whose reader holds it open but reads nothing until GO
+    // exists, like a stalled `| less`; a Bun pipe would not do, as Bun reads it eagerly. The shell
+    // execs the CLI, so `client.pid` is the CLI's own pid. The reader prints the hash of what it got.
+    const work = mkdtempSync(join(tmpdir(), "aegis-bp-"));
+    const fifo = join(work, "out");
+    const go = join(work, "GO");
+    const script = `mkfifo '${fifo}'; (exec 3<'${fifo}'; while [ ! -e '${go}' ]; do sleep 0.2; done; sha256sum <&3) & exec '${aegisBin()}' exec bp -- cat /tmp/blob > '${fifo}'`;
+    const client = Bun.spawn(["sh", "-c", script], {
       env: { PATH: process.env.PATH ?? "/usr/bin:/bin", AEGIS_HOME: home.dir },
       stdin: "ignore",
       stdout: "pipe",
@@ -67,15 +76,11 @@ describe("a stopped exec client", () => {
       peak = Math.max(peak, rssMib(pid));
       clientPeak = Math.max(clientPeak, rssMib(client.pid));
     }
-    const hash = new Bun.CryptoHasher("sha256");
-    let bytes = 0;
-    for await (const chunk of client.stdout as ReadableStream<Uint8Array>) {
-      hash.update(chunk);
-      bytes += chunk.length;
-    }
+    writeFileSync(go, "");
+    const got = await new Response(client.stdout as ReadableStream<Uint8Array>).text();
     expect({ code: await client.exited, stderr: await stderr }).toEqual({ code: 0, stderr: "" });
-    expect(bytes).toBe(BLOB_MIB * 1024 * 1024);
-    expect(hash.digest("hex")).toBe(expected);
+    expect(got.split(" ")[0]).toBe(expected);
+    rmSync(work, { recursive: true, force: true });
     expect(peak - before).toBeLessThan(RSS_BOUND_MIB); // aegisd, over the whole stall
     expect(clientPeak - clientBefore).toBeLessThan(RSS_BOUND_MIB); // the CLI
   }, TIMEOUT);

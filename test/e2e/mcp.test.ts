@@ -9,17 +9,16 @@
  * expose/unexpose of the parent's own port; deleting the parent deletes the
  * child.
  *
- * The MCP client is `aegis-mcp-guest` itself fed by a shell script inside
- * the parent (exec has no stdin): the script writes `initialize`,
- * `notifications/initialized` and one `tools/call` into a FIFO, waits for
- * the call's answer, then closes the FIFO. One call per exec keeps the
- * order of the calls deterministic.
+ * The MCP client is one long-lived `aegis-mcp-guest` inside the parent,
+ * driven through `aegis exec -i` (stdin streamed over the session): the
+ * test writes JSON-RPC lines to it and matches the answers by id, so each
+ * tool call is a round trip instead of a new server process in a TCG guest.
  *
  * QEMU launches: "other" (exits at once), the parent, the child; never more
  * than two at once.
  */
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
-import { TestHome } from "../helpers/aegis.ts";
+import { aegisBin, TestHome } from "../helpers/aegis.ts";
 
 const T = 420_000; // four VM boots (parent, other, child, the user's kid) under TCG on a shared machine
 let home: TestHome;
@@ -29,38 +28,71 @@ beforeAll(async () => {
   await home.ok(["up"]);
 }, T);
 afterAll(async () => {
+  session?.proc.kill();
   await home[Symbol.asyncDispose]();
 });
 
 type ToolAnswer = { isError?: boolean; content: { type: string; text: string }[]; structuredContent?: any };
 
-/** The script run inside the parent: one MCP session with one tool call, printing the server's stdout. */
-const CLIENT = [
-  "f=/tmp/mcp.$$",
-  "mkfifo $f.in",
-  "/usr/bin/aegis-mcp-guest < $f.in > $f.out 2> $f.err & pid=$!",
-  "exec 3> $f.in",
-  'printf "%s\\n" "$L1" "$L2" "$L3" >&3',
-  "n=0",
-  `while [ "$(grep -c '"id":2[,}]' $f.out)" -lt 1 ] && [ $n -lt 1500 ]; do sleep 0.2; n=$((n+1)); done`,
-  "exec 3>&-",
-  "wait $pid",
-  "cat $f.out",
-  "cat $f.err >&2",
-].join("\n");
+/** One MCP session with the parent's server, started at the first call. */
+let session: { proc: Bun.Subprocess<"pipe", "pipe", "pipe">; waiting: Map<number, (m: { result?: ToolAnswer; error?: unknown }) => void>; next: number } | null = null;
+
+function send(msg: unknown): void {
+  session!.proc.stdin.write(`${JSON.stringify(msg)}\n`);
+  session!.proc.stdin.flush();
+}
+
+async function request(method: string, params: unknown): Promise<{ result?: ToolAnswer; error?: unknown }> {
+  const id = session!.next++;
+  const answer = new Promise<{ result?: ToolAnswer; error?: unknown }>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no answer to ${method} within 120 s`)), 120_000);
+    session!.waiting.set(id, (m) => {
+      clearTimeout(timer);
+      resolve(m);
+    });
+  });
+  send({ jsonrpc: "2.0", id, method, params });
+  return answer;
+}
+
+async function openSession(): Promise<void> {
+  const proc = Bun.spawn([aegisBin(), "exec", "-i", "parent", "--", "/usr/bin/aegis-mcp-guest"], {
+    env: { PATH: process.env.PATH ?? "/usr/bin:/bin", AEGIS_HOME: home.dir },
+    stdin: "pipe",
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  session = { proc, waiting: new Map(), next: 1 };
+  void (async () => {
+    let buf = "";
+    for await (const chunk of proc.stdout) {
+      buf += new TextDecoder().decode(chunk);
+      for (let nl = buf.indexOf("\n"); nl >= 0; nl = buf.indexOf("\n")) {
+        const line = buf.slice(0, nl).trim();
+        buf = buf.slice(nl + 1);
+        if (!line) continue;
+        const m = JSON.parse(line) as { id?: number; result?: ToolAnswer; error?: unknown };
+        if (typeof m.id === "number") session?.waiting.get(m.id)?.(m);
+      }
+    }
+  })();
+  const init = await request("initialize", { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "e2e", version: "1" } });
+  if (!init.result) throw new Error(`initialize failed: ${JSON.stringify(init.error)}`);
+  send({ jsonrpc: "2.0", method: "notifications/initialized" });
+}
+
+async function closeSession(): Promise<void> {
+  if (!session) return;
+  session.proc.stdin.end();
+  await session.proc.exited;
+  session = null;
+}
 
 /** Call one tool of the parent's MCP server, from inside the parent. */
 async function mcp(tool: string, args: Record<string, unknown> = {}): Promise<ToolAnswer> {
-  const init = { jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "e2e", version: "1" } } };
-  const initialized = { jsonrpc: "2.0", method: "notifications/initialized" };
-  const call = { jsonrpc: "2.0", id: 2, method: "tools/call", params: { name: tool, arguments: args } };
-  const r = await home.ok(["exec", "parent", "--env", `L1=${JSON.stringify(init)}`, "--env", `L2=${JSON.stringify(initialized)}`, "--env", `L3=${JSON.stringify(call)}`, "--", "sh", "-c", CLIENT]);
-  const answer = r.stdout
-    .split("\n")
-    .filter((l) => l.trim())
-    .map((l) => JSON.parse(l) as { id?: number; result?: ToolAnswer; error?: unknown })
-    .find((m) => m.id === 2);
-  if (!answer?.result) throw new Error(`no answer to tools/call ${tool}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
+  if (!session) await openSession();
+  const answer = await request("tools/call", { name: tool, arguments: args });
+  if (!answer.result) throw new Error(`no result for tools/call ${tool}: ${JSON.stringify(answer.error)}`);
   return answer.result;
 }
 
@@ -162,6 +194,7 @@ describe("aegis-mcp-guest in a parent instance", () => {
     const again = await mcp("unexpose_port", { port: 9000 });
     expect([again.isError, again.content[0]!.text]).toEqual([true, "port 9000 is not exposed\nhint: self_info lists the exposed ports"]);
 
+    await closeSession();
     await home.ok(["instance", "delete", "parent"]);
     expect((await list()).map((i) => i.handle).sort()).toEqual(["kid", "other"]);
     expect((await home.ok(["instance", "list"])).stdout).not.toContain("kid.parent");

@@ -10,6 +10,8 @@ import { createHash } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { RpcError } from "../../src/api/jsonrpc.ts";
+import { RpcErrorCode } from "../../src/api/schema/control.ts";
 import { ensureGuestAssets, type GuestAssets } from "../../src/vmm/assets/index.ts";
 import { ChannelTimeoutError } from "../../src/vmm/control-channel.ts";
 import { runInGuest, startGuestProcess } from "../../src/vmm/guest-process.ts";
@@ -67,10 +69,14 @@ describe("a booted VM", () => {
     expect(await p.exited).toEqual({ code: 130, signal: "SIGINT" });
   });
 
-  it("reports a missing program as exit 127 with a message", async () => {
-    const r = await runInGuest(vm.channel, { argv: ["no-such-program", "x"] });
-    expect(r.code).toBe(127);
-    expect(r.stderr.toString()).toContain("no-such-program");
+  it("refuses to start a program the rootfs's PATH does not have, naming it (the host maps this to exit 127)", async () => {
+    const err = await runInGuest(vm.channel, { argv: ["no-such-program", "x"] }).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(RpcError);
+    expect((err as RpcError).code).toBe(RpcErrorCode.spawnFailed);
+    expect((err as RpcError).message).toContain('exec: "no-such-program": executable file not found in $PATH');
   });
 
   it("keeps stdout and stderr apart", async () => {

@@ -10,8 +10,8 @@
  * not where a stalled reader holds a flood.
  */
 import type { ExecSessionStart, SessionInput } from "../../api/schema/session.ts";
-import { startGuestProcess } from "../../vmm/guest-process.ts";
 import type { SessionDriver, SessionSend } from "../api/sessions.ts";
+import { isSpawnFailure, startInInstance } from "./exec.ts";
 import type { InstancesService } from "./service.ts";
 
 /** Feed one client message to a started process. */
@@ -28,20 +28,8 @@ export async function runExecSession(instances: InstancesService, ref: string, s
   const id = instances.row(ref).id;
   instances.activity.started(id);
   try {
-    const rt = await instances.ensureRunning(id);
-    if (!rt.vm) throw new Error(`instance ${ref} has no running VM`);
-    const base = await instances.commandEnvironment(id);
     const out = (stream: "stdout" | "stderr") => (b: Uint8Array) => send({ type: "output", stream, data: Buffer.from(b).toString("base64") });
-    const proc = await startGuestProcess(rt.vm.channel, {
-      argv: start.command,
-      env: { ...base.env, ...start.env },
-      cwd: start.cwd ?? base.cwd,
-      user: start.user ?? base.user,
-      stdin: start.stdin,
-      tty: start.tty,
-      onStdout: out("stdout"),
-      onStderr: out("stderr"),
-    });
+    const proc = await startInInstance(instances, id, start, { stdin: start.stdin, tty: start.tty, onStdout: out("stdout"), onStderr: out("stderr") });
     proc.exited
       .then(
         (exit) => send({ type: "exit", code: exit.code, signal: exit.signal ?? null }),
@@ -55,6 +43,11 @@ export async function runExecSession(instances: InstancesService, ref: string, s
     };
   } catch (err) {
     instances.activity.ended(id);
+    if (isSpawnFailure(err)) {
+      send({ type: "output", stream: "stderr", data: Buffer.from(`aegis: ${err.message}\n`).toString("base64") });
+      send({ type: "exit", code: 127, signal: null });
+      return { input: () => undefined, abort: () => undefined };
+    }
     throw err;
   }
 }

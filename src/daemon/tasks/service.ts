@@ -12,14 +12,13 @@
  */
 import { readTail } from "../../control/file-ring.ts";
 import { NotFound, PreconditionFailed } from "../../api/errors.ts";
-import { RpcError } from "../../api/jsonrpc.ts";
-import { RpcErrorCode } from "../../api/schema/control.ts";
 import type { ImageRecord } from "../../api/schema/images.ts";
 import type { Task, TaskCreate } from "../../api/schema/tasks.ts";
 import type { SessionInput, TaskSessionStart, TtySize } from "../../api/schema/session.ts";
 import type { Vm } from "../../vmm/backend.ts";
 import { type GuestProcess, startGuestProcess } from "../../vmm/guest-process.ts";
 import type { SessionDriver, SessionSend } from "../api/sessions.ts";
+import { isSpawnFailure } from "../instances/exec.ts";
 import { feed } from "../instances/session.ts";
 import { newId } from "../apps/service.ts";
 import type { Logger } from "../api/deps.ts";
@@ -251,7 +250,7 @@ export class TasksService {
       }
       // The program could not be started (not found, unknown user): the user's mistake, reported as
       // `docker run` does (exit 127), without the guest console.
-      if (err instanceof RpcError && err.code === RpcErrorCode.spawnFailed) {
+      if (isSpawnFailure(err)) {
         this.note(id, `aegis: ${err.message}`);
         this.finish(id, { state: "failed", exit_code: 127, error: err.message });
         vm.kill();
