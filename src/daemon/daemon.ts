@@ -117,7 +117,7 @@ export class Daemon {
   /** The router on 127.0.0.1:8099 (or AEGIS_ROUTER_*), with every instance's public ports. */
   private async startRouter(services: Services, address: { host: string; port: number }): Promise<void> {
     const routing = new InstanceRouting(services.instances, this.log);
-    this.router = new Router(routing, { host: address.host, httpPort: address.port, log: (msg, fields) => this.log.warn(`router: ${msg}`, fields) });
+    this.router = new Router(routing, { host: address.host, httpPort: address.port, home: this.paths.home, log: (msg, fields) => this.log.warn(`router: ${msg}`, fields) });
     try {
       await this.router.start();
     } catch (err) {

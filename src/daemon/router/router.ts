@@ -22,6 +22,7 @@
  */
 import type { Server } from "bun";
 import { AppError, Conflict, isAppError } from "../../api/errors.ts";
+import { claimPort, describePortInUse, releasePort } from "../../control/port-claims.ts";
 import { OpenConnections } from "./connections.ts";
 import { proxyHttp } from "./http-proxy.ts";
 import { requestTarget, resolveRoute } from "./resolve.ts";
@@ -39,6 +40,7 @@ export class Router {
   readonly #host: string;
   readonly #wantedPort: number;
   readonly #log: RouterLog;
+  readonly #home: string;
   readonly #connections = new OpenConnections();
   readonly #forwards = new Map<number, TcpForward>();
   #server: Server<WsBridge> | undefined;
@@ -48,6 +50,7 @@ export class Router {
     this.#host = opts.host ?? "127.0.0.1";
     this.#wantedPort = opts.httpPort;
     this.#log = opts.log ?? (() => {});
+    this.#home = opts.home ?? "(unknown)";
   }
 
   /** The HTTP port actually listened on (after {@link start}). */
@@ -77,6 +80,9 @@ export class Router {
       this.#server = Bun.serve<WsBridge>({
         hostname: this.#host,
         port: this.#wantedPort,
+        // Bun turns SO_REUSEPORT on by default for a server with a websocket handler: a second
+        // aegisd then binds the same port and the kernel splits connections between the two.
+        reusePort: false,
         maxRequestBodySize: NO_BODY_LIMIT,
         development: false,
         fetch: (req, server) => this.#handle(req, server, ctx),
@@ -87,8 +93,12 @@ export class Router {
         websocket: webSocketHandlers,
       });
     } catch (err) {
-      throw new Conflict(`cannot listen on ${this.#host}:${this.#wantedPort} for the HTTP router: ${causeOf(err)}`, "another process uses that port; configure another router port");
+      throw new Conflict(
+        `cannot listen on ${this.#host}:${this.#wantedPort} for the HTTP router: ${describePortInUse(this.#host, this.#wantedPort)} (${causeOf(err)})`,
+        "stop the other process, or give this daemon another router port (AEGIS_ROUTER_PORT)",
+      );
     }
+    claimPort(this.#host, this.httpPort, this.#home, "HTTP router");
   }
 
   async #handle(req: Request, server: Server<WsBridge>, ctx: WsContext): Promise<Response | undefined> {
@@ -118,6 +128,7 @@ export class Router {
     }
     const fwd = TcpForward.listen(this.#host, publicPort, target, { hooks: this.#hooks, log: this.#log, connections: this.#connections });
     this.#forwards.set(fwd.port, fwd);
+    claimPort(this.#host, fwd.port, this.#home, `--expose ${fwd.port}:${target.guestPort} of instance "${target.instanceId}"`);
     return fwd.port;
   }
 
@@ -127,6 +138,7 @@ export class Router {
     if (!fwd) return;
     this.#forwards.delete(publicPort);
     fwd.stop();
+    releasePort(this.#host, publicPort);
   }
 
   /** Stop the instance's TCP forwards and close its open WebSockets and TCP connections. */
@@ -140,6 +152,7 @@ export class Router {
     for (const port of [...this.#forwards.keys()]) this.removeTcpForward(port);
     this.#connections.closeAll();
     const server = this.#server;
+    if (server) releasePort(this.#host, this.httpPort);
     this.#server = undefined;
     await server?.stop(true);
   }

@@ -6,6 +6,7 @@
  */
 import type { TCPSocketListener } from "bun";
 import { Conflict } from "../../api/errors.ts";
+import { describePortInUse } from "../../control/port-claims.ts";
 import { causeOf } from "./responses.ts";
 import { type PipeContext, TcpPipe } from "./tcp-pipe.ts";
 import type { RouteTarget } from "./types.ts";
@@ -48,7 +49,7 @@ export class TcpForward {
       });
     } catch (err) {
       throw new Conflict(
-        `cannot listen on ${host}:${publicPort} to forward to guest port ${target.guestPort} of instance "${target.instanceId}": ${causeOf(err)}`,
+        `cannot listen on ${host}:${publicPort} to forward to guest port ${target.guestPort} of instance "${target.instanceId}": ${describePortInUse(host, publicPort)} (${causeOf(err)})`,
         "another process (or another --expose) uses that port; pick another PUBLIC port with --expose PUBLIC:GUEST",
       );
     }

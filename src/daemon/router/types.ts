@@ -73,4 +73,6 @@ export interface RouterOptions {
   httpPort: number;
   /** Where the router reports failures (upstream errors, wake failures, broken clients). */
   log?: RouterLog;
+  /** This daemon's AEGIS_HOME, recorded in the port claims (control/port-claims.ts) so another daemon's bind error can name it. */
+  home?: string;
 }
