@@ -22,6 +22,8 @@ export interface ParsedCommandLine {
   values: Record<string, string | boolean | undefined>;
   /** Every value of each string flag, in order (what repeatable flags use). */
   multi: Record<string, string[]>;
+  /** Every string flag value in command-line order across flags (`--allow`/`--deny` interleave). */
+  ordered: { name: string; value: string }[];
   /** Everything after the first `--`, untouched. */
   rest: string[];
   /** True when `--` was present (even with nothing after it). */
@@ -86,6 +88,7 @@ export function parseCommandLine(argv: string[], defs: ArgsDef): ParsedCommandLi
   const flags = flagTable(defs);
   const values: ParsedCommandLine["values"] = {};
   const multi: ParsedCommandLine["multi"] = {};
+  const ordered: ParsedCommandLine["ordered"] = [];
   const positionals: string[] = [];
   for (let i = 0; i < head.length; i++) {
     const token = head[i]!;
@@ -133,6 +136,7 @@ export function parseCommandLine(argv: string[], defs: ArgsDef): ParsedCommandLi
     const all = (multi[info.name] ??= []);
     if (all.length > 0 && !info.repeatable) throw new UsageError(`flag --${info.name} given more than once`);
     all.push(inline);
+    ordered.push({ name: info.name, value: inline });
     values[info.name] = inline;
   }
   for (const [name, def] of Object.entries(defs)) {
@@ -150,5 +154,5 @@ export function parseCommandLine(argv: string[], defs: ArgsDef): ParsedCommandLi
   if (positionals.length > 0) {
     throw new UsageError(`unexpected argument "${positionals[0]}"${hasRest ? "" : " (put the guest command after --)"}`);
   }
-  return { values, multi, rest, hasRest };
+  return { values, multi, rest, hasRest, ordered };
 }

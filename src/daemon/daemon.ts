@@ -21,6 +21,7 @@ import { KitDaemons } from "./kits/daemons.ts";
 import { type Services, createServices, locateProgram } from "./services.ts";
 import { checkSocketPath, probeSocket, readPidFile, unlinkIfExists } from "../control/socket.ts";
 import { ensureStateDirs } from "../control/state-dirs.ts";
+import { isolationSupport, reapStaleSlots } from "../vmm/network/index.ts";
 
 /**
  * Kill a VMM process left behind by a daemon that died, but only when its
@@ -71,6 +72,11 @@ export class Daemon {
     this.services = services;
     services.tasks.reconcile((pid) => killStaleVmm(pid, this.paths));
     services.instances.reconcile((pid) => killStaleVmm(pid, this.paths));
+    // Namespaces, veths and nft entries of VMs whose aegisd died (any AEGIS_HOME: the claims are machine-wide).
+    if (!isolationSupport()) {
+      const reaped = await reapStaleSlots();
+      if (reaped.length > 0) this.log.info("removed stale VM networks", { slots: reaped });
+    }
     const router = routerAddress();
     await this.startRouter(services, router);
     services.mcp.routerOrigin = () => this.router?.origin ?? null;

@@ -13,6 +13,7 @@ import { join } from "node:path";
 import { BackendError } from "../api/errors.ts";
 import type { StatePaths } from "../paths.ts";
 import type { Backend, PortForward, Vm } from "../vmm/backend.ts";
+import type { NetworkPolicy } from "../api/network-policy.ts";
 
 /** What a caller asks for; the launcher fills in directories and the hostname. */
 export interface LaunchRequest {
@@ -28,6 +29,8 @@ export interface LaunchRequest {
   workspace?: string;
   /** Restore this memory snapshot instead of cold booting. */
   restoreFrom?: string;
+  /** Egress policy; the default (public internet only) when absent. */
+  network?: NetworkPolicy;
 }
 
 /** Boots and tracks VMs. */
@@ -71,6 +74,7 @@ export class VmLauncher {
       overlayDisk: req.overlayDisk,
       workspace: req.workspace,
       restoreFrom: req.restoreFrom,
+      network: req.network,
     };
     // Start from the shape's template snapshot when the backend has them
     // (~1 s instead of a ~3.7 s cold boot under TCG); AEGIS_TEMPLATES=0 turns it off.

@@ -5,6 +5,7 @@
  */
 import type { ControlChannel } from "./control-channel.ts";
 import type { GuestPortState } from "./guest-port.ts";
+import type { NetworkPolicy } from "../api/network-policy.ts";
 
 /** What a backend can do; reported by `GET /v1/status` and `aegis doctor`. */
 export interface BackendCapabilities {
@@ -51,6 +52,12 @@ export interface VmSpec {
   workspace?: string;
   /** Guest hostname. */
   hostname: string;
+  /**
+   * Egress policy (api/network-policy.ts): the default (public internet only)
+   * when absent. Every front (tasks, instances, MCP children, E2B, the shim)
+   * goes through here, so none can skip it.
+   */
+  network?: NetworkPolicy;
   /**
    * Restore from this memory snapshot instead of cold booting. The spec must
    * match the one snapshotted (memory, vcpus, rootfs, overlayDisk, hostname;

@@ -40,6 +40,10 @@ export interface QemuArgsInput {
   rootfs: string;
   overlayDisk?: string;
   ports: PortForward[];
+  /** Address the port forwards listen on: 127.0.0.1, or the VM's namespace address (network/index.ts). */
+  hostfwdAddress?: string;
+  /** slirp `restrict=on`: the guest can reach nothing (no network, or the reduced mode without isolation). */
+  restrict?: boolean;
   hostname: string;
   /** virtiofsd socket for the `workspace` tag, when a workspace is shared. */
   virtiofsSocket?: string;
@@ -112,8 +116,9 @@ export function buildQemuArgs(input: QemuArgsInput): string[] {
       "-device", "virtio-blk-device,drive=overlay,serial=aegis-overlay",
     );
   }
-  const fwd = input.ports.map((p) => `,hostfwd=tcp:127.0.0.1:${p.hostPort}-:${p.guestPort}`).join("");
-  a.push("-netdev", `user,id=n0${fwd}`, "-device", "virtio-net-device,netdev=n0");
+  const addr = input.hostfwdAddress ?? "127.0.0.1";
+  const fwd = input.ports.map((p) => `,hostfwd=tcp:${addr}:${p.hostPort}-:${p.guestPort}`).join("");
+  a.push("-netdev", `user,id=n0${input.restrict ? ",restrict=on" : ""}${fwd}`, "-device", "virtio-net-device,netdev=n0");
   if (input.virtiofsSocket) {
     a.push(
       "-object", `memory-backend-memfd,id=mem0,size=${input.memoryMb}M,share=on`,

@@ -14,6 +14,7 @@ import { waitGuestPort, type GuestPortState } from "./guest-port.ts";
 import { QmpClient } from "./qmp.ts";
 import { receiveSnapshot, removeSnapshot, writeSnapshotMeta, type SnapshotIdentity } from "./snapshot-file.ts";
 import { killGroup } from "./virtiofsd.ts";
+import type { VmNetwork } from "./network/index.ts";
 
 /** Size at which a VM's console log is rotated (one previous generation is kept). */
 export const CONSOLE_MAX_BYTES = 1024 * 1024;
@@ -50,6 +51,8 @@ export class QemuVm implements Vm {
     /** Spawn-to-ready (or spawn-to-answering after restore) time of this boot, in ms. */
     readonly bootMs: number,
     private readonly identity: () => SnapshotIdentity,
+    /** The VM's host-side network (namespace, policy, relays), torn down when QEMU exits. */
+    private readonly net?: VmNetwork,
   ) {
     this.id = spec.id;
     this.pid = proc.pid;
@@ -66,6 +69,7 @@ export class QemuVm implements Vm {
         killGroup(this.virtiofsd.pid, "SIGTERM");
         await this.virtiofsd.exited;
       }
+      await this.net?.close();
       return code;
     });
   }
@@ -78,15 +82,17 @@ export class QemuVm implements Vm {
   /** Forward 127.0.0.1:`hostPort` to the guest's `guestPort` on the running VM (user network `n0`). */
   async addPortForward(hostPort: number, guestPort: number): Promise<void> {
     // Success prints nothing; a failure prints why ("Could not set up host forwarding rule ...").
-    const cmd = `hostfwd_add n0 tcp:127.0.0.1:${hostPort}-:${guestPort}`;
+    const cmd = `hostfwd_add n0 tcp:${this.net?.hostfwdAddress ?? "127.0.0.1"}:${hostPort}-:${guestPort}`;
     const out = await this.monitor(cmd);
     if (out.length > 0) throw new Error(`QEMU monitor "${cmd}": ${out}`);
+    await this.net?.addForward(hostPort);
   }
 
   /** Drop the forward of 127.0.0.1:`hostPort`. */
   async removePortForward(hostPort: number): Promise<void> {
     // QEMU answers "host forwarding rule for tcp:... removed" (or "not found").
-    const cmd = `hostfwd_remove n0 tcp:127.0.0.1:${hostPort}`;
+    this.net?.removeForward(hostPort);
+    const cmd = `hostfwd_remove n0 tcp:${this.net?.hostfwdAddress ?? "127.0.0.1"}:${hostPort}`;
     const out = await this.monitor(cmd);
     if (!out.endsWith("removed")) throw new Error(`QEMU monitor "${cmd}": ${out || "no answer"}`);
   }

@@ -62,6 +62,8 @@ import { QemuVm } from "./qemu-vm.ts";
 import { readSnapshotMeta, removeSnapshot, snapshotMismatch, stampFile, type SnapshotIdentity } from "./snapshot-file.ts";
 import { TEMPLATE_HOSTNAME, templateKey } from "./templates.ts";
 import { killGroup, startVirtiofsd } from "./virtiofsd.ts";
+import { VmNetwork } from "./network/index.ts";
+import { DEFAULT_NETWORK } from "../api/network-policy.ts";
 
 /** Linux `sun_path` holds 108 bytes including the NUL. */
 const SUN_PATH_MAX = 107;
@@ -78,6 +80,10 @@ export interface QemuBackendOptions {
   bootTimeoutMs?: number;
   /** Where template snapshots live (templates.ts); default `<guest assets dir>/templates`. */
   templatesDir?: string;
+  /** AEGIS_HOME, named in the machine-wide network slot claims (network/netns.ts). */
+  home?: string;
+  /** Where the network layer logs (reduced mode, DNS problems). */
+  log?: (msg: string, fields?: Record<string, unknown>) => void;
 }
 
 /** Raised when a VM fails to boot; carries the console tail for the user. */
@@ -241,6 +247,8 @@ export class QemuBackend implements Backend {
         overlayDiskSizeMb: overlayMb || undefined,
         ports: [],
         hostname: TEMPLATE_HOSTNAME,
+        // A template runs no user code, but gets no network either.
+        network: { mode: "none", rules: [] },
       };
       if (this.templateMismatch(snap, { ...spec, rootfs }, assets) === undefined) return snap;
       removeSnapshot(snap);
@@ -297,7 +305,10 @@ export class QemuBackend implements Backend {
     const channel = ControlChannel.listen(paths.ctl);
     let virtiofsd: Bun.Subprocess | undefined;
     let proc: Bun.Subprocess | undefined;
+    let net: VmNetwork | undefined;
     try {
+      net = await VmNetwork.setup(spec.network ?? DEFAULT_NETWORK, spec.runDir, this.opts.home ?? dirname(dirname(spec.runDir)), this.opts.log ?? (() => {}));
+      for (const p of spec.ports) await net.addForward(p.hostPort);
       if (spec.workspace) virtiofsd = await startVirtiofsd(spec.workspace, paths.vfs, join(spec.runDir, "virtiofsd.log"), qemuEnv());
       const args = buildQemuArgs({
         arch: this.arch,
@@ -311,6 +322,8 @@ export class QemuBackend implements Backend {
         rootfs: spec.rootfs || assets.baseRootfs,
         overlayDisk: spec.overlayDisk,
         ports: spec.ports,
+        hostfwdAddress: net.hostfwdAddress,
+        restrict: net.restrict,
         hostname: spec.hostname,
         virtiofsSocket: virtiofsd ? paths.vfs : undefined,
         serialLog: paths.console,
@@ -320,7 +333,7 @@ export class QemuBackend implements Backend {
         deferSetup: defer,
       });
       const t0 = performance.now();
-      proc = Bun.spawn([this.qemuBinary, ...args], {
+      proc = Bun.spawn([...net.wrapper, this.qemuBinary, ...args], {
         stdin: "ignore",
         stdout: "ignore",
         stderr: Bun.file(paths.qemuLog),
@@ -352,7 +365,7 @@ export class QemuBackend implements Backend {
       }
       exitedEarly.catch(() => undefined); // after boot, the exit is reported through Vm.exited instead
       const bootMs = performance.now() - t0;
-      return new QemuVm(spec, p, channel, paths, qmp, virtiofsd, bootMs, () => this.snapshotIdentity(spec, assets));
+      return new QemuVm(spec, p, channel, paths, qmp, virtiofsd, bootMs, () => this.snapshotIdentity(spec, assets), net);
     } catch (err) {
       if (proc) {
         killGroup(proc.pid);
@@ -363,6 +376,7 @@ export class QemuBackend implements Backend {
         await virtiofsd.exited;
       }
       channel.close("boot failed");
+      await net?.close();
       throw err;
     }
   }

@@ -136,6 +136,6 @@ export function selectBackend(opts: { log?: (msg: string) => void; env?: NodeJS.
   }
   if (choice.name === "none" || !qemu) return { backend: null, name: "none", reason: choice.reason, accel: "none", capabilities: none };
   const accel = detectAccel();
-  const backend = new QemuBackend({ assets: guestAssetsProvider(opts.log), qemuBinary: qemu, arch, accel });
+  const backend = new QemuBackend({ assets: guestAssetsProvider(opts.log), qemuBinary: qemu, arch, accel, home: statePaths().home, log: opts.log });
   return { backend, name: "qemu", reason: `${choice.reason} with ${accel.name}: ${accel.reason}`, accel: accel.name, capabilities: backend.capabilities };
 }

@@ -3,6 +3,7 @@
  * Field schemas reused across the API (names, ports, timestamps).
  */
 import { z } from "zod";
+import { parseRules } from "../network-policy.ts";
 
 /** Resource names (apps, kits, instances): lowercase DNS-label style, so they also work as hostnames. */
 export const ResourceName = z
@@ -23,3 +24,30 @@ export const Timestamp = z.string();
 
 /** Response of deletions and other commands with nothing to return. */
 export const Ok = z.object({ ok: z.literal(true) });
+
+/**
+ * A VM's network policy in API bodies (api/network-policy.ts): `mode: none`
+ * is `--no-network`; `rules` are `--allow`/`--deny` in order, first match wins.
+ */
+export const NetworkPolicySchema = z
+  .object({
+    mode: z.enum(["default", "none"]).default("default"),
+    rules: z
+      .array(
+        z
+          .object({ action: z.enum(["allow", "deny"]), target: z.string().min(1).max(300) })
+          .strict()
+          .superRefine((r, ctx) => {
+            try {
+              parseRules([r]);
+            } catch (err) {
+              ctx.addIssue({ code: "custom", message: (err as Error).message });
+            }
+          }),
+      )
+      .max(256, "at most 256 network rules")
+      .default([]),
+  })
+  .strict()
+  .refine((p) => p.mode === "default" || p.rules.length === 0, "mode none takes no rules (--no-network with --allow/--deny)");
+export type NetworkPolicyBody = z.infer<typeof NetworkPolicySchema>;

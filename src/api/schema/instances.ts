@@ -6,7 +6,7 @@
  */
 import { z } from "zod";
 import { SpawnCapabilities, SpawnCapabilitiesGrant } from "./capabilities.ts";
-import { ResourceName, SecretName } from "./common.ts";
+import { NetworkPolicySchema, ResourceName, SecretName } from "./common.ts";
 import { EnvName, GuestDir, GuestUser, ProcessFields } from "./tasks.ts";
 
 /** `GUEST` or `PUBLIC:GUEST` (a raw TCP listener on 127.0.0.1:PUBLIC). */
@@ -37,6 +37,8 @@ export const InstanceCreate = z
     stop_after_s: z.number().int().min(0).optional(),
     /** What the instance's MCP server may do; laid field by field over the kit's `instance.capabilities`. */
     capabilities: SpawnCapabilitiesGrant.optional(),
+    /** Egress policy (`--allow`, `--deny`, `--no-network`); the default (public internet only) when absent. */
+    network: NetworkPolicySchema.optional(),
   })
   .strict();
 export type InstanceCreate = z.infer<typeof InstanceCreate>;
@@ -86,6 +88,8 @@ export const Instance = z.object({
   /** 0 at top level. */
   depth: z.number().int(),
   capabilities: SpawnCapabilities,
+  /** Egress policy: `--no-network` (`none`) or the ordered rules over the default. */
+  network: z.object({ mode: z.enum(["default", "none"]), rules: z.array(z.object({ action: z.enum(["allow", "deny"]), target: z.string() })) }),
 });
 export type Instance = z.infer<typeof Instance>;
 

@@ -4,7 +4,7 @@
  * NDJSON log stream of `GET /v1/tasks/{id}/logs`.
  */
 import { z } from "zod";
-import { SecretName } from "./common.ts";
+import { NetworkPolicySchema, SecretName } from "./common.ts";
 
 /** Environment variable names a caller may set. */
 export const EnvName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "must be an environment variable name");
@@ -37,6 +37,8 @@ export const TaskCreate = z
     env: z.record(EnvName, z.string()).default({}),
     memory_mb: z.number().int().min(128, "must be at least 128").max(65536).default(512),
     vcpus: z.number().int().min(1).max(64).default(1),
+    /** Egress policy (`--allow`, `--deny`, `--no-network`); the default (public internet only) when absent. */
+    network: NetworkPolicySchema.optional(),
   })
   .strict();
 export type TaskCreate = z.infer<typeof TaskCreate>;

@@ -7,6 +7,7 @@ import type { InstanceCreate } from "../../api/schema/instances.ts";
 import { UsageError } from "../errors.ts";
 import type { AegisArgsDef, ParsedCommandLine } from "../argv.ts";
 import { parseEnv, parsePositive } from "./run.ts";
+import { NetworkRuleError, parseRules, type NetworkPolicy, type NetworkRule } from "../../api/network-policy.ts";
 
 /** VM flags common to tasks and instances. */
 export const vmArgs = {
@@ -16,6 +17,30 @@ export const vmArgs = {
   memory: { type: "string", valueHint: "MB", description: "Guest memory in MiB (default 512)" },
   cpus: { type: "string", valueHint: "N", description: "Guest vCPUs (default 1)" },
 } as const satisfies AegisArgsDef;
+
+/** Egress policy flags, shared by tasks and instances (api/network-policy.ts has the RULE syntax). */
+export const networkArgs = {
+  allow: { type: "string", valueHint: "RULE", repeatable: true, description: "Allow egress to RULE: CIDR, DOMAIN or *.DOMAIN (each with optional :PORT), or host:PORT for one host service (repeatable; ordered with --deny, first match wins)" },
+  deny: { type: "string", valueHint: "RULE", repeatable: true, description: "Refuse egress to RULE (same syntax as --allow; repeatable, ordered)" },
+  "no-network": { type: "boolean", description: "No network at all (the guest reaches nothing; exposed ports still work)" },
+} as const satisfies AegisArgsDef;
+
+/** The `network` field of a request body from `--allow`/`--deny`/`--no-network` (undefined when none was given). */
+export function networkBody(values: ParsedCommandLine["values"], cl: ParsedCommandLine): NetworkPolicy | undefined {
+  const rules: NetworkRule[] = cl.ordered.filter((o) => o.name === "allow" || o.name === "deny").map((o) => ({ action: o.name as "allow" | "deny", target: o.value.trim() }));
+  if (values["no-network"] === true) {
+    if (rules.length > 0) throw new UsageError("--no-network cannot be combined with --allow or --deny (there is no network to apply them to)");
+    return { mode: "none", rules: [] };
+  }
+  if (rules.length === 0) return undefined;
+  try {
+    parseRules(rules);
+  } catch (err) {
+    if (err instanceof NetworkRuleError) throw new UsageError(err.message);
+    throw err;
+  }
+  return { mode: "default", rules };
+}
 
 /** How the process runs, over the image's config (Docker's flags). */
 export const processArgs = {
@@ -88,5 +113,7 @@ export function instanceBody(values: ParsedCommandLine["values"], cl: ParsedComm
   if (pause !== undefined) body.pause_after_s = pause;
   const stop = seconds("stop-after", str("stop-after"));
   if (stop !== undefined) body.stop_after_s = stop;
+  const network = networkBody(values, cl);
+  if (network) body.network = network;
   return body;
 }

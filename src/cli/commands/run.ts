@@ -15,7 +15,7 @@ import { pullWithProgress } from "../progress.ts";
 import { writeData } from "../output.ts";
 import type { ParsedCommandLine } from "../argv.ts";
 import { runInteractive } from "../interactive.ts";
-import { instanceArgs, instanceBody, interactiveArgs, processArgs, processBody } from "./_instance-args.ts";
+import { instanceArgs, instanceBody, interactiveArgs, networkArgs, networkBody, processArgs, processBody } from "./_instance-args.ts";
 import { serve } from "./_serve.ts";
 import { client, commandLine } from "./_shared.ts";
 
@@ -47,6 +47,7 @@ export default defineCommand({
     memory: { type: "string", valueHint: "MB", description: "Guest memory in MiB (default 512)" },
     cpus: { type: "string", valueHint: "N", description: "Guest vCPUs (default 1)" },
     expose: instanceArgs.expose,
+    ...networkArgs,
     ...processArgs,
     ...interactiveArgs,
   },
@@ -65,6 +66,7 @@ export default defineCommand({
       env: parseEnv(multi.env ?? []),
       memory_mb: parsePositive("memory", ctx.args.memory),
       vcpus: parsePositive("cpus", ctx.args.cpus),
+      network: networkBody(ctx.args as ParsedCommandLine["values"], cl),
     };
     if (ctx.args.interactive || ctx.args.tty) {
       if (ctx.args.tty && !process.stdin.isTTY) process.stderr.write("aegis: -t: stdin is not a terminal; running on a guest terminal without raw mode\n");

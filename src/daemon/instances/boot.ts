@@ -95,6 +95,7 @@ export class InstanceBoot {
       ports: [...rt.hostPorts].map(([guestPort, hostPort]) => ({ guestPort, hostPort })),
       overlayDisk: join(this.deps.instancesDir, row.id, "overlay.ext4"),
       workspace: row.spec.workspace ?? undefined,
+      network: row.spec.network,
       restoreFrom,
     });
   }

@@ -162,6 +162,8 @@ export class McpHost {
         expose: p.expose?.map(String),
         memory_mb: memory,
         vcpus,
+        // A child never gets more network than its parent: it inherits the parent's policy.
+        network: this.deps.instances.row(id).spec.network,
       },
       { parent_id: id, depth: decision.depth, capabilities: decision.childCaps },
     );

@@ -78,5 +78,6 @@ export function specDifferences(input: InstanceCreate, stored: InstanceSpec, src
   if (input.pause_after_s !== undefined) check("pause-after", stored.pause_after_s, input.pause_after_s);
   if (input.stop_after_s !== undefined) check("stop-after", stored.stop_after_s, input.stop_after_s);
   if (input.capabilities !== undefined) check("capabilities", stored.capabilities, SpawnCapabilities.parse({ ...(kit?.capabilities ?? {}), ...input.capabilities }));
+  if (input.network !== undefined) check("network", JSON.stringify(stored.network), JSON.stringify(input.network));
   return out;
 }

@@ -17,6 +17,7 @@ import type { KitsService } from "../kits/service.ts";
 import type { InstanceSpec } from "../registry/instances.ts";
 import type { SecretsService } from "../secrets/service.ts";
 import { workspaceOwner } from "../../vmm/virtiofsd.ts";
+import { DEFAULT_NETWORK } from "../../api/network-policy.ts";
 
 /** Daemon-wide defaults (AEGIS_PAUSE_AFTER / AEGIS_STOP_AFTER seconds on aegisd). */
 export interface InstanceDefaults {
@@ -144,5 +145,6 @@ export function buildSpec(input: InstanceCreate, src: SpecSources, image: ImageR
     depth: 0,
     // The kit's grant, then the request's fields over it, then the defaults.
     capabilities: SpawnCapabilities.parse({ ...(kit?.instance?.capabilities ?? {}), ...(input.capabilities ?? {}) }),
+    network: input.network ?? DEFAULT_NETWORK,
   };
 }

@@ -38,5 +38,6 @@ export function instanceView(row: InstanceRow, hostPorts: Map<number, number> | 
     parent_id: spec.parent_id,
     depth: spec.depth,
     capabilities: spec.capabilities,
+    network: spec.network,
   };
 }

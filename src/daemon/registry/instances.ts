@@ -13,6 +13,7 @@
  * with {@link DEFAULT_CAPABILITIES}, so no migration is needed. `expose` is
  * the one spec field that changes after creation (`expose_port`).
  */
+import { DEFAULT_NETWORK, type NetworkPolicy } from "../../api/network-policy.ts";
 import type { Database } from "bun:sqlite";
 import { DEFAULT_CAPABILITIES, type SpawnCapabilities } from "../../api/schema/capabilities.ts";
 import type { InstanceState } from "../../api/schema/instances.ts";
@@ -43,11 +44,13 @@ export interface InstanceSpec {
   depth: number;
   /** What this instance's MCP server may do (defaults applied). */
   capabilities: SpawnCapabilities;
+  /** Egress policy (api/network-policy.ts); rows stored before policies existed get the default. */
+  network: NetworkPolicy;
 }
 
 /** A stored spec with the fields older rows lack filled in. */
 function readSpec(json: string): InstanceSpec {
-  const spec = JSON.parse(json) as Partial<InstanceSpec> & Omit<InstanceSpec, "parent_id" | "depth" | "capabilities" | "workdir" | "user">;
+  const spec = JSON.parse(json) as Partial<InstanceSpec> & Omit<InstanceSpec, "parent_id" | "depth" | "capabilities" | "workdir" | "user" | "network">;
   return {
     ...spec,
     workdir: spec.workdir ?? null,
@@ -55,6 +58,7 @@ function readSpec(json: string): InstanceSpec {
     parent_id: spec.parent_id ?? null,
     depth: spec.depth ?? 0,
     capabilities: spec.capabilities ?? DEFAULT_CAPABILITIES,
+    network: spec.network ?? DEFAULT_NETWORK,
   };
 }
 

@@ -211,7 +211,7 @@ export class TasksService {
     const active = this.active.get(id)!;
     let vm: Vm | null = null;
     try {
-      vm = await this.vms.launch({ id, memoryMb: input.memory_mb, vcpus: input.vcpus, rootfs: image?.rootfs });
+      vm = await this.vms.launch({ id, memoryMb: input.memory_mb, vcpus: input.vcpus, rootfs: image?.rootfs, network: input.network });
       active.vm = vm;
       if (active.cancelled) {
         vm.kill();

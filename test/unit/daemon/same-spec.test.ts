@@ -26,6 +26,7 @@ const stored: InstanceSpec = {
   parent_id: null,
   depth: 0,
   capabilities: DEFAULT_CAPABILITIES,
+  network: { mode: "default", rules: [] },
 };
 // Only the kit list is consulted, and only for kits; nothing else is reached for these requests.
 const src = { kits: { list: () => [] }, workspacesDir: "/ws" } as unknown as SpecSources;

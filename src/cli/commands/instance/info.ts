@@ -2,6 +2,7 @@
  * @module cli/commands/instance/info
  * `aegis instance info NAME`.
  */
+import { describePolicy } from "../../../api/network-policy.ts";
 import { defineCommand } from "citty";
 import { out, printJson } from "../../output.ts";
 import { client, jsonArgs } from "../_shared.ts";
@@ -23,6 +24,7 @@ export default defineCommand({
     if (i.workdir) row("Workdir", i.workdir);
     if (i.user) row("User", i.user);
     row("Ports", i.expose.length ? i.expose.map((e) => (e.public_port ? `${e.public_port}:${e.guest_port}` : String(e.guest_port))).join(", ") : "(none)");
+    describePolicy(i.network).forEach((line, n) => (n === 0 ? row("Network", line) : out(`${"".padEnd(13)}${line}`)));
     row("Secrets", i.secrets.length ? i.secrets.join(", ") : "(none)");
     if (i.workspace) row("Workspace", i.workspace);
     const caps = i.capabilities;

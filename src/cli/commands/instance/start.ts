@@ -9,7 +9,7 @@ import { defineCommand } from "citty";
 import { say } from "../../log.ts";
 import { printJson } from "../../output.ts";
 import { pullWithProgress } from "../../progress.ts";
-import { instanceArgs, instanceBody, processArgs, vmArgs } from "../_instance-args.ts";
+import { instanceArgs, instanceBody, networkArgs, processArgs, vmArgs } from "../_instance-args.ts";
 import { client, commandLine, jsonArgs } from "../_shared.ts";
 import { capabilitiesFromFlags, capabilityArgs } from "./_capabilities.ts";
 
@@ -19,6 +19,7 @@ export default defineCommand({
     name: { type: "string", valueHint: "NAME", description: "Instance name (handle); restarts a stopped instance of that name" },
     kit: { type: "string", valueHint: "KIT", description: "Use an installed kit's command, image and defaults" },
     ...vmArgs,
+    ...networkArgs,
     ...instanceArgs,
     ...processArgs,
     ...capabilityArgs,

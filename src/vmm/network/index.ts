@@ -1,0 +1,132 @@
+/**
+ * @module vmm/network
+ * A VM's network, host side: what the QEMU backend asks for before it spawns
+ * QEMU and tears down when QEMU is gone. Two modes:
+ *
+ * - **isolated** (Linux, aegisd root, `ip` and `nft` present): a network
+ *   namespace per VM (netns.ts) with the policy in the host's nftables
+ *   (nft.ts), a DNS resolver per VM (dns.ts), QEMU spawned with
+ *   `ip netns exec`, its port forwards bound on the namespace address and
+ *   relayed from the host's 127.0.0.1 (relay.ts), `--allow host:PORT` as a
+ *   socat on the namespace's 127.0.0.1:PORT relayed to the host's.
+ * - **reduced** (anything else): fail closed. QEMU's `restrict=on` refuses
+ *   every guest connection (slirp answers RST, drops UDP); port forwards into
+ *   the guest still work. The VM has no outbound network at all, and aegisd
+ *   logs why once.
+ *
+ * `--no-network` VMs still get a namespace (so their port forwards work the
+ * same way) with every packet refused, plus `restrict=on`.
+ */
+import { join } from "node:path";
+import { spawn, type Subprocess } from "bun";
+import { hostPorts, parseRules, type NetworkPolicy } from "../../api/network-policy.ts";
+import { type DomainRule, VmResolver } from "./dns.ts";
+import { createNetns, ensureTable, isolationSupport, type Netns, releaseSlot, removeNetns } from "./netns.ts";
+import { domainSet, runNft, vmRules } from "./nft.ts";
+import { Relay } from "./relay.ts";
+
+/** Where a network reports things worth a log line. */
+export type NetLog = (msg: string, fields?: Record<string, unknown>) => void;
+
+let reducedLogged = false;
+
+/** The host side of one VM's network. */
+export class VmNetwork {
+  private readonly relays = new Map<number, Relay>();
+  private readonly extras: (Relay | Subprocess)[] = [];
+  private resolver?: VmResolver;
+  private closed?: Promise<void>;
+
+  private constructor(
+    /** Prefix of QEMU's argv (`ip netns exec NAME`), empty in reduced mode. */
+    readonly wrapper: string[],
+    /** Address QEMU's `hostfwd` listeners bind to. */
+    readonly hostfwdAddress: string,
+    /** Whether QEMU gets `restrict=on`. */
+    readonly restrict: boolean,
+    private readonly ns: Netns | undefined,
+    private readonly sets: string[],
+    /** How the VM's network is enforced, for logs and `instance info`. */
+    readonly mode: "isolated" | "reduced",
+  ) {}
+
+  /** Set up the network of a VM with `policy`; `runDir` holds its unix sockets. */
+  static async setup(policy: NetworkPolicy, runDir: string, home: string, log: NetLog): Promise<VmNetwork> {
+    parseRules(policy.rules); // a bad stored rule fails the boot here, with its message, before anything is created
+    const why = isolationSupport();
+    if (why) {
+      if (!reducedLogged) log(`network isolation unavailable (${why}): VMs start with no outbound network (QEMU restrict=on); port forwards still work`);
+      reducedLogged = true;
+      return new VmNetwork([], "127.0.0.1", true, undefined, [], "reduced");
+    }
+    await ensureTable();
+    const ns = await createNetns(home);
+    const sets: string[] = [];
+    const targets = policy.mode === "none" ? [] : parseRules(policy.rules);
+    const domains: DomainRule[] = [];
+    targets.forEach((t, index) => {
+      if (t.kind !== "domain") return;
+      domains.push({ index, target: t });
+      sets.push(domainSet(ns.chain, index, 4), domainSet(ns.chain, index, 6));
+    });
+    const net = new VmNetwork(["ip", "netns", "exec", ns.name], ns.nsIp, policy.mode === "none", ns, sets, "isolated");
+    try {
+      await runNft(vmRules(ns.slot, policy));
+      if (policy.mode !== "none") net.resolver = await VmResolver.start(ns.hostIp, ns.chain, domains, log);
+      for (const port of hostPorts(policy)) await net.allowHostPort(port, runDir);
+    } catch (err) {
+      await net.close();
+      throw err;
+    }
+    return net;
+  }
+
+  /** `--allow host:PORT`: the namespace's 127.0.0.1:PORT (the guest's 10.0.2.2:PORT) reaches the host's 127.0.0.1:PORT. */
+  private async allowHostPort(port: number, runDir: string): Promise<void> {
+    if (!Bun.which("socat")) throw new Error(`--allow host:${port} needs socat on the host\nhint: apt-get install socat`);
+    const sock = join(runDir, `host-${port}.sock`);
+    this.extras.push(await Relay.start({ path: sock }, { host: "127.0.0.1", port }));
+    const proc = spawn(["ip", "netns", "exec", this.ns!.name, "socat", `TCP-LISTEN:${port},bind=127.0.0.1,fork,reuseaddr`, `UNIX-CONNECT:${sock}`], {
+      stdin: "ignore",
+      stdout: "ignore",
+      stderr: "ignore",
+      env: { PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin" },
+    });
+    this.extras.push(proc);
+  }
+
+  /** Make the host's 127.0.0.1:`hostPort` reach QEMU's forward of it (a no-op in reduced mode, where QEMU binds it itself). */
+  async addForward(hostPort: number): Promise<void> {
+    if (!this.ns || this.relays.has(hostPort)) return;
+    this.relays.set(hostPort, await Relay.start({ host: "127.0.0.1", port: hostPort }, { host: this.ns.nsIp, port: hostPort }));
+  }
+
+  /** Stop relaying `hostPort`. */
+  removeForward(hostPort: number): void {
+    this.relays.get(hostPort)?.close();
+    this.relays.delete(hostPort);
+  }
+
+  /** Tear everything down (idempotent): relays, resolver, socat, nft entries, namespace, slot. */
+  close(): Promise<void> {
+    this.closed ??= (async () => {
+      for (const r of this.relays.values()) r.close();
+      this.relays.clear();
+      this.resolver?.close();
+      for (const e of this.extras) {
+        if (e instanceof Relay) e.close();
+        else {
+          e.kill("SIGKILL");
+          await e.exited;
+        }
+      }
+      if (this.ns) {
+        await removeNetns(this.ns.slot, this.sets);
+        releaseSlot(this.ns.slot);
+      }
+    })();
+    return this.closed;
+  }
+}
+
+export { isolationSupport, reapStaleSlots } from "./netns.ts";
