@@ -49,7 +49,7 @@ async function timed<R>(label: string, fn: () => Promise<R>): Promise<R> {
   }
 }
 
-/** The guest reaches the host's 127.0.0.1:PORT as 10.0.2.2:PORT (QEMU user networking). */
+/** The guest reaches the host's 127.0.0.1:PORT as 10.0.2.2:PORT once the instance has --allow host:PORT. */
 const fromGuest = (url: string) => url.replace("127.0.0.1", "10.0.2.2");
 
 beforeAll(async () => {
@@ -154,7 +154,7 @@ describe("agent kit end to end", () => {
     const started = await timed("instance start --kit agent (boot + pull)", () =>
       home.ok([
         "instance", "start", "--kit", "agent", "--name", "my-agent", "--image", image,
-        "--secret", "OPENAI_API_KEY", "--env", `OPENAI_BASE_URL=${fromGuest(openai.baseUrl)}`,
+        "--secret", "OPENAI_API_KEY", "--env", `OPENAI_BASE_URL=${fromGuest(openai.baseUrl)}`, "--allow", `host:${new URL(openai.baseUrl).port}`,
         "--workspace", "agentws", "--pause-after", "0",
       ]),
     );
@@ -306,7 +306,7 @@ describe("agent kit end to end", () => {
     await home.ok(["secret", "set", "ANTHROPIC_API_KEY", "sk-ant-test"]);
     anthropic.replies.push({ chunks: ["Claude ", "here."] });
     await timed("instance start (Anthropic, glibc image: template boot + restore)", () =>
-      home.ok(["instance", "start", "--kit", "agent", "--name", "claude", "--image", glibcImage, "--secret", "ANTHROPIC_API_KEY", "--env", `ANTHROPIC_BASE_URL=${fromGuest(anthropic.baseUrl)}`, "--pause-after", "0"]),
+      home.ok(["instance", "start", "--kit", "agent", "--name", "claude", "--image", glibcImage, "--secret", "ANTHROPIC_API_KEY", "--env", `ANTHROPIC_BASE_URL=${fromGuest(anthropic.baseUrl)}`, "--allow", `host:${new URL(anthropic.baseUrl).port}`, "--pause-after", "0"]),
     );
     const got = await timed("message -> assistant.done (Anthropic, agent starting)", () => ask("claude", "who are you?", { channel: "test", id: "2" }));
     const done = got.find((f) => f.type === "assistant.done")!;

@@ -84,6 +84,7 @@ describe("one instance through MCP", () => {
         command: ["sh", "-c", "(while true; do echo tick; sleep 1; done) & exec aegis-agent"],
         secrets: ["OPENAI_API_KEY"],
         env: { OPENAI_BASE_URL: fromGuest(openai.baseUrl) },
+        network: { mode: "default", rules: [{ action: "allow", target: `host:${new URL(openai.baseUrl).port}` }] },
         pause_after_s: 0,
       },
       T,

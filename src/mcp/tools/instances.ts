@@ -5,6 +5,7 @@
  * disk; paused and stopped ones wake on exec, files, tether or a router
  * connection, so a model rarely needs resume.
  */
+import { NetworkPolicySchema } from "../../api/schema/common.ts";
 import { z } from "zod";
 import { ok } from "../result.ts";
 import { defineTool } from "../tool.ts";
@@ -31,6 +32,7 @@ const instanceStart = defineTool({
       vcpus: z.number().int().min(1).max(64).optional().describe("Guest vCPUs (default 1)"),
       pause_after_s: z.number().int().min(0).optional().describe("Seconds idle before pausing (0 = never; daemon default 60)"),
       stop_after_s: z.number().int().min(0).optional().describe("Seconds paused before stopping (0 = never; daemon default 1200)"),
+      network: NetworkPolicySchema.optional().describe("Egress policy: mode 'none' for no network, or ordered allow/deny rules (CIDR, DOMAIN, *.DOMAIN with optional :PORT, host:PORT) over the default (public internet only)"),
     })
     .strict(),
   async run(args, { link }) {
