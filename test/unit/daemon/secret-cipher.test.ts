@@ -4,7 +4,7 @@
  * scopes, tampered bytes, another key. And the master key file itself.
  */
 import { afterEach, beforeEach, describe, expect, it } from "bun:test";
-import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadOrCreateMasterKey, SecretCipher } from "../../../src/daemon/secrets/cipher.ts";
@@ -95,7 +95,13 @@ describe("master key", () => {
     writeFileSync(path, Buffer.alloc(31));
     expect(() => loadOrCreateMasterKey(path)).toThrow(`master key ${path} is 31 bytes, expected 32; it is corrupt (restore it from a backup)`);
   });
-  it("reports a directory it cannot create the key in instead of treating it as present", () => {
-    expect(() => loadOrCreateMasterKey(join(dir, "missing", "master.key"))).toThrow(/ENOENT/);
+  it("reports the failed create itself when it cannot create the key, instead of treating the key as present", () => {
+    expect(() => loadOrCreateMasterKey(join(dir, "missing", "master.key"))).toThrow(expect.objectContaining({ code: "ENOENT", syscall: "open" }));
+  });
+  it("leaves no file descriptor open (aegisd runs for weeks)", () => {
+    const open = () => readdirSync("/proc/self/fd").length;
+    const before = open();
+    for (let i = 0; i < 20; i++) loadOrCreateMasterKey(join(dir, `k${i}.key`));
+    expect(open()).toBe(before);
   });
 });
