@@ -107,6 +107,17 @@ export class InstancesService {
     return this.deps.table.list().map((r) => this.view(r));
   }
 
+  /**
+   * Stop every instance of an app that is not stopped (`aegis app delete`:
+   * "stop any running instances"). The instances stay, stopped, so their
+   * logs and disks can still be read or deleted; returns their ids.
+   */
+  async stopAppInstances(appId: string): Promise<string[]> {
+    const ids = this.deps.table.list().filter((r) => r.spec.app_id === appId && r.state !== "stopped").map((r) => r.id);
+    for (const id of ids) await this.stop(id);
+    return ids;
+  }
+
   /** One instance. */
   get(ref: string): Instance {
     return this.view(this.row(ref));
