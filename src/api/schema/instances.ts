@@ -86,6 +86,10 @@ export const Instance = z.object({
   /** 0 at top level. */
   depth: z.number().int(),
   capabilities: SpawnCapabilities,
+  /** For an E2B sandbox (created through the E2B API): its template, metadata and lifetime; null otherwise. */
+  e2b: z
+    .object({ template: z.string(), metadata: z.record(z.string(), z.string()), timeout_s: z.number().int(), end_at: z.string(), auto_pause: z.boolean() })
+    .nullable(),
 });
 export type Instance = z.infer<typeof Instance>;
 
