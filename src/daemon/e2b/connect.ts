@@ -56,7 +56,8 @@ export const MAX_QUEUED_STREAM_BYTES = 64 * 1024 * 1024;
 /** Largest request message accepted (envd's requests are small: paths, commands, stdin chunks). */
 export const MAX_REQUEST_MESSAGE_BYTES = 4 * 1024 * 1024;
 
-const END_STREAM = 0x02;
+/** Flag of the envelope that ends a stream. */
+export const END_STREAM = 0x02;
 const COMPRESSED = 0x01;
 
 /** One enveloped message. */
