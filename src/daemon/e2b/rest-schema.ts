@@ -9,7 +9,11 @@
 import { z } from "zod";
 
 const Metadata = z.record(z.string().min(1).max(256), z.string().max(4096)).refine((m) => Object.keys(m).length <= 64, "at most 64 metadata entries");
-const EnvVars = z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "must be an environment variable name"), z.string().max(128 * 1024));
+const EnvVars = z.record(z.string(), z.string().max(128 * 1024)).superRefine((env, ctx) => {
+  for (const k of Object.keys(env)) {
+    if (!/^[A-Za-z_][A-Za-z0-9_]{0,255}$/.test(k)) ctx.addIssue({ code: "custom", path: [k], message: `"${k}" is not an environment variable name (letters, digits, _; not starting with a digit)` });
+  }
+});
 
 /** Lifetime in seconds: at least 1 s, at most a day (E2B's Pro limit). */
 export const TimeoutSeconds = z.number().int().min(1, "must be at least 1 second").max(86_400, "must be at most 86400 seconds (24 h)");
