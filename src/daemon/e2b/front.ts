@@ -64,6 +64,7 @@ export class E2bFront {
     const files = new InstanceFiles(services.instances);
     const processes = new SandboxProcesses(services.instances);
     const filesystem = new SandboxFilesystem(services.instances, files);
+    this.sandboxes.onCreated.push((id) => processes.prime(id));
     this.sandboxes.onKilled.push((id) => {
       processes.forget(id);
       filesystem.forget(id);

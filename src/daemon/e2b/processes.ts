@@ -99,6 +99,11 @@ export class SandboxProcesses {
     return e;
   }
 
+  /** Look the sandbox's shell up now, so the first command does not wait for it (failures surface then). */
+  prime(id: string): void {
+    this.program(id, "/bin/bash").catch(() => undefined);
+  }
+
   /** `/bin/bash` when the rootfs has it, else `/bin/sh` (see the module notes). */
   private async program(id: string, cmd: string): Promise<string> {
     if (cmd !== "/bin/bash") return cmd;

@@ -50,6 +50,8 @@ export function e2bState(state: Instance["state"]): "running" | "paused" {
 
 /** Sandboxes over the instance service. */
 export class E2bSandboxes {
+  /** Called with a new sandbox's id once it runs (the envd front looks up its shell ahead of the first command). */
+  readonly onCreated: ((id: string) => void)[] = [];
   /** Called with a killed sandbox's id (the envd front drops its process table and watchers). */
   readonly onKilled: ((id: string) => void)[] = [];
   private readonly cpu = new Map<string, { busy: number; total: number }>();
@@ -116,6 +118,7 @@ export class E2bSandboxes {
     );
     this.deps.instances.setE2b(inst.id, { ...e2b, token: sealText(this.deps.cipher, `token:${inst.id}`, token) });
     this.deps.log.info("e2b sandbox created", { instance: inst.id, template, timeout_s: timeout });
+    for (const hook of this.onCreated) hook(inst.id);
     return this.sandboxJson(this.row(inst.id), token);
   }
 
