@@ -112,7 +112,7 @@ describe("the e2b SDK against Aegis", () => {
   }, TIMEOUT);
 
   it("pauses and connects with the files kept, pauses on one timeout and kills on the other", async () => {
-    expect(oks(await drive("bun", ["lifecycle", ...ids]))).toEqual(["pause then connect keeps files", "timeout pauses with autoPause", "timeout kills", "kill"]);
+    expect(oks(await drive("bun", ["lifecycle", ...ids]))).toEqual(["envd wakes a paused sandbox", "pause then connect keeps files", "timeout pauses with autoPause", "timeout kills", "kill"]);
     const listed = Instance.array().parse(JSON.parse((await home.ok(["instance", "list", "--json"])).stdout));
     expect(listed.filter((i) => ids.includes(i.id))).toEqual([]);
   }, TIMEOUT);

@@ -65,7 +65,7 @@ export class E2bFront {
     const processes = new SandboxProcesses(services.instances);
     const filesystem = new SandboxFilesystem(services.instances, files);
     this.sandboxes.onCreated.push((id) => processes.prime(id));
-    this.sandboxes.onKilled.push((id) => {
+    services.instances.onDeleted.push((id) => {
       processes.forget(id);
       filesystem.forget(id);
     });

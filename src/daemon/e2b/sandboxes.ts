@@ -18,7 +18,8 @@
  * running until its timeout); a paused sandbox still follows the idle stop
  * (memory snapshot to disk after AEGIS_STOP_AFTER), and connect restores it.
  * E2B's states are `running` and `paused`; a stopped instance counts as
- * paused (it resumes on connect).
+ * paused (it resumes on connect). An envd call or a router connection wakes
+ * a paused sandbox too (Aegis wakes on demand); its lifetime then restarts.
  */
 import { NotFound, InvalidRequest, Conflict } from "../../api/errors.ts";
 import type { Instance } from "../../api/schema/instances.ts";
@@ -52,8 +53,6 @@ export function e2bState(state: Instance["state"]): "running" | "paused" {
 export class E2bSandboxes {
   /** Called with a new sandbox's id once it runs (the envd front looks up its shell ahead of the first command). */
   readonly onCreated: ((id: string) => void)[] = [];
-  /** Called with a killed sandbox's id (the envd front drops its process table and watchers). */
-  readonly onKilled: ((id: string) => void)[] = [];
   private readonly cpu = new Map<string, { busy: number; total: number }>();
 
   constructor(
@@ -186,6 +185,7 @@ export class E2bSandboxes {
       timeout_s: timeoutS,
       end_at: new Date(end).toISOString(),
       ...(wasRunning ? {} : { started_at: new Date(now).toISOString() }),
+      paused: false,
       ...(opts.autoPause !== undefined ? { auto_pause: opts.autoPause } : {}),
     });
     return { resumed: !wasRunning, body: this.sandboxJson(this.row(row.id)) };
@@ -202,7 +202,6 @@ export class E2bSandboxes {
     const row = this.row(id);
     await this.deps.instances.delete(row.id);
     this.cpu.delete(row.id);
-    for (const hook of this.onKilled) hook(row.id);
     this.deps.log.info("e2b sandbox killed", { instance: row.id });
   }
 
@@ -253,10 +252,25 @@ export class E2bSandboxes {
     ];
   }
 
-  /** The lifetime check (once a second): kill, or pause with autoPause, the running sandboxes past their end. */
+  /**
+   * The lifetime check (once a second): kill, or pause with autoPause, the
+   * running sandboxes past their end. A sandbox woken by an envd call or a
+   * router connection rather than by connect (it was seen paused, and runs
+   * now) gets a fresh lifetime first, as connect would give it.
+   */
   async tick(now = Date.now()): Promise<void> {
-    for (const row of this.rows()) {
-      if (e2bState(row.state) !== "running" || Date.parse(row.spec.e2b.end_at) > now) continue;
+    for (const { id } of this.rows()) {
+      // Read afresh: an earlier step of this loop awaited, and connect may have changed the row meanwhile.
+      const row = this.rowOrNull(id);
+      if (!row) continue;
+      const e = row.spec.e2b;
+      const running = e2bState(row.state) === "running";
+      if (!running && !e.paused) this.deps.instances.setE2b(row.id, { ...e, paused: true });
+      if (running && e.paused) {
+        this.deps.instances.setE2b(row.id, { ...e, paused: false, started_at: new Date(now).toISOString(), end_at: new Date(now + e.timeout_s * 1000).toISOString() });
+        continue;
+      }
+      if (!running || Date.parse(e.end_at) > now) continue;
       try {
         if (row.spec.e2b.auto_pause) {
           this.deps.log.info("e2b sandbox timed out; pausing", { instance: row.id });

@@ -60,9 +60,10 @@ export class InstanceRouting implements RouterHooks {
   /** Set by the daemon: ports it answers itself (E2B's envd). */
   local?: RouterHooks["local"];
 
+  /** Direct port routes reach E2B sandboxes only: an Aegis instance serves just the ports it exposes. */
   instanceNamed(name: string): { instanceId: string; handle: string } | undefined {
     const row = this.instances.find(name) ?? this.instances.find(name.toLowerCase());
-    return row ? { instanceId: row.id, handle: row.handle } : undefined;
+    return row?.spec.e2b ? { instanceId: row.id, handle: row.handle } : undefined;
   }
 
   activityStarted(instanceId: string): void {

@@ -59,6 +59,8 @@ export interface E2bSandboxSpec {
   auto_pause: boolean;
   /** When the sandbox was last started or resumed (E2B's startedAt). */
   started_at: string;
+  /** Seen paused or stopped by the lifetime check: a wake by traffic (not connect) restarts the lifetime. */
+  paused?: boolean;
   /** The envd access token, sealed (base64 nonce and ciphertext). */
   token: { nonce: string; ciphertext: string };
 }

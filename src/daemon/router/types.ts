@@ -18,8 +18,9 @@
  * Before these, a request may name an instance and a guest port directly (E2B's
  * `sandbox.getHost(port)` and its proxy headers): `E2b-Sandbox-Id: NAME` with
  * `E2b-Sandbox-Port: PORT`, or `Host: PORT-NAME.localhost[:port]` when no
- * instance is named `PORT-NAME` itself. Any guest port of any instance is
- * reachable this way (the daemon adds the forward on demand), and a port the
+ * instance is named `PORT-NAME` itself. The daemon decides which instances
+ * may be named so (E2B sandboxes, whose every port E2B makes reachable; an
+ * Aegis instance serves only what it exposes); it adds the forward on demand, and a port the
  * daemon serves itself (envd of E2B sandboxes) is answered by {@link RouterHooks.local}.
  *
  * Rules 2 and 3 serve every instance from one browser origin (the router's), so

@@ -133,6 +133,11 @@ async function checks() {
   await a.files.write(`${dir}/watched.txt`, "w");
   await until("a watch event for watched.txt", () => events.some((e) => e.name === "watched.txt"));
   await handle.stop();
+  const deep = [];
+  const recursive = await a.files.watchDir(dir, (e) => deep.push(e), { recursive: true });
+  await a.files.write(`${dir}/sub/deep.txt`, "d");
+  await until("a recursive watch event for sub/deep.txt", () => deep.some((e) => e.name === "sub/deep.txt"));
+  await recursive.stop();
   ok("watch a directory");
 
   // Uploads over 10 MB: multipart and octet-stream.
@@ -190,6 +195,22 @@ async function lifecycle() {
   const a = await Sandbox.connect(idA);
   const b = await Sandbox.connect(idB);
   await b.files.write("/tmp/keep.txt", "kept");
+
+  // An envd call wakes a paused sandbox (Aegis wakes on demand). A paused
+  // sandbox does not age: its lifetime, passed while paused, starts afresh.
+  await b.setTimeout(10_000);
+  assert.equal(await b.pause(), true);
+  assert.equal(await b.pause(), false);
+  assert.equal((await Sandbox.getInfo(idB)).state, "paused");
+  await sleep(11_000);
+  assert.equal((await Sandbox.getInfo(idB)).state, "paused");
+  assert.equal(await b.files.read("/tmp/keep.txt"), "kept");
+  await sleep(1_500);
+  const woken = await Sandbox.getInfo(idB);
+  assert.equal(woken.state, "running");
+  assert.ok(woken.endAt.getTime() > Date.now(), `endAt ${woken.endAt.toISOString()} is not after now`);
+  await b.setTimeout(600_000);
+  ok("envd wakes a paused sandbox");
 
   // Pause, then Sandbox.connect: the files are still there.
   assert.equal(await b.pause(), true);
