@@ -254,6 +254,7 @@ function filesystemRpc(deps: EnvdDeps, id: string, method: string, req: Request)
         await new Promise<void>((resolve, reject) => {
           fs.watch(id, r, (ev) => sink.send({ filesystem: ev }), reject).then((stop) => {
             sink.send({ start: {} });
+            // The client is gone: unwatch in the guest; if the VM went away too, there is nothing left to unwatch.
             const end = () => {
               stop().then(resolve, resolve);
             };

@@ -15,9 +15,10 @@
  * `/bin/bash -i -l`; a rootfs without bash (the busybox base, Alpine) runs
  * them with `/bin/sh` instead, which takes the same flags.
  */
+import { RpcError } from "../../api/jsonrpc.ts";
 import { ConnectError } from "./connect.ts";
 import type { GuestProcess } from "../../vmm/guest-process.ts";
-import { startGuestProcess } from "../../vmm/guest-process.ts";
+import { isSpawnFailure, startInInstance } from "../instances/exec.ts";
 import type { InstancesService } from "../instances/service.ts";
 
 /** Output bytes of one process kept for a later `Connect`. */
@@ -113,7 +114,11 @@ export class SandboxProcesses {
       if (!rt.vm) throw new ConnectError("unavailable", `sandbox ${id} has no running VM`);
       bash = await rt.vm.channel.call("fs.stat", { path: "/bin/bash" }).then(
         () => true,
-        () => false,
+        (err: unknown) => {
+          // Only "no such file" means no bash; a VM that went away is an error of its own.
+          if (err instanceof RpcError && (err.data as { errno?: string } | undefined)?.errno === "ENOENT") return false;
+          throw err;
+        },
       );
       this.hasBash.set(id, bash);
     }
@@ -124,14 +129,11 @@ export class SandboxProcesses {
   async start(id: string, spec: StartSpec, listener: Listener): Promise<number> {
     const table = this.table(id);
     if ([...table.values()].filter((e) => !e.end).length >= MAX_PROCESSES) throw new ConnectError("resource_exhausted", `sandbox ${id} already runs ${MAX_PROCESSES} processes`);
-    const rt = await this.instances.ensureRunning(id);
-    if (!rt.vm) throw new ConnectError("unavailable", `sandbox ${id} has no running VM`);
-    const base = await this.instances.commandEnvironment(id);
     const program = await this.program(id, spec.cmd);
     let entry: Entry | undefined;
-    const early: ProcessEvent[] = [];
+    const early: { ev: ProcessEvent; bytes: number }[] = [];
     const push = (ev: ProcessEvent, bytes: number) => {
-      if (!entry) return void early.push(ev);
+      if (!entry) return void early.push({ ev, bytes });
       entry.replay.push({ ev, bytes });
       entry.replayBytes += bytes;
       while (entry.replayBytes > REPLAY_BYTES && entry.replay.length > 1) entry.replayBytes -= entry.replay.shift()!.bytes;
@@ -141,19 +143,16 @@ export class SandboxProcesses {
     this.instances.activity.started(id);
     let proc: GuestProcess;
     try {
-      proc = await startGuestProcess(rt.vm.channel, {
-        argv: [program, ...spec.args],
-        env: { ...base.env, ...spec.envs },
-        cwd: spec.cwd ?? base.cwd,
-        user: spec.user ?? base.user,
-        stdin: spec.stdin || spec.pty !== undefined,
-        ...(spec.pty ? { tty: spec.pty } : {}),
-        onStdout: out("stdout"),
-        onStderr: out("stderr"),
-      });
+      proc = await startInInstance(
+        this.instances,
+        id,
+        { command: [program, ...spec.args], env: spec.envs, ...(spec.cwd !== undefined ? { cwd: spec.cwd } : {}), ...(spec.user !== undefined ? { user: spec.user } : {}) },
+        { stdin: spec.stdin || spec.pty !== undefined, ...(spec.pty ? { tty: spec.pty } : {}), onStdout: out("stdout"), onStderr: out("stderr") },
+      );
     } catch (err) {
       this.instances.activity.ended(id);
-      throw new ConnectError("invalid_argument", `cannot start ${program}: ${(err as Error).message}`);
+      // The program cannot start (not found, unknown user): the caller's mistake; anything else is the sandbox's.
+      throw isSpawnFailure(err) ? new ConnectError("invalid_argument", `cannot start ${program}: ${err.message}`) : err;
     }
     entry = {
       pid: proc.pid,
@@ -168,7 +167,8 @@ export class SandboxProcesses {
     };
     table.set(proc.pid, entry);
     listener({ start: { pid: proc.pid } });
-    for (const ev of early) push(ev, 0);
+    // Output that arrived before the `run` reply (the guest may be quicker than the answer).
+    for (const e of early) push(e.ev, e.bytes);
     const e = entry;
     const finish = (end: ProcessEvent | Error) => {
       this.instances.activity.ended(id);
