@@ -1,0 +1,122 @@
+// @module daemon/ui/assets/ui
+// The UI's only script (no framework, no build step): action buttons, the
+// live event stream and the log follower. Everything the server sends is
+// either server-escaped HTML fragments (rows, summaries) or text that goes
+// through textContent, never innerHTML, so guest output cannot inject markup.
+"use strict";
+(function () {
+  const csrf = document.querySelector('meta[name="aegis-csrf"]').content;
+  const flash = document.getElementById("flash");
+  const live = document.getElementById("live");
+
+  function say(message, kind) {
+    flash.textContent = message;
+    flash.dataset.kind = kind || "error";
+  }
+
+  async function act(action, ref, body) {
+    const res = await fetch(`/instances/${encodeURIComponent(ref)}/${action}`, {
+      method: "POST",
+      headers: { "X-Aegis-CSRF": csrf, "content-type": "application/json" },
+      body: JSON.stringify(body || {}),
+    });
+    const reply = await res.json().catch(() => ({}));
+    if (!res.ok) {
+      const e = reply.error || {};
+      say(`${action} failed: ${e.message || res.status}${e.hint ? ` (${e.hint})` : ""}`);
+      return false;
+    }
+    say("", "ok");
+    return true;
+  }
+
+  document.addEventListener("click", (ev) => {
+    const b = ev.target.closest("button[data-action]");
+    if (!b) return;
+    if (b.dataset.confirm && !window.confirm(b.dataset.confirm)) return;
+    const body = b.dataset.port ? { port: Number(b.dataset.port) } : undefined;
+    b.disabled = true;
+    act(b.dataset.action, b.dataset.ref, body)
+      .then((ok) => {
+        if (ok && b.dataset.action === "delete" && document.querySelector("[data-summary]")) location.assign("/instances");
+      })
+      .finally(() => {
+        b.disabled = false;
+      });
+  });
+
+  document.addEventListener("submit", (ev) => {
+    const f = ev.target.closest("form[data-expose]");
+    if (!f) return;
+    ev.preventDefault();
+    act("expose", f.dataset.expose, { port: Number(new FormData(f).get("port")) });
+  });
+
+  function fragment(html) {
+    const t = document.createElement("template");
+    t.innerHTML = html;
+    return t.content.firstElementChild;
+  }
+
+  function onInstance(m) {
+    const row = document.querySelector(`tr[data-instance="${CSS.escape(m.id)}"]`);
+    const summary = document.querySelector(`section[data-summary="${CSS.escape(m.id)}"]`);
+    if (m.deleted) {
+      if (row) row.remove();
+      if (summary) say("this instance was deleted");
+      return;
+    }
+    if (row) row.replaceWith(fragment(m.row));
+    else {
+      const list = document.querySelector('table[data-live-list="instances"] tbody');
+      if (list) list.append(fragment(m.row));
+    }
+    if (summary) {
+      summary.replaceWith(fragment(m.summary));
+      if (m.state === "running" && logs && logs.ended) followLogs(true);
+    }
+  }
+
+  function connect() {
+    const es = new EventSource("/events");
+    es.addEventListener("hello", () => {
+      live.dataset.live = "on";
+      live.textContent = "live";
+    });
+    es.addEventListener("instance", (ev) => onInstance(JSON.parse(ev.data)));
+    es.onerror = () => {
+      live.dataset.live = "off";
+      live.textContent = "reconnecting…";
+    };
+  }
+
+  const pre = document.getElementById("logs");
+  let logs = null;
+  function followLogs(fresh) {
+    if (!pre) return;
+    if (fresh) pre.textContent = "";
+    const es = new EventSource(pre.dataset.logs);
+    logs = { es, ended: false };
+    const append = (text, cls) => {
+      const span = document.createElement("span");
+      if (cls) span.className = cls;
+      span.textContent = text;
+      const atBottom = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
+      pre.append(span);
+      if (atBottom) pre.scrollTop = pre.scrollHeight;
+    };
+    es.addEventListener("line", (ev) => {
+      const l = JSON.parse(ev.data);
+      append(l.text, l.stream === "stderr" ? "stderr" : "");
+    });
+    es.addEventListener("skipped", (ev) => append(`[… ${JSON.parse(ev.data).lines} lines skipped; aegis logs has them all]\n`, "note"));
+    es.addEventListener("end", () => {
+      logs.ended = true;
+      es.close();
+      append("[output closed]\n", "note");
+    });
+  }
+
+  connect();
+  followLogs(false);
+})();

@@ -1,0 +1,77 @@
+/**
+ * @module daemon/ui/guard
+ * The web UI's front door, in front of every route (issue 18, "safe by
+ * construction"):
+ *
+ * 1. The Host header must name the UI itself (`127.0.0.1:PORT` or
+ *    `localhost:PORT`): a DNS-rebinding page whose name now resolves to
+ *    127.0.0.1 still sends its own name, and is refused.
+ * 2. Every request needs the per-AEGIS_HOME token. `aegis ui` opens
+ *    `/?token=T`; that request sets an HttpOnly SameSite=Strict cookie and
+ *    redirects to the same path without the token, so it does not linger in
+ *    the address bar or history. A wrong token is refused, not ignored.
+ * 3. State-changing requests (anything but GET/HEAD) also need the CSRF
+ *    header `X-Aegis-CSRF` (derived from the token, carried by the pages),
+ *    which a cross-site form or fetch cannot set; an `Origin` header, when
+ *    present, must be the UI's own.
+ * 4. Every response forbids framing, sniffing, referrers and caching, and
+ *    carries a CSP that allows only the UI's own script and styles.
+ */
+import type { MiddlewareHandler } from "hono";
+import { getCookie, setCookie } from "hono/cookie";
+import { csrfFor, sameSecret } from "./token.ts";
+
+/** Name of the session cookie. */
+export const COOKIE = "aegis_ui";
+/** Header carrying the CSRF value on state-changing requests. */
+export const CSRF_HEADER = "X-Aegis-CSRF";
+
+const CSP = [
+  "default-src 'none'",
+  "script-src 'self'",
+  "style-src 'self'",
+  "img-src 'self'",
+  "connect-src 'self'",
+  "form-action 'self'",
+  "frame-ancestors 'none'",
+  "base-uri 'none'",
+].join("; ");
+
+/** The Host values that name the UI on `port`. */
+export function ownHosts(port: number): string[] {
+  return [`127.0.0.1:${port}`, `localhost:${port}`];
+}
+
+function refuse(status: 401 | 403 | 421, message: string): Response {
+  return new Response(`${message}\n`, { status, headers: { "content-type": "text/plain; charset=utf-8", "cache-control": "no-store" } });
+}
+
+/** The guard middleware for a UI on `port()` with `token`. `port` is read per request (the listener may pick it). */
+export function uiGuard(token: string, port: () => number): MiddlewareHandler {
+  const csrf = csrfFor(token);
+  return async (c, next) => {
+    const hosts = ownHosts(port());
+    const host = (c.req.header("host") ?? "").toLowerCase();
+    if (!hosts.includes(host)) return refuse(421, `refused: Host "${host}" is not this UI (${hosts.join(" or ")})`);
+    const url = new URL(c.req.url);
+    const offered = url.searchParams.get("token");
+    if (offered !== null) {
+      if (!sameSecret(offered, token)) return refuse(403, "refused: wrong UI token; open the URL that `aegis ui` prints");
+      setCookie(c, COOKIE, token, { httpOnly: true, sameSite: "Strict", path: "/" });
+      url.searchParams.delete("token");
+      return c.redirect(`${url.pathname}${url.search}`, 303);
+    }
+    if (!sameSecret(getCookie(c, COOKIE), token)) return refuse(401, "refused: no UI session; open the URL that `aegis ui` prints");
+    if (c.req.method !== "GET" && c.req.method !== "HEAD") {
+      const origin = c.req.header("origin");
+      if (origin !== undefined && !hosts.some((h) => origin === `http://${h}`)) return refuse(403, `refused: Origin "${origin}" is not this UI`);
+      if (!sameSecret(c.req.header(CSRF_HEADER), csrf)) return refuse(403, `refused: missing or wrong ${CSRF_HEADER} header`);
+    }
+    await next();
+    c.header("content-security-policy", CSP);
+    c.header("x-frame-options", "DENY");
+    c.header("x-content-type-options", "nosniff");
+    c.header("referrer-policy", "no-referrer");
+    if (!c.res.headers.has("cache-control")) c.header("cache-control", "no-store");
+  };
+}
