@@ -4,6 +4,7 @@
  * client script (ui.js) and the one script and stylesheet, both served by
  * the UI itself (the CSP allows nothing else).
  */
+import { raw } from "hono/html";
 import type { Child } from "hono/jsx";
 
 /** The navigation entries, in order. */
@@ -19,8 +20,11 @@ const NAV = [
 
 /** A full page. `csrf` goes into a meta tag that ui.js sends back on every action. */
 export function Layout(props: { title: string; csrf: string; children: Child }) {
+  // The doctype keeps browsers out of quirks mode; JSX cannot express it.
   return (
-    <html lang="en">
+    <>
+      {raw("<!DOCTYPE html>")}
+      <html lang="en">
       <head>
         <meta charset="utf-8" />
         <meta name="aegis-csrf" content={props.csrf} />
@@ -42,7 +46,8 @@ export function Layout(props: { title: string; csrf: string; children: Child }) 
           {props.children}
         </main>
       </body>
-    </html>
+      </html>
+    </>
   );
 }
 
