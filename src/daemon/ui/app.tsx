@@ -21,8 +21,10 @@ import type { KitsService } from "../kits/service.ts";
 import type { LogStore } from "../logs/log-store.ts";
 import type { SecretsService } from "../secrets/service.ts";
 import type { TasksService } from "../tasks/service.ts";
+import type { TetherService } from "../tether/service.ts";
 import script from "./assets/ui.js" with { type: "text" };
 import style from "./assets/ui.css" with { type: "text" };
+import { chatEvents, sendChat } from "./chat.ts";
 import { uiGuard } from "./guard.ts";
 import { type InstanceContext, InstancePage, InstanceRow, InstancesPage, InstanceSummary } from "./pages/instances.tsx";
 import { AppsPage, ImagesPage, KitsPage, SecretsPage, StatusPage, TasksPage } from "./pages/tables.tsx";
@@ -43,6 +45,7 @@ export interface UiDeps {
   apps: AppsService;
   kits: KitsService;
   secrets: SecretsService;
+  tether: TetherService;
   status: () => Status;
   log: Logger;
 }
@@ -93,6 +96,8 @@ export function createUiApp(deps: UiDeps) {
     .get("/instances", (c) => c.html(<InstancesPage list={instances.list()} ctx={ctx()} csrf={csrf} />))
     .get("/instances/:id", (c) => c.html(<InstancePage i={instances.get(c.req.param("id"))} ctx={ctx()} csrf={csrf} />))
     .get("/instances/:id/logs", (c) => logEvents(c, deps.logs, instances.row(c.req.param("id")).id))
+    .post("/instances/:id/chat", async (c) => c.json({ ok: true, ...(await sendChat(c, deps.tether, instances.row(c.req.param("id")).id)) }, 202))
+    .get("/instances/:id/chat/stream", (c) => chatEvents(c, deps.tether, instances.row(c.req.param("id")).id))
     .post("/instances/:id/start", async (c) => c.json({ ok: true, instance: await instances.start(c.req.param("id")) }))
     .post("/instances/:id/resume", async (c) => c.json({ ok: true, instance: await instances.start(c.req.param("id")) }))
     .post("/instances/:id/pause", async (c) => c.json({ ok: true, instance: await instances.pause(c.req.param("id")) }))

@@ -117,6 +117,61 @@
     });
   }
 
+  // The tether chat: sent messages are shown at once; the agent's frames
+  // arrive on the chat stream and are threaded by `reply_to`.
+  const chat = document.getElementById("chat");
+  function startChat() {
+    if (!chat) return;
+    const box = document.getElementById("messages");
+    const presence = document.getElementById("presence");
+    const replies = new Map();
+    const bubble = (cls, text) => {
+      const div = document.createElement("div");
+      div.className = `msg ${cls}`;
+      div.textContent = text;
+      box.append(div);
+      box.scrollTop = box.scrollHeight;
+      return div;
+    };
+    const replyFor = (id) => {
+      const key = id || "?";
+      if (!replies.has(key)) replies.set(key, bubble("assistant", ""));
+      return replies.get(key);
+    };
+    document.getElementById("chat-form").addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      const input = ev.target.elements.text;
+      const text = input.value;
+      if (!text) return;
+      input.value = "";
+      bubble("user", text);
+      const res = await fetch(chat.dataset.chat, {
+        method: "POST",
+        headers: { "X-Aegis-CSRF": csrf, "content-type": "application/json" },
+        body: JSON.stringify({ text }),
+      });
+      const reply = await res.json().catch(() => ({}));
+      if (!res.ok) say(`send failed: ${(reply.error && reply.error.message) || res.status}`);
+    });
+    const es = new EventSource(`${chat.dataset.chat}/stream`);
+    es.addEventListener("frame", (ev) => {
+      const f = JSON.parse(ev.data);
+      if (f.type === "status.presence") {
+        presence.dataset.presence = f.payload.state;
+        presence.textContent = f.payload.state === "idle" ? "" : `${f.payload.state}…`;
+      } else if (f.type === "assistant.delta") {
+        replyFor(f.reply_to).textContent += f.payload.text;
+      } else if (f.type === "assistant.done") {
+        const b = replyFor(f.reply_to);
+        b.textContent = f.payload.text;
+        b.dataset.done = "true";
+        if (f.payload.error) b.dataset.error = `${f.payload.error.code}: ${f.payload.error.message}`;
+      }
+      box.scrollTop = box.scrollHeight;
+    });
+  }
+
   connect();
   followLogs(false);
+  startChat();
 })();

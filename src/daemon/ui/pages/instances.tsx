@@ -183,12 +183,30 @@ export function InstanceSummary(props: { i: Instance; ctx: InstanceContext }) {
   );
 }
 
+/** The tether chat with a kit instance's agent (driven by ui.js). */
+export function Chat(props: { i: Instance }) {
+  const id = encodeURIComponent(props.i.id);
+  return (
+    <section id="chat" data-chat={`/instances/${id}/chat`}>
+      <h2>
+        Chat <span id="presence" data-presence="idle"></span>
+      </h2>
+      <div id="messages"></div>
+      <form id="chat-form">
+        <input name="text" type="text" autocomplete="off" placeholder={`Message ${props.i.handle}`} required />
+        <button type="submit">Send</button>
+      </form>
+    </section>
+  );
+}
+
 /** One instance's page: summary, then its output following live. */
 export function InstancePage(props: { i: Instance; ctx: InstanceContext; csrf: string }) {
   const { i } = props;
   return (
     <Layout title={`Instance ${i.handle}`} csrf={props.csrf}>
       <InstanceSummary i={i} ctx={props.ctx} />
+      {i.kit !== null ? <Chat i={i} /> : null}
       <h2>Output</h2>
       <pre id="logs" data-logs={`/instances/${encodeURIComponent(i.id)}/logs`}></pre>
     </Layout>

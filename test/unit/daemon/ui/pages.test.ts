@@ -1,4 +1,5 @@
 import { describe, expect, it } from "bun:test";
+import { TetherStore } from "../../../../src/daemon/tether/store.ts";
 import { instanceRow, testUi } from "../../../helpers/ui-app.ts";
 
 /** Read an SSE response until `until` holds for the text so far (or fail after `ms`), then cancel it. */
@@ -135,6 +136,43 @@ describe("UI event streams", () => {
     expect(events(text, "line")).toEqual([
       { stream: "stdout", text: "before\n" },
       { stream: "stderr", text: "<b>live</b>\n" },
+    ]);
+  });
+});
+
+describe("UI tether chat", () => {
+  it("shows the chat only for kit instances, and sends a user.message on the ui channel", async () => {
+    using ui = testUi();
+    ui.table.insert(instanceRow("i-plain", "plain"));
+    const kitRow = instanceRow("i-agent", "agent");
+    kitRow.spec.kit = "agent";
+    ui.table.insert(kitRow);
+    expect(await (await ui.browse("/instances/plain")).text()).not.toContain('id="chat"');
+    expect(await (await ui.browse("/instances/agent")).text()).toContain('data-chat="/instances/i-agent/chat"');
+    const sent = await ui.browse("/instances/agent/chat", { method: "POST", body: JSON.stringify({ text: "hello" }) });
+    expect(sent.status).toBe(202);
+    const body = (await sent.json()) as any;
+    expect(body.seq).toBe(1);
+    const stored = new TetherStore(ui.api.services.db).findByMsgId("i-agent", "ingress", body.msg_id) as any;
+    expect(stored.session).toEqual({ channel: "ui", id: "ui" });
+    expect(stored.payload).toEqual({ text: "hello" });
+    for (const bad of ["{nope", JSON.stringify({ text: "" }), JSON.stringify({ text: "x", extra: 1 })]) {
+      expect((await ui.browse("/instances/agent/chat", { method: "POST", body: bad })).status).toBe(400);
+    }
+    expect((await ui.browse("/instances/agent/chat", { method: "POST", body: JSON.stringify({ text: "x" }), csrf: false })).status).toBe(403);
+  });
+  it("streams the guest's frames to the page", async () => {
+    using ui = testUi();
+    ui.table.insert(instanceRow("i-a", "a", { state: "running" }));
+    const store = new TetherStore(ui.api.services.db);
+    const session = { channel: "ui", id: "ui" };
+    store.append("i-a", "egress", { v: 1, type: "assistant.delta", ts: new Date().toISOString(), session, msg_id: "d1", reply_to: "m1", payload: { text: "Hel" } });
+    store.append("i-a", "egress", { v: 1, type: "assistant.done", ts: new Date().toISOString(), session, msg_id: "d2", reply_to: "m1", payload: { text: "Hello" } });
+    const text = await readSse(await ui.browse("/instances/a/chat/stream"), (t) => events(t, "frame").length >= 2);
+    const frames = events(text, "frame");
+    expect(frames.map((f) => [f.type, f.reply_to, f.payload.text])).toEqual([
+      ["assistant.delta", "m1", "Hel"],
+      ["assistant.done", "m1", "Hello"],
     ]);
   });
 });
