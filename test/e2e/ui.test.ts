@@ -3,7 +3,8 @@
  * from Debian's chromium (headless, through puppeteer-core). The page shows
  * the started instance, pausing it from the page changes its state in the
  * page without a reload (the event stream), the instance page follows its
- * output live, and a browser without the token is refused.
+ * output live, the tether chat streams an Agent Kit instance's answer from
+ * the OpenAI stand-in, and a browser without the token is refused.
  *
  * Set AEGIS_UI_SCREENSHOT=path.png to save the instances page (README).
  */
@@ -12,7 +13,11 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import puppeteer, { type Browser } from "puppeteer-core";
-import { TestHome } from "../helpers/aegis.ts";
+import { FakeOpenAI } from "../fakes/openai.ts";
+import { repoRoot, TestHome } from "../helpers/aegis.ts";
+import { busyboxLayer, makeImage } from "../helpers/oci-build.ts";
+import { pushImage } from "../helpers/oci-push.ts";
+import { startRegistry, type TestRegistry } from "../helpers/registry.ts";
 
 // The callbacks passed to page.evaluate run in the browser; the project's lib is
 // not "dom" (it would clash with Bun's types), so name the browser globals here.
@@ -25,6 +30,8 @@ let home: TestHome;
 let browser: Browser;
 let url: string;
 let profile: string;
+let reg: TestRegistry;
+let openai: FakeOpenAI;
 
 function freePort(): number {
   const s = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
@@ -48,6 +55,8 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await browser?.close();
+  openai?.stop();
+  await reg?.[Symbol.asyncDispose]();
   if (profile) rmSync(profile, { recursive: true, force: true });
   await home?.[Symbol.asyncDispose]();
 }, T);
@@ -91,6 +100,47 @@ describe("aegis ui in a browser", () => {
     const first = await page.evaluate(() => document.getElementById("logs")!.textContent!.match(/tick-(\d+)/g)!.length);
     await page.waitForFunction((n) => (document.getElementById("logs")!.textContent!.match(/tick-(\d+)/g) ?? []).length > n + 2, { timeout: 30_000 }, first);
     await home.ok(["instance", "stop", "ticker"]);
+    await page.close();
+  }, T);
+
+  it("streams the agent's answer in the tether chat of an Agent Kit instance, with presence", async () => {
+    reg = await startRegistry();
+    await pushImage({ base: reg.base, repo: "e2e/ui-agent" }, makeImage([await busyboxLayer()], { env: ["PATH=/bin:/sbin"] }), "v1");
+    openai = new FakeOpenAI({ apiKey: "sk-test" });
+    // A slow stream, so the page shows the answer growing before it is done.
+    openai.replies.push({ chunks: ["Hello ", "from ", "the ", "agent"], delayMs: 400 });
+    await home.ok(["kit", "install", join(repoRoot, "kits/agent.yaml")]);
+    await home.ok(["secret", "set", "OPENAI_API_KEY", "sk-test"]);
+    await home.ok([
+      "instance", "start", "--kit", "agent", "--name", "helper", "--image", `${reg.host}/e2e/ui-agent:v1`,
+      "--secret", "OPENAI_API_KEY", "--env", `OPENAI_BASE_URL=${openai.baseUrl.replace("127.0.0.1", "10.0.2.2")}`, "--pause-after", "0",
+    ]);
+    const page = await browser.newPage();
+    await page.goto(url, { waitUntil: "domcontentloaded" });
+    await page.goto(new URL("/instances/helper", url).href.replace(/\?.*$/, ""), { waitUntil: "domcontentloaded" });
+    // Record what the page shows as it changes: presence states and the growing answer.
+    await page.evaluate(() => {
+      const seen: { presence: string[]; answers: string[] } = { presence: [], answers: [] };
+      window.seen = seen;
+      new window.MutationObserver(() => {
+        const p = document.getElementById("presence").dataset.presence;
+        if (seen.presence.at(-1) !== p) seen.presence.push(p);
+        const a = document.querySelector("#messages .msg.assistant")?.textContent;
+        if (a && seen.answers.at(-1) !== a) seen.answers.push(a);
+      }).observe(document.getElementById("chat"), { subtree: true, childList: true, characterData: true, attributes: true });
+    });
+    await page.type("#chat-form input", "hi there");
+    await page.click('#chat-form button[type="submit"]');
+    await page.waitForFunction(() => document.querySelector("#messages .msg.assistant")?.dataset.done === "true", { timeout: 120_000 });
+    const shown = await page.evaluate(() => ({ user: document.querySelector("#messages .msg.user").textContent, answer: document.querySelector("#messages .msg.assistant").textContent, seen: window.seen }));
+    expect(shown.user).toBe("hi there");
+    expect(shown.answer).toBe("Hello from the agent");
+    // It streamed: partial answers were on the page before the whole one.
+    expect(shown.seen.answers.length).toBeGreaterThan(1);
+    expect(shown.seen.answers.at(-1)).toBe("Hello from the agent");
+    expect(shown.seen.presence.some((p: string) => p === "thinking" || p === "typing")).toBe(true);
+    expect((openai.requests.at(-1)!.body as { messages: { role: string; content: string }[] }).messages.at(-1)!.content).toContain("hi there");
+    await home.ok(["instance", "stop", "helper"]);
     await page.close();
   }, T);
 
