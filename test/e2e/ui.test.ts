@@ -88,6 +88,21 @@ describe("aegis ui in a browser", () => {
     await home.ok(["instance", "stop", "sleeper"]);
     await page.waitForFunction(() => document.querySelector('tr[data-instance] [data-field="state"]')?.textContent === "stopped", { timeout: 60_000 });
     expect(await page.evaluate(() => (window as unknown as { marker?: number }).marker)).toBe(42);
+    // Delete asks first: dismissing keeps the instance, accepting deletes it and the row goes.
+    const answers = [false, true];
+    const dialogs: string[] = [];
+    page.on("dialog", (d) => {
+      dialogs.push(d.message());
+      void (answers.shift() ? d.accept() : d.dismiss());
+    });
+    await page.click('tr[data-instance] button[data-action="delete"]');
+    await Bun.sleep(500);
+    expect(dialogs[0]).toContain("Delete instance sleeper?");
+    expect(JSON.parse((await home.ok(["instance", "info", "sleeper", "--json"])).stdout).state).toBe("stopped");
+    await page.click('tr[data-instance] button[data-action="delete"]');
+    await page.waitForFunction(() => document.querySelector("tr[data-instance]") === null, { timeout: 30_000 });
+    expect((await home.run(["instance", "info", "sleeper"])).code).not.toBe(0);
+    expect(await page.evaluate(() => (window as unknown as { marker?: number }).marker)).toBe(42);
     await page.close();
   }, T);
 
@@ -99,6 +114,14 @@ describe("aegis ui in a browser", () => {
     await page.waitForFunction(() => /tick-\d+/.test(document.getElementById("logs")?.textContent ?? ""), { timeout: 60_000 });
     const first = await page.evaluate(() => document.getElementById("logs")!.textContent!.match(/tick-(\d+)/g)!.length);
     await page.waitForFunction((n) => (document.getElementById("logs")!.textContent!.match(/tick-(\d+)/g) ?? []).length > n + 2, { timeout: 30_000 }, first);
+    // A command run from the page streams its output and exit code back.
+    await page.type("#exec-form input", "echo hello-$((40+2)); echo oops >&2; exit 3");
+    await page.click('#exec-form button[type="submit"]');
+    await page.waitForFunction(() => document.getElementById("exec-output").dataset.state === "done", { timeout: 60_000 });
+    const out = await page.evaluate(() => document.getElementById("exec-output").textContent);
+    expect(out).toContain("hello-42\n");
+    expect(out).toContain("oops\n");
+    expect(out).toContain("[exit 3]");
     await home.ok(["instance", "stop", "ticker"]);
     await page.close();
   }, T);

@@ -9,9 +9,10 @@
 import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { z } from "zod";
-import { AppError, InvalidRequest, isAppError } from "../../api/errors.ts";
+import { AppError, isAppError } from "../../api/errors.ts";
 import type { Status } from "../../api/schema/status.ts";
 import type { Logger } from "../api/deps.ts";
+import { jsonBody } from "../api/validate.ts";
 import type { AppsService } from "../apps/service.ts";
 import type { EventBus } from "../events.ts";
 import type { ImagesService } from "../images/service.ts";
@@ -28,6 +29,7 @@ import { chatEvents, sendChat } from "./chat.ts";
 import { uiGuard } from "./guard.ts";
 import { type InstanceContext, InstancePage, InstanceRow, InstancesPage, InstanceSummary } from "./pages/instances.tsx";
 import { AppsPage, ImagesPage, KitsPage, SecretsPage, StatusPage, TasksPage } from "./pages/tables.tsx";
+import { execRun, pullRun } from "./runs.ts";
 import { logEvents, instanceEvents } from "./sse.ts";
 import { csrfFor } from "./token.ts";
 
@@ -51,19 +53,6 @@ export interface UiDeps {
 }
 
 const PortBody = z.object({ port: z.number().int().min(1, "ports must be 1-65535").max(65535, "ports must be 1-65535") }).strict();
-
-async function portBody(req: Request): Promise<number> {
-  let body: unknown;
-  try {
-    body = await req.json();
-  } catch {
-    // A body that is not JSON is the client's mistake, reported as such (never a 500).
-    throw new InvalidRequest("request body is not JSON", 'send {"port": N}');
-  }
-  const parsed = PortBody.safeParse(body);
-  if (!parsed.success) throw new InvalidRequest(`invalid body: ${parsed.error.issues.map((i) => i.message).join("; ")}`, 'send {"port": N}');
-  return parsed.data.port;
-}
 
 /** Build the UI app. */
 export function createUiApp(deps: UiDeps) {
@@ -98,6 +87,8 @@ export function createUiApp(deps: UiDeps) {
     .get("/instances/:id/logs", (c) => logEvents(c, deps.logs, instances.row(c.req.param("id")).id))
     .post("/instances/:id/chat", async (c) => c.json({ ok: true, ...(await sendChat(c, deps.tether, instances.row(c.req.param("id")).id)) }, 202))
     .get("/instances/:id/chat/stream", (c) => chatEvents(c, deps.tether, instances.row(c.req.param("id")).id))
+    .post("/instances/:id/exec", (c) => execRun(c, instances, c.req.param("id")))
+    .post("/images/pull", (c) => pullRun(c, deps.images, deps.log))
     .post("/instances/:id/start", async (c) => c.json({ ok: true, instance: await instances.start(c.req.param("id")) }))
     .post("/instances/:id/resume", async (c) => c.json({ ok: true, instance: await instances.start(c.req.param("id")) }))
     .post("/instances/:id/pause", async (c) => c.json({ ok: true, instance: await instances.pause(c.req.param("id")) }))
@@ -106,8 +97,8 @@ export function createUiApp(deps: UiDeps) {
       await instances.delete(c.req.param("id"));
       return c.json({ ok: true });
     })
-    .post("/instances/:id/expose", async (c) => c.json({ ok: true, instance: await exposePort(instances, c.req.param("id"), await portBody(c.req.raw)) }))
-    .post("/instances/:id/unexpose", async (c) => c.json({ ok: true, instance: await unexposePort(instances, c.req.param("id"), await portBody(c.req.raw)) }))
+    .post("/instances/:id/expose", async (c) => c.json({ ok: true, instance: await exposePort(instances, c.req.param("id"), (await jsonBody(c, PortBody)).port) }))
+    .post("/instances/:id/unexpose", async (c) => c.json({ ok: true, instance: await unexposePort(instances, c.req.param("id"), (await jsonBody(c, PortBody)).port) }))
     .get("/tasks", (c) => c.html(<TasksPage tasks={deps.tasks.list(200)} csrf={csrf} />))
     .get("/images", (c) => c.html(<ImagesPage images={deps.images.list()} csrf={csrf} />))
     .get("/apps", (c) => c.html(<AppsPage apps={deps.apps.list()} csrf={csrf} />))

@@ -14,8 +14,8 @@
 import type { Context } from "hono";
 import { streamSSE } from "hono/streaming";
 import { z } from "zod";
-import { InvalidRequest } from "../../api/errors.ts";
 import { MAX_FRAME_TEXT } from "../../api/schema/tether.ts";
+import { jsonBody } from "../api/validate.ts";
 import type { TetherService } from "../tether/service.ts";
 
 /** The UI's tether session. */
@@ -25,16 +25,8 @@ const ChatBody = z.object({ text: z.string().min(1, "must not be empty").max(MAX
 
 /** Send the page's message; answers the stored `{msg_id, seq}`. */
 export async function sendChat(c: Context, tether: TetherService, ref: string): Promise<{ msg_id: string; seq: number }> {
-  let body: unknown;
-  try {
-    body = await c.req.json();
-  } catch {
-    // Not JSON: the client's mistake, a 400 (never a 500).
-    throw new InvalidRequest("request body is not JSON", 'send {"text": "..."}');
-  }
-  const parsed = ChatBody.safeParse(body);
-  if (!parsed.success) throw new InvalidRequest(`invalid message: text ${parsed.error.issues.map((i) => i.message).join("; ")}`, 'send {"text": "..."}');
-  return tether.ingress(ref, { v: 1, type: "user.message", session: { ...UI_SESSION }, payload: { text: parsed.data.text } });
+  const { text } = await jsonBody(c, ChatBody);
+  return tether.ingress(ref, { v: 1, type: "user.message", session: { ...UI_SESSION }, payload: { text } });
 }
 
 /** `frame` events: the guest's frames as stored (type, seq, reply_to, session, payload). */

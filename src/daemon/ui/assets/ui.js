@@ -171,6 +171,83 @@
     });
   }
 
+  // POST a JSON body and hand each NDJSON line of the answer to `onLine`.
+  async function streamNdjson(url, body, onLine) {
+    const res = await fetch(url, { method: "POST", headers: { "X-Aegis-CSRF": csrf, "content-type": "application/json" }, body: JSON.stringify(body) });
+    if (!res.ok) {
+      const e = (await res.json().catch(() => ({}))).error || {};
+      throw new Error(`${e.message || res.status}${e.hint ? ` (${e.hint})` : ""}`);
+    }
+    const reader = res.body.getReader();
+    const dec = new TextDecoder();
+    let buf = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buf += dec.decode(value, { stream: true });
+      const lines = buf.split("\n");
+      buf = lines.pop();
+      for (const l of lines) if (l) onLine(JSON.parse(l));
+    }
+  }
+
+  function decodeChunk(line) {
+    if (line.text !== undefined) return line.text;
+    const bin = atob(line.data || "");
+    return new TextDecoder().decode(Uint8Array.from(bin, (ch) => ch.charCodeAt(0)));
+  }
+
+  const execForm = document.getElementById("exec-form");
+  if (execForm) {
+    const outEl = document.getElementById("exec-output");
+    execForm.addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      const command = new FormData(execForm).get("command");
+      outEl.textContent = "";
+      outEl.dataset.state = "running";
+      const add = (text, cls) => {
+        const span = document.createElement("span");
+        if (cls) span.className = cls;
+        span.textContent = text;
+        outEl.append(span);
+      };
+      streamNdjson(execForm.dataset.exec, { command: ["sh", "-c", command] }, (l) => {
+        if (l.type === "output") add(decodeChunk(l), l.stream === "stderr" ? "stderr" : "");
+        else if (l.type === "exit") {
+          add(`[exit ${l.code}${l.signal ? ` ${l.signal}` : ""}${l.timed_out ? ", timed out" : ""}]\n`, "note");
+          outEl.dataset.exit = String(l.code);
+        } else if (l.type === "error") add(`[error: ${l.error.message}]\n`, "stderr");
+      })
+        .catch((err) => add(`[${err.message}]\n`, "stderr"))
+        .finally(() => (outEl.dataset.state = "done"));
+    });
+  }
+
+  const pullForm = document.getElementById("pull-form");
+  if (pullForm) {
+    const outEl = document.getElementById("pull-output");
+    pullForm.addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      const ref = new FormData(pullForm).get("ref");
+      outEl.textContent = `pulling ${ref}\n`;
+      const layers = new Map();
+      const render = (tail) => {
+        const rows = [...layers].map(([d, p]) => `${d.slice(7, 19)}  ${p}`);
+        outEl.textContent = [`pulling ${ref}`, ...rows, tail || ""].join("\n");
+      };
+      streamNdjson("/images/pull", { ref }, (l) => {
+        if (l.type === "progress") {
+          const p = l.progress;
+          if (p.layer) layers.set(p.layer, p.total ? `${Math.round(((p.bytes || 0) * 100) / p.total)}% of ${p.total} bytes` : `${p.phase} ${p.bytes || 0} bytes`);
+          render(p.layer ? "" : p.phase);
+        } else if (l.type === "done") {
+          render(`done: ${l.image.ref} ${l.image.digest}`);
+          setTimeout(() => location.reload(), 800);
+        } else if (l.type === "error") render(`error: ${l.error.message}${l.error.hint ? ` (${l.error.hint})` : ""}`);
+      }).catch((err) => render(`error: ${err.message}`));
+    });
+  }
+
   connect();
   followLogs(false);
   startChat();

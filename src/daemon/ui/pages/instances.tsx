@@ -207,6 +207,12 @@ export function InstancePage(props: { i: Instance; ctx: InstanceContext; csrf: s
     <Layout title={`Instance ${i.handle}`} csrf={props.csrf}>
       <InstanceSummary i={i} ctx={props.ctx} />
       {i.kit !== null ? <Chat i={i} /> : null}
+      <h2>Run a command</h2>
+      <form id="exec-form" data-exec={`/instances/${encodeURIComponent(i.id)}/exec`}>
+        <input name="command" type="text" autocomplete="off" placeholder="sh -c command line, e.g. ls -l /" required />
+        <button type="submit">Run</button>
+      </form>
+      <pre id="exec-output" class="output"></pre>
       <h2>Output</h2>
       <pre id="logs" data-logs={`/instances/${encodeURIComponent(i.id)}/logs`}></pre>
     </Layout>

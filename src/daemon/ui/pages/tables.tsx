@@ -34,6 +34,11 @@ export function TasksPage(props: { tasks: Task[]; csrf: string }) {
 export function ImagesPage(props: { images: ImageRecord[]; csrf: string }) {
   return (
     <Layout title="Images" csrf={props.csrf}>
+      <form id="pull-form">
+        <input name="ref" type="text" autocomplete="off" placeholder="alpine:3.21" required />
+        <button type="submit">Pull</button>
+      </form>
+      <pre id="pull-output" class="output"></pre>
       <Table
         head={["Reference", "Digest", "Platform", "Size", "Root fs", "Pulled"]}
         rows={props.images.map((i) => [i.ref, i.digest.slice(0, 19), i.platform, mib(i.size), mib(i.rootfs_size), i.created_at])}

@@ -176,3 +176,26 @@ describe("UI tether chat", () => {
     ]);
   });
 });
+
+describe("UI runs (exec, image pull)", () => {
+  it("validates exec requests before starting anything, and answers unknown instances with 404", async () => {
+    using ui = testUi();
+    ui.table.insert(instanceRow("i-x", "x"));
+    expect((await ui.browse("/instances/x/exec", { method: "POST", body: JSON.stringify({ command: [] }) })).status).toBe(400);
+    expect((await ui.browse("/instances/x/exec", { method: "POST", body: JSON.stringify({ command: ["ls"], colour: 1 }) })).status).toBe(400);
+    expect((await ui.browse("/instances/nope/exec", { method: "POST", body: JSON.stringify({ command: ["ls"] }) })).status).toBe(404);
+    expect((await ui.browse("/instances/x/exec", { method: "POST", body: JSON.stringify({ command: ["ls"] }), csrf: false })).status).toBe(403);
+    expect(ui.api.services.instances.get("x").state).toBe("stopped");
+  });
+  it("refuses a bad image reference with 400 and streams a failed pull's error", async () => {
+    using ui = testUi();
+    const bad = await ui.browse("/images/pull", { method: "POST", body: JSON.stringify({ ref: "UPPER/Case::x" }) });
+    expect(bad.status).toBe(400);
+    const res = await ui.browse("/images/pull", { method: "POST", body: JSON.stringify({ ref: "127.0.0.1:1/nothing/here:v1" }) });
+    expect(res.status).toBe(200);
+    const lines = (await res.text()).trim().split("\n").map((l) => JSON.parse(l));
+    expect(lines.at(-1).type).toBe("error");
+    expect(lines.at(-1).error.message.length).toBeGreaterThan(0);
+    expect(ui.api.services.images.list()).toEqual([]);
+  });
+});
