@@ -23,6 +23,7 @@ import { type Services, createServices, locateProgram } from "./services.ts";
 import { checkSocketPath, probeSocket, readPidFile, unlinkIfExists } from "../control/socket.ts";
 import { ensureStateDirs } from "../control/state-dirs.ts";
 import { isolationSupport, reapStaleSlots } from "../vmm/network/index.ts";
+import { hostChecks } from "../doctor/checks.ts";
 import { UiServer, uiPortFromEnv } from "./ui/server.ts";
 
 /**
@@ -97,7 +98,7 @@ export class Daemon {
     if (this.routing) this.routing.local = (target, req) => (target.guestPort === ENVD_PORT && e2b.isSandbox(target.instanceId) ? e2b.envd(target.instanceId, req) : null);
     const status = () => this.status(services, backend, router);
     // The web UI listens only once `aegis ui` asks (POST /v1/ui); see daemon/ui/server.ts.
-    const ui = new UiServer(this.paths.data, { ...services, log: this.log, status });
+    const ui = new UiServer(this.paths.data, { ...services, log: this.log, status, doctor: hostChecks });
     this.ui = ui;
     const app = createApp({ ...services, log: this.log, status, e2bEnv: () => e2b.env(), ui: { start: (port) => ui.start(port ?? uiPortFromEnv()) } });
     // idleTimeout 0: streaming responses (logs, tether) may be quiet for long

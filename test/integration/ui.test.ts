@@ -37,6 +37,9 @@ describe("aegis ui", () => {
     expect(page.status).toBe(200);
     const html = await page.text();
     expect(html).toContain("<title>Instances · Aegis</title>");
+    const status = await (await fetch(`${base}/status`, { headers: { cookie } })).text();
+    expect(status).toContain("<h2>Doctor</h2>");
+    expect(status).toMatch(/<td>QEMU<\/td><td>(yes|NO)<\/td>/);
     const rebound = await fetch(`${base}/instances`, { headers: { cookie, host: `rebind.example:${port}` } });
     expect(rebound.status).toBe(421);
     const csrf = /name="aegis-csrf" content="([0-9a-f]{64})"/.exec(html)![1]!;

@@ -11,6 +11,7 @@ import { HTTPException } from "hono/http-exception";
 import { z } from "zod";
 import { AppError, isAppError } from "../../api/errors.ts";
 import type { Status } from "../../api/schema/status.ts";
+import type { Check } from "../../doctor/checks.ts";
 import type { Logger } from "../api/deps.ts";
 import { jsonBody } from "../api/validate.ts";
 import type { AppsService } from "../apps/service.ts";
@@ -49,6 +50,8 @@ export interface UiDeps {
   secrets: SecretsService;
   tether: TetherService;
   status: () => Status;
+  /** The host checks of `aegis doctor` (doctor/checks.ts), shown on the status page. */
+  doctor: () => Check[];
   log: Logger;
 }
 
@@ -108,7 +111,7 @@ export function createUiApp(deps: UiDeps) {
       for (const a of deps.apps.list()) scopes.push({ label: `app ${a.name}`, secrets: deps.secrets.list({ kind: "app", appId: a.id }) });
       return c.html(<SecretsPage scopes={scopes} csrf={csrf} />);
     })
-    .get("/status", (c) => c.html(<StatusPage status={deps.status()} csrf={csrf} />));
+    .get("/status", (c) => c.html(<StatusPage status={deps.status()} checks={deps.doctor()} csrf={csrf} />));
 
   app.notFound((c) => c.json(new AppError("not_found", `no such page: ${c.req.method} ${new URL(c.req.url).pathname}`).toJSON(), 404));
   app.onError((err, c) => {

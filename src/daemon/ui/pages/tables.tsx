@@ -11,6 +11,7 @@ import type { z } from "zod";
 import type { SecretInfo } from "../../../api/schema/secrets.ts";
 import type { Status } from "../../../api/schema/status.ts";
 import type { Task } from "../../../api/schema/tasks.ts";
+import type { Check } from "../../../doctor/checks.ts";
 import { Layout, Table } from "./layout.tsx";
 
 function mib(bytes: number): string {
@@ -93,11 +94,11 @@ export function SecretsPage(props: { scopes: { label: string; secrets: z.infer<t
   );
 }
 
-/** The daemon's status. */
-export function StatusPage(props: { status: Status; csrf: string }) {
+/** The daemon's status and the host checks of `aegis doctor`. */
+export function StatusPage(props: { status: Status; checks: Check[]; csrf: string }) {
   const s = props.status;
   return (
-    <Layout title="Daemon status" csrf={props.csrf}>
+    <Layout title="Daemon status and doctor" csrf={props.csrf}>
       <Table
         head={["Field", "Value"]}
         rows={[
@@ -119,6 +120,8 @@ export function StatusPage(props: { status: Status; csrf: string }) {
         rows={s.daemons.map((d) => [d.name, d.kit, d.state, d.pid === null ? "-" : String(d.pid), String(d.restarts), d.last_exit === null ? "-" : String(d.last_exit)])}
         empty="No kit daemons."
       />
+      <h2>Doctor</h2>
+      <Table head={["Check", "OK", "Detail"]} rows={props.checks.map((c) => [c.name, c.ok ? "yes" : "NO", c.detail])} empty="" />
     </Layout>
   );
 }

@@ -75,6 +75,7 @@ describe("UI pages", () => {
       ["/apps", "No apps."],
       ["/kits", "No kits installed."],
       ["/status", "http://127.0.0.1:8099"],
+      ["/status", "found at /usr/bin/qemu-system-x86_64"],
     ] as const) {
       const res = await ui.browse(path);
       expect(res.status).toBe(200);
