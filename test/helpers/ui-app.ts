@@ -60,7 +60,7 @@ export function testUi() {
   const browse = (path: string, init: RequestInit & { csrf?: boolean; host?: string } = {}) => {
     const headers = new Headers(init.headers);
     if (!headers.has("host")) headers.set("host", init.host ?? `127.0.0.1:${UI_PORT}`);
-    if (!headers.has("cookie")) headers.set("cookie", `aegis_ui=${token}`);
+    if (!headers.has("cookie")) headers.set("cookie", `aegis_ui_${UI_PORT}=${token}`);
     if (init.method && init.method !== "GET" && init.csrf !== false && !headers.has("x-aegis-csrf")) headers.set("x-aegis-csrf", csrfFor(token));
     return app.request(`${origin}${path}`, { ...init, headers });
   };

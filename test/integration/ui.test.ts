@@ -32,7 +32,7 @@ describe("aegis ui", () => {
     const exchange = await fetch(url, { redirect: "manual" });
     expect(exchange.status).toBe(303);
     const cookie = (exchange.headers.get("set-cookie") ?? "").split(";")[0]!;
-    expect(cookie).toBe(`aegis_ui=${token}`);
+    expect(cookie).toBe(`aegis_ui_${port}=${token}`);
     const page = await fetch(`${base}/instances`, { headers: { cookie } });
     expect(page.status).toBe(200);
     const html = await page.text();

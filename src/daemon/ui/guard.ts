@@ -16,13 +16,31 @@
  *    present, must be the UI's own.
  * 4. Every response forbids framing, sniffing, referrers and caching, and
  *    carries a CSP that allows only the UI's own script and styles.
+ *
+ * Known limit: a cookie for 127.0.0.1 is sent to every port of 127.0.0.1.
+ * The router strips it (router/headers.ts), but a raw TCP public port
+ * (`--expose PUBLIC:GUEST`) opened in the same browser forwards it to the
+ * guest untouched; a guest that can also reach the host's loopback (QEMU
+ * user networking maps 10.0.2.2 to it) could then use the UI. Guests'
+ * access to the host's loopback is the network policy's to close.
  */
 import type { MiddlewareHandler } from "hono";
 import { getCookie, setCookie } from "hono/cookie";
 import { csrfFor, sameSecret } from "./token.ts";
 
-/** Name of the session cookie. */
-export const COOKIE = "aegis_ui";
+/**
+ * Prefix of the session cookie's name; the full name adds the port,
+ * `aegis_ui_8098`. Browsers do not scope cookies by port, so two homes' UIs
+ * on one machine would otherwise overwrite each other's cookie, and every
+ * other service on 127.0.0.1 receives it: the router drops cookies with this
+ * prefix before proxying to a guest (router/headers.ts).
+ */
+export const COOKIE_PREFIX = "aegis_ui";
+
+/** The session cookie's name for a UI on `port`. */
+export function cookieName(port: number): string {
+  return `${COOKIE_PREFIX}_${port}`;
+}
 /** Header carrying the CSRF value on state-changing requests. */
 export const CSRF_HEADER = "X-Aegis-CSRF";
 
@@ -51,6 +69,7 @@ export function uiGuard(token: string, port: () => number): MiddlewareHandler {
   const csrf = csrfFor(token);
   return async (c, next) => {
     const hosts = ownHosts(port());
+    const COOKIE = cookieName(port());
     const host = (c.req.header("host") ?? "").toLowerCase();
     if (!hosts.includes(host)) return refuse(421, `refused: Host "${host}" is not this UI (${hosts.join(" or ")})`);
     const url = new URL(c.req.url);

@@ -28,7 +28,7 @@ describe("UI guard", () => {
     const none = await ui.browse("/instances", { headers: { cookie: "" } });
     expect(none.status).toBe(401);
     expect(await none.text()).toContain("aegis ui");
-    const wrongCookie = await ui.browse("/instances", { headers: { cookie: `aegis_ui=${"0".repeat(64)}` } });
+    const wrongCookie = await ui.browse("/instances", { headers: { cookie: `aegis_ui_${UI_PORT}=${"0".repeat(64)}` } });
     expect(wrongCookie.status).toBe(401);
     const wrongToken = await ui.browse(`/instances?token=${"0".repeat(64)}`, { headers: { cookie: "" } });
     expect(wrongToken.status).toBe(403);
@@ -40,7 +40,7 @@ describe("UI guard", () => {
     expect(res.status).toBe(303);
     expect(res.headers.get("location")).toBe("/instances?x=1");
     const cookie = res.headers.get("set-cookie") ?? "";
-    expect(cookie).toContain(`aegis_ui=${ui.token}`);
+    expect(cookie).toContain(`aegis_ui_${UI_PORT}=${ui.token}`);
     expect(cookie).toContain("HttpOnly");
     expect(cookie).toContain("SameSite=Strict");
     const page = await ui.browse("/instances");
