@@ -83,8 +83,11 @@ describe("aegis ui in a browser", () => {
     await page.waitForFunction(() => document.querySelector('tr[data-instance] [data-field="state"]')?.textContent === "paused", { timeout: 60_000 });
     expect(await page.evaluate(() => (window as unknown as { marker?: number }).marker)).toBe(42);
     expect(JSON.parse((await home.ok(["instance", "info", "sleeper", "--json"])).stdout).state).toBe("paused");
-    // The row now offers resume; the page follows the CLI's changes too.
-    expect(await page.$('tr[data-instance] button[data-action="resume"]')).not.toBeNull();
+    // Resume from the page: running again, counted as a wake.
+    await page.click('tr[data-instance] button[data-action="resume"]');
+    await page.waitForFunction(() => document.querySelector('tr[data-instance] [data-field="state"]')?.textContent === "running", { timeout: 60_000 });
+    expect(await page.evaluate(() => document.querySelector('tr[data-instance] [data-field="wakes"]').textContent)).toBe("1");
+    // The page follows the CLI's changes too.
     await home.ok(["instance", "stop", "sleeper"]);
     await page.waitForFunction(() => document.querySelector('tr[data-instance] [data-field="state"]')?.textContent === "stopped", { timeout: 60_000 });
     expect(await page.evaluate(() => (window as unknown as { marker?: number }).marker)).toBe(42);

@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { DEFAULT_CAPABILITIES } from "../../src/api/schema/capabilities.ts";
 import { InstancesTable, type InstanceRow } from "../../src/daemon/registry/instances.ts";
 import { createUiApp } from "../../src/daemon/ui/app.tsx";
+import { WakeCounter } from "../../src/daemon/ui/wakes.ts";
 import { csrfFor, loadOrCreateUiToken } from "../../src/daemon/ui/token.ts";
 import { testApi } from "./api-app.ts";
 
@@ -53,7 +54,8 @@ export function instanceRow(id: string, handle: string, over: Partial<InstanceRo
 export function testUi() {
   const api = testApi();
   const token = loadOrCreateUiToken(join(api.paths.data, "ui.token"));
-  const app = createUiApp({ ...api.services, log: { info() {}, warn() {}, error() {} }, status: api.status, doctor: () => [{ name: "QEMU", ok: true, detail: "found at /usr/bin/qemu-system-x86_64" }], token, port: () => UI_PORT });
+  const wakes = new WakeCounter(api.services.events, (id) => api.services.instances.find(id)?.state ?? null, []);
+  const app = createUiApp({ ...api.services, wakes, log: { info() {}, warn() {}, error() {} }, status: api.status, doctor: () => [{ name: "QEMU", ok: true, detail: "found at /usr/bin/qemu-system-x86_64" }], token, port: () => UI_PORT });
   const table = new InstancesTable(api.services.db, api.services.events);
   const origin = `http://127.0.0.1:${UI_PORT}`;
   /** A request as the browser with the session cookie (and the CSRF header on writes unless `csrf: false`). */

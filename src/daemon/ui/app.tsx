@@ -50,6 +50,8 @@ export interface UiDeps {
   secrets: SecretsService;
   tether: TetherService;
   status: () => Status;
+  /** Wakes per instance since aegisd started (./wakes.ts). */
+  wakes: { of(id: string): number };
   /** The host checks of `aegis doctor` (doctor/checks.ts), shown on the status page. */
   doctor: () => Check[];
   log: Logger;
@@ -68,6 +70,7 @@ export function createUiApp(deps: UiDeps) {
       routerOrigin: deps.status().router_url,
       handleOf: (id) => byId.get(id)?.handle,
       childrenOf: (id) => list.filter((i) => i.parent_id === id).map((i) => i.id),
+      wakesOf: (id) => deps.wakes.of(id),
     };
   };
   /** What `/events` sends for one instance: its rendered row and summary, or that it is gone. */

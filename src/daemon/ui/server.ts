@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { Conflict, InvalidRequest } from "../../api/errors.ts";
 import { createUiApp, type UiDeps } from "./app.tsx";
 import { loadOrCreateUiToken } from "./token.ts";
+import { WakeCounter } from "./wakes.ts";
 
 /** The default UI port. */
 export const DEFAULT_UI_PORT = 8098;
@@ -28,12 +29,15 @@ export function uiPortFromEnv(env = process.env): number {
 export class UiServer {
   private server: ReturnType<typeof Bun.serve> | null = null;
   private readonly token: string;
+  private readonly wakes: WakeCounter;
 
+  /** Made at daemon start (before `aegis ui` asks), so wake counts cover the daemon's whole run. */
   constructor(
     dataDir: string,
-    private readonly deps: Omit<UiDeps, "token" | "port">,
+    private readonly deps: Omit<UiDeps, "token" | "port" | "wakes">,
   ) {
     this.token = loadOrCreateUiToken(join(dataDir, "ui.token"));
+    this.wakes = new WakeCounter(deps.events, (id) => deps.instances.find(id)?.state ?? null, deps.instances.list());
   }
 
   /** The port it listens on, or null when not started. */
@@ -51,7 +55,7 @@ export class UiServer {
       if (port !== this.server.port) throw new Conflict(`the UI already listens on port ${this.server.port}`, `run 'aegis ui --port ${this.server.port}', or restart aegisd to move it`);
       return this.urlFor(this.server.port!);
     }
-    const app = createUiApp({ ...this.deps, token: this.token, port: () => this.server?.port ?? port });
+    const app = createUiApp({ ...this.deps, wakes: this.wakes, token: this.token, port: () => this.server?.port ?? port });
     try {
       // idleTimeout 0: the event streams stay open; they send heartbeats themselves.
       this.server = Bun.serve({ hostname: "127.0.0.1", port, fetch: app.fetch, idleTimeout: 0 });

@@ -19,6 +19,8 @@ export interface InstanceContext {
   handleOf: (id: string) => string | undefined;
   /** Ids of the instance's children. */
   childrenOf: (id: string) => string[];
+  /** Wakes since aegisd started. */
+  wakesOf: (id: string) => number;
 }
 
 /** The URLs an instance is reachable at: the router's NAME.localhost for the first HTTP port, raw TCP for public ports. */
@@ -95,6 +97,7 @@ export function InstanceRow(props: { i: Instance; ctx: InstanceContext }) {
         {i.error ? <span class="error"> {i.error}</span> : null}
       </td>
       <td>{i.last_active_at ?? "never"}</td>
+      <td data-field="wakes">{String(ctx.wakesOf(i.id))}</td>
       <td>{`${i.memory_mb} MiB`}</td>
       <td>
         <Urls i={i} routerOrigin={ctx.routerOrigin} />
@@ -115,7 +118,7 @@ export function InstancesPage(props: { list: Instance[]; ctx: InstanceContext; c
       <table id="instances" data-live-list="instances">
         <thead>
           <tr>
-            {["Instance", "State", "Last activity", "Memory", "Exposed", "Parent", "Children", "Actions"].map((h) => (
+            {["Instance", "State", "Last activity", "Wakes¹", "Memory", "Exposed", "Parent", "Children", "Actions"].map((h) => (
               <th>{h}</th>
             ))}
           </tr>
@@ -126,7 +129,8 @@ export function InstancesPage(props: { list: Instance[]; ctx: InstanceContext; c
           ))}
         </tbody>
       </table>
-      {props.list.length === 0 ? <p class="empty">No instances yet: `aegis run --name NAME IMAGE CMD` creates one.</p> : null}
+      {props.list.length === 0 ? <p class="empty">No instances yet: `aegis instance start --name NAME -- CMD` creates one.</p> : null}
+      <p class="muted">¹ resumes and boots since aegisd started</p>
     </Layout>
   );
 }
@@ -159,6 +163,7 @@ export function InstanceSummary(props: { i: Instance; ctx: InstanceContext }) {
         {field("created", i.created_at)}
         {field("started", i.started_at)}
         {field("last activity", i.last_active_at)}
+        {field("wakes (since aegisd started)", ctx.wakesOf(i.id))}
         {field("exit code", i.exit_code)}
         {field("error", i.error)}
         <dt>exposed</dt>

@@ -105,6 +105,7 @@ describe("UI event streams", () => {
   it("streams an instance's changes as they are written (rows rendered by the server), and its deletion", async () => {
     using ui = testUi();
     ui.table.insert(instanceRow("i-1", "web", { state: "running" }));
+    const subscribers = ui.api.services.events.size;
     const res = await ui.browse("/events");
     expect(res.headers.get("content-type")).toContain("text/event-stream");
     const reading = readSse(res, (t) => events(t, "instance").some((e) => e.deleted));
@@ -121,7 +122,7 @@ describe("UI event streams", () => {
     expect(got.at(-1)).toEqual({ id: "i-1", deleted: true });
     // The subscriber is gone once the browser goes away.
     await Bun.sleep(20);
-    expect(ui.api.services.events.size).toBe(0);
+    expect(ui.api.services.events.size).toBe(subscribers);
   });
   it("follows an instance's output: stored tail first, then live lines", async () => {
     using ui = testUi();
@@ -198,5 +199,22 @@ describe("UI runs (exec, image pull)", () => {
     expect(lines.at(-1).type).toBe("error");
     expect(lines.at(-1).error.message.length).toBeGreaterThan(0);
     expect(ui.api.services.images.list()).toEqual([]);
+  });
+});
+
+describe("UI wake counts", () => {
+  it("counts resumes and boots from the state changes, not starts of other kinds, and shows them", async () => {
+    using ui = testUi();
+    ui.table.insert(instanceRow("i-w", "w", { state: "starting" }));
+    ui.table.update("i-w", { state: "running" }); // first boot of a new instance: not a wake
+    ui.table.update("i-w", { state: "paused" });
+    ui.table.update("i-w", { state: "running" }); // resume
+    ui.table.update("i-w", { last_active_at: new Date().toISOString() }); // no state change
+    ui.table.update("i-w", { state: "stopping" });
+    ui.table.update("i-w", { state: "stopped" });
+    ui.table.update("i-w", { state: "starting" }); // boot or restore
+    ui.table.update("i-w", { state: "running" });
+    const html = await (await ui.browse("/instances")).text();
+    expect(html).toContain('<td data-field="wakes">2</td>');
   });
 });
