@@ -54,7 +54,7 @@ export function instanceRow(id: string, handle: string, over: Partial<InstanceRo
 export function testUi() {
   const api = testApi();
   const token = loadOrCreateUiToken(join(api.paths.data, "ui.token"));
-  const wakes = new WakeCounter(api.services.events, (id) => api.services.instances.find(id)?.state ?? null, []);
+  const wakes = new WakeCounter(api.services.events, (id) => api.services.instances.find(id) ?? null, []);
   const app = createUiApp({ ...api.services, wakes, log: { info() {}, warn() {}, error() {} }, status: api.status, doctor: () => [{ name: "QEMU", ok: true, detail: "found at /usr/bin/qemu-system-x86_64" }], token, port: () => UI_PORT });
   const table = new InstancesTable(api.services.db, api.services.events);
   const origin = `http://127.0.0.1:${UI_PORT}`;

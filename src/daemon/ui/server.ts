@@ -37,7 +37,7 @@ export class UiServer {
     private readonly deps: Omit<UiDeps, "token" | "port" | "wakes">,
   ) {
     this.token = loadOrCreateUiToken(join(dataDir, "ui.token"));
-    this.wakes = new WakeCounter(deps.events, (id) => deps.instances.find(id)?.state ?? null, deps.instances.list());
+    this.wakes = new WakeCounter(deps.events, (id) => deps.instances.find(id) ?? null, deps.instances.list());
   }
 
   /** The port it listens on, or null when not started. */

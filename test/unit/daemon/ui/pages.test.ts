@@ -205,8 +205,9 @@ describe("UI runs (exec, image pull)", () => {
 describe("UI wake counts", () => {
   it("counts resumes and boots from the state changes, not starts of other kinds, and shows them", async () => {
     using ui = testUi();
-    ui.table.insert(instanceRow("i-w", "w", { state: "starting" }));
-    ui.table.update("i-w", { state: "running" }); // first boot of a new instance: not a wake
+    ui.table.insert(instanceRow("i-w", "w", { state: "stopped" }));
+    ui.table.update("i-w", { state: "starting" }); // first boot of a new instance: not a wake
+    ui.table.update("i-w", { state: "running", started_at: new Date().toISOString() });
     ui.table.update("i-w", { state: "paused" });
     ui.table.update("i-w", { state: "running" }); // resume
     ui.table.update("i-w", { last_active_at: new Date().toISOString() }); // no state change
