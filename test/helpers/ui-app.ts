@@ -4,6 +4,7 @@
  * session cookie. Nothing is mocked.
  */
 import { join } from "node:path";
+import { DEFAULT_NETWORK } from "../../src/api/network-policy.ts";
 import { DEFAULT_CAPABILITIES } from "../../src/api/schema/capabilities.ts";
 import { InstancesTable, type InstanceRow } from "../../src/daemon/registry/instances.ts";
 import { createUiApp } from "../../src/daemon/ui/app.tsx";
@@ -39,6 +40,7 @@ export function instanceRow(id: string, handle: string, over: Partial<InstanceRo
       parent_id: null,
       depth: 0,
       capabilities: DEFAULT_CAPABILITIES,
+      network: DEFAULT_NETWORK,
     },
     exit_code: null,
     error: null,
