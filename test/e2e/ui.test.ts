@@ -139,7 +139,8 @@ describe("aegis ui in a browser", () => {
     await home.ok(["secret", "set", "OPENAI_API_KEY", "sk-test"]);
     await home.ok([
       "instance", "start", "--kit", "agent", "--name", "helper", "--image", `${reg.host}/e2e/ui-agent:v1`,
-      "--secret", "OPENAI_API_KEY", "--env", `OPENAI_BASE_URL=${openai.baseUrl.replace("127.0.0.1", "10.0.2.2")}`, "--pause-after", "0",
+      "--secret", "OPENAI_API_KEY", "--env", `OPENAI_BASE_URL=${openai.baseUrl.replace("127.0.0.1", "10.0.2.2")}`,
+      "--allow", `host:${new URL(openai.baseUrl).port}`, "--pause-after", "0",
     ]);
     const page = await browser.newPage();
     await page.goto(url, { waitUntil: "domcontentloaded" });

@@ -20,9 +20,9 @@
  * Known limit: a cookie for 127.0.0.1 is sent to every port of 127.0.0.1.
  * The router strips it (router/headers.ts), but a raw TCP public port
  * (`--expose PUBLIC:GUEST`) opened in the same browser forwards it to the
- * guest untouched; a guest that can also reach the host's loopback (QEMU
- * user networking maps 10.0.2.2 to it) could then use the UI. Guests'
- * access to the host's loopback is the network policy's to close.
+ * guest untouched. The network policy (api/network-policy.ts) refuses
+ * guests the host's loopback by default, so such a guest still cannot reach
+ * the UI, unless the user allowed it `host:PORT` of the UI's port.
  */
 import type { MiddlewareHandler } from "hono";
 import { getCookie, setCookie } from "hono/cookie";
