@@ -23,6 +23,8 @@ import { type Services, createServices, locateProgram } from "./services.ts";
 import { checkSocketPath, probeSocket, readPidFile, unlinkIfExists } from "../control/socket.ts";
 import { ensureStateDirs } from "../control/state-dirs.ts";
 import { isolationSupport, reapStaleSlots } from "../vmm/network/index.ts";
+import { hostChecks } from "../doctor/checks.ts";
+import { UiServer, uiPortFromEnv } from "./ui/server.ts";
 
 /**
  * Kill a VMM process left behind by a daemon that died, but only when its
@@ -56,6 +58,7 @@ export class Daemon {
   private kitDaemons: KitDaemons | null = null;
   private e2b: E2bFront | null = null;
   private routing: InstanceRouting | null = null;
+  private ui: UiServer | null = null;
   readonly log;
 
   constructor(readonly paths: StatePaths = statePaths()) {
@@ -93,7 +96,11 @@ export class Daemon {
     }
     this.e2b = e2b;
     if (this.routing) this.routing.local = (target, req) => (target.guestPort === ENVD_PORT && e2b.isSandbox(target.instanceId) ? e2b.envd(target.instanceId, req) : null);
-    const app = createApp({ ...services, log: this.log, status: () => this.status(services, backend, router), e2bEnv: () => e2b.env() });
+    const status = () => this.status(services, backend, router);
+    // The web UI listens only once `aegis ui` asks (POST /v1/ui); see daemon/ui/server.ts.
+    const ui = new UiServer(this.paths.data, { ...services, log: this.log, status, doctor: hostChecks });
+    this.ui = ui;
+    const app = createApp({ ...services, log: this.log, status, e2bEnv: () => e2b.env(), ui: { start: (port) => ui.start(port ?? uiPortFromEnv()) } });
     // idleTimeout 0: streaming responses (logs, tether) may be quiet for long
     // stretches; Bun's default 10 s would cut them. Bun's types omit the option
     // for unix listeners although it applies there too.
@@ -173,6 +180,7 @@ export class Daemon {
     this.stopping ??= (async () => {
       this.log.info("aegisd stopping", { reason });
       await this.server?.stop(true);
+      await this.ui?.stop();
       await this.router?.stop();
       await this.e2b?.stop();
       if (this.idleTimer) clearInterval(this.idleTimer);

@@ -14,6 +14,7 @@ import { AppsService } from "./apps/service.ts";
 import { ImageStore } from "./images/index.ts";
 import { ImagesService } from "./images/service.ts";
 import { openDatabase } from "./db.ts";
+import { EventBus } from "./events.ts";
 import { KitsService } from "./kits/service.ts";
 import { LogStore } from "./logs/log-store.ts";
 import { AppsTable } from "./registry/apps.ts";
@@ -52,6 +53,8 @@ export interface Services {
   tasks: TasksService;
   instances: InstancesService;
   tether: TetherService;
+  /** State-change notifications (daemon/events.ts), for fronts such as the web UI. */
+  events: EventBus;
   /** Answers the guests' `mcp.*` requests (registered on every instance VM's channel at boot). */
   mcp: McpHost;
 }
@@ -65,6 +68,7 @@ export interface BackendChoice {
 /** Open the registry and build every service. */
 export function createServices(paths: StatePaths, log: Logger, choice: BackendChoice): Services {
   const db = openDatabase(paths.db);
+  const events = new EventBus((err) => log.error("event subscriber failed", { error: String(err) }));
   const cipher = new SecretCipher(loadOrCreateMasterKey(paths.masterKey));
   const secrets = new SecretsService(new SecretsTable(db), cipher);
   const logs = new LogStore(paths.instances);
@@ -75,7 +79,7 @@ export function createServices(paths: StatePaths, log: Logger, choice: BackendCh
   const kits = new KitsService(paths.kits, locateProgram);
   const defaults = defaultsFromEnv();
   const instances = new InstancesService({
-    table: new InstancesTable(db),
+    table: new InstancesTable(db, events),
     logs,
     secrets,
     images,
@@ -98,6 +102,7 @@ export function createServices(paths: StatePaths, log: Logger, choice: BackendCh
   return {
     db,
     cipher,
+    events,
     secrets,
     apps,
     kits,

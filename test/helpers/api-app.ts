@@ -9,6 +9,7 @@ import { createApp } from "../../src/daemon/api/app.ts";
 import type { Logger } from "../../src/daemon/api/deps.ts";
 import { createServices } from "../../src/daemon/services.ts";
 import { statePaths } from "../../src/paths.ts";
+import type { Status } from "../../src/api/schema/status.ts";
 
 /** A test API with its services and a way to clean up. */
 export function testApi() {
@@ -23,10 +24,8 @@ export function testApi() {
   };
   // No VM backend: route tests exercise validation and the registry only.
   const services = createServices(paths, log, { backend: null, reason: "disabled in route tests" });
-  const app = createApp({
-    ...services,
-    log,
-    status: () => ({
+  const status = () =>
+    ({
       status: "running",
       version: "test",
       pid: process.pid,
@@ -38,8 +37,8 @@ export function testApi() {
       kits_installed: services.kits.list().length,
       router_url: "http://127.0.0.1:8099",
       daemons: [],
-    }),
-  });
+    }) satisfies Status;
+  const app = createApp({ ...services, log, status });
   const call = async (method: string, path: string, body?: unknown | string) => {
     const res = await app.request(path, {
       method,
@@ -51,6 +50,7 @@ export function testApi() {
   };
   return {
     app,
+    status,
     home,
     paths,
     services,

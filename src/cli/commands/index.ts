@@ -25,5 +25,6 @@ export const root = defineCommand({
     logs: () => import("./logs.ts").then((m) => m.default),
     mcp: () => import("./mcp/index.ts").then((m) => m.default),
     e2b: () => import("./e2b/index.ts").then((m) => m.default),
+    ui: () => import("./ui.ts").then((m) => m.default),
   },
 });

@@ -7,6 +7,7 @@
 import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { AppError, isAppError } from "../../api/errors.ts";
+import { UiOpen } from "../../api/schema/ui.ts";
 import { appRoutes } from "./apps.ts";
 import type { ApiDeps } from "./deps.ts";
 import { imageRoutes } from "./images.ts";
@@ -15,6 +16,7 @@ import { instanceRoutes } from "./instances.ts";
 import { kitRoutes } from "./kits.ts";
 import { workspaceSecretRoutes } from "./secrets.ts";
 import { taskRoutes } from "./tasks.ts";
+import { optionalJsonBody } from "./validate.ts";
 
 /** Build the API app. */
 export function createApp(deps: ApiDeps) {
@@ -23,6 +25,11 @@ export function createApp(deps: ApiDeps) {
     .get("/v1/e2b/env", (c) => {
       if (!deps.e2bEnv) throw new AppError("precondition_failed", "the E2B API is not running in this aegisd");
       return c.json(deps.e2bEnv());
+    })
+    .post("/v1/ui", async (c) => {
+      const { port } = await optionalJsonBody(c, UiOpen);
+      if (!deps.ui) throw new AppError("unavailable", "this daemon serves no web UI");
+      return c.json(deps.ui.start(port));
     })
     .route("/v1/secrets", workspaceSecretRoutes(deps))
     .route("/v1/apps", appRoutes(deps))

@@ -5,6 +5,7 @@
  */
 import type { E2bEnv } from "../../api/schema/e2b.ts";
 import type { Status } from "../../api/schema/status.ts";
+import type { UiOpened } from "../../api/schema/ui.ts";
 import type { AppsService } from "../apps/service.ts";
 import type { ImagesService } from "../images/service.ts";
 import type { InstancesService } from "../instances/service.ts";
@@ -35,4 +36,6 @@ export interface ApiDeps {
   log: Logger;
   /** The E2B front's settings (`aegis e2b env`); absent when the front is not running. */
   e2bEnv?: () => E2bEnv;
+  /** The web UI (daemon/ui/server.ts): start it on a port (undefined: its default); absent where no UI is wired (tests). */
+  ui?: { start(port: number | undefined): UiOpened };
 }

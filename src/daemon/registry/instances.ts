@@ -17,6 +17,7 @@ import { DEFAULT_NETWORK, type NetworkPolicy } from "../../api/network-policy.ts
 import type { Database } from "bun:sqlite";
 import { DEFAULT_CAPABILITIES, type SpawnCapabilities } from "../../api/schema/capabilities.ts";
 import type { InstanceState } from "../../api/schema/instances.ts";
+import type { EventBus } from "../events.ts";
 
 /** The immutable part of an instance (what it was created with, after kit/app defaults). */
 export interface InstanceSpec {
@@ -103,7 +104,15 @@ export type InstanceUpdate = Partial<Pick<InstanceRow, "state" | "exit_code" | "
 
 /** Table access for instances. */
 export class InstancesTable {
-  constructor(private readonly db: Database) {}
+  /** `events`: told after every write (daemon/events.ts), so fronts follow state without polling. */
+  constructor(
+    private readonly db: Database,
+    private readonly events?: EventBus,
+  ) {}
+
+  private changed(id: string): void {
+    this.events?.publish({ kind: "instance", id });
+  }
 
   /** Insert a new instance. */
   insert(row: InstanceRow): void {
@@ -113,6 +122,7 @@ export class InstancesTable {
          VALUES ($id, $handle, $state, $spec, $exit_code, $error, $vmm_pid, $created_at, $started_at, $last_active_at)`,
       )
       .run({ ...row, spec: JSON.stringify(row.spec) });
+    this.changed(row.id);
   }
 
   /** Update lifecycle columns. */
@@ -120,6 +130,7 @@ export class InstancesTable {
     const keys = Object.keys(fields);
     if (keys.length === 0) return;
     this.db.query(`UPDATE instances SET ${keys.map((k) => `${k} = $${k}`).join(", ")} WHERE id = $id`).run({ ...fields, id } as Record<string, string | number | null>);
+    this.changed(id);
   }
 
   /** By id or handle. */
@@ -136,10 +147,12 @@ export class InstancesTable {
   /** Replace the spec (only `expose` changes after creation). */
   updateSpec(id: string, spec: InstanceSpec): void {
     this.db.query(`UPDATE instances SET spec = $spec WHERE id = $id`).run({ id, spec: JSON.stringify(spec) });
+    this.changed(id);
   }
 
   /** Delete one. */
   delete(id: string): void {
     this.db.query(`DELETE FROM instances WHERE id = $id`).run({ id });
+    this.changed(id);
   }
 }

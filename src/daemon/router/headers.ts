@@ -4,8 +4,10 @@
  * section 7.6.1) stay on their hop, end-to-end headers pass unchanged, and
  * the request gains `X-Forwarded-For/-Host/-Proto` (and `-Prefix` when the
  * router stripped a path prefix). The original Host header is preserved so
- * guests see the name the user typed.
+ * guests see the name the user typed. The web UI's session cookie never
+ * passes (see {@link stripUiCookie}).
  */
+import { COOKIE_PREFIX } from "../ui/guard.ts";
 
 const HOP_BY_HOP = new Set([
   "connection",
@@ -37,9 +39,26 @@ export interface ForwardInfo {
   prefix?: string;
 }
 
+/**
+ * Drop the web UI's session cookie (daemon/ui/guard.ts): browsers send a
+ * 127.0.0.1 cookie to every port, and it must never reach a guest. Mutates
+ * and returns `h`.
+ */
+export function stripUiCookie(h: Headers): Headers {
+  const cookie = h.get("cookie");
+  if (cookie === null) return h;
+  const kept = cookie
+    .split(";")
+    .map((c) => c.trim())
+    .filter((c) => c.length > 0 && !c.startsWith(`${COOKIE_PREFIX}_`) && !c.startsWith(`${COOKIE_PREFIX}=`));
+  if (kept.length === 0) h.delete("cookie");
+  else h.set("cookie", kept.join("; "));
+  return h;
+}
+
 /** The headers to send upstream for an HTTP request. */
 export function upstreamRequestHeaders(incoming: Headers, info: ForwardInfo): Headers {
-  const h = stripHopByHop(new Headers(incoming));
+  const h = stripUiCookie(stripHopByHop(new Headers(incoming)));
   addForwarded(h, info);
   // Without this Bun's fetch would offer gzip/br on the client's behalf and, as the
   // router does not decompress, hand the client an encoding it never asked for.
@@ -49,7 +68,7 @@ export function upstreamRequestHeaders(incoming: Headers, info: ForwardInfo): He
 
 /** The headers for the upstream WebSocket handshake (the client library adds its own Sec-WebSocket-*). */
 export function upstreamWebSocketHeaders(incoming: Headers, info: ForwardInfo): Record<string, string> {
-  const h = stripHopByHop(new Headers(incoming));
+  const h = stripUiCookie(stripHopByHop(new Headers(incoming)));
   for (const n of WS_HANDSHAKE) h.delete(n);
   addForwarded(h, info);
   return Object.fromEntries(h);

@@ -40,3 +40,13 @@ describe("router headers", () => {
     expect(h.has("connection")).toBe(false);
   });
 });
+
+describe("the web UI's session cookie", () => {
+  it("never reaches a guest, over HTTP or a WebSocket handshake; other cookies pass", () => {
+    const incoming = new Headers({ cookie: "a=1; aegis_ui_8098=secret; b=2; aegis_ui_9000=other", host: "web.localhost:8099" });
+    expect(upstreamRequestHeaders(incoming, { clientIp: "127.0.0.1", host: "web.localhost:8099" }).get("cookie")).toBe("a=1; b=2");
+    expect(upstreamWebSocketHeaders(incoming, { clientIp: "127.0.0.1", host: "web.localhost:8099" }).cookie).toBe("a=1; b=2");
+    const only = new Headers({ cookie: "aegis_ui_8098=secret" });
+    expect(upstreamRequestHeaders(only, { clientIp: undefined, host: null }).has("cookie")).toBe(false);
+  });
+});
