@@ -24,7 +24,7 @@ import { client, jsonArgs } from "./_shared.ts";
 export function parsePort(raw: string | undefined): number | undefined {
   if (raw === undefined) return undefined;
   const port = Number(raw);
-  if (!/^\d+$/.test(raw) || port < 1 || port > 65535) throw new InvalidRequest(`--port ${raw} is not a port number (1-65535)`, "pass e.g. --port 8098");
+  if (!/^\d+$/.test(raw) || port < 1 || port > 65535) throw new InvalidRequest(`--port ${raw} is not a port number (1-65535)`, "pass e.g. --port 8097");
   return port;
 }
 
@@ -55,7 +55,7 @@ async function openBrowser(url: string): Promise<void> {
 export default defineCommand({
   meta: { name: "ui", description: "Serve the web UI on 127.0.0.1 and open it in a browser" },
   args: {
-    port: { type: "string", description: "Port on 127.0.0.1 (default: AEGIS_UI_PORT, else 8098)", valueHint: "P" },
+    port: { type: "string", description: "Port on 127.0.0.1 (default: AEGIS_UI_PORT, else 8097)", valueHint: "P" },
     "no-open": { type: "boolean", description: "Print the URL but do not open a browser" },
     ...jsonArgs,
   },

@@ -30,7 +30,7 @@ import { csrfFor, sameSecret } from "./token.ts";
 
 /**
  * Prefix of the session cookie's name; the full name adds the port,
- * `aegis_ui_8098`. Browsers do not scope cookies by port, so two homes' UIs
+ * `aegis_ui_8097`. Browsers do not scope cookies by port, so two homes' UIs
  * on one machine would otherwise overwrite each other's cookie, and every
  * other service on 127.0.0.1 receives it: the router drops cookies with this
  * prefix before proxying to a guest (router/headers.ts).

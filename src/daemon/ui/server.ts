@@ -3,7 +3,7 @@
  * The web UI's listener: its own `Bun.serve` on 127.0.0.1 only (never the
  * API's socket, never another interface), started on demand by `aegis ui`
  * through `POST /v1/ui` and stopped with the daemon. The port is
- * `--port`, else AEGIS_UI_PORT, else 8098; a port already in use is a clear
+ * `--port`, else AEGIS_UI_PORT, else 8097 (8098 is the E2B API's); a port already in use is a clear
  * error, never a silent move to another one (the URL would change under
  * the user's bookmarks).
  */
@@ -14,7 +14,7 @@ import { loadOrCreateUiToken } from "./token.ts";
 import { WakeCounter } from "./wakes.ts";
 
 /** The default UI port. */
-export const DEFAULT_UI_PORT = 8098;
+export const DEFAULT_UI_PORT = 8097;
 
 /** The port from AEGIS_UI_PORT, else the default. */
 export function uiPortFromEnv(env = process.env): number {
