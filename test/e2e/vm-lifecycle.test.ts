@@ -123,9 +123,9 @@ describe("an instance with an overlay disk", () => {
     await Bun.sleep(700);
     expect(Number(await out(inst, "cat /tmp/n"))).toBeGreaterThan(after); // the loop runs on
     // The guest's clock was set at restore: its seconds fall within the exec's own round trip (a slow machine stretches it).
-    const t0 = Math.floor(Date.now() / 1000);
+    const clockFrom = Math.floor(Date.now() / 1000);
     const guestNow = Number(await out(inst, "date +%s"));
-    expect(guestNow).toBeGreaterThanOrEqual(t0 - 1);
+    expect(guestNow).toBeGreaterThanOrEqual(clockFrom - 1);
     expect(guestNow).toBeLessThanOrEqual(Math.ceil(Date.now() / 1000) + 1);
     expect(await out(inst, "cat /root/x")).toBe("kept");
     const res = await fetch(`http://127.0.0.1:${instSpec.ports[0]!.hostPort}/index.html`);
