@@ -81,10 +81,15 @@ export class VmLauncher {
     return vm;
   }
 
-  /** Kill every VM this daemon started (daemon shutdown). */
+  /**
+   * Kill every VM this daemon started (daemon shutdown), then whatever else
+   * the backend still runs: template builds and boots not yet handed out
+   * (the warm-up's template VM when `aegis down` comes right after `aegis up`).
+   */
   async killAll(): Promise<void> {
     const vms = [...this.live];
     for (const vm of vms) vm.kill();
     await Promise.all(vms.map((vm) => vm.exited));
+    await this.backend?.killAll?.();
   }
 }

@@ -112,4 +112,10 @@ export interface Backend {
    * `restoreFrom` set); `Vm.fromTemplate` tells which happened.
    */
   bootFromTemplate?(spec: VmSpec): Promise<Vm>;
+  /**
+   * Kill every VM process the backend spawned that still runs (template
+   * builds and boots in flight included), except the VMM pids in `keep`,
+   * and spawn no more: the last step of a daemon shutdown.
+   */
+  killAll?(keep?: ReadonlySet<number>): Promise<void>;
 }

@@ -115,6 +115,15 @@ export class QemuBackend implements Backend {
   private readonly tscKhz?: number;
   /** Template snapshots being built or known good, by key (one build per key at a time). */
   private readonly templates = new Map<string, Promise<string>>();
+  /**
+   * Every QEMU (and virtiofsd) this backend spawned that still runs, by
+   * QEMU pid, including template builds and boots not yet handed to a
+   * caller: {@link killAll} must reach them all, or a daemon stopping
+   * while it warms a template leaves that QEMU running, orphaned.
+   */
+  private readonly spawned = new Map<number, { proc: Bun.Subprocess; virtiofsd?: Bun.Subprocess }>();
+  /** Set by killAll: no new VM process is spawned after it. */
+  private closed = false;
 
   constructor(private readonly opts: QemuBackendOptions) {
     this.arch = opts.arch ?? hostArch();
@@ -271,6 +280,22 @@ export class QemuBackend implements Backend {
     return snapshotMismatch(meta, id, existsSync(snap) ? statSync(snap).size : undefined);
   }
 
+  /**
+   * Kill every VM process this backend spawned that still runs, except the
+   * QEMU pids in `keep` (VMs left running on purpose for the next daemon),
+   * and refuse to spawn more. Daemon shutdown calls it last, so template
+   * builds and boots in flight do not outlive the daemon.
+   */
+  async killAll(keep: ReadonlySet<number> = new Set()): Promise<void> {
+    this.closed = true;
+    const victims = [...this.spawned.entries()].filter(([pid]) => !keep.has(pid)).map(([, v]) => v);
+    for (const v of victims) {
+      killGroup(v.proc.pid);
+      if (v.virtiofsd) killGroup(v.virtiofsd.pid);
+    }
+    await Promise.all(victims.flatMap((v) => [v.proc.exited, ...(v.virtiofsd ? [v.virtiofsd.exited] : [])]));
+  }
+
   private async bootWithRetry(spec: VmSpec, assets: GuestAssets, defer: boolean): Promise<QemuVm> {
     try {
       return await this.bootOnce(spec, assets, defer, 1);
@@ -292,6 +317,7 @@ export class QemuBackend implements Backend {
     for (const p of [paths.ctl, paths.qmp, paths.vfs, paths.mig]) {
       if (Buffer.byteLength(p) > SUN_PATH_MAX) throw new Error(`socket path ${p} is longer than ${SUN_PATH_MAX} bytes\nhint: use a shorter AEGIS_HOME`);
     }
+    if (this.closed) throw new Error(`VM ${spec.id} not started: aegisd is shutting down`);
     rmSync(paths.console, { force: true });
     rmSync(paths.qmp, { force: true });
     const channel = ControlChannel.listen(paths.ctl);
@@ -328,6 +354,9 @@ export class QemuBackend implements Backend {
         detached: true,
       });
       const p = proc;
+      const tracked = { proc: p, virtiofsd };
+      this.spawned.set(p.pid, tracked);
+      void p.exited.then(() => this.spawned.get(p.pid) === tracked && this.spawned.delete(p.pid));
       const exitedEarly = p.exited.then((code) => {
         const log = fileTail(paths.qemuLog, 10);
         throw new VmBootError(`VM ${spec.id}: QEMU exited with code ${code} during boot${log ? `: ${log}` : ""}`, paths.console, fileTail(paths.console));
