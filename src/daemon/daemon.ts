@@ -69,8 +69,10 @@ export class Daemon {
     const backend = selectBackend({ log: (msg) => this.log.info("guest assets", { progress: msg }) });
     const services = createServices(this.paths, this.log, { backend: backend.backend, reason: backend.reason });
     this.services = services;
-    services.tasks.reconcile((pid) => killStaleVmm(pid, this.paths));
-    services.instances.reconcile((pid) => killStaleVmm(pid, this.paths));
+    // Live restore: re-adopt the VMs a previous daemon left running, before anything is served
+    // (a request must never boot a second VM for an instance whose first one is being adopted).
+    await Promise.all([services.tasks.reconcile((pid) => killStaleVmm(pid, this.paths)), services.instances.reconcile((pid) => killStaleVmm(pid, this.paths))]);
+    for (const k of services.vms.killUnadopted()) this.log.warn("killed a VM left by the previous aegisd that nothing re-adopts", k);
     const router = routerAddress();
     await this.startRouter(services, router);
     services.mcp.routerOrigin = () => this.router?.origin ?? null;
@@ -148,16 +150,25 @@ export class Daemon {
     }, 1000);
   }
 
-  /** Stop serving and release the socket and pid file. Idempotent. */
-  stop(reason: string): Promise<void> {
+  /**
+   * Stop serving and release the socket and pid file. Idempotent.
+   * `keepVms` (SIGTERM, `aegis down --keep-vms`: an upgrade or a restart)
+   * leaves running tasks and instances running in their VMs, recorded in the
+   * registry, for the next aegisd to re-adopt; otherwise (`aegis down`,
+   * SIGINT) every VM is stopped. Template builds and boots in flight are
+   * killed either way.
+   */
+  stop(reason: string, opts: { keepVms: boolean } = { keepVms: false }): Promise<void> {
     this.stopping ??= (async () => {
-      this.log.info("aegisd stopping", { reason });
+      this.log.info("aegisd stopping", { reason, keep_vms: opts.keepVms });
       await this.server?.stop(true);
       await this.router?.stop();
       if (this.idleTimer) clearInterval(this.idleTimer);
       await this.kitDaemons?.stop();
-      await this.services?.tasks.shutdown();
-      await this.services?.instances.shutdown();
+      await this.services?.tasks.shutdown(opts);
+      await this.services?.instances.shutdown(opts);
+      if (opts.keepVms) await this.services?.vms.detachAll();
+      else await this.services?.vms.killAll();
       this.services?.db.close();
       unlinkIfExists(this.paths.socket);
       if (readPidFile(this.paths.pidFile) === process.pid) unlinkIfExists(this.paths.pidFile);

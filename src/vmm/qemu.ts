@@ -51,7 +51,8 @@ import { randomBytes } from "node:crypto";
 import { dirname, join } from "node:path";
 import type { GuestAssets } from "./assets/index.ts";
 import { detectAccel, tscKhzFromCpuinfo, type AccelInfo } from "./accel.ts";
-import type { Backend, BackendCapabilities, Vm, VmSpec } from "./backend.ts";
+import type { Backend, BackendCapabilities, Vm, VmJournal, VmProcessRecord, VmSpec } from "./backend.ts";
+import { adoptedProcess, processStartTime, sameProcess, spawnedProcess, type VmProcess } from "./vm-process.ts";
 import { ChannelTimeoutError, ControlChannel } from "./control-channel.ts";
 import { SnapshotStaleError } from "./errors.ts";
 import { ensureOverlayDisk } from "./overlay-disk.ts";
@@ -78,6 +79,8 @@ export interface QemuBackendOptions {
   bootTimeoutMs?: number;
   /** Where template snapshots live (templates.ts); default `<guest assets dir>/templates`. */
   templatesDir?: string;
+  /** Where every spawned VM process is recorded before the VM is used (live restore). */
+  journal?: VmJournal;
 }
 
 /** Raised when a VM fails to boot; carries the console tail for the user. */
@@ -121,11 +124,14 @@ export class QemuBackend implements Backend {
    * caller: {@link killAll} must reach them all, or a daemon stopping
    * while it warms a template leaves that QEMU running, orphaned.
    */
-  private readonly spawned = new Map<number, { proc: Bun.Subprocess; virtiofsd?: Bun.Subprocess }>();
+  private readonly spawned = new Map<number, { proc: VmProcess; virtiofsd?: VmProcess }>();
+  /** Where every spawned VM process is recorded (Backend.journal). */
+  journal?: VmJournal;
   /** Set by killAll: no new VM process is spawned after it. */
   private closed = false;
 
   constructor(private readonly opts: QemuBackendOptions) {
+    this.journal = opts.journal;
     this.arch = opts.arch ?? hostArch();
     const bin = opts.qemuBinary ?? Bun.which(`qemu-system-${this.arch}`);
     if (!bin) throw new Error(`qemu-system-${this.arch} not found on PATH\nhint: apt-get install qemu-system-x86`);
@@ -296,6 +302,63 @@ export class QemuBackend implements Backend {
     await Promise.all(victims.flatMap((v) => [v.proc.exited, ...(v.virtiofsd ? [v.virtiofsd.exited] : [])]));
   }
 
+  /** See Backend.adopt. */
+  async adopt(rec: VmProcessRecord, spec: VmSpec, beforeReplay: (vm: Vm) => void): Promise<QemuVm> {
+    if (this.closed) throw new Error(`VM ${spec.id} not adopted: aegisd is shutting down`);
+    if (rec.template) throw new Error(`VM ${spec.id} is a template build, which is never adopted`);
+    if (!sameProcess(rec.pid, rec.startTime)) throw new Error(`VM ${spec.id}: its QEMU (pid ${rec.pid}) is no longer running`);
+    const cmdline = readFileSync(`/proc/${rec.pid}/cmdline`, "utf8");
+    if (!cmdline.includes(spec.runDir)) throw new Error(`VM ${spec.id}: pid ${rec.pid} is not its QEMU (its command line does not name ${spec.runDir})`);
+    const assets = await this.prepare();
+    const paths = vmPaths(spec.runDir);
+    const channel = ControlChannel.listen(paths.ctl, undefined, { seqFile: paths.seq, adopt: true });
+    let qmp: QmpClient | undefined;
+    try {
+      const proc = adoptedProcess(rec.pid, rec.startTime);
+      const vfsAlive = rec.virtiofsdPid !== undefined && rec.virtiofsdStartTime !== undefined && sameProcess(rec.virtiofsdPid, rec.virtiofsdStartTime);
+      if (spec.workspace && !vfsAlive) throw new Error(`VM ${spec.id}: its virtiofsd (workspace ${spec.workspace}) is no longer running`);
+      const virtiofsd = vfsAlive ? adoptedProcess(rec.virtiofsdPid!, rec.virtiofsdStartTime!) : undefined;
+      qmp = await QmpClient.connect(paths.qmp, 5000);
+      const status = await qmp.status();
+      const vm = new QemuVm(spec, proc, channel, paths, qmp, virtiofsd, 0, () => this.snapshotIdentity(spec, assets));
+      // QEMU's chardev tries our socket again every second (qemu-args.ts reconnect=1).
+      await channel.waitConnected(5000);
+      beforeReplay(vm);
+      if (status === "paused") vm.adoptedPaused();
+      else await channel.resume(10_000);
+      this.track(spec.id, proc, virtiofsd);
+      return vm;
+    } catch (err) {
+      qmp?.close();
+      channel.close(`adoption failed: ${err instanceof Error ? err.message : String(err)}`);
+      throw err;
+    }
+  }
+
+  /** Record a just-spawned VM process (pid + start time) before the VM is used. */
+  private journalSpawn(spec: VmSpec, pid: number, virtiofsdPid: number | undefined): void {
+    const journal = this.journal;
+    if (!journal) return;
+    const startTime = processStartTime(pid);
+    if (startTime === null) return; // already gone: boot reports why
+    const vfsStart = virtiofsdPid === undefined ? null : processStartTime(virtiofsdPid);
+    const { restoreFrom: _restored, ...kept } = spec;
+    journal.spawned(
+      { id: spec.id, pid, startTime, ...(virtiofsdPid !== undefined && vfsStart !== null ? { virtiofsdPid, virtiofsdStartTime: vfsStart } : {}), template: spec.id.startsWith("template-") },
+      kept,
+    );
+  }
+
+  /** Track a VM process for killAll, and drop its journal record once it exits. */
+  private track(id: string, proc: VmProcess, virtiofsd: VmProcess | undefined): void {
+    const tracked = { proc, virtiofsd };
+    this.spawned.set(proc.pid, tracked);
+    void proc.exited.then(() => {
+      if (this.spawned.get(proc.pid) === tracked) this.spawned.delete(proc.pid);
+      this.journal?.gone(id, proc.pid);
+    });
+  }
+
   private async bootWithRetry(spec: VmSpec, assets: GuestAssets, defer: boolean): Promise<QemuVm> {
     try {
       return await this.bootOnce(spec, assets, defer, 1);
@@ -306,21 +369,14 @@ export class QemuBackend implements Backend {
   }
 
   private async bootOnce(spec: VmSpec, assets: GuestAssets, defer: boolean, attempt: number): Promise<QemuVm> {
-    const paths = {
-      ctl: join(spec.runDir, "ctl.sock"),
-      qmp: join(spec.runDir, "qmp.sock"),
-      vfs: join(spec.runDir, "vfs", "vfs.sock"),
-      mig: join(spec.runDir, "mig.sock"),
-      console: join(spec.runDir, "console.log"),
-      qemuLog: join(spec.runDir, "qemu.log"),
-    };
+    const paths = vmPaths(spec.runDir);
     for (const p of [paths.ctl, paths.qmp, paths.vfs, paths.mig]) {
       if (Buffer.byteLength(p) > SUN_PATH_MAX) throw new Error(`socket path ${p} is longer than ${SUN_PATH_MAX} bytes\nhint: use a shorter AEGIS_HOME`);
     }
     if (this.closed) throw new Error(`VM ${spec.id} not started: aegisd is shutting down`);
     rmSync(paths.console, { force: true });
     rmSync(paths.qmp, { force: true });
-    const channel = ControlChannel.listen(paths.ctl);
+    const channel = ControlChannel.listen(paths.ctl, undefined, { seqFile: paths.seq });
     let virtiofsd: Bun.Subprocess | undefined;
     let proc: Bun.Subprocess | undefined;
     try {
@@ -354,9 +410,10 @@ export class QemuBackend implements Backend {
         detached: true,
       });
       const p = proc;
-      const tracked = { proc: p, virtiofsd };
-      this.spawned.set(p.pid, tracked);
-      void p.exited.then(() => this.spawned.get(p.pid) === tracked && this.spawned.delete(p.pid));
+      const vmProc = spawnedProcess(p);
+      const vfsProc = virtiofsd ? spawnedProcess(virtiofsd) : undefined;
+      this.journalSpawn(spec, p.pid, virtiofsd?.pid);
+      this.track(spec.id, vmProc, vfsProc);
       const exitedEarly = p.exited.then((code) => {
         const log = fileTail(paths.qemuLog, 10);
         throw new VmBootError(`VM ${spec.id}: QEMU exited with code ${code} during boot${log ? `: ${log}` : ""}`, paths.console, fileTail(paths.console));
@@ -381,7 +438,7 @@ export class QemuBackend implements Backend {
       }
       exitedEarly.catch(() => undefined); // after boot, the exit is reported through Vm.exited instead
       const bootMs = performance.now() - t0;
-      return new QemuVm(spec, p, channel, paths, qmp, virtiofsd, bootMs, () => this.snapshotIdentity(spec, assets));
+      return new QemuVm(spec, vmProc, channel, paths, qmp, vfsProc, bootMs, () => this.snapshotIdentity(spec, assets));
     } catch (err) {
       if (proc) {
         killGroup(proc.pid);
@@ -395,6 +452,20 @@ export class QemuBackend implements Backend {
       throw err;
     }
   }
+}
+
+/** Socket, log and state paths of the VM whose run directory is `runDir`. */
+export function vmPaths(runDir: string) {
+  return {
+    ctl: join(runDir, "ctl.sock"),
+    /** The last control-channel seq the host handled (control-channel.ts). */
+    seq: join(runDir, "ctl.seq"),
+    qmp: join(runDir, "qmp.sock"),
+    vfs: join(runDir, "vfs", "vfs.sock"),
+    mig: join(runDir, "mig.sock"),
+    console: join(runDir, "console.log"),
+    qemuLog: join(runDir, "qemu.log"),
+  };
 }
 
 /** `-incoming` URI for a snapshot file (zstd-compressed when it ends in .zst). */

@@ -92,4 +92,20 @@ export const migrations: string[] = [
     last_seq INTEGER NOT NULL
   );
   `,
+  // 5: VM processes, recorded the moment they are spawned (live restore): a
+  // starting aegisd re-adopts the VMs whose process is still the one recorded
+  // (pid + /proc start time) and kills the rest. `spec` is the VmSpec as JSON.
+  `
+  CREATE TABLE vms (
+    id TEXT PRIMARY KEY,
+    pid INTEGER NOT NULL,
+    start_time TEXT NOT NULL,
+    virtiofsd_pid INTEGER,
+    virtiofsd_start_time TEXT,
+    template INTEGER NOT NULL,
+    ready INTEGER NOT NULL DEFAULT 0,
+    spec TEXT NOT NULL,
+    created_at TEXT NOT NULL
+  );
+  `,
 ];
