@@ -69,10 +69,19 @@ export class Daemon {
     const backend = selectBackend({ log: (msg) => this.log.info("guest assets", { progress: msg }) });
     const services = createServices(this.paths, this.log, { backend: backend.backend, reason: backend.reason });
     this.services = services;
-    // Live restore: re-adopt the VMs a previous daemon left running, before anything is served
-    // (a request must never boot a second VM for an instance whose first one is being adopted).
-    await Promise.all([services.tasks.reconcile((pid) => killStaleVmm(pid, this.paths)), services.instances.reconcile((pid) => killStaleVmm(pid, this.paths))]);
-    for (const k of services.vms.killUnadopted()) this.log.warn("killed a VM left by the previous aegisd that nothing re-adopts", k);
+    // Live restore: re-adopt the VMs a previous daemon left running. It takes a second or two (QEMU
+    // reconnects its control channel once a second), so the daemon listens meanwhile, but every API
+    // request and every router wake waits for it: nothing may boot a second VM for an instance whose
+    // first one is being adopted.
+    const restoreStarted = Date.now();
+    const restored = Promise.all([services.tasks.reconcile((pid) => killStaleVmm(pid, this.paths)), services.instances.reconcile((pid) => killStaleVmm(pid, this.paths))]).then(
+      () => {
+        for (const k of services.vms.killUnadopted()) this.log.warn("killed a VM left by the previous aegisd that nothing re-adopts", k);
+        this.log.info("live restore done", { ms: Date.now() - restoreStarted });
+      },
+      (err: unknown) => this.log.error("live restore failed", { error: err instanceof Error ? (err.stack ?? err.message) : String(err) }),
+    );
+    services.instances.restored = restored;
     const router = routerAddress();
     await this.startRouter(services, router);
     services.mcp.routerOrigin = () => this.router?.origin ?? null;
@@ -81,7 +90,11 @@ export class Daemon {
     // stretches; Bun's default 10 s would cut them. Bun's types omit the option
     // for unix listeners although it applies there too.
     // `websocket`: hono's Bun handler, for the interactive session endpoints (api/sessions.ts).
-    this.server = Bun.serve({ unix: this.paths.socket, fetch: app.fetch, websocket, idleTimeout: 0 } as unknown as Parameters<typeof Bun.serve>[0]);
+    const fetch = async (req: Request, server: unknown): Promise<Response> => {
+      await restored;
+      return app.fetch(req, server);
+    };
+    this.server = Bun.serve({ unix: this.paths.socket, fetch, websocket, idleTimeout: 0 } as unknown as Parameters<typeof Bun.serve>[0]);
     chmodSync(this.paths.socket, 0o600);
     writeFileSync(this.paths.pidFile, `${process.pid}\n`, { mode: 0o600 });
     this.startKitDaemons(services);

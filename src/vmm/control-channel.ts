@@ -170,6 +170,9 @@ export class ControlChannel {
     const ch = new ControlChannel(path, sink);
     if (opts.seqFile) {
       ch.lastSeq = opts.adopt ? readSeqFile(opts.seqFile) : 0;
+      // Adopting: the guest's held writes flush the moment QEMU reconnects, before anyone subscribed.
+      // Ignore seq'd notifications until resume() asks for them (they stay in the guest's ring).
+      ch.resuming = opts.adopt === true;
       ch.seqFd = openSync(opts.seqFile, opts.adopt && existsSync(opts.seqFile) ? "r+" : "w", 0o600);
       ch.recordSeq();
     }

@@ -309,7 +309,9 @@ export class QemuBackend implements Backend {
     if (!sameProcess(rec.pid, rec.startTime)) throw new Error(`VM ${spec.id}: its QEMU (pid ${rec.pid}) is no longer running`);
     const cmdline = readFileSync(`/proc/${rec.pid}/cmdline`, "utf8");
     if (!cmdline.includes(spec.runDir)) throw new Error(`VM ${spec.id}: pid ${rec.pid} is not its QEMU (its command line does not name ${spec.runDir})`);
-    const assets = await this.prepare();
+    // The assets (for snapshot identities) are checked while QEMU reconnects, not before.
+    const assetsReady = this.prepare();
+    assetsReady.catch(() => undefined); // awaited below
     const paths = vmPaths(spec.runDir);
     const channel = ControlChannel.listen(paths.ctl, undefined, { seqFile: paths.seq, adopt: true });
     let qmp: QmpClient | undefined;
@@ -320,6 +322,7 @@ export class QemuBackend implements Backend {
       const virtiofsd = vfsAlive ? adoptedProcess(rec.virtiofsdPid!, rec.virtiofsdStartTime!) : undefined;
       qmp = await QmpClient.connect(paths.qmp, 5000);
       const status = await qmp.status();
+      const assets = await assetsReady;
       const vm = new QemuVm(spec, proc, channel, paths, qmp, virtiofsd, 0, () => this.snapshotIdentity(spec, assets));
       // QEMU's chardev tries our socket again every second (qemu-args.ts reconnect=1).
       await channel.waitConnected(5000);

@@ -173,8 +173,12 @@ export class InstancesService {
     return this.get(ref);
   }
 
+  /** Settles once the VMs of a previous daemon are re-adopted (set by the daemon at start; see reconcile). */
+  restored: Promise<void> = Promise.resolve();
+
   /** Make sure the instance's VM runs: resume when paused, restore or boot when stopped. */
   async ensureRunning(ref: string): Promise<Runtime> {
+    await this.restored;
     const id = this.row(ref).id;
     return this.serial.run(id, async () => {
       const row = this.row(id);
