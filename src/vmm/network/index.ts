@@ -99,7 +99,8 @@ export class VmNetwork {
     const { net, domains } = VmNetwork.isolated({ slot, name: nsName(slot), hostIp: a.host, nsIp: a.ns, iface: a.iface, chain: a.chain }, policy);
     try {
       await ensureTable();
-      await killInNetns(slot, "socat");
+      const killed = await killInNetns(slot, "socat");
+      if (killed.length > 0) log("killed the previous aegisd's host-port relays in the VM's namespace", { netns: nsName(slot), pids: killed });
       await net.startHostSide(policy, domains, runDir, log);
     } catch (err) {
       await net.close();

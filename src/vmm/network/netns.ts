@@ -61,13 +61,14 @@ interface Claim {
   vm?: { pid: number; startTime: string };
 }
 
+/** Whether `pid` runs; a zombie (an aegisd killed with SIGKILL whose parent has not reaped it yet) is dead. */
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === "EPERM";
   }
+  return processStartTime(pid) !== null;
 }
 
 function readClaim(path: string): Claim | undefined {
