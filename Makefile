@@ -3,7 +3,7 @@ PREFIX ?= /usr/local
 BIN := bin/aegis
 SRC := $(shell find src ffi guest -name '*.ts' 2>/dev/null) package.json build.ts
 
-.PHONY: build setup test test-unit install install-kit bench clean deps release formula
+.PHONY: build setup test test-unit install install-kit bench clean deps release formula mutate
 
 build: $(BIN)
 
@@ -58,3 +58,9 @@ bench: build
 
 clean:
 	rm -rf bin dist
+
+# Mutation testing of the pure policy modules (scripts/mutate.ts): per-module
+# scores to bench/results/mutation.json. Not part of CI; run it before resolving
+# an issue that touches those modules.
+mutate:
+	bun run scripts/mutate.ts

@@ -23,6 +23,7 @@ import { errorResponse, isParseFailure, notification, parseMessage, response, Rp
 import { VERSION } from "../../src/api/version.ts";
 import { readGuestConfig } from "./config.ts";
 import { GuestFiles } from "./files.ts";
+import { GuestWatches } from "./watch.ts";
 import { ControlPort, findControlPort } from "./port.ts";
 import { ProcessTable } from "./processes.ts";
 import { ReplayRing } from "./replay.ts";
@@ -119,6 +120,15 @@ export async function main(_argv: string[]): Promise<void> {
     if (!setUp) throw new RpcError(RpcErrorCode.notSetUp, "this VM waits for its setup request (deferred setup) before its files can be reached");
     return root;
   });
+  const watches = new GuestWatches(
+    () => {
+      if (!setUp) throw new RpcError(RpcErrorCode.notSetUp, "this VM waits for its setup request (deferred setup) before its files can be reached");
+      return root;
+    },
+    (event) => {
+      send(notification("fs.event", event)).catch((err: unknown) => log(`fs.watch: could not send an event to the host: ${String(err)}`));
+    },
+  );
   const handlers: { [M in ControlRequestMethod]: (params: any) => unknown | Promise<unknown> } = {
     run: (p) => {
       if (!setUp) throw new RpcError(RpcErrorCode.notSetUp, "this VM waits for its setup request (deferred setup) before it can run processes");
@@ -174,6 +184,8 @@ export async function main(_argv: string[]): Promise<void> {
     "fs.rename": (p) => files.rename(p),
     "fs.symlink": (p) => files.symlink(p),
     "fs.setattr": (p) => files.setattr(p),
+    "fs.watch": (p) => watches.watch(p),
+    "fs.unwatch": (p) => watches.unwatch(p),
   };
 
   const onLine = async (line: string): Promise<void> => {

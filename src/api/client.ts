@@ -9,6 +9,7 @@ import { AppError, ErrorEnvelope, fromEnvelope, isAppError } from "./errors.ts";
 import { App, AppList, type AppCreate, Release } from "./schema/apps.ts";
 import { ImageGcResult, ImageList, ImagePullEvent, ImageRecord, ImageRemoved } from "./schema/images.ts";
 import { Ok } from "./schema/common.ts";
+import { E2bEnv } from "./schema/e2b.ts";
 import { ArchiveWritten, FileStat, FileWritten, FsListResult } from "./schema/files.ts";
 import { Kit, KitList, type KitManifest } from "./schema/kits.ts";
 import { SecretList, SecretValue } from "./schema/secrets.ts";
@@ -143,6 +144,11 @@ export class AegisClient {
 
   status() {
     return this.request(Status, "GET", "/v1/status");
+  }
+
+  /** The E2B SDK's settings (the API key included: socket only). */
+  e2bEnv() {
+    return this.request(E2bEnv, "GET", "/v1/e2b/env");
   }
 
   /** lstat of a path inside an instance (woken first). */

@@ -18,6 +18,7 @@ import { Router } from "./router/router.ts";
 import { createApp } from "./api/app.ts";
 import { fileLogger } from "./log.ts";
 import { KitDaemons } from "./kits/daemons.ts";
+import { E2bFront, ENVD_PORT } from "./e2b/front.ts";
 import { type Services, createServices, locateProgram } from "./services.ts";
 import { checkSocketPath, probeSocket, readPidFile, unlinkIfExists } from "../control/socket.ts";
 import { ensureStateDirs } from "../control/state-dirs.ts";
@@ -53,6 +54,8 @@ export class Daemon {
   private idleTimer: ReturnType<typeof setInterval> | null = null;
   private router: Router | null = null;
   private kitDaemons: KitDaemons | null = null;
+  private e2b: E2bFront | null = null;
+  private routing: InstanceRouting | null = null;
   readonly log;
 
   constructor(readonly paths: StatePaths = statePaths()) {
@@ -89,7 +92,17 @@ export class Daemon {
     const router = routerAddress();
     await this.startRouter(services, router);
     services.mcp.routerOrigin = () => this.router?.origin ?? null;
-    const app = createApp({ ...services, log: this.log, status: () => this.status(services, backend, router) });
+    const e2b = new E2bFront(services, this.paths, this.log, () => this.router?.origin ?? `http://${router.host}:${router.port}`);
+    try {
+      await e2b.start();
+    } catch (err) {
+      await this.router?.stop();
+      services.db.close();
+      throw err;
+    }
+    this.e2b = e2b;
+    if (this.routing) this.routing.local = (target, req) => (target.guestPort === ENVD_PORT && e2b.isSandbox(target.instanceId) ? e2b.envd(target.instanceId, req) : null);
+    const app = createApp({ ...services, log: this.log, status: () => this.status(services, backend, router), e2bEnv: () => e2b.env() });
     // idleTimeout 0: streaming responses (logs, tether) may be quiet for long
     // stretches; Bun's default 10 s would cut them. Bun's types omit the option
     // for unix listeners although it applies there too.
@@ -151,6 +164,7 @@ export class Daemon {
 
   private async startRouter(services: Services, address: { host: string; port: number }): Promise<void> {
     const routing = new InstanceRouting(services.instances, this.log);
+    this.routing = routing;
     this.router = new Router(routing, { host: address.host, httpPort: address.port, home: this.paths.home, log: (msg, fields) => this.log.warn(`router: ${msg}`, fields) });
     try {
       await this.router.start();
@@ -195,6 +209,7 @@ export class Daemon {
       this.log.info("aegisd stopping", { reason, keep_vms: opts.keepVms });
       await this.server?.stop(true);
       await this.router?.stop();
+      await this.e2b?.stop();
       if (this.idleTimer) clearInterval(this.idleTimer);
       await this.kitDaemons?.stop();
       await this.services?.tasks.shutdown(opts);

@@ -42,6 +42,8 @@ export function locateProgram(program: string): string | null {
 /** The daemon's service graph. */
 export interface Services {
   db: Database;
+  /** The master-key sealer (secrets, the E2B API key and access tokens). */
+  cipher: SecretCipher;
   secrets: SecretsService;
   apps: AppsService;
   kits: KitsService;
@@ -96,6 +98,7 @@ export function createServices(paths: StatePaths, log: Logger, choice: BackendCh
       .map((i) => i.handle);
   return {
     db,
+    cipher,
     secrets,
     apps,
     kits,

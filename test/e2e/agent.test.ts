@@ -212,6 +212,53 @@ describe("agent kit end to end", () => {
     expect(openai.requests.at(-1)!.headers.authorization).toBe("Bearer sk-test");
   }, T);
 
+  it("answers the spec's literal curl -N .../tether/stream (no after_seq) with the recent frames first, then live ones", async () => {
+    // Verbatim but for the socket path: no after_seq, so the daemon replays its most recent frames.
+    const stream = Bun.spawn(["curl", "-sS", "-N", "--unix-socket", sock, "http://aegis/v1/instances/my-agent/tether/stream"], { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+    const got: Frame[] = [];
+    const reader = stream.stdout.getReader();
+    let buf = "";
+    const readUntil = async (pred: () => boolean) => {
+      while (!pred()) {
+        const { value, done } = await reader.read();
+        if (done) throw new Error(`curl stream ended: ${JSON.stringify(got)}`);
+        buf += new TextDecoder().decode(value);
+        const lines = buf.split("\n");
+        buf = lines.pop()!;
+        for (const l of lines) if (l) got.push(JSON.parse(l));
+      }
+    };
+    try {
+      // The previous test's answer is the most recent: its closing idle presence must arrive without asking.
+      await readUntil(() => got.some((f) => f.type === "status.presence" && f.payload.state === "idle"));
+      const replayed = got.length;
+      expect(replayed).toBeLessThanOrEqual(50);
+      expect(got.map((f) => f.seq)).toEqual([...got.map((f) => f.seq)].sort((a, b) => a - b));
+      expect(got.some((f) => f.type === "assistant.done" && f.payload.text === "Hello from the fake!")).toBe(true);
+      // Then live: a new message's frames follow on the same stream.
+      openai.replies.push({ chunks: ["live"] });
+      const { msg_id } = await post("my-agent", { type: "user.message", session: { channel: "test", id: "1" }, payload: { text: "again" } });
+      await readUntil(() => got.some(idleFor(msg_id)));
+      expect(got.slice(replayed).filter((f) => f.reply_to === msg_id).map((f) => f.type)).toContain("assistant.done");
+    } finally {
+      stream.kill();
+      await Promise.all([reader.cancel(), new Response(stream.stderr).text(), stream.exited]);
+    }
+  }, T);
+
+  it("gives a debug shell in a kit-configured VM with --kit agent -- sh (the command replaced, the kit's env and capabilities kept)", async () => {
+    await home.ok(["instance", "start", "--kit", "agent", "--name", "kit-shell", "--image", image, "--pause-after", "0", "--", "sh", "-c", "exec sleep 600"]);
+    try {
+      const info = JSON.parse((await home.ok(["instance", "info", "kit-shell", "--json"])).stdout);
+      expect(info).toMatchObject({ kit: "agent", command: ["sh", "-c", "exec sleep 600"] });
+      expect(info.capabilities).toMatchObject({ spawn: true, max_depth: 1, max_children: 2, allowed_images: ["@base"] });
+      const r = await home.ok(["exec", "kit-shell", "--", "sh", "-c", "echo $AEGIS_AGENT_TOOLS; for p in /proc/[0-9]*; do cat $p/comm; done | grep -c '^aegis-agent$' || true"]);
+      expect(r.stdout).toBe("mcp\n0\n");
+    } finally {
+      await home.ok(["instance", "delete", "kit-shell"]);
+    }
+  }, T);
+
   it("wakes a paused agent on a message and answers it", async () => {
     expect((await home.ok(["instance", "pause", "my-agent"])).stderr).toBe("Instance my-agent paused\n");
     expect(await state("my-agent")).toBe("paused");

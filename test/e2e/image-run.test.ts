@@ -87,9 +87,13 @@ describe("images end to end", () => {
     const inUse = await home.run(["image", "rm", ref]);
     expect(inUse.code).toBe(1);
     expect(inUse.stderr).toContain("is used by instance");
+    // The spec: app delete stops the app's running instances (here the one app serve runs).
+    const id = /Instance: (inst-[0-9a-f]+)/.exec(err)![1]!;
+    expect((await home.ok(["app", "delete", "site"])).stderr).toBe('App "site" deleted\n');
+    expect(JSON.parse((await home.ok(["instance", "info", id, "--json"])).stdout).state).toBe("stopped");
+    expect((await home.run(["app", "info", "site"])).code).toBe(1);
     serve.kill("SIGINT");
     expect(await serve.exited).toBe(130);
-    await home.ok(["app", "delete", "site"]);
 
     // A named workspace: guest writes land on the host at once and survive a stop/start.
     await home.ok(["instance", "start", "--name", "ws", "--workspace", "notes", "--pause-after", "0", "--", "sleep", "100000"]);

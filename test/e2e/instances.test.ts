@@ -179,6 +179,26 @@ describe("instance lifecycle", () => {
     await home.ok(["instance", "delete", "web"]);
   }, T);
 
+  it("serves both ports of the spec's run --expose 80 --expose 443, and deletes the instance on Ctrl+C", async () => {
+    const two = ["sh", "-c", "mkdir -p /a /b && echo on-80 > /a/i && echo on-443 > /b/i && httpd -p 443 -h /b && exec httpd -f -p 80 -h /a"];
+    const { proc: serve, stderr: err } = await home.startServing(["run", "--expose", "80", "--expose", "443", "--", ...two]);
+    const url = /Serving on (http:\/\/127\.0\.0\.1:\d+)/.exec(err)![1]!;
+    const id = /Instance: (inst-[0-9a-f]+)/.exec(err)![1]!;
+    try {
+      // The router serves the first exposed port; each guest port has its own forward on the host.
+      expect(await (await fetch(`${url}/i`)).text()).toBe("on-80\n");
+      const info = JSON.parse((await home.ok(["instance", "info", id, "--json"])).stdout) as { expose: { guest_port: number; host_port: number | null }[] };
+      expect(info.expose.map((e) => e.guest_port)).toEqual([80, 443]);
+      const by = (p: number) => info.expose.find((e) => e.guest_port === p)!.host_port!;
+      expect(await (await fetch(`http://127.0.0.1:${by(80)}/i`)).text()).toBe("on-80\n");
+      expect(await (await fetch(`http://127.0.0.1:${by(443)}/i`)).text()).toBe("on-443\n");
+    } finally {
+      serve.kill("SIGINT");
+      expect(await serve.exited).toBe(130);
+    }
+    expect((await home.run(["instance", "info", id])).code).toBe(1);
+  }, T);
+
   it("rejects bad instance requests without creating anything", async () => {
     for (const [args, message] of [
       [["instance", "start", "--expose", "99999", "--", "true"], 'invalid --expose value "99999"'],

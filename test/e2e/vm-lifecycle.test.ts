@@ -195,12 +195,13 @@ describe("VMs started from a template snapshot", () => {
     let rnd1: string;
     try {
       expect(c1.fromTemplate).toBe(true);
+      // First command in both clones, so only a reseed (not different work before it) can make them differ.
+      rnd1 = await out(c1, urandom);
       expect(await out(c1, "hostname; grep -c t1 /etc/hosts; echo mine > /root/mine; cat /root/mine")).toBe("t1\n1\nmine");
       expect(Math.abs(Number(await out(c1, "date +%s")) - Date.now() / 1000)).toBeLessThan(2);
       await startGuestProcess(c1.channel, { argv: ["/bin/sh", "-c", "mkdir -p /www && echo from-t1 > /www/index.html && exec httpd -f -p 8080 -h /www"] });
       await c1.waitForPort(8080, 10_000);
       expect(await (await fetch(`http://127.0.0.1:${s1.ports[0]!.hostPort}/index.html`)).text()).toBe("from-t1\n");
-      rnd1 = await out(c1, urandom);
       await c1.stop(10_000);
     } finally {
       c1.kill();
@@ -212,8 +213,8 @@ describe("VMs started from a template snapshot", () => {
     const cloneMs = performance.now() - t0;
     try {
       expect(c2.fromTemplate).toBe(true);
-      expect(await out(c2, "hostname; cat /root/mine 2>/dev/null || echo none")).toBe("t2\nnone");
       const rnd2 = await out(c2, urandom);
+      expect(await out(c2, "hostname; cat /root/mine 2>/dev/null || echo none")).toBe("t2\nnone");
       expect(rnd2).toMatch(/^[0-9a-f]{32}$/);
       expect(rnd2).not.toBe(rnd1); // reseeded from host entropy: clones do not share the template's RNG state
     } finally {

@@ -32,7 +32,7 @@ export class TestHome {
     const proc = Bun.spawn([opts.bin ?? aegisBin(), ...args], {
       // Router port 0: tests never collide with each other or with a user's daemon on 8099.
       // AEGIS_WARM=0: no template build at each test daemon's start (the first boot builds it).
-      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/root", AEGIS_HOME: this.dir, AEGIS_ROUTER_PORT: "0", AEGIS_WARM: "0", ...opts.env },
+      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/root", AEGIS_HOME: this.dir, AEGIS_ROUTER_PORT: "0", AEGIS_E2B_PORT: "0", AEGIS_WARM: "0", ...opts.env },
       stdin: opts.stdin === undefined ? "ignore" : new Blob([opts.stdin]),
       stdout: "pipe",
       stderr: "pipe",
@@ -47,7 +47,7 @@ export class TestHome {
    */
   async startServing(args: string[]): Promise<{ proc: ReturnType<typeof Bun.spawn>; stderr: string }> {
     const proc = Bun.spawn([aegisBin(), ...args], {
-      env: { PATH: process.env.PATH ?? "", AEGIS_HOME: this.dir, AEGIS_ROUTER_PORT: "0" },
+      env: { PATH: process.env.PATH ?? "", AEGIS_HOME: this.dir, AEGIS_ROUTER_PORT: "0", AEGIS_E2B_PORT: "0" },
       stdin: "ignore",
       stdout: "pipe",
       stderr: "pipe",

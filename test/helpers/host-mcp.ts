@@ -18,7 +18,7 @@ export interface HostMcp {
 
 /** The environment the server gets: the test AEGIS_HOME, router port 0, no warm template (HOME stays: the guest kernel is cached under it). */
 export function hostMcpEnv(home: TestHome, extra: Record<string, string> = {}): Record<string, string> {
-  return { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/root", AEGIS_HOME: home.dir, AEGIS_ROUTER_PORT: "0", AEGIS_WARM: "0", ...extra };
+  return { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/root", AEGIS_HOME: home.dir, AEGIS_ROUTER_PORT: "0", AEGIS_E2B_PORT: "0", AEGIS_WARM: "0", ...extra };
 }
 
 /** Spawn `command` (default `bin/aegis mcp`) and connect the SDK client to it. */

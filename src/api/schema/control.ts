@@ -26,6 +26,9 @@
  *   template VMs and their clones): set the clock, reseed the kernel RNG with
  *   host entropy, mount the rootfs overlay, set the hostname. Before it, `run`
  *   fails with `notSetUp`; a second `setup` fails with `invalidRequest`.
+ * - `fs.watch` / `fs.unwatch` (requests): watch a directory of the rootfs (inotify
+ *   through Bun's fs.watch); its changes arrive as `fs.event` notifications
+ *   (guest -> host), rate-limited per watch, until `fs.unwatch` or the path goes.
  * - `mcp.*` (requests, guest -> host): the guest's MCP server asks aegisd to
  *   spawn, list or stop child instances, expose ports, hold a keepalive
  *   ({@link GuestRequests}, schemas in mcp.ts). The harness relays them from
@@ -49,7 +52,7 @@
  *   answer too), and it drops any seq it has already handled.
  */
 import { z } from "zod";
-import { FileStat, FsListParams, FsListResult, FsMkdirParams, FsReadParams, FsReadResult, FsRemoveParams, FsRenameParams, FsSetattrParams, FsStatParams, FsSymlinkParams, FsWriteParams, FsWriteResult } from "./files.ts";
+import { FileStat, FsEventParams, FsListParams, FsUnwatchParams, FsWatchParams, FsListResult, FsMkdirParams, FsReadParams, FsReadResult, FsRemoveParams, FsRenameParams, FsSetattrParams, FsStatParams, FsSymlinkParams, FsWriteParams, FsWriteResult } from "./files.ts";
 import { McpBridgeMethods } from "./mcp.ts";
 
 /** The name of the virtio-serial port that carries the control channel. */
@@ -207,6 +210,8 @@ export const ControlRequests = {
   "fs.rename": { params: FsRenameParams, result: OkResult },
   "fs.symlink": { params: FsSymlinkParams, result: OkResult },
   "fs.setattr": { params: FsSetattrParams, result: OkResult },
+  "fs.watch": { params: FsWatchParams, result: OkResult },
+  "fs.unwatch": { params: FsUnwatchParams, result: OkResult },
 } as const;
 
 /** Request methods the host serves (guest -> host), with their param and result schemas. */
@@ -229,6 +234,7 @@ export const ControlNotifications = {
   output: OutputParams,
   exit: ExitParams,
   "tether.frame": TetherFrameParams,
+  "fs.event": FsEventParams,
 } as const;
 
 /** A request method name. */

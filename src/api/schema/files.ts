@@ -91,3 +91,27 @@ export const FilesQuery = z.object({ path: GuestPath }).strict();
 
 /** Query of `PUT .../files/content`: `mode` in octal digits. */
 export const FileWriteQuery = z.object({ path: GuestPath, mode: z.string().regex(/^[0-7]{3,4}$/, "must be octal permission bits such as 644").optional() }).strict();
+
+/** Most directory watches one guest holds at once (`fs.watch`). */
+export const FS_WATCH_MAX = 64;
+
+/** Most events one watch reports per second; the rest of that second is dropped and counted. */
+export const FS_WATCH_EVENTS_PER_S = 1000;
+
+/** `fs.watch` params: watch `path` (a directory) under the host-chosen `id`, with its subdirectories when `recursive`. */
+export const FsWatchParams = z.object({ id: z.string().min(1).max(128), path: GuestPath, recursive: z.boolean().optional() }).strict();
+
+/** `fs.unwatch` params. */
+export const FsUnwatchParams = z.object({ id: z.string().min(1).max(128) }).strict();
+
+/** What happened to a watched path. */
+export const FsEventType = z.enum(["create", "write", "remove", "rename", "chmod"]);
+
+/**
+ * `fs.event` notification (guest -> host): `name` is the path relative to the
+ * watched directory. `dropped` counts events suppressed by the rate limit
+ * since the previous notification of this watch.
+ */
+export const FsEventParams = z
+  .object({ id: z.string().min(1).max(128), name: z.string().max(4096), type: FsEventType, dropped: z.number().int().nonnegative().optional() })
+  .strict();

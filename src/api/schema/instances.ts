@@ -90,6 +90,10 @@ export const Instance = z.object({
   capabilities: SpawnCapabilities,
   /** Egress policy: `--no-network` (`none`) or the ordered rules over the default. */
   network: z.object({ mode: z.enum(["default", "none"]), rules: z.array(z.object({ action: z.enum(["allow", "deny"]), target: z.string() })) }),
+  /** For an E2B sandbox (created through the E2B API): its template, metadata and lifetime; null otherwise. */
+  e2b: z
+    .object({ template: z.string(), metadata: z.record(z.string(), z.string()), timeout_s: z.number().int(), end_at: z.string(), auto_pause: z.boolean() })
+    .nullable(),
 });
 export type Instance = z.infer<typeof Instance>;
 

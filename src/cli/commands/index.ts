@@ -24,5 +24,6 @@ export const root = defineCommand({
     cp: () => import("./cp.ts").then((m) => m.default),
     logs: () => import("./logs.ts").then((m) => m.default),
     mcp: () => import("./mcp/index.ts").then((m) => m.default),
+    e2b: () => import("./e2b/index.ts").then((m) => m.default),
   },
 });

@@ -20,6 +20,10 @@ import { taskRoutes } from "./tasks.ts";
 export function createApp(deps: ApiDeps) {
   const app = new Hono()
     .get("/v1/status", (c) => c.json(deps.status()))
+    .get("/v1/e2b/env", (c) => {
+      if (!deps.e2bEnv) throw new AppError("precondition_failed", "the E2B API is not running in this aegisd");
+      return c.json(deps.e2bEnv());
+    })
     .route("/v1/secrets", workspaceSecretRoutes(deps))
     .route("/v1/apps", appRoutes(deps))
     .route("/v1/kits", kitRoutes(deps))

@@ -18,9 +18,11 @@ export function appRoutes(deps: ApiDeps) {
       return c.json(app, 201);
     })
     .get("/:app", (c) => c.json(deps.apps.get(c.req.param("app"))))
-    .delete("/:app", (c) => {
+    .delete("/:app", async (c) => {
+      // The spec: deleting an app stops its running instances (first, so a failed stop deletes nothing).
+      const stopped = await deps.instances.stopAppInstances(deps.apps.get(c.req.param("app")).id);
       const app = deps.apps.delete(c.req.param("app"));
-      deps.log.info("app deleted", { app: app.name, id: app.id });
+      deps.log.info("app deleted", { app: app.name, id: app.id, stopped_instances: stopped });
       return c.json({ ok: true as const });
     })
     .get("/:app/releases", (c) => c.json({ releases: deps.apps.get(c.req.param("app")).releases }))

@@ -3,6 +3,7 @@
  * What the HTTP layer needs from the daemon: services and a logger. The Hono
  * app is a pure factory over these (STYLE rule 9).
  */
+import type { E2bEnv } from "../../api/schema/e2b.ts";
 import type { Status } from "../../api/schema/status.ts";
 import type { AppsService } from "../apps/service.ts";
 import type { ImagesService } from "../images/service.ts";
@@ -32,4 +33,6 @@ export interface ApiDeps {
   tether: TetherService;
   logs: LogStore;
   log: Logger;
+  /** The E2B front's settings (`aegis e2b env`); absent when the front is not running. */
+  e2bEnv?: () => E2bEnv;
 }

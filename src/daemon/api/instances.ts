@@ -57,6 +57,15 @@ export function instanceRoutes(deps: ApiDeps) {
       // Following: held to the client's pace (tether/follow.ts), until it goes away.
       return ndjsonResponse((emit) => deps.tether.follow(ref, q.after_seq, emit, c.req.raw.signal));
     })
+    .post("/:id/expose", async (c) => {
+      const ref = c.req.param("id");
+      instances.row(ref);
+      return c.json(await exposePort(instances, ref, (await jsonBody(c, ExposeRequest)).port));
+    })
+    .delete("/:id/expose/:port", async (c) => {
+      const port = parseWith(ExposeRequest.shape.port, Number(c.req.param("port")), "port");
+      return c.json(await unexposePort(instances, c.req.param("id"), port));
+    })
     .get("/:id/logs", (c) => {
       const q = parseWith(LogsQuery, c.req.query(), "query");
       const id = instances.row(c.req.param("id")).id;

@@ -39,7 +39,8 @@ export class InstanceRouting implements RouterHooks {
   async ensureReachable(target: RouteTarget): Promise<HostAddress> {
     const rt = await this.instances.ensureRunning(target.instanceId);
     const vm = rt.vm;
-    const hostPort = rt.hostPorts.get(target.guestPort);
+    // A direct port route (router/types.ts) may name a port nobody exposed: forward it now.
+    const hostPort = rt.hostPorts.get(target.guestPort) ?? (await this.instances.forwardPort(target.instanceId, target.guestPort)) ?? undefined;
     if (!vm || hostPort === undefined) throw new BackendError(`instance ${target.instanceId} does not forward guest port ${target.guestPort}`);
     let ports = this.ready.get(vm);
     if (!ports) {
@@ -54,6 +55,15 @@ export class InstanceRouting implements RouterHooks {
       ports.add(target.guestPort);
     }
     return { host: "127.0.0.1", port: hostPort };
+  }
+
+  /** Set by the daemon: ports it answers itself (E2B's envd). */
+  local?: RouterHooks["local"];
+
+  /** Direct port routes reach E2B sandboxes only: an Aegis instance serves just the ports it exposes. */
+  instanceNamed(name: string): { instanceId: string; handle: string } | undefined {
+    const row = this.instances.find(name) ?? this.instances.find(name.toLowerCase());
+    return row?.spec.e2b ? { instanceId: row.id, handle: row.handle } : undefined;
   }
 
   activityStarted(instanceId: string): void {

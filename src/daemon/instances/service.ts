@@ -27,7 +27,7 @@ import type { Logger } from "../api/deps.ts";
 import { newId } from "../apps/service.ts";
 import type { ImagesService } from "../images/service.ts";
 import type { LogStore } from "../logs/log-store.ts";
-import type { InstanceRow, InstancesTable } from "../registry/instances.ts";
+import type { E2bSandboxSpec, InstanceRow, InstancesTable } from "../registry/instances.ts";
 import type { SecretsService } from "../secrets/service.ts";
 import type { VmLauncher } from "../vms.ts";
 import { freePort } from "./ports.ts";
@@ -107,6 +107,17 @@ export class InstancesService {
     return this.deps.table.list().map((r) => this.view(r));
   }
 
+  /**
+   * Stop every instance of an app that is not stopped (`aegis app delete`:
+   * "stop any running instances"). The instances stay, stopped, so their
+   * logs and disks can still be read or deleted; returns their ids.
+   */
+  async stopAppInstances(appId: string): Promise<string[]> {
+    const ids = this.deps.table.list().filter((r) => r.spec.app_id === appId && r.state !== "stopped").map((r) => r.id);
+    for (const id of ids) await this.stop(id);
+    return ids;
+  }
+
   /** One instance. */
   get(ref: string): Instance {
     return this.view(this.row(ref));
@@ -120,7 +131,7 @@ export class InstancesService {
    * instance, it is a Conflict that says why. A child (`lineage`) gets the
    * handle `NAME.PARENT` (names.ts) and its name must be new.
    */
-  async create(input: InstanceCreate, lineage?: Lineage): Promise<Instance> {
+  async create(input: InstanceCreate, lineage?: Lineage, e2b?: E2bSandboxSpec): Promise<Instance> {
     const handle = input.name && lineage ? childHandle(input.name, this.row(lineage.parent_id).handle) : input.name;
     if (handle) {
       const existing = this.deps.table.find(handle);
@@ -142,6 +153,7 @@ export class InstancesService {
     const ref = specImage(input, this.deps);
     const spec = buildSpec(input, this.deps, ref ? await this.deps.images.resolve(ref) : null);
     if (lineage) Object.assign(spec, lineage);
+    if (e2b) spec.e2b = e2b;
     const id = newId("inst");
     const row: InstanceRow = {
       id,
@@ -288,6 +300,30 @@ export class InstancesService {
     });
     // A child its guest spawned while the VM was going down (the MCP host admits no new one once the row is gone).
     for (const child of this.children(id)) await this.delete(child.id);
+  }
+
+  /** Replace the E2B part of a sandbox's spec (lifetime changes). */
+  setE2b(id: string, e2b: E2bSandboxSpec): void {
+    const row = this.row(id);
+    this.deps.table.updateSpec(id, { ...row.spec, e2b });
+  }
+
+  /**
+   * The host port QEMU forwards to `guestPort` of the running VM, adding the
+   * forward when there is none yet (E2B's `getHost(port)` reaches any port,
+   * not only exposed ones). The forward lasts as long as this VM.
+   */
+  async forwardPort(id: string, guestPort: number): Promise<number | null> {
+    const rt = this.runtimes.peek(id);
+    const vm = rt?.vm;
+    if (!rt || !vm) return null;
+    const known = rt.hostPorts.get(guestPort);
+    if (known !== undefined) return known;
+    if (!vm.addPortForward) return null;
+    const host = await freePort();
+    await vm.addPortForward(host, guestPort);
+    rt.hostPorts.set(guestPort, host);
+    return host;
   }
 
   /**

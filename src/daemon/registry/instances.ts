@@ -46,6 +46,26 @@ export interface InstanceSpec {
   capabilities: SpawnCapabilities;
   /** Egress policy (api/network-policy.ts); rows stored before policies existed get the default. */
   network: NetworkPolicy;
+  /** Set when the instance is an E2B sandbox (daemon/e2b/): its template, metadata and lifetime. */
+  e2b?: E2bSandboxSpec;
+}
+
+/** The E2B side of a sandbox instance. The envd access token is sealed with the master key. */
+export interface E2bSandboxSpec {
+  template: string;
+  metadata: Record<string, string>;
+  /** The lifetime E2B calls `timeout`, in seconds, restarted by connect and set by setTimeout. */
+  timeout_s: number;
+  /** When the lifetime ends (ISO 8601), while running. */
+  end_at: string;
+  /** Pause instead of kill when the lifetime ends (E2B's autoPause / onTimeout: "pause"). */
+  auto_pause: boolean;
+  /** When the sandbox was last started or resumed (E2B's startedAt). */
+  started_at: string;
+  /** Seen paused or stopped by the lifetime check: a wake by traffic (not connect) restarts the lifetime. */
+  paused?: boolean;
+  /** The envd access token, sealed (base64 nonce and ciphertext). */
+  token: { nonce: string; ciphertext: string };
 }
 
 /** A stored spec with the fields older rows lack filled in. */

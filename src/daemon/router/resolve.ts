@@ -15,7 +15,7 @@ export interface ResolvedRoute {
   /** The stripped `/NAME` prefix (rule 2), for `X-Forwarded-Prefix`. */
   prefix?: string;
   /** Which rule matched, for logs and tests. */
-  rule: "host" | "path" | "default";
+  rule: "host" | "path" | "default" | "port";
 }
 
 /**
@@ -106,4 +106,33 @@ function safeDecode(segment: string): string {
     if (err instanceof URIError) return segment;
     throw err;
   }
+}
+
+/**
+ * A direct route to one guest port (see types.ts): the E2B headers, or a
+ * `PORT-NAME.localhost` host naming no instance itself. `lookup` finds any
+ * instance by handle or id.
+ */
+export function directRoute(
+  headers: Headers,
+  target: string,
+  served: ServedInstance[],
+  lookup: (name: string) => { instanceId: string; handle: string } | undefined,
+): ResolvedRoute | AppError | null {
+  const sandbox = headers.get("e2b-sandbox-id");
+  const port = headers.get("e2b-sandbox-port");
+  if (sandbox !== null || port !== null) {
+    if (sandbox === null || port === null || !/^\d{1,5}$/.test(port) || Number(port) < 1 || Number(port) > 65535) {
+      return new AppError("invalid_request", "E2b-Sandbox-Id and E2b-Sandbox-Port must be sent together, the port as a number 1-65535");
+    }
+    const inst = lookup(sandbox);
+    if (!inst) return new AppError("not_found", `no instance or sandbox "${sandbox}" (E2b-Sandbox-Id)`);
+    return { instance: { ...inst, guestPort: Number(port) }, path: target, rule: "port" };
+  }
+  const name = hostName(headers.get("host"));
+  if (name === undefined || find(served, name) || lookup(name)) return null;
+  const m = /^(\d{1,5})-(.+)$/.exec(name);
+  if (!m || Number(m[1]) < 1 || Number(m[1]) > 65535) return null;
+  const inst = lookup(m[2]!);
+  return inst ? { instance: { ...inst, guestPort: Number(m[1]) }, path: target, rule: "port" } : null;
 }

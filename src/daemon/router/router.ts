@@ -25,7 +25,7 @@ import { AppError, Conflict, isAppError } from "../../api/errors.ts";
 import { claimPort, describePortInUse, releasePort } from "../../control/port-claims.ts";
 import { OpenConnections } from "./connections.ts";
 import { proxyHttp } from "./http-proxy.ts";
-import { requestTarget, resolveRoute } from "./resolve.ts";
+import { directRoute, requestTarget, resolveRoute } from "./resolve.ts";
 import { causeOf, errorResponse } from "./responses.ts";
 import { TcpForward } from "./tcp-forward.ts";
 import type { RouteTarget, RouterHooks, RouterLog, RouterOptions } from "./types.ts";
@@ -105,8 +105,13 @@ export class Router {
     // Streams (SSE, long polls, slow wakes) may be quiet for longer than Bun's 10 s idle timeout.
     server.timeout(req, 0);
     try {
-      const route = resolveRoute(this.#hooks.servedInstances(), req.headers.get("host"), requestTarget(req.url), this.origin);
+      const served = this.#hooks.servedInstances();
+      const lookup = this.#hooks.instanceNamed?.bind(this.#hooks) ?? (() => undefined);
+      const direct = directRoute(req.headers, requestTarget(req.url), served, lookup);
+      const route = direct ?? resolveRoute(served, req.headers.get("host"), requestTarget(req.url), this.origin);
       if (route instanceof AppError) return errorResponse(route);
+      const local = this.#hooks.local?.({ instanceId: route.instance.instanceId, guestPort: route.instance.guestPort }, req);
+      if (local) return await local;
       const clientIp = server.requestIP(req)?.address;
       if (isWebSocketUpgrade(req)) return await proxyWebSocket(req, server, route, clientIp, ctx);
       return await proxyHttp(req, route, clientIp, ctx);

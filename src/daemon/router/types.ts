@@ -15,6 +15,14 @@
  * 3. Otherwise, when exactly one instance is served, that one ("the default route").
  * 4. Otherwise a 404 JSON error listing the served instances.
  *
+ * Before these, a request may name an instance and a guest port directly (E2B's
+ * `sandbox.getHost(port)` and its proxy headers): `E2b-Sandbox-Id: NAME` with
+ * `E2b-Sandbox-Port: PORT`, or `Host: PORT-NAME.localhost[:port]` when no
+ * instance is named `PORT-NAME` itself. The daemon decides which instances
+ * may be named so (E2B sandboxes, whose every port E2B makes reachable; an
+ * Aegis instance serves only what it exposes); it adds the forward on demand, and a port the
+ * daemon serves itself (envd of E2B sandboxes) is answered by {@link RouterHooks.local}.
+ *
  * Rules 2 and 3 serve every instance from one browser origin (the router's), so
  * their responses are sandboxed into an opaque origin and their cookies scoped
  * to the prefix (origin-isolation.ts). Rule 1 gives each instance its own
@@ -60,6 +68,10 @@ export interface RouterHooks {
   activityStarted(instanceId: string): void;
   /** That request, WebSocket or TCP connection ended; called exactly once per `activityStarted`. */
   activityEnded(instanceId: string): void;
+  /** The instance `name` (handle or id) for a direct port route, or undefined when there is none. */
+  instanceNamed?(name: string): { instanceId: string; handle: string } | undefined;
+  /** A response the daemon gives itself for this target (E2B's envd), or null to proxy to the guest. */
+  local?(target: RouteTarget, req: Request): Promise<Response> | null;
 }
 
 /** Structured log sink; fields carry names, ids and ports only. */

@@ -48,6 +48,7 @@ export class SecretCipher {
     const nonce = randomBytes(NONCE_BYTES);
     const cipher = createCipheriv("aes-256-gcm", this.key, nonce);
     cipher.setAAD(Buffer.from(`${scope}\0${name}`));
+    // Stryker disable next-line StringLiteral: equivalent (an empty encoding falls back to utf8, the default)
     const body = Buffer.concat([cipher.update(value, "utf8"), cipher.final()]);
     return { nonce, ciphertext: Buffer.concat([body, cipher.getAuthTag()]) };
   }

@@ -33,7 +33,8 @@ describe("SpawnCapabilities schema", () => {
   });
 
   it("fills unnamed fields from the defaults", () => {
-    expect(CapsSchema.parse({ spawn: true, allowed_images: ["busybox"] })).toEqual({ ...DEFAULT_CAPABILITIES, spawn: true, allowed_images: ["busybox"] });
+    // Written out, not read from DEFAULT_CAPABILITIES (itself the schema's output), so a changed default shows.
+    expect(CapsSchema.parse({ spawn: true, allowed_images: ["busybox"] })).toEqual({ spawn: true, max_depth: 1, max_children: 4, allowed_images: ["busybox"], max_memory_mb: 512, max_vcpus: 1, allowed_secrets: [], max_exposed_ports: 4 });
   });
 
   it("is strict and range-checked", () => {
@@ -102,6 +103,14 @@ describe("checkSpawn", () => {
     const d = denied(checkSpawn(parent(), req({ vcpus: 3 })));
     expect(d.limit).toBe("max_vcpus");
     expect(d.reason).toBe("vcpus 3 exceeds max_vcpus 2");
+    expect(d.hint).toBe("ask for at most 2 vCPU(s)");
+  });
+
+  it("tells the guest what it may ask for in every resource refusal", () => {
+    expect(denied(checkSpawn(parent(), req({ memory_mb: 4096 }))).hint).toBe("ask for at most 1024 MiB");
+    expect(denied(checkSpawn(parent(), req({ expose: [1, 2, 3] }))).hint).toBe("expose at most 2 port(s)");
+    expect(denied(checkSpawn(parent(), req({ secrets: ["ROOT"] }))).hint).toBe("pass only the secrets self_info lists under capabilities.allowed_secrets");
+    expect(denied(checkSpawn(parent({ depth: 2 }), req())).hint).toBe("the host grants capabilities in the kit manifest or with instance start flags; a guest cannot change its own");
   });
 
   it("refuses a secret outside allowed_secrets, naming it", () => {
@@ -241,6 +250,35 @@ describe("checkImage patterns", () => {
     expect(allowed(["oci:/srv/images/tool:v1"], "oci:/srv/images/tool:v2")).toBe(false);
   });
 
+  it("matches a local path pattern without a tag exactly, never another path or tag of it", () => {
+    expect(allowed(["oci:/srv/tool"], "oci:/srv/tool")).toBe(true);
+    expect(allowed(["oci:/srv/tool"], "oci:/etc")).toBe(false);
+    expect(allowed(["oci:/srv/tool"], "oci:/srv/tool:v2")).toBe(false);
+    expect(allowed(["docker-archive:/srv/x.tar"], "docker-archive:/srv/y.tar")).toBe(false);
+    expect(allowed(["oci:/srv/tool"], "docker-archive:/srv/tool")).toBe(false);
+  });
+
+  it("refuses an image outside the list with the canonical name and where to look", () => {
+    expect(checkImage(["busybox"], "alpine")).toEqual({
+      ok: false,
+      limit: "allowed_images",
+      reason: 'image "alpine" (docker.io/library/alpine:latest) is not in allowed_images (busybox)',
+      hint: "self_info lists the allowed images under capabilities.allowed_images",
+    });
+    expect(checkImage([], "@base")).toEqual({
+      ok: false,
+      limit: "allowed_images",
+      reason: "the base rootfs (@base) is not in allowed_images (none)",
+      hint: "self_info lists the allowed images under capabilities.allowed_images",
+    });
+  });
+
+  it("refuses a malformed reference with the parser's message and hint", () => {
+    const d = checkImage(["*"], "Busy Box");
+    expect(d).toMatchObject({ ok: false, limit: "image" });
+    expect(d?.hint).toContain("alpine:3.21");
+  });
+
   it("treats a malformed pattern as allowing nothing", () => {
     expect(allowed(["UPPER/Case", "busybox"], "busybox")).toBe(true);
     expect(allowed(["UPPER/Case"], "upper/case")).toBe(false);
@@ -286,6 +324,7 @@ describe("checkOwnership", () => {
     for (const d of reasons) {
       expect(d.limit).toBe("ownership");
       expect(d.reason).toBe('instance "other" is not a child of this instance');
+      expect(d.hint).toBe("instance_list shows this instance's children; a guest may inspect and stop only those");
     }
   });
 

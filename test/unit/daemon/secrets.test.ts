@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from "bun:test";
-import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { openDatabase } from "../../../src/daemon/db.ts";
@@ -26,31 +26,6 @@ function setup() {
   const apps = new AppsService(table, images);
   return { db, secrets, apps };
 }
-
-describe("SecretCipher", () => {
-  it("round-trips and uses a fresh nonce per value", () => {
-    const c = new SecretCipher(Buffer.alloc(32, 7));
-    const a = c.seal("workspace", "K", "v");
-    const b = c.seal("workspace", "K", "v");
-    expect(Buffer.from(a.nonce).equals(Buffer.from(b.nonce))).toBe(false);
-    expect(c.open("workspace", "K", a)).toBe("v");
-  });
-  it("refuses a ciphertext moved to another secret's name", () => {
-    const c = new SecretCipher(Buffer.alloc(32, 7));
-    const sealed = c.seal("workspace", "A", "value");
-    expect(() => c.open("workspace", "B", sealed)).toThrow();
-  });
-});
-
-describe("master key", () => {
-  it("is created once with mode 0600 and reused", () => {
-    const path = join(dir, "master.key");
-    const k1 = loadOrCreateMasterKey(path);
-    const k2 = loadOrCreateMasterKey(path);
-    expect(k1.equals(k2)).toBe(true);
-    expect(statSync(path).mode & 0o777).toBe(0o600);
-  });
-});
 
 describe("SecretsService", () => {
   it("never stores a value in plaintext in the database files", () => {
@@ -80,6 +55,16 @@ describe("SecretsService", () => {
     expect(secrets.resolve(["TOKEN"], app.id)).toEqual({ TOKEN: "app" });
     expect(secrets.resolve("*", app.id)).toEqual({ TOKEN: "app", OTHER: "o" });
     expect(() => secrets.resolve(["MISSING"])).toThrow("secret MISSING not found");
+  });
+  it("refuses an app secret's stored row copied into the workspace scope (and back)", () => {
+    const { db, secrets, apps } = setup();
+    const app = apps.create({ name: "web", image: "alpine", command: ["true"], expose: [] });
+    secrets.set({ kind: "app", appId: app.id }, "TOKEN", "app-only");
+    secrets.set({ kind: "workspace" }, "TOKEN", "workspace-value");
+    // Someone with write access to the database moves the app's ciphertext onto the workspace row.
+    db.run("UPDATE workspace_secrets SET nonce = (SELECT nonce FROM app_secrets WHERE name = 'TOKEN'), ciphertext = (SELECT ciphertext FROM app_secrets WHERE name = 'TOKEN') WHERE name = 'TOKEN'");
+    expect(() => secrets.value({ kind: "workspace" }, "TOKEN", "the workspace")).toThrow();
+    expect(secrets.value({ kind: "app", appId: app.id }, "TOKEN", "app web")).toBe("app-only");
   });
   it("deletes app secrets together with their app", () => {
     const { secrets, apps } = setup();

@@ -1,4 +1,5 @@
-import { describe, expect, it } from "bun:test";
+import { afterEach, describe, expect, it, jest } from "bun:test";
+import { DEFAULT_TIMING } from "../../../src/gateway/gateway.ts";
 import { TypingIndicator } from "../../../src/gateway/typing.ts";
 
 describe("TypingIndicator", () => {
@@ -40,5 +41,32 @@ describe("TypingIndicator", () => {
     await Bun.sleep(10);
     t.stopAll();
     expect(String(errors[0])).toContain("boom");
+  });
+});
+
+describe("TypingIndicator at its defaults (the spec's 3 s refresh and 2 min hard cap)", () => {
+  afterEach(() => jest.useRealTimers());
+  it("refreshes every 3 s and goes quiet at 2 minutes, however long the answer takes", () => {
+    jest.useFakeTimers();
+    const sent: number[] = [];
+    const start = Date.now();
+    const t = new TypingIndicator(async () => sent.push(Date.now() - start), () => {});
+    t.start("chat");
+    jest.advanceTimersByTime(2999);
+    expect(sent).toEqual([0]);
+    jest.advanceTimersByTime(1);
+    expect(sent).toEqual([0, 3000]);
+    jest.advanceTimersByTime(120_000 - 3000 - 1);
+    expect(t.isActive("chat")).toBe(true);
+    jest.advanceTimersByTime(1);
+    expect(t.isActive("chat")).toBe(false);
+    const atCap = sent.length;
+    expect(atCap).toBe(40); // t = 0, 3 s, ..., 117 s (the tick due at 120 s is cut by the cap)
+    jest.advanceTimersByTime(10 * 60_000);
+    expect(sent.length).toBe(atCap);
+    t.stop("chat");
+  });
+  it("is what the gateway uses (src/gateway/main.ts builds Gateway without timing)", () => {
+    expect(DEFAULT_TIMING.typing).toEqual({ intervalMs: 3000, capMs: 120_000 });
   });
 });

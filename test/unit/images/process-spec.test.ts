@@ -1,6 +1,6 @@
 import { describe, expect, it } from "bun:test";
-import type { ImageRunConfig } from "../../../src/api/schema/images.ts";
-import { envRecord, resolveProcess } from "../../../src/daemon/images/process-spec.ts";
+import type { ImageRecord, ImageRunConfig } from "../../../src/api/schema/images.ts";
+import { envRecord, imageRunConfig, resolveProcess } from "../../../src/daemon/images/process-spec.ts";
 
 const config: ImageRunConfig = {
   entrypoint: ["/bin/echo", "entry"],
@@ -49,5 +49,50 @@ describe("resolveProcess (docker run rules)", () => {
 describe("envRecord", () => {
   it("keeps values with '=' in them and lets later entries win", () => {
     expect(envRecord(["A=1=2", "B=x", "B=y", "=bad"])).toEqual({ A: "1=2", B: "y" });
+  });
+});
+
+describe("resolveProcess details", () => {
+  it("treats an empty argument list like none: the image's Cmd runs", () => {
+    expect(resolveProcess(image, { command: [] }).argv).toEqual(["/bin/echo", "entry", "default", "cmd"]);
+    expect(resolveProcess(image, { entrypoint: ["/bin/ls"], command: [] }).argv).toEqual(["/bin/ls"]);
+  });
+  it("runs Cmd alone for an image without Entrypoint, and Entrypoint alone without Cmd", () => {
+    expect(resolveProcess({ ref: "r", config: { ...config, entrypoint: null } }, {}).argv).toEqual(["default", "cmd"]);
+    expect(resolveProcess({ ref: "r", config: { ...config, cmd: null } }, {}).argv).toEqual(["/bin/echo", "entry"]);
+    expect(resolveProcess({ ref: "r", config: { ...config, entrypoint: null } }, { command: ["x"] }).argv).toEqual(["x"]);
+  });
+  it("leaves cwd and user unset (/ and root in the guest) when neither the image nor the request sets them", () => {
+    const plain = { ref: "r", config: { ...config, working_dir: null, user: null, env: [] } };
+    expect(resolveProcess(plain, {})).toEqual({ argv: ["/bin/echo", "entry", "default", "cmd"], env: {}, cwd: null, user: null });
+  });
+  it("gives the base rootfs the request's env, workdir and user", () => {
+    expect(resolveProcess(null, { command: ["env"], env: { A: "1" }, workdir: "/w", user: "nobody" })).toEqual({ argv: ["env"], env: { A: "1" }, cwd: "/w", user: "nobody" });
+  });
+  it("says how to give a command in both refusals", () => {
+    const bare = { ref: "reg/plain:1", config: { ...config, entrypoint: null, cmd: null } };
+    expect(() => resolveProcess(bare, {})).toThrow(expect.objectContaining({ code: "invalid_request", hint: "give the command after --, e.g. aegis run --image IMAGE -- sh" }));
+    expect(() => resolveProcess(null, {})).toThrow(expect.objectContaining({ message: "no command: give one after --", hint: "e.g. aegis run -- echo hello" }));
+  });
+});
+
+describe("imageRunConfig", () => {
+  const record = (over: Partial<ImageRecord>) => ({ ref: "r", env_path: null, working_dir: null, ...over }) as ImageRecord;
+  it("returns the kept run config as is", () => {
+    expect(imageRunConfig(record({ config }))).toBe(config);
+  });
+  it("reads an old record (no run config) as PATH and WorkingDir only", () => {
+    expect(imageRunConfig(record({ env_path: "/usr/bin", working_dir: "/app" }))).toEqual({
+      entrypoint: null, cmd: null, env: ["PATH=/usr/bin"], working_dir: "/app", user: null, exposed_ports: [], stop_signal: null, labels: {},
+    });
+    expect(imageRunConfig(record({})).env).toEqual([]);
+    expect(imageRunConfig(record({})).working_dir).toBeNull();
+  });
+});
+
+describe("envRecord edge cases", () => {
+  it("reads a bare KEY as empty, keeps empty values and skips entries without a name", () => {
+    expect(envRecord(["KEY", "E=", "=x", "=", "B=1"])).toEqual({ KEY: "", E: "", B: "1" });
+    expect(envRecord([])).toEqual({});
   });
 });

@@ -16,6 +16,12 @@ describe("hostName", () => {
   it("ignores hosts that are not NAME.localhost", () => {
     for (const h of [null, "", "localhost", "localhost:8099", "127.0.0.1:8099", "[::1]:8099", "web.example.com", ".localhost"]) expect(hostName(h)).toBeUndefined();
   });
+  it("trims the header, and never takes a bracketed (IPv6-style) host for a name", () => {
+    expect(hostName("  web.localhost:8099 ")).toBe("web");
+    expect(hostName("[web].localhost")).toBeUndefined();
+    expect(hostName("web.localhost.evil.com")).toBeUndefined();
+    expect(hostName("weblocalhost")).toBeUndefined();
+  });
 });
 
 describe("requestTarget", () => {
@@ -24,6 +30,13 @@ describe("requestTarget", () => {
     expect(requestTarget("http://h:1/")).toBe("/");
     expect(requestTarget("http://h:1?q=1")).toBe("/?q=1");
     expect(requestTarget("http://h:1")).toBe("/");
+  });
+  it("keeps a query that contains slashes when the URL has no path", () => {
+    expect(requestTarget("http://h:1?next=/admin/x")).toBe("/?next=/admin/x");
+  });
+  it("passes an origin-form target through", () => {
+    expect(requestTarget("/a/b?c=/d")).toBe("/a/b?c=/d");
+    expect(requestTarget("?q=1")).toBe("/?q=1");
   });
 });
 
@@ -63,10 +76,39 @@ describe("resolveRoute", () => {
     expect(r.data).toEqual({ instances: [web, api] });
   });
 
-  it("404s when nothing is served", () => {
+  it("404s when nothing is served, saying how to serve one", () => {
     const r = resolveRoute([], null, "/", origin);
     if (!isAppError(r)) throw new Error("expected a 404");
+    expect(r.code).toBe("not_found");
     expect(r.message).toBe('no instance is being served, so nothing answers path "/"');
+    expect(r.hint).toBe("start one with 'aegis run --expose PORT -- CMD' or 'aegis instance start --expose PORT'");
+    expect(r.data).toEqual({ instances: [] });
+    const byHost = resolveRoute([], "web.localhost", "/", origin);
+    if (!isAppError(byHost)) throw new Error("expected a 404");
+    expect(byHost.message).toBe('no instance is being served, so nothing answers host "web.localhost" (no instance named "web")');
+  });
+
+  it("names an instance without a handle once, and builds the host hint from a localhost origin", () => {
+    const bare: ServedInstance = { instanceId: "inst-ccc", handle: "inst-ccc", guestPort: 80 };
+    const r = resolveRoute([bare, web], "localhost:8099", "/nope", "http://localhost:8099");
+    if (!isAppError(r)) throw new Error("expected a 404");
+    expect(r.message).toBe('no served instance matches path "/nope" on host "localhost:8099"; 2 instances are served: "inst-ccc", "web" (inst-aaa)');
+    expect(r.hint).toBe("pick one by host (http://inst-ccc.localhost:8099/) or by path prefix (http://localhost:8099/inst-ccc/)");
+  });
+
+  it("leaves out the host in the 404 when the request had none", () => {
+    const r = resolveRoute([web, api], null, "/nope?x=1", origin);
+    if (!isAppError(r)) throw new Error("expected a 404");
+    expect(r.message).toStartWith('no served instance matches path "/nope"; 2 instances');
+  });
+
+  it("matches a percent-encoded prefix by its decoded name and strips it as sent", () => {
+    expect(resolveRoute([web, api], null, "/%77eb/x?y=1", origin)).toEqual({ instance: web, path: "/x?y=1", prefix: "/%77eb", rule: "path" });
+    expect(resolveRoute([web, api], null, "/API/x", origin)).toMatchObject({ instance: api, rule: "path" });
+  });
+
+  it("does not take a deeper segment for a prefix", () => {
+    expect(isAppError(resolveRoute([web, api], null, "/x/web", origin))).toBe(true);
   });
 
   it("does not match an instance through a malformed escape", () => {

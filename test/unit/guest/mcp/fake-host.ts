@@ -4,12 +4,21 @@
  * handlers. A handler that throws {@link HostRefusal} answers with that
  * JSON-RPC error; one that returns {@link DROP} closes the connection
  * without answering. Methods without a handler get "method not found".
+ *
+ * {@link sampleHandlers} plays a well-behaved host, and checks itself
+ * against the contract the daemon serves (`McpBridgeMethods` in
+ * api/schema/mcp.ts): params the guest sends are parsed with the method's
+ * params schema (refused with -32602, as the daemon refuses them), and every
+ * answer with its result schema before it is sent, so the stand-in cannot
+ * drift from the real host. Tests that play a broken or hostile host install
+ * their own handlers. The real host is driven end to end by test/e2e/mcp.test.ts.
  */
 import type { Socket, UnixSocketListener } from "bun";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { errorResponse, isParseFailure, LineSplitter, parseMessage, response } from "../../../../src/api/jsonrpc.ts";
+import { McpBridgeErrorCode, type McpBridgeMethod, McpBridgeMethods } from "../../../../src/api/schema/mcp.ts";
 
 /** Thrown by a handler to answer with a JSON-RPC error. */
 export class HostRefusal extends Error {
@@ -114,9 +123,21 @@ export const sampleChild = {
   created_at: "2026-02-22T00:00:00.000Z",
 };
 
-/** Valid answers for every bridge method, as a well-behaved host gives them. */
+/** Wrap a handler so its params and its answer are checked against the bridge contract. */
+function checked(method: McpBridgeMethod, handler: Handler): Handler {
+  const { params, result } = McpBridgeMethods[method];
+  return async (raw) => {
+    const p = params.safeParse(raw ?? {});
+    if (!p.success) throw new HostRefusal(McpBridgeErrorCode.invalidParams, `invalid params for ${method}: ${p.error.issues[0]?.message}`, { code: "invalid_request" });
+    const answer = await handler(p.data);
+    // A drifted sample answer throws here (not a HostRefusal), failing the test that used it.
+    return result.parse(answer);
+  };
+}
+
+/** Valid answers for every bridge method, as a well-behaved host gives them (checked, see the module doc). */
 export function sampleHandlers(): Record<string, Handler> {
-  return {
+  const raw: Record<McpBridgeMethod, Handler> = {
     "mcp.self_info": () => ({
       id: "inst-parent",
       handle: "agent",
@@ -136,4 +157,5 @@ export function sampleHandlers(): Record<string, Handler> {
     "mcp.keepalive_acquire": () => ({ until: "2026-02-22T00:10:00.000Z" }),
     "mcp.keepalive_release": () => ({ ok: true }),
   };
+  return Object.fromEntries(Object.entries(raw).map(([m, h]) => [m, checked(m as McpBridgeMethod, h)]));
 }
