@@ -27,8 +27,10 @@ import { randomBytes } from "node:crypto";
 import { processStartTime, sameProcess } from "../vm-process.ts";
 import { runNft, slotAddresses, TABLE, baseTable, vmTeardown } from "./nft.ts";
 
-/** Where slot claims live. */
-export const SLOTS_DIR = process.env.AEGIS_NET_SLOTS_DIR || "/run/aegis-net";
+/** Where slot claims live (read on each use, so a test can point it elsewhere). */
+export function slotsDir(): string {
+  return process.env.AEGIS_NET_SLOTS_DIR || "/run/aegis-net";
+}
 
 /** Namespace name of slot `n`. */
 export function nsName(n: number): string {
@@ -86,7 +88,7 @@ function readClaim(path: string): Claim | undefined {
 
 /** Replace a claim file atomically (write beside it, rename over it). */
 function writeClaim(slot: number, claim: Claim): void {
-  const path = join(SLOTS_DIR, `${slot}.json`);
+  const path = join(slotsDir(), `${slot}.json`);
   const tmp = `${path}.${randomBytes(4).toString("hex")}.tmp`;
   writeFileSync(tmp, JSON.stringify(claim), { mode: 0o600 });
   renameSync(tmp, path);
@@ -94,7 +96,7 @@ function writeClaim(slot: number, claim: Claim): void {
 
 /** Record the VM's QEMU in this process's claim of `slot` (its namespace then outlives this aegisd while the VM runs). */
 export function recordSlotVm(slot: number, pid: number): void {
-  const claim = readClaim(join(SLOTS_DIR, `${slot}.json`));
+  const claim = readClaim(join(slotsDir(), `${slot}.json`));
   const startTime = processStartTime(pid);
   if (claim?.pid !== process.pid || startTime === null) return;
   writeClaim(slot, { ...claim, vm: { pid, startTime } });
@@ -106,7 +108,7 @@ export function recordSlotVm(slot: number, pid: number): void {
  * @throws Error when the claim is gone, belongs to another home, or its aegisd still runs
  */
 export function reclaimSlot(slot: number, home: string): void {
-  const path = join(SLOTS_DIR, `${slot}.json`);
+  const path = join(slotsDir(), `${slot}.json`);
   const claim = readClaim(path);
   if (!claim) throw new Error(`network slot ${slot} is no longer claimed (${path} is missing): its namespace was removed`);
   if (claim.home !== home) throw new Error(`network slot ${slot} is claimed by AEGIS_HOME ${claim.home}, not ${home}`);
@@ -143,11 +145,11 @@ export async function killInNetns(slot: number, comm: string): Promise<number[]>
 
 /** Claim a free slot for this process. */
 function claimSlot(home: string): number {
-  mkdirSync(SLOTS_DIR, { recursive: true, mode: 0o700 });
+  mkdirSync(slotsDir(), { recursive: true, mode: 0o700 });
   const start = 1 + Math.floor(Math.random() * 16000);
   for (let i = 0; i < 16382; i++) {
     const n = ((start + i - 1) % 16382) + 1;
-    const path = join(SLOTS_DIR, `${n}.json`);
+    const path = join(slotsDir(), `${n}.json`);
     try {
       writeFileSync(path, JSON.stringify({ pid: process.pid, home } satisfies Claim), { flag: "wx", mode: 0o600 });
       return n;
@@ -155,7 +157,7 @@ function claimSlot(home: string): number {
       if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
     }
   }
-  throw new Error(`no free VM network slot in ${SLOTS_DIR} (16382 in use)`);
+  throw new Error(`no free VM network slot in ${slotsDir()} (16382 in use)`);
 }
 
 let tableReady: Promise<void> | undefined;
@@ -227,7 +229,7 @@ export async function removeNetns(slot: number, sets: string[] | undefined): Pro
 
 /** Release a slot claim of this process. */
 export function releaseSlot(slot: number): void {
-  const path = join(SLOTS_DIR, `${slot}.json`);
+  const path = join(slotsDir(), `${slot}.json`);
   if (readClaim(path)?.pid === process.pid) rmSync(path, { force: true });
 }
 
@@ -257,17 +259,17 @@ async function tableEntries(slot: number): Promise<{ fwd: boolean; inp: boolean;
  * named in it is gone too. Returns the slots removed.
  */
 export async function reapStaleSlots(home: string): Promise<number[]> {
-  if (!existsSync(SLOTS_DIR)) return [];
+  if (!existsSync(slotsDir())) return [];
   const out: number[] = [];
-  for (const f of readdirSync(SLOTS_DIR)) {
+  for (const f of readdirSync(slotsDir())) {
     const m = /^(\d+)\.json$/.exec(f);
     if (!m) continue;
-    const claim = readClaim(join(SLOTS_DIR, f));
+    const claim = readClaim(join(slotsDir(), f));
     if (claim && alive(claim.pid)) continue;
     if (claim && claim.home !== home && claim.vm && sameProcess(claim.vm.pid, claim.vm.startTime)) continue;
     const slot = Number(m[1]);
     await removeNetns(slot, undefined);
-    rmSync(join(SLOTS_DIR, f), { force: true });
+    rmSync(join(slotsDir(), f), { force: true });
     out.push(slot);
   }
   return out;

@@ -8,10 +8,10 @@ import { afterAll, beforeAll, describe, expect, it } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { reclaimSlot, recordSlotVm } from "../../../../src/vmm/network/netns.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "aegis-slots-"));
-process.env.AEGIS_NET_SLOTS_DIR = dir;
-const { reclaimSlot, recordSlotVm } = await import("../../../../src/vmm/network/netns.ts");
+const prevDir = process.env.AEGIS_NET_SLOTS_DIR;
 
 /** A pid that is dead: a child that exited (and was reaped). */
 function deadPid(): number {
@@ -27,6 +27,7 @@ let parent: Bun.Subprocess | undefined;
 let zombiePid = 0;
 
 beforeAll(async () => {
+  process.env.AEGIS_NET_SLOTS_DIR = dir;
   // The background sleep exits after its parent exec-ed the long `sleep`, which never waits for it: a zombie.
   parent = Bun.spawn(["sh", "-c", "sleep 0.1 & echo $!; exec sleep 30"], { stdin: "ignore", stdout: "pipe", stderr: "ignore" });
   const reader = (parent.stdout as ReadableStream<Uint8Array>).getReader();
@@ -35,6 +36,8 @@ beforeAll(async () => {
 });
 
 afterAll(() => {
+  if (prevDir === undefined) delete process.env.AEGIS_NET_SLOTS_DIR;
+  else process.env.AEGIS_NET_SLOTS_DIR = prevDir;
   parent?.kill("SIGKILL");
   rmSync(dir, { recursive: true, force: true });
 });
