@@ -18,7 +18,7 @@
  */
 import { readFileSync } from "node:fs";
 import { MCP_BRIDGE_DEFAULT_PATH } from "../../src/api/schema/mcp.ts";
-import { ControlRequests, OutputAckParams, RpcErrorCode, TetherFrameParams, type ControlRequestMethod } from "../../src/api/schema/control.ts";
+import { AckParams, ControlRequests, OutputAckParams, ResumeParams, RpcErrorCode, TetherFrameParams, type ControlRequestMethod } from "../../src/api/schema/control.ts";
 import { errorResponse, isParseFailure, notification, parseMessage, response, RpcError } from "../../src/api/jsonrpc.ts";
 import { VERSION } from "../../src/api/version.ts";
 import { readGuestConfig } from "./config.ts";
@@ -26,6 +26,7 @@ import { GuestFiles } from "./files.ts";
 import { GuestWatches } from "./watch.ts";
 import { ControlPort, findControlPort } from "./port.ts";
 import { ProcessTable } from "./processes.ts";
+import { ReplayRing } from "./replay.ts";
 import { reapOrphans } from "./reaper.ts";
 import { McpRelay } from "./mcp-relay.ts";
 import { TetherRelay } from "./tether-relay.ts";
@@ -81,6 +82,8 @@ export async function main(_argv: string[]): Promise<void> {
   const portAt = performance.now();
   let shuttingDown = false;
   const send = (line: string): Promise<void> => port.send(line);
+  // output, exit and tether frames are kept until the host acknowledges them (live restore, replay.ts).
+  const ring = new ReplayRing(send);
 
   const powerOff = async (): Promise<void> => {
     if (shuttingDown) return;
@@ -92,8 +95,8 @@ export async function main(_argv: string[]): Promise<void> {
   };
 
   const procs = new ProcessTable(root, {
-    output: (id, stream, data) => send(notification("output", { id, stream, data })),
-    exit: (id, code, signal) => send(notification("exit", signal ? { id, code, signal } : { id, code })),
+    output: (id, stream, data) => ring.send("output", { id, stream, data }),
+    exit: (id, code, signal) => ring.send("exit", signal ? { id, code, signal } : { id, code }),
     primaryExited: () => {
       powerOff().catch((err: unknown) => log(`power off failed: ${String(err)}`));
     },
@@ -104,7 +107,7 @@ export async function main(_argv: string[]): Promise<void> {
   let tether: TetherRelay | undefined;
   const relay = (): TetherRelay =>
     (tether ??= new TetherRelay((frame) => {
-      send(notification("tether.frame", { frame })).catch((err: unknown) => log(`tether: could not send a frame to the host: ${String(err)}`));
+      ring.send("tether.frame", { frame }).catch((err: unknown) => log(`tether: could not send a frame to the host: ${String(err)}`));
     }, log));
 
   const mcp = new McpRelay(send, log);
@@ -171,6 +174,7 @@ export async function main(_argv: string[]): Promise<void> {
       return await waitForListen(p.port, p.timeout_ms);
     },
     shutdown: () => ({ ok: true }),
+    resume: (p) => ring.after(p.after_seq), // answered synchronously in onLine; here for the table's completeness
     "fs.stat": (p) => files.stat(p),
     "fs.list": (p) => files.list(p),
     "fs.read": (p) => files.read(p),
@@ -200,6 +204,19 @@ export async function main(_argv: string[]): Promise<void> {
       const parsed = TetherFrameParams.safeParse(msg.params);
       if (parsed.success) relay().deliver(parsed.data.frame);
       else log(`tether: invalid frame notification: ${parsed.error.message}`);
+      return;
+    }
+    if (msg.method === "ack" && !isRequest) {
+      const parsed = AckParams.safeParse(msg.params);
+      if (parsed.success) ring.ack(parsed.data.seq);
+      else log(`control: invalid ack: ${parsed.error.message}`);
+      return;
+    }
+    if (msg.method === "resume" && isRequest) {
+      // Answered in this synchronous step: every seq'd line queued before the answer is in it.
+      const parsed = ResumeParams.safeParse(msg.params);
+      const answer = parsed.success ? response(msg.id!, ring.after(parsed.data.after_seq)) : errorResponse(msg.id!, { code: RpcErrorCode.invalidParams, message: parsed.error.message });
+      await send(answer);
       return;
     }
     if (msg.method === "output.ack" && !isRequest) {

@@ -18,12 +18,66 @@ import { ExecLine, ExecRequest, Instance, InstanceCreate, InstanceList } from ".
 import { LogLine, Task, TaskCreate } from "./schema/tasks.ts";
 import { TetherAccepted, TetherEgressFrame, type TetherIngress } from "./schema/tether.ts";
 
-/** Raised when nothing listens on the socket. */
-export class DaemonNotRunning extends Error {
-  override name = "DaemonNotRunning";
-  constructor(readonly socket: string) {
-    super("aegisd is not running. Run 'aegis up' first.");
+/**
+ * aegisd could not be reached, or went away mid-request: the one error the
+ * socket's own failures become (never a raw `ECONNRESET` from fetch), with
+ * what to do in `hint`. The subclasses say which case it is.
+ */
+export class DaemonUnavailable extends Error {
+  override name = "DaemonUnavailable";
+  constructor(
+    readonly socket: string,
+    message: string,
+    readonly hint?: string,
+  ) {
+    super(message);
   }
+}
+
+/** Raised when nothing listens on the socket (nothing reached the daemon: safe to retry anything). */
+export class DaemonNotRunning extends DaemonUnavailable {
+  override name = "DaemonNotRunning";
+  constructor(socket: string) {
+    super(socket, "aegisd is not running. Run 'aegis up' first.");
+  }
+}
+
+/** Raised when aegisd closed the connection before its answer was complete (it stopped, crashed or is restarting). */
+export class DaemonConnectionLost extends DaemonUnavailable {
+  override name = "DaemonConnectionLost";
+  constructor(socket: string) {
+    super(
+      socket,
+      "aegisd closed the connection before it answered (it stopped, crashed or is restarting).",
+      "check 'aegis status'; 'aegis up' starts it again (its log is AEGIS_HOME/data/aegisd.log). Running VMs and tasks survive a restart.",
+    );
+  }
+}
+
+/** Raised when the socket exists but this user may not connect to it. */
+export class DaemonPermissionDenied extends DaemonUnavailable {
+  override name = "DaemonPermissionDenied";
+  constructor(socket: string) {
+    super(
+      socket,
+      `cannot connect to aegisd at ${socket}: permission denied (the socket is private to the user that started aegisd).`,
+      "run aegis as that user, or set AEGIS_HOME to a home of your own and run 'aegis up'",
+    );
+  }
+}
+
+/**
+ * Map an error thrown by fetch over the unix socket (connecting, or reading
+ * a response body) to a {@link DaemonUnavailable}; anything else is returned
+ * unchanged.
+ */
+export function socketError(err: unknown, socket: string): unknown {
+  if (err instanceof DaemonUnavailable) return err;
+  const code = (err as { code?: string } | null)?.code;
+  if (code === "ENOENT" || code === "ECONNREFUSED") return new DaemonNotRunning(socket);
+  if (code === "EACCES" || code === "EPERM") return new DaemonPermissionDenied(socket);
+  if (code === "ECONNRESET" || code === "EPIPE" || code === "ConnectionClosed" || code === "ConnectionRefused") return new DaemonConnectionLost(socket);
+  return err;
 }
 
 type Method = "GET" | "POST" | "PUT" | "DELETE";
@@ -54,12 +108,15 @@ export class AegisClient {
         body,
       });
     } catch (err) {
-      const code = (err as { code?: string }).code;
-      if (code === "ENOENT" || code === "ECONNREFUSED") throw new DaemonNotRunning(this.socket);
-      throw err;
+      throw socketError(err, this.socket);
     }
     if (!res.ok) {
-      const text = await res.text();
+      let text: string;
+      try {
+        text = await res.text();
+      } catch (err) {
+        throw socketError(err, this.socket);
+      }
       let parsed: unknown;
       try {
         parsed = JSON.parse(text);
@@ -76,7 +133,13 @@ export class AegisClient {
   /** Send a request and parse the JSON response with `schema`. */
   async request<S extends z.ZodType>(schema: S, method: Method, path: string, body?: unknown): Promise<z.infer<S>> {
     const res = await this.raw(method, path, body);
-    return schema.parse(await res.json());
+    let json: unknown;
+    try {
+      json = await res.json();
+    } catch (err) {
+      throw socketError(err, this.socket);
+    }
+    return schema.parse(json);
   }
 
   status() {
@@ -154,9 +217,16 @@ export class AegisClient {
   cancelTask(id: string) {
     return this.request(Task, "POST", `/v1/tasks/${enc(id)}/cancel`);
   }
-  /** The task's log lines (replay, then live when `follow`), ending with the `end` record. */
-  taskLogs(id: string, follow: boolean, signal?: AbortSignal): AsyncGenerator<LogLine> {
-    return this.ndjson(LogLine, `/v1/tasks/${enc(id)}/logs${follow ? "?follow=true" : ""}`, signal);
+  /**
+   * The task's log lines (replay, then live when `follow`), ending with the
+   * `end` record; with `afterSeq`, only the lines after that seq (a reader
+   * resuming where it stopped).
+   */
+  taskLogs(id: string, follow: boolean, signal?: AbortSignal, afterSeq?: number): AsyncGenerator<LogLine> {
+    const q = new URLSearchParams();
+    if (follow) q.set("follow", "true");
+    if (afterSeq !== undefined) q.set("after_seq", String(afterSeq));
+    return this.ndjson(LogLine, `/v1/tasks/${enc(id)}/logs${q.size > 0 ? `?${q}` : ""}`, signal);
   }
 
   /** Stream an NDJSON endpoint, parsing each line with `schema`. */
@@ -165,15 +235,34 @@ export class AegisClient {
     if (!res.body) return;
     const decoder = new TextDecoder();
     let buffered = "";
-    for await (const chunk of res.body) {
-      buffered += decoder.decode(chunk, { stream: true });
-      let nl = buffered.indexOf("\n");
-      while (nl >= 0) {
-        const line = buffered.slice(0, nl);
-        buffered = buffered.slice(nl + 1);
-        if (line.length > 0) yield schema.parse(JSON.parse(line));
-        nl = buffered.indexOf("\n");
+    const reader = res.body.getReader();
+    let finished = false;
+    try {
+      for (;;) {
+        let next: Awaited<ReturnType<typeof reader.read>>;
+        try {
+          next = await reader.read();
+        } catch (err) {
+          // The daemon went away mid-stream: one clear error, not fetch's raw ECONNRESET.
+          throw socketError(err, this.socket);
+        }
+        if (next.done) {
+          finished = true;
+          break;
+        }
+        buffered += decoder.decode(next.value, { stream: true });
+        let nl = buffered.indexOf("\n");
+        while (nl >= 0) {
+          const line = buffered.slice(0, nl);
+          buffered = buffered.slice(nl + 1);
+          if (line.length > 0) yield schema.parse(JSON.parse(line));
+          nl = buffered.indexOf("\n");
+        }
       }
+    } finally {
+      // A consumer that stops early (or a parse error) abandons the response: close it, as `for await` would.
+      // Its failure is moot (the connection is going away either way), so it is not reported.
+      if (!finished) void reader.cancel().catch(() => undefined);
     }
     if (buffered.trim().length > 0) yield schema.parse(JSON.parse(buffered));
   }

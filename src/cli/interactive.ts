@@ -10,6 +10,7 @@
  * `echo data | aegis run -i -- cat`) and its end closes the guest's stdin.
  * The exit code is the guest command's.
  */
+import { DaemonConnectionLost, DaemonNotRunning } from "../api/client.ts";
 import { fromEnvelope } from "../api/errors.ts";
 import { SessionOutput, type TtySize } from "../api/schema/session.ts";
 import { statePaths } from "../paths.ts";
@@ -70,7 +71,13 @@ export function runInteractive(opts: InteractiveOptions): Promise<number> {
       else if (msg.type === "exit") finish(() => resolve(msg.code));
       else finish(() => reject(fromEnvelope({ error: msg.error })));
     };
-    ws.onerror = () => finish(() => reject(new Error(`the session with aegisd (${socket}) failed`)));
-    ws.onclose = () => finish(() => reject(new Error("aegisd closed the session before the command exited")));
+    // Socket failures become the client's one error type (api/client.ts): not running before the
+    // session opened, connection lost after. An interactive session ends with its connection.
+    let opened = false;
+    ws.addEventListener("open", () => {
+      opened = true;
+    });
+    ws.onerror = () => finish(() => reject(opened ? new DaemonConnectionLost(socket) : new DaemonNotRunning(socket)));
+    ws.onclose = () => finish(() => reject(opened ? new DaemonConnectionLost(socket) : new DaemonNotRunning(socket)));
   });
 }

@@ -7,7 +7,7 @@
  * traps (silent unknown flags, `--help` after `--`, parent `run`) cannot bite.
  */
 import { type ArgsDef, type CommandDef, renderUsage } from "citty";
-import { DaemonNotRunning } from "../api/client.ts";
+import { DaemonUnavailable } from "../api/client.ts";
 import { VERSION } from "../api/version.ts";
 import { parseCommandLine, splitAtDoubleDash, suggest } from "./argv.ts";
 import { defaultSubCommand } from "./commands/_groups.ts";
@@ -106,8 +106,8 @@ export async function runCli(argv: string[]): Promise<number> {
     const result = await cmd.run?.({ rawArgs: argv.slice(i), args: parsed.values as never, cmd, data: parsed });
     return typeof result === "number" ? result : 0;
   } catch (err) {
-    if (err instanceof DaemonNotRunning) {
-      process.stderr.write(`${err.message}\n`);
+    if (err instanceof DaemonUnavailable) {
+      process.stderr.write(`${err.message}\n${err.hint ? `hint: ${err.hint}\n` : ""}`);
       return 1;
     }
     const { exitCode, lines } = describeError(err);

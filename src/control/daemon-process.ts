@@ -88,8 +88,13 @@ export async function startDaemon(paths: StatePaths, opts: { noDaemons?: boolean
   );
 }
 
-/** Stop aegisd: SIGTERM, wait up to 5 s. Returns the pid stopped, or null when it was not running. */
-export async function stopDaemon(paths: StatePaths, onStopping?: (pid: number) => void): Promise<number | null> {
+/**
+ * Stop aegisd and wait up to 5 s. By default its VMs stop too (SIGINT);
+ * with `keepVms` they keep running for the next aegisd to re-adopt
+ * (SIGTERM, what a service manager sends during an upgrade). Returns the
+ * pid stopped, or null when it was not running.
+ */
+export async function stopDaemon(paths: StatePaths, onStopping?: (pid: number) => void, opts: { keepVms?: boolean } = {}): Promise<number | null> {
   const pid = runningDaemonPid(paths);
   if (pid === null) {
     // Leave no stale state behind for the next `aegis up`.
@@ -98,7 +103,7 @@ export async function stopDaemon(paths: StatePaths, onStopping?: (pid: number) =
     return null;
   }
   onStopping?.(pid);
-  process.kill(pid, "SIGTERM");
+  process.kill(pid, opts.keepVms ? "SIGTERM" : "SIGINT");
   const deadline = Date.now() + STOP_WAIT_MS;
   while (Date.now() < deadline) {
     if (!processAlive(pid)) return pid;

@@ -76,13 +76,22 @@ export class Daemon {
     const backend = selectBackend({ log: (msg) => this.log.info("guest assets", { progress: msg }) });
     const services = createServices(this.paths, this.log, { backend: backend.backend, reason: backend.reason });
     this.services = services;
-    services.tasks.reconcile((pid) => killStaleVmm(pid, this.paths));
-    services.instances.reconcile((pid) => killStaleVmm(pid, this.paths));
-    // Namespaces, veths and nft entries of VMs whose aegisd died (any AEGIS_HOME: the claims are machine-wide).
-    if (!isolationSupport()) {
-      const reaped = await reapStaleSlots();
-      if (reaped.length > 0) this.log.info("removed stale VM networks", { slots: reaped });
-    }
+    // Live restore: re-adopt the VMs a previous daemon left running. It takes a second or two (QEMU
+    // reconnects its control channel once a second), so the daemon listens meanwhile, but every API
+    // request and every router wake waits for it: nothing may boot a second VM for an instance whose
+    // first one is being adopted.
+    const restoreStarted = Date.now();
+    const restored = Promise.all([services.tasks.reconcile((pid) => killStaleVmm(pid, this.paths)), services.instances.reconcile((pid) => killStaleVmm(pid, this.paths))])
+      .then(
+        () => {
+          for (const k of services.vms.killUnadopted()) this.log.warn("killed a VM left by the previous aegisd that nothing re-adopts", k);
+        },
+        (err: unknown) => this.log.error("live restore failed", { error: err instanceof Error ? (err.stack ?? err.message) : String(err) }),
+      )
+      // Only now: an adopted VM's network slot is re-claimed for this pid by then, so the reap leaves it alone.
+      .then(() => this.reapNetworks())
+      .then(() => this.log.info("live restore done", { ms: Date.now() - restoreStarted }));
+    services.instances.restored = restored;
     const router = routerAddress();
     await this.startRouter(services, router);
     services.mcp.routerOrigin = () => this.router?.origin ?? null;
@@ -105,7 +114,11 @@ export class Daemon {
     // stretches; Bun's default 10 s would cut them. Bun's types omit the option
     // for unix listeners although it applies there too.
     // `websocket`: hono's Bun handler, for the interactive session endpoints (api/sessions.ts).
-    this.server = Bun.serve({ unix: this.paths.socket, fetch: app.fetch, websocket, idleTimeout: 0 } as unknown as Parameters<typeof Bun.serve>[0]);
+    const fetch = async (req: Request, server: unknown): Promise<Response> => {
+      await restored;
+      return app.fetch(req, server);
+    };
+    this.server = Bun.serve({ unix: this.paths.socket, fetch, websocket, idleTimeout: 0 } as unknown as Parameters<typeof Bun.serve>[0]);
     chmodSync(this.paths.socket, 0o600);
     writeFileSync(this.paths.pidFile, `${process.pid}\n`, { mode: 0o600 });
     this.startKitDaemons(services);
@@ -141,6 +154,21 @@ export class Daemon {
   }
 
   /** The router on 127.0.0.1:8099 (or AEGIS_ROUTER_*), with every instance's public ports. */
+  /**
+   * Remove the namespaces, veths and nft entries of VMs whose aegisd died
+   * (any AEGIS_HOME: the claims are machine-wide), after the live-restore
+   * pass, so the slots of re-adopted VMs are ours again and stay.
+   */
+  private async reapNetworks(): Promise<void> {
+    if (isolationSupport()) return;
+    try {
+      const reaped = await reapStaleSlots(this.paths.home);
+      if (reaped.length > 0) this.log.info("removed stale VM networks", { slots: reaped });
+    } catch (err) {
+      this.log.warn("could not remove stale VM networks", { error: err instanceof Error ? err.message : String(err) });
+    }
+  }
+
   private async startRouter(services: Services, address: { host: string; port: number }): Promise<void> {
     const routing = new InstanceRouting(services.instances, this.log);
     this.routing = routing;
@@ -175,18 +203,27 @@ export class Daemon {
     }, 1000);
   }
 
-  /** Stop serving and release the socket and pid file. Idempotent. */
-  stop(reason: string): Promise<void> {
+  /**
+   * Stop serving and release the socket and pid file. Idempotent.
+   * `keepVms` (SIGTERM, `aegis down --keep-vms`: an upgrade or a restart)
+   * leaves running tasks and instances running in their VMs, recorded in the
+   * registry, for the next aegisd to re-adopt; otherwise (`aegis down`,
+   * SIGINT) every VM is stopped. Template builds and boots in flight are
+   * killed either way.
+   */
+  stop(reason: string, opts: { keepVms: boolean } = { keepVms: false }): Promise<void> {
     this.stopping ??= (async () => {
-      this.log.info("aegisd stopping", { reason });
+      this.log.info("aegisd stopping", { reason, keep_vms: opts.keepVms });
       await this.server?.stop(true);
       await this.ui?.stop();
       await this.router?.stop();
       await this.e2b?.stop();
       if (this.idleTimer) clearInterval(this.idleTimer);
       await this.kitDaemons?.stop();
-      await this.services?.tasks.shutdown();
-      await this.services?.instances.shutdown();
+      await this.services?.tasks.shutdown(opts);
+      await this.services?.instances.shutdown(opts);
+      if (opts.keepVms) await this.services?.vms.detachAll();
+      else await this.services?.vms.killAll();
       this.services?.db.close();
       unlinkIfExists(this.paths.socket);
       if (readPidFile(this.paths.pidFile) === process.pid) unlinkIfExists(this.paths.pidFile);

@@ -21,8 +21,10 @@ export async function main(argv: string[]): Promise<void> {
     process.stderr.write(`aegisd: ${(err as Error).message}\n`);
     process.exit(1);
   }
+  // SIGTERM (an upgrade, a service manager's stop, `aegis down --keep-vms`) leaves the VMs running for the
+  // next aegisd; SIGINT (`aegis down`) stops them (see Daemon.stop).
   const shutdown = (signal: string) => {
-    daemon.stop(signal).then(
+    daemon.stop(signal, { keepVms: signal === "SIGTERM" }).then(
       () => process.exit(0),
       (err: unknown) => {
         process.stderr.write(`aegisd: shutdown failed: ${String(err)}\n`);

@@ -20,6 +20,7 @@ import { LogStore } from "./logs/log-store.ts";
 import { AppsTable } from "./registry/apps.ts";
 import { SecretsTable } from "./registry/secrets.ts";
 import { TasksTable } from "./registry/tasks.ts";
+import { VmsTable } from "./registry/vms.ts";
 import { loadOrCreateMasterKey, SecretCipher } from "./secrets/cipher.ts";
 import { SecretsService } from "./secrets/service.ts";
 import { McpHost } from "./instances/mcp-host.ts";
@@ -72,7 +73,7 @@ export function createServices(paths: StatePaths, log: Logger, choice: BackendCh
   const cipher = new SecretCipher(loadOrCreateMasterKey(paths.masterKey));
   const secrets = new SecretsService(new SecretsTable(db), cipher);
   const logs = new LogStore(paths.instances);
-  const vms = new VmLauncher(paths, choice.backend, choice.reason);
+  const vms = new VmLauncher(paths, choice.backend, choice.reason, new VmsTable(db));
   const appsTable = new AppsTable(db);
   const images = new ImagesService(new ImageStore(paths.images, { limits: imageLimitsFromEnv() }), secrets, () => appsTable.releaseDigests());
   const apps = new AppsService(appsTable, images);

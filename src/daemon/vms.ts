@@ -14,6 +14,9 @@ import { BackendError } from "../api/errors.ts";
 import type { StatePaths } from "../paths.ts";
 import type { Backend, PortForward, Vm } from "../vmm/backend.ts";
 import type { NetworkPolicy } from "../api/network-policy.ts";
+import { killGroup } from "../vmm/virtiofsd.ts";
+import { sameProcess } from "../vmm/vm-process.ts";
+import type { VmRow, VmsTable } from "./registry/vms.ts";
 
 /** What a caller asks for; the launcher fills in directories and the hostname. */
 export interface LaunchRequest {
@@ -36,12 +39,17 @@ export interface LaunchRequest {
 /** Boots and tracks VMs. */
 export class VmLauncher {
   private readonly live = new Set<Vm>();
+  private readonly adoptedIds = new Set<string>();
 
   constructor(
     private readonly paths: StatePaths,
     private readonly backend: Backend | null,
     private readonly backendReason: string,
-  ) {}
+    /** The registry of VM processes (live restore); the backend journals spawns into it. */
+    readonly table?: VmsTable,
+  ) {
+    if (backend && table) backend.journal = table;
+  }
 
   /**
    * Build or find the guest assets ahead of the first boot (daemon start-up),
@@ -79,16 +87,86 @@ export class VmLauncher {
     // Start from the shape's template snapshot when the backend has them
     // (~1 s instead of a ~3.7 s cold boot under TCG); AEGIS_TEMPLATES=0 turns it off.
     const vm = this.templatesEnabled() ? await this.backend.bootFromTemplate!(spec) : await this.backend.boot(spec);
-    this.live.add(vm);
-    const forget = () => this.live.delete(vm);
-    vm.exited.then(forget, forget);
+    this.table?.ready(req.id, vm.pid);
+    this.hold(vm);
     return vm;
   }
 
-  /** Kill every VM this daemon started (daemon shutdown). */
+  private hold(vm: Vm): void {
+    this.live.add(vm);
+    const forget = () => this.live.delete(vm);
+    vm.exited.then(forget, forget);
+  }
+
+  /** The recorded VM of `id` (a previous daemon's), or undefined. */
+  recorded(id: string): VmRow | undefined {
+    return this.table?.all().find((r) => r.rec.id === id);
+  }
+
+  /**
+   * Re-adopt the VM a previous daemon left running for `id` (live restore):
+   * `beforeReplay` subscribes to its notifications before the guest replays
+   * what it held. Throws when it cannot be adopted (the caller kills it).
+   */
+  async adopt(row: VmRow, beforeReplay: (vm: Vm) => void): Promise<Vm> {
+    if (!this.backend?.adopt) throw new Error(`the ${this.backend?.name ?? "current"} backend cannot adopt running VMs`);
+    if (!row.ready) throw new Error(`VM ${row.rec.id} was still booting when the previous aegisd stopped`);
+    const vm = await this.backend.adopt(row.rec, row.spec, beforeReplay);
+    this.hold(vm);
+    this.adoptedIds.add(row.rec.id);
+    return vm;
+  }
+
+  /**
+   * Kill every recorded VM nobody re-adopted (template builds, VMs of
+   * deleted owners), once tasks and instances are reconciled; returns
+   * what was killed, for aegisd's log.
+   */
+  killUnadopted(): { id: string; pid: number }[] {
+    const killed: { id: string; pid: number }[] = [];
+    for (const row of this.allRecorded()) {
+      if (this.adoptedIds.has(row.rec.id)) continue;
+      if (this.killRecorded(row)) killed.push({ id: row.rec.id, pid: row.rec.pid });
+    }
+    return killed;
+  }
+
+  /** Kill a recorded VM that is not adopted, if its process is still the one recorded, and forget it. Returns whether one was killed. */
+  killRecorded(row: VmRow): boolean {
+    let killed = false;
+    if (sameProcess(row.rec.pid, row.rec.startTime)) {
+      killGroup(row.rec.pid);
+      killed = true;
+    }
+    if (row.rec.virtiofsdPid !== undefined && row.rec.virtiofsdStartTime !== undefined && sameProcess(row.rec.virtiofsdPid, row.rec.virtiofsdStartTime)) killGroup(row.rec.virtiofsdPid);
+    this.table?.remove(row.rec.id);
+    return killed;
+  }
+
+  /** Every recorded VM (tasks, instances, template builds). */
+  allRecorded(): VmRow[] {
+    return this.table?.all() ?? [];
+  }
+
+  /** VMM pids of the VMs handed out (what a shutdown that keeps VMs leaves running). */
+  livePids(): Set<number> {
+    return new Set([...this.live].map((vm) => vm.pid));
+  }
+
+  /** Daemon shutdown that leaves the handed-out VMs running for the next daemon: only template builds and boots in flight die. */
+  async detachAll(): Promise<void> {
+    await this.backend?.killAll?.(this.livePids());
+  }
+
+  /**
+   * Kill every VM this daemon started (daemon shutdown), then whatever else
+   * the backend still runs: template builds and boots not yet handed out
+   * (the warm-up's template VM when `aegis down` comes right after `aegis up`).
+   */
   async killAll(): Promise<void> {
     const vms = [...this.live];
     for (const vm of vms) vm.kill();
     await Promise.all(vms.map((vm) => vm.exited));
+    await this.backend?.killAll?.();
   }
 }

@@ -67,6 +67,33 @@ export interface VmSpec {
   restoreFrom?: string;
 }
 
+/**
+ * What a backend records about a VM process the moment it spawns it, before
+ * the VM is used (live restore: a later daemon re-adopts the VM from this,
+ * or kills it).
+ */
+export interface VmProcessRecord {
+  /** `VmSpec.id` (the task or instance id; `template-...` for template builds). */
+  id: string;
+  pid: number;
+  /** /proc/PID/stat start time (vm-process.ts): the pid is ours only while it matches. */
+  startTime: string;
+  virtiofsdPid?: number;
+  virtiofsdStartTime?: string;
+  /** A template build: never worth adopting. */
+  template: boolean;
+  /** Its network namespace slot (`aegis-N`, vmm/network); absent in reduced mode. Its policy is `VmSpec.network`. */
+  netSlot?: number;
+}
+
+/** Where a backend records its VM processes (the daemon's registry). */
+export interface VmJournal {
+  /** A VM process was spawned for `spec` (written before the VM is used). */
+  spawned(rec: VmProcessRecord, spec: VmSpec): void;
+  /** The VM process `pid` of `id` is gone. */
+  gone(id: string, pid: number): void;
+}
+
 /** A running VM. */
 export interface Vm {
   readonly id: string;
@@ -119,4 +146,20 @@ export interface Backend {
    * `restoreFrom` set); `Vm.fromTemplate` tells which happened.
    */
   bootFromTemplate?(spec: VmSpec): Promise<Vm>;
+  /**
+   * Kill every VM process the backend spawned that still runs (template
+   * builds and boots in flight included), except the VMM pids in `keep`,
+   * and spawn no more: the last step of a daemon shutdown.
+   */
+  killAll?(keep?: ReadonlySet<number>): Promise<void>;
+  /**
+   * Take over a VM a previous daemon left running (live restore): check the
+   * process is the one recorded (pid + start time), reconnect its control
+   * channel and QMP, call `beforeReplay` (subscribe to its notifications),
+   * then replay what the guest held while no daemon listened. Throws when the
+   * VM cannot be adopted; the caller then kills it.
+   */
+  adopt?(rec: VmProcessRecord, spec: VmSpec, beforeReplay: (vm: Vm) => void): Promise<Vm>;
+  /** Where spawned VM processes are recorded (set by the daemon once its registry is open). */
+  journal?: VmJournal;
 }

@@ -34,17 +34,28 @@
  *   limit they are dropped. `output` (process output) is never limited or
  *   dropped: it is bounded where it is kept, by the log store's rotation,
  *   so an `aegis run` printing as fast as it can stays complete.
+ * - Replay (live restore): `output`, `exit` and `tether.frame` carry a
+ *   `seq` (api/schema/control.ts). A seq at or below the last one handled is
+ *   a duplicate and dropped; while a {@link ControlChannel.resume} is in
+ *   flight seq'd notifications are ignored (they are in its answer). After
+ *   each handled seq the channel records it in its seq file (`seqFile`, one
+ *   pwrite, so a daemon that is killed right after knows where it was) and
+ *   acknowledges it to the guest (`ack`, batched every {@link ACK_DELAY_MS}).
+ *   The window between a handler's own durable write (the log store's
+ *   append) and the seq file's is a few microseconds of synchronous code: a
+ *   SIGKILL landing exactly there replays that one notification.
  * - Complaints (over-long, unparsable, invalid, rate-limited input) go to
  *   aegisd's log through a {@link RepeatReporter}: the first of each kind
  *   whole (guest text clipped and escaped), then one summary a minute.
  */
-import { unlinkSync } from "node:fs";
+import { closeSync, existsSync, openSync, readFileSync, unlinkSync, writeSync } from "node:fs";
 import type { Socket, UnixSocketListener } from "bun";
 import {
   ControlNotifications,
   GuestRequests,
   type GuestRequestMethod,
   ControlRequests,
+  MAX_REPLAY_ENTRIES,
   type ControlNotificationMethod,
   type ControlNotificationParams,
   type ControlRequestMethod,
@@ -79,6 +90,18 @@ export const NOTIFICATION_RATE = 500;
 export const NOTIFICATION_BURST = 2000;
 /** JSON-RPC error code of a request refused by the rate limit. */
 export const RATE_LIMITED_CODE = -32029;
+/** How long handled seqs wait before one `ack` acknowledges them all. */
+export const ACK_DELAY_MS = 20;
+/** Width of the seq file's one record (padded, so every pwrite replaces the whole value). */
+const SEQ_RECORD_BYTES = 20;
+
+/** The last seq a channel recorded in `seqFile`, 0 when there is none. */
+export function readSeqFile(seqFile: string): number {
+  if (!existsSync(seqFile)) return 0;
+  const n = Number(readFileSync(seqFile, "utf8").trim());
+  return Number.isSafeInteger(n) && n >= 0 ? n : 0;
+}
+
 /** Messages waiting for a guest that does not read (~150 B per refusal) beyond which refusals are no longer answered (the guest caller then times out): the refusals of a guest that writes and never reads cannot grow aegisd. */
 const MAX_QUEUED_REFUSALS = 16_384;
 
@@ -117,6 +140,11 @@ export class ControlChannel {
   private readyWaiters: Array<(r: ControlNotificationParams<"ready">) => void> = [];
   private closed = false;
   private readonly encoder = new TextEncoder();
+  /** The last seq'd notification handled (live restore). */
+  private lastSeq = 0;
+  private resuming = false;
+  private ackTimer: ReturnType<typeof setTimeout> | undefined;
+  private seqFd: number | undefined;
 
   private constructor(
     readonly path: string,
@@ -133,9 +161,21 @@ export class ControlChannel {
     });
   }
 
-  /** Listen on `path` (a stale socket file is removed first); complaints about guest input go to `sink` (default: aegisd's log via stderr). */
-  static listen(path: string, sink: ReportSink = stderrSink): ControlChannel {
+  /**
+   * Listen on `path` (a stale socket file is removed first); complaints about guest input go to `sink` (default: aegisd's log via stderr).
+   * `seqFile`: where the last handled seq is recorded; with `adopt`, the channel starts from the seq recorded there (a VM that ran on
+   * while no daemon listened, see {@link resume}), otherwise the file starts at 0.
+   */
+  static listen(path: string, sink: ReportSink = stderrSink, opts: { seqFile?: string; adopt?: boolean } = {}): ControlChannel {
     const ch = new ControlChannel(path, sink);
+    if (opts.seqFile) {
+      ch.lastSeq = opts.adopt ? readSeqFile(opts.seqFile) : 0;
+      // Adopting: the guest's held writes flush the moment QEMU reconnects, before anyone subscribed.
+      // Ignore seq'd notifications until resume() asks for them (they stay in the guest's ring).
+      ch.resuming = opts.adopt === true;
+      ch.seqFd = openSync(opts.seqFile, opts.adopt && existsSync(opts.seqFile) ? "r+" : "w", 0o600);
+      ch.recordSeq();
+    }
     try {
       unlinkSync(path);
     } catch (err) {
@@ -152,6 +192,46 @@ export class ControlChannel {
       },
     });
     return ch;
+  }
+
+  /** The last seq'd notification handled. */
+  get handledSeq(): number {
+    return this.lastSeq;
+  }
+
+  /** Resolve once a peer is connected (QEMU's chardev reconnects to a new listener within a second); throws after `timeoutMs`. */
+  async waitConnected(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!this.socket) {
+      if (this.closed) throw new ChannelClosedError(`control channel ${this.path} is closed`);
+      if (Date.now() > deadline) throw new ChannelTimeoutError(`the VM did not connect to ${this.path} within ${timeoutMs} ms`);
+      await Bun.sleep(20);
+    }
+  }
+
+  /**
+   * After (re)connecting to a VM that ran on without us: ask the harness for
+   * everything after the last seq handled and handle it, in order. Seq'd
+   * notifications arriving meanwhile are ignored (the answer has them).
+   * Returns how many notifications were replayed.
+   */
+  async resume(timeoutMs = 10_000): Promise<number> {
+    this.resuming = true;
+    let result: ControlRequestResult<"resume">;
+    try {
+      result = await this.call("resume", { after_seq: this.lastSeq }, { timeoutMs });
+    } finally {
+      this.resuming = false;
+    }
+    let replayed = 0;
+    for (const entry of result.replay.slice(0, MAX_REPLAY_ENTRIES)) {
+      const before = this.lastSeq;
+      this.notificationIn(entry.method, entry.params, true);
+      if (this.lastSeq > before) replayed++;
+    }
+    // The harness may hold notifications the previous daemon handled but never acknowledged.
+    if (result.last_seq > 0) this.scheduleAck();
+    return replayed;
   }
 
   /** True while a peer (QEMU) is connected. */
@@ -247,6 +327,9 @@ export class ControlChannel {
     this.socket?.end();
     this.socket = undefined;
     this.listener?.stop(true);
+    clearTimeout(this.ackTimer);
+    if (this.seqFd !== undefined) closeSync(this.seqFd);
+    this.seqFd = undefined;
     try {
       unlinkSync(this.path);
     } catch (err) {
@@ -355,12 +438,23 @@ export class ControlChannel {
       this.reporter.report("rate:notification", "rate-limited guest notifications", `control channel: guest notifications over ${NOTIFICATION_RATE}/s dropped`, { method: clip(msg.method) });
       return;
     }
+    this.notificationIn(msg.method, msg.params, false);
+  }
+
+  /** Validate and handle one guest notification, live or replayed (`replayed`: from a `resume` answer). */
+  private notificationIn(method: string, params: unknown, replayed: boolean): void {
+    const msg = { method, params };
     const schema = (ControlNotifications as Record<string, (typeof ControlNotifications)[ControlNotificationMethod]>)[msg.method];
     if (!schema) return; // unknown notifications are ignored for forward compatibility
     const parsed = schema.safeParse(msg.params);
     if (!parsed.success) {
       this.reporter.report(`invalid:${msg.method}`, `invalid ${msg.method} notifications`, `control channel: invalid ${msg.method} from guest`, { error: clip(parsed.error.issues[0]?.message) });
       return;
+    }
+    const seq = (parsed.data as { seq?: number }).seq;
+    if (seq !== undefined) {
+      if (this.resuming && !replayed) return; // the resume answer carries it
+      if (seq <= this.lastSeq) return; // handled already (a replay of what we had)
     }
     if (msg.method === "ready") {
       this.readyInfo = parsed.data as ControlNotificationParams<"ready">;
@@ -369,5 +463,25 @@ export class ControlChannel {
       for (const w of waiters) w(this.readyInfo);
     }
     for (const h of this.handlers.get(msg.method) ?? []) h(parsed.data);
+    if (seq !== undefined) {
+      this.lastSeq = seq;
+      this.recordSeq();
+      this.scheduleAck();
+    }
+  }
+
+  /** Record the last handled seq in the seq file (one pwrite of a fixed-width record). */
+  private recordSeq(): void {
+    if (this.seqFd === undefined) return;
+    writeSync(this.seqFd, String(this.lastSeq).padEnd(SEQ_RECORD_BYTES, " "), 0);
+  }
+
+  /** Acknowledge the handled seqs to the guest soon (one `ack` for a burst). */
+  private scheduleAck(): void {
+    if (this.ackTimer !== undefined) return;
+    this.ackTimer = setTimeout(() => {
+      this.ackTimer = undefined;
+      if (!this.closed && this.socket && this.lastSeq > 0) this.write(notification("ack", { seq: this.lastSeq }));
+    }, ACK_DELAY_MS);
   }
 }

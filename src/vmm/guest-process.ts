@@ -65,9 +65,21 @@ const STDIN_CHUNK_BYTES = 16 * 1024;
 
 let counter = 0;
 
-/** Start `argv` in the guest behind `channel`. */
-export async function startGuestProcess(channel: ControlChannel, opts: GuestProcessOptions): Promise<GuestProcess> {
-  const id = opts.id ?? `p${Date.now().toString(36)}-${(counter++).toString(36)}`;
+/** What {@link attachGuestProcess} gives: the process's end, and the unsubscribe. */
+export interface AttachedProcess {
+  /** Resolves when the process exited and all its output was delivered; rejects if the VM goes away first. */
+  exited: Promise<GuestExit>;
+  /** Stop listening (the process is forgotten, not signalled). */
+  detach(): void;
+}
+
+/**
+ * Follow the output and exit of guest process `id` behind `channel`, which
+ * may already run: {@link startGuestProcess} subscribes before its `run`,
+ * and a daemon that adopted a running VM subscribes before the replay of
+ * what the guest held (live restore).
+ */
+export function attachGuestProcess(channel: ControlChannel, id: string, opts: Pick<GuestProcessOptions, "onStdout" | "onStderr" | "window"> & { what?: string }): AttachedProcess {
   let resolveExit!: (e: GuestExit) => void;
   let rejectExit!: (e: Error) => void;
   const exited = new Promise<GuestExit>((res, rej) => {
@@ -102,8 +114,15 @@ export async function startGuestProcess(channel: ControlChannel, opts: GuestProc
   });
   const offClose = channel.onClose((reason) => {
     cleanup();
-    rejectExit(new Error(`guest process ${id} (${opts.argv[0]}) lost: ${reason}`));
+    rejectExit(new Error(`guest process ${id}${opts.what ? ` (${opts.what})` : ""} lost: ${reason}`));
   });
+  return { exited, detach: cleanup };
+}
+
+/** Start `argv` in the guest behind `channel`. */
+export async function startGuestProcess(channel: ControlChannel, opts: GuestProcessOptions): Promise<GuestProcess> {
+  const id = opts.id ?? `p${Date.now().toString(36)}-${(counter++).toString(36)}`;
+  const { exited, detach: cleanup } = attachGuestProcess(channel, id, { ...opts, what: opts.argv[0] });
   let pid: number;
   try {
     ({ pid } = await channel.call(

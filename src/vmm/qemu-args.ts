@@ -16,7 +16,10 @@
  * - modern virtio-mmio (`force-legacy=false`), required by vhost-user-fs.
  * - control channel: virtio-serial port `aegis.control` on a unix socket
  *   that the HOST listens on (QEMU connects as the client, so the guest's
- *   first write blocks until the host is there and `ready` cannot be lost).
+ *   first write blocks until the host is there and `ready` cannot be lost),
+ *   with `reconnect=1`: when aegisd goes away (killed, upgraded) QEMU tries
+ *   the socket again every second, so the next aegisd's listener gets the
+ *   running VM back (live restore; the guest's writes wait meanwhile).
  * - disks found by `serial=` in the guest: `aegis-tools` (read-only, shared
  *   by all VMs), `aegis-root` (read-only image, overlaid in the guest),
  *   `aegis-overlay` (optional writable upper layer).
@@ -101,7 +104,7 @@ export function buildQemuArgs(input: QemuArgsInput): string[] {
     "-initrd", input.initrd,
     "-append", kernelCmdline(input),
     "-global", "virtio-mmio.force-legacy=false",
-    "-chardev", `socket,id=ctl,path=${optValue("control socket path", input.controlSocket)}`,
+    "-chardev", `socket,id=ctl,path=${optValue("control socket path", input.controlSocket)},reconnect=1`,
     "-device", "virtio-serial-device",
     "-device", "virtserialport,chardev=ctl,name=aegis.control",
     "-qmp", `unix:${optValue("QMP socket path", input.qmpSocket)},server=on,wait=off`,

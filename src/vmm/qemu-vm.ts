@@ -15,6 +15,7 @@ import { QmpClient } from "./qmp.ts";
 import { receiveSnapshot, removeSnapshot, writeSnapshotMeta, type SnapshotIdentity } from "./snapshot-file.ts";
 import { killGroup } from "./virtiofsd.ts";
 import type { VmNetwork } from "./network/index.ts";
+import type { VmProcess } from "./vm-process.ts";
 
 /** Size at which a VM's console log is rotated (one previous generation is kept). */
 export const CONSOLE_MAX_BYTES = 1024 * 1024;
@@ -43,11 +44,11 @@ export class QemuVm implements Vm {
 
   constructor(
     private readonly spec: VmSpec,
-    private readonly proc: Bun.Subprocess,
+    private readonly proc: VmProcess,
     readonly channel: ControlChannel,
     private readonly paths: VmPaths,
     qmp: QmpClient | undefined,
-    private readonly virtiofsd: Bun.Subprocess | undefined,
+    private readonly virtiofsd: VmProcess | undefined,
     /** Spawn-to-ready (or spawn-to-answering after restore) time of this boot, in ms. */
     readonly bootMs: number,
     private readonly identity: () => SnapshotIdentity,
@@ -76,7 +77,21 @@ export class QemuVm implements Vm {
 
   /** True once the QEMU process has exited. */
   private get gone(): boolean {
-    return this.proc.exitCode !== null || this.proc.signalCode !== null;
+    return this.proc.gone;
+  }
+
+  /** Set when an adopted VM was found paused: its harness answers the `resume` replay only once it runs again. */
+  private replayPending = false;
+
+  /** An adopted VM that QMP reports paused: remember it, and replay its held output when it is resumed. */
+  adoptedPaused(): void {
+    this.paused = true;
+    this.replayPending = true;
+  }
+
+  /** True while the VM's vCPUs are stopped. */
+  get isPaused(): boolean {
+    return this.paused;
   }
 
   /** Forward 127.0.0.1:`hostPort` to the guest's `guestPort` on the running VM (user network `n0`). */
@@ -119,6 +134,10 @@ export class QemuVm implements Vm {
     await (await this.qmpClient()).cont();
     this.paused = false;
     this.snapshotted = false;
+    if (this.replayPending) {
+      this.replayPending = false;
+      await this.channel.resume();
+    }
     await this.channel.call("clock.set", { epoch_ms: Date.now() }, { timeoutMs: 5000 });
   }
 

@@ -51,7 +51,8 @@ import { randomBytes } from "node:crypto";
 import { dirname, join } from "node:path";
 import type { GuestAssets } from "./assets/index.ts";
 import { detectAccel, tscKhzFromCpuinfo, type AccelInfo } from "./accel.ts";
-import type { Backend, BackendCapabilities, Vm, VmSpec } from "./backend.ts";
+import type { Backend, BackendCapabilities, Vm, VmJournal, VmProcessRecord, VmSpec } from "./backend.ts";
+import { adoptedProcess, processStartTime, sameProcess, spawnedProcess, type VmProcess } from "./vm-process.ts";
 import { ChannelTimeoutError, ControlChannel } from "./control-channel.ts";
 import { SnapshotStaleError } from "./errors.ts";
 import { ensureOverlayDisk } from "./overlay-disk.ts";
@@ -84,6 +85,8 @@ export interface QemuBackendOptions {
   home?: string;
   /** Where the network layer logs (reduced mode, DNS problems). */
   log?: (msg: string, fields?: Record<string, unknown>) => void;
+  /** Where every spawned VM process is recorded before the VM is used (live restore). */
+  journal?: VmJournal;
 }
 
 /** Raised when a VM fails to boot; carries the console tail for the user. */
@@ -121,8 +124,20 @@ export class QemuBackend implements Backend {
   private readonly tscKhz?: number;
   /** Template snapshots being built or known good, by key (one build per key at a time). */
   private readonly templates = new Map<string, Promise<string>>();
+  /**
+   * Every QEMU (and virtiofsd) this backend spawned that still runs, by
+   * QEMU pid, including template builds and boots not yet handed to a
+   * caller: {@link killAll} must reach them all, or a daemon stopping
+   * while it warms a template leaves that QEMU running, orphaned.
+   */
+  private readonly spawned = new Map<number, { proc: VmProcess; virtiofsd?: VmProcess }>();
+  /** Where every spawned VM process is recorded (Backend.journal). */
+  journal?: VmJournal;
+  /** Set by killAll: no new VM process is spawned after it. */
+  private closed = false;
 
   constructor(private readonly opts: QemuBackendOptions) {
+    this.journal = opts.journal;
     this.arch = opts.arch ?? hostArch();
     const bin = opts.qemuBinary ?? Bun.which(`qemu-system-${this.arch}`);
     if (!bin) throw new Error(`qemu-system-${this.arch} not found on PATH\nhint: apt-get install qemu-system-x86`);
@@ -279,6 +294,92 @@ export class QemuBackend implements Backend {
     return snapshotMismatch(meta, id, existsSync(snap) ? statSync(snap).size : undefined);
   }
 
+  /**
+   * Kill every VM process this backend spawned that still runs, except the
+   * QEMU pids in `keep` (VMs left running on purpose for the next daemon),
+   * and refuse to spawn more. Daemon shutdown calls it last, so template
+   * builds and boots in flight do not outlive the daemon.
+   */
+  async killAll(keep: ReadonlySet<number> = new Set()): Promise<void> {
+    this.closed = true;
+    const victims = [...this.spawned.entries()].filter(([pid]) => !keep.has(pid)).map(([, v]) => v);
+    for (const v of victims) {
+      killGroup(v.proc.pid);
+      if (v.virtiofsd) killGroup(v.virtiofsd.pid);
+    }
+    await Promise.all(victims.flatMap((v) => [v.proc.exited, ...(v.virtiofsd ? [v.virtiofsd.exited] : [])]));
+  }
+
+  /** See Backend.adopt. */
+  async adopt(rec: VmProcessRecord, spec: VmSpec, beforeReplay: (vm: Vm) => void): Promise<QemuVm> {
+    if (this.closed) throw new Error(`VM ${spec.id} not adopted: aegisd is shutting down`);
+    if (rec.template) throw new Error(`VM ${spec.id} is a template build, which is never adopted`);
+    if (!sameProcess(rec.pid, rec.startTime)) throw new Error(`VM ${spec.id}: its QEMU (pid ${rec.pid}) is no longer running`);
+    const cmdline = readFileSync(`/proc/${rec.pid}/cmdline`, "utf8");
+    if (!cmdline.includes(spec.runDir)) throw new Error(`VM ${spec.id}: pid ${rec.pid} is not its QEMU (its command line does not name ${spec.runDir})`);
+    // The assets (for snapshot identities) are checked while QEMU reconnects, not before.
+    const assetsReady = this.prepare();
+    assetsReady.catch(() => undefined); // awaited below
+    const paths = vmPaths(spec.runDir);
+    // The namespace and nft rules survived the old aegisd; its resolver and relays did not.
+    const net = await VmNetwork.adopt(rec.netSlot, spec.network ?? DEFAULT_NETWORK, spec.runDir, this.home(spec), this.opts.log ?? (() => {}));
+    let channel: ControlChannel | undefined;
+    let qmp: QmpClient | undefined;
+    try {
+      for (const p of spec.ports) await net.addForward(p.hostPort);
+      channel = ControlChannel.listen(paths.ctl, undefined, { seqFile: paths.seq, adopt: true });
+      const proc = adoptedProcess(rec.pid, rec.startTime);
+      const vfsAlive = rec.virtiofsdPid !== undefined && rec.virtiofsdStartTime !== undefined && sameProcess(rec.virtiofsdPid, rec.virtiofsdStartTime);
+      if (spec.workspace && !vfsAlive) throw new Error(`VM ${spec.id}: its virtiofsd (workspace ${spec.workspace}) is no longer running`);
+      const virtiofsd = vfsAlive ? adoptedProcess(rec.virtiofsdPid!, rec.virtiofsdStartTime!) : undefined;
+      qmp = await QmpClient.connect(paths.qmp, 5000);
+      const status = await qmp.status();
+      const assets = await assetsReady;
+      const vm = new QemuVm(spec, proc, channel, paths, qmp, virtiofsd, 0, () => this.snapshotIdentity(spec, assets), net);
+      // QEMU's chardev tries our socket again every second (qemu-args.ts reconnect=1).
+      await channel.waitConnected(5000);
+      beforeReplay(vm);
+      if (status === "paused") vm.adoptedPaused();
+      else await channel.resume(10_000);
+      this.track(spec.id, proc, virtiofsd);
+      return vm;
+    } catch (err) {
+      qmp?.close();
+      channel?.close(`adoption failed: ${err instanceof Error ? err.message : String(err)}`);
+      await net.close();
+      throw err;
+    }
+  }
+
+  /** AEGIS_HOME, as named in network slot claims. */
+  private home(spec: VmSpec): string {
+    return this.opts.home ?? dirname(dirname(spec.runDir));
+  }
+
+  /** Record a just-spawned VM process (pid + start time) before the VM is used. */
+  private journalSpawn(spec: VmSpec, pid: number, virtiofsdPid: number | undefined, netSlot: number | undefined): void {
+    const journal = this.journal;
+    if (!journal) return;
+    const startTime = processStartTime(pid);
+    if (startTime === null) return; // already gone: boot reports why
+    const vfsStart = virtiofsdPid === undefined ? null : processStartTime(virtiofsdPid);
+    const { restoreFrom: _restored, ...kept } = spec;
+    journal.spawned(
+      { id: spec.id, pid, startTime, ...(virtiofsdPid !== undefined && vfsStart !== null ? { virtiofsdPid, virtiofsdStartTime: vfsStart } : {}), template: spec.id.startsWith("template-"), ...(netSlot !== undefined ? { netSlot } : {}) },
+      kept,
+    );
+  }
+
+  /** Track a VM process for killAll, and drop its journal record once it exits. */
+  private track(id: string, proc: VmProcess, virtiofsd: VmProcess | undefined): void {
+    const tracked = { proc, virtiofsd };
+    this.spawned.set(proc.pid, tracked);
+    void proc.exited.then(() => {
+      if (this.spawned.get(proc.pid) === tracked) this.spawned.delete(proc.pid);
+      this.journal?.gone(id, proc.pid);
+    });
+  }
+
   private async bootWithRetry(spec: VmSpec, assets: GuestAssets, defer: boolean): Promise<QemuVm> {
     try {
       return await this.bootOnce(spec, assets, defer, 1);
@@ -289,25 +390,19 @@ export class QemuBackend implements Backend {
   }
 
   private async bootOnce(spec: VmSpec, assets: GuestAssets, defer: boolean, attempt: number): Promise<QemuVm> {
-    const paths = {
-      ctl: join(spec.runDir, "ctl.sock"),
-      qmp: join(spec.runDir, "qmp.sock"),
-      vfs: join(spec.runDir, "vfs", "vfs.sock"),
-      mig: join(spec.runDir, "mig.sock"),
-      console: join(spec.runDir, "console.log"),
-      qemuLog: join(spec.runDir, "qemu.log"),
-    };
+    const paths = vmPaths(spec.runDir);
     for (const p of [paths.ctl, paths.qmp, paths.vfs, paths.mig]) {
       if (Buffer.byteLength(p) > SUN_PATH_MAX) throw new Error(`socket path ${p} is longer than ${SUN_PATH_MAX} bytes\nhint: use a shorter AEGIS_HOME`);
     }
+    if (this.closed) throw new Error(`VM ${spec.id} not started: aegisd is shutting down`);
     rmSync(paths.console, { force: true });
     rmSync(paths.qmp, { force: true });
-    const channel = ControlChannel.listen(paths.ctl);
+    const channel = ControlChannel.listen(paths.ctl, undefined, { seqFile: paths.seq });
     let virtiofsd: Bun.Subprocess | undefined;
     let proc: Bun.Subprocess | undefined;
     let net: VmNetwork | undefined;
     try {
-      net = await VmNetwork.setup(spec.network ?? DEFAULT_NETWORK, spec.runDir, this.opts.home ?? dirname(dirname(spec.runDir)), this.opts.log ?? (() => {}));
+      net = await VmNetwork.setup(spec.network ?? DEFAULT_NETWORK, spec.runDir, this.home(spec), this.opts.log ?? (() => {}));
       for (const p of spec.ports) await net.addForward(p.hostPort);
       if (spec.workspace) virtiofsd = await startVirtiofsd(spec.workspace, paths.vfs, join(spec.runDir, "virtiofsd.log"), qemuEnv());
       const args = buildQemuArgs({
@@ -341,6 +436,11 @@ export class QemuBackend implements Backend {
         detached: true,
       });
       const p = proc;
+      const vmProc = spawnedProcess(p);
+      const vfsProc = virtiofsd ? spawnedProcess(virtiofsd) : undefined;
+      net.recordVm(p.pid);
+      this.journalSpawn(spec, p.pid, virtiofsd?.pid, net.slot);
+      this.track(spec.id, vmProc, vfsProc);
       const exitedEarly = p.exited.then((code) => {
         const log = fileTail(paths.qemuLog, 10);
         throw new VmBootError(`VM ${spec.id}: QEMU exited with code ${code} during boot${log ? `: ${log}` : ""}`, paths.console, fileTail(paths.console));
@@ -365,7 +465,7 @@ export class QemuBackend implements Backend {
       }
       exitedEarly.catch(() => undefined); // after boot, the exit is reported through Vm.exited instead
       const bootMs = performance.now() - t0;
-      return new QemuVm(spec, p, channel, paths, qmp, virtiofsd, bootMs, () => this.snapshotIdentity(spec, assets), net);
+      return new QemuVm(spec, vmProc, channel, paths, qmp, vfsProc, bootMs, () => this.snapshotIdentity(spec, assets), net);
     } catch (err) {
       if (proc) {
         killGroup(proc.pid);
@@ -380,6 +480,20 @@ export class QemuBackend implements Backend {
       throw err;
     }
   }
+}
+
+/** Socket, log and state paths of the VM whose run directory is `runDir`. */
+export function vmPaths(runDir: string) {
+  return {
+    ctl: join(runDir, "ctl.sock"),
+    /** The last control-channel seq the host handled (control-channel.ts). */
+    seq: join(runDir, "ctl.seq"),
+    qmp: join(runDir, "qmp.sock"),
+    vfs: join(runDir, "vfs", "vfs.sock"),
+    mig: join(runDir, "mig.sock"),
+    console: join(runDir, "console.log"),
+    qemuLog: join(runDir, "qemu.log"),
+  };
 }
 
 /** `-incoming` URI for a snapshot file (zstd-compressed when it ends in .zst). */

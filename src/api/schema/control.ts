@@ -35,6 +35,21 @@
  *   its bridge socket with ids of its own; the host answers with a result or
  *   a JSON-RPC error and identifies the caller by the channel, never by
  *   anything in the request.
+ *
+ * Live restore (the host may go away and come back while the VM runs on):
+ * - every `output`, `exit` and guest -> host `tether.frame` notification
+ *   carries `seq`, one counter per harness that only goes up. The harness
+ *   keeps each one in a bounded replay ring (guest/harness/replay.ts) until
+ *   the host acknowledges it with `ack` (notification, host -> guest,
+ *   cumulative: everything up to `seq`); while the ring is full the harness
+ *   waits (its producers, process output pumps, stall as on a slow host),
+ *   so nothing is ever dropped and guest memory stays bounded.
+ * - `resume` (request, host -> guest): a host that (re)connected to a running
+ *   VM asks for everything the harness still holds after `after_seq` (the
+ *   last seq it handled durably); the answer carries those notifications in
+ *   order. Until the answer arrives the host ignores seq'd notifications
+ *   (a write that was blocked while it was away shows up first; it is in the
+ *   answer too), and it drops any seq it has already handled.
  */
 import { z } from "zod";
 import { FileStat, FsEventParams, FsListParams, FsUnwatchParams, FsWatchParams, FsListResult, FsMkdirParams, FsReadParams, FsReadResult, FsRemoveParams, FsRenameParams, FsSetattrParams, FsStatParams, FsSymlinkParams, FsWriteParams, FsWriteResult } from "./files.ts";
@@ -98,11 +113,15 @@ export const OutputAckParams = z.object({
 /** `run` result. */
 export const RunResult = z.object({ pid: z.number().int() }).strict();
 
+/** Sequence number of a replayable guest -> host notification (see the module docs). */
+export const NotificationSeq = z.number().int().min(1).max(Number.MAX_SAFE_INTEGER);
+
 /** `output` notification params: one ordered chunk of one stream, base64 of raw bytes. */
 export const OutputParams = z.object({
   id: ProcessId,
   stream: z.enum(["stdout", "stderr"]),
   data: z.string(),
+  seq: NotificationSeq.optional(),
 }).strict();
 
 /** `exit` notification params. `signal` is set when the process died of a signal; `code` is then 128+N. */
@@ -110,6 +129,26 @@ export const ExitParams = z.object({
   id: ProcessId,
   code: z.number().int(),
   signal: z.string().max(32).optional(),
+  seq: NotificationSeq.optional(),
+}).strict();
+
+/** `ack` notification params (host -> guest): every seq'd notification up to `seq` is handled; the harness may forget them. */
+export const AckParams = z.object({ seq: NotificationSeq }).strict();
+
+/** Methods the harness's replay ring carries. */
+export const ReplayableMethod = z.enum(["output", "exit", "tether.frame"]);
+
+/** Most notifications one `resume` answer may carry (the ring's byte bound is what limits it in practice). */
+export const MAX_REPLAY_ENTRIES = 200_000;
+
+/** `resume` request params: replay what is held after `after_seq` (0: everything held). */
+export const ResumeParams = z.object({ after_seq: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER) }).strict();
+
+/** `resume` result: the held notifications after `after_seq`, oldest first, each validated by the host like a live one. */
+export const ResumeResult = z.object({
+  replay: z.array(z.object({ method: ReplayableMethod, params: z.record(z.string(), z.unknown()) }).strict()).max(MAX_REPLAY_ENTRIES),
+  /** The harness's latest seq (what the host has after the replay). */
+  last_seq: z.number().int().min(0),
 }).strict();
 
 /** `signal` request params. */
@@ -160,6 +199,7 @@ export const ControlRequests = {
   ping: { params: z.object({}).strict().optional(), result: PingResult },
   "port.wait": { params: PortWaitParams, result: PortWaitResult },
   setup: { params: SetupParams, result: OkResult },
+  resume: { params: ResumeParams, result: ResumeResult },
   shutdown: { params: z.object({}).strict().optional(), result: OkResult },
   "fs.stat": { params: FsStatParams, result: FileStat },
   "fs.list": { params: FsListParams, result: FsListResult },
@@ -187,7 +227,7 @@ export type GuestRequestMethod = keyof typeof GuestRequests;
  * frames come back the same way. The frame itself is validated by the tether
  * schemas at the edges (aegisd ingress, aegisd egress), not here.
  */
-export const TetherFrameParams = z.object({ frame: z.record(z.string(), z.unknown()) }).strict();
+export const TetherFrameParams = z.object({ frame: z.record(z.string(), z.unknown()), seq: NotificationSeq.optional() }).strict();
 
 export const ControlNotifications = {
   ready: ReadyParams,

@@ -55,6 +55,23 @@ export const TaskListQuery = z
   })
   .strict();
 
+/**
+ * Query of `GET /v1/tasks/{id}/logs`: `follow` (`true`/`1`) streams live
+ * lines until the end record; `after_seq` starts after that seq, so a
+ * reader whose connection broke (an aegisd restart) resumes exactly where
+ * it stopped: no line twice, none skipped while it is still stored.
+ */
+export const TaskLogsQuery = z
+  .object({
+    follow: z.enum(["true", "false", "1", "0"]).optional(),
+    after_seq: z
+      .string()
+      .regex(/^\d{1,15}$/, "must be a whole number (the seq of the last line you have)")
+      .transform(Number)
+      .optional(),
+  })
+  .strict();
+
 /** A task as reported by the API. */
 export const Task = z.object({
   id: z.string(),

@@ -10,7 +10,8 @@
  */
 import { defineCommand } from "citty";
 import { chunkBytes } from "../../api/log-chunks.ts";
-import { UsageError } from "../errors.ts";
+import { DaemonConnectionLost, DaemonNotRunning } from "../../api/client.ts";
+import { ActionableError, UsageError } from "../errors.ts";
 import { pullWithProgress } from "../progress.ts";
 import { writeData } from "../output.ts";
 import type { ParsedCommandLine } from "../argv.ts";
@@ -88,17 +89,53 @@ export default defineCommand({
     };
     process.on("SIGINT", onSigint);
     process.on("SIGTERM", onSigint);
-    for await (const line of api.taskLogs(task.id, true)) {
-      if (line.type === "output") {
-        await writeData(line.stream === "stdout" ? process.stdout : process.stderr, chunkBytes(line));
-        continue;
-      }
-      if (interrupted) return 130;
-      if (line.state === "cancelled") return 130;
-      if (line.exit_code !== null) return line.exit_code;
-      process.stderr.write(`aegis: task ${task.id} ${line.state}${line.error ? `: ${line.error}` : ""}\n`);
-      return 1;
-    }
-    throw new Error(`log stream of ${task.id} ended without a result`);
+    return await followTask(task.id, () => interrupted);
   },
 });
+
+/** How long `aegis run` waits for a restarting aegisd to answer again before giving up on the stream. */
+export const RECONNECT_TIMEOUT_MS = 120_000;
+const RECONNECT_STEP_MS = 200;
+
+/**
+ * Print a task's output as it comes and return its exit code. The task
+ * runs in aegisd, not in this process, so when aegisd restarts (an upgrade,
+ * a crash) the task goes on: we say so once on stderr and reconnect to its
+ * log from the last seq printed (`after_seq`), so no line is printed twice
+ * and none is skipped, for up to {@link RECONNECT_TIMEOUT_MS}.
+ */
+export async function followTask(id: string, interrupted: () => boolean): Promise<number> {
+  const api = client();
+  let lastSeq = 0;
+  let away: number | null = null;
+  for (;;) {
+    try {
+      for await (const line of api.taskLogs(id, true, undefined, lastSeq > 0 ? lastSeq : undefined)) {
+        away = null;
+        if (line.type === "output") {
+          await writeData(line.stream === "stdout" ? process.stdout : process.stderr, chunkBytes(line));
+          lastSeq = line.seq;
+          continue;
+        }
+        if (interrupted()) return 130;
+        if (line.state === "cancelled") return 130;
+        if (line.exit_code !== null) return line.exit_code;
+        process.stderr.write(`aegis: task ${id} ${line.state}${line.error ? `: ${line.error}` : ""}\n`);
+        return 1;
+      }
+      // The stream ended without its end record: the daemon went away between two lines.
+    } catch (err) {
+      if (!(err instanceof DaemonNotRunning || err instanceof DaemonConnectionLost)) throw err;
+    }
+    if (away === null) {
+      away = Date.now();
+      process.stderr.write("aegis: aegisd restarted, reconnecting\n");
+    } else if (Date.now() - away > RECONNECT_TIMEOUT_MS) {
+      throw new ActionableError(
+        `aegisd did not come back within ${RECONNECT_TIMEOUT_MS / 1000} s, so the output of task ${id} stops here`,
+        `start it with 'aegis up'; the task keeps running in its VM, and 'aegis logs ${id} -f' shows the rest`,
+      );
+    }
+    await Bun.sleep(RECONNECT_STEP_MS);
+  }
+}

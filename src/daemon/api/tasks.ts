@@ -3,7 +3,7 @@
  * `/v1/tasks`: create, inspect, cancel, and the NDJSON log stream.
  */
 import { Hono } from "hono";
-import { type LogLine, TaskCreate, TaskListQuery } from "../../api/schema/tasks.ts";
+import { type LogLine, TaskCreate, TaskListQuery, TaskLogsQuery } from "../../api/schema/tasks.ts";
 import type { ApiDeps } from "./deps.ts";
 import { sessionRoutes } from "./sessions.ts";
 import { jsonBody, parseWith } from "./validate.ts";
@@ -24,8 +24,8 @@ const LOG_PAGE_BYTES = 512 * 1024;
  * producer (the log store's append, paced by the disk) never waits for a
  * follower and a follower never misses a line that is still on disk.
  */
-export function logStreamResponse(deps: ApiDeps, id: string, follow: boolean, end: (() => LogLine) | null, tail?: number): Response {
-  let lastSeq = deps.logs.tailStart(id, tail);
+export function logStreamResponse(deps: ApiDeps, id: string, follow: boolean, end: (() => LogLine) | null, tail?: number, afterSeq?: number): Response {
+  let lastSeq = afterSeq ?? deps.logs.tailStart(id, tail);
   let unlisten: (() => void) | null = null;
   let behind = true;
   let ended = !follow;
@@ -96,9 +96,17 @@ export function taskRoutes(deps: ApiDeps) {
     .post("/:id/cancel", async (c) => c.json(await deps.tasks.cancel(c.req.param("id"))))
     .get("/:id/logs", (c) => {
       const id = deps.tasks.get(c.req.param("id")).id;
-      return logStreamResponse(deps, id, wantsFollow(c.req.query("follow")), () => {
-        const t = deps.tasks.get(id);
-        return { type: "end", state: t.state, exit_code: t.exit_code, signal: t.signal, error: t.error };
-      });
+      const q = parseWith(TaskLogsQuery, c.req.query(), "query");
+      return logStreamResponse(
+        deps,
+        id,
+        wantsFollow(q.follow),
+        () => {
+          const t = deps.tasks.get(id);
+          return { type: "end", state: t.state, exit_code: t.exit_code, signal: t.signal, error: t.error };
+        },
+        undefined,
+        q.after_seq,
+      );
     });
 }

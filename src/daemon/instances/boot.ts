@@ -83,6 +83,20 @@ export class InstanceBoot {
     }
   }
 
+  /**
+   * Take over a VM a previous daemon left running for instance `id` (live
+   * restore; called before the guest replays what it held): its output goes
+   * to the log again, its exit is watched, and the boot hooks (tether, MCP
+   * host) attach as after a boot.
+   */
+  adopted(id: string, vm: Vm, rt: Runtime): void {
+    rt.vm = vm;
+    rt.expectingExit = false;
+    this.watchExit(id, vm, rt);
+    this.attachMain(id, vm);
+    for (const hook of this.onBoot) hook(id, vm);
+  }
+
   /** Boot (or restore) the instance's VM with fresh host ports for its exposed guest ports. */
   private async launch(row: InstanceRow, rt: Runtime, rootfs: string | undefined, restoreFrom: string | undefined): Promise<Vm> {
     rt.hostPorts = new Map();

@@ -185,8 +185,12 @@ export class InstancesService {
     return this.get(ref);
   }
 
+  /** Settles once the VMs of a previous daemon are re-adopted (set by the daemon at start; see reconcile). */
+  restored: Promise<void> = Promise.resolve();
+
   /** Make sure the instance's VM runs: resume when paused, restore or boot when stopped. */
   async ensureRunning(ref: string): Promise<Runtime> {
+    await this.restored;
     const id = this.row(ref).id;
     return this.serial.run(id, async () => {
       const row = this.row(id);
@@ -379,19 +383,53 @@ export class InstancesService {
     }
   }
 
-  /** After a daemon restart: instances whose VM was lost are stopped (they wake on demand). */
-  reconcile(killStale: (pid: number) => void): void {
-    for (const row of this.deps.table.list()) {
-      if (row.state === "stopped") continue;
-      if (row.vmm_pid) killStale(row.vmm_pid);
-      // A VM that was running when the daemon died ran past any snapshot it had.
-      if (row.state !== "failed") rmSync(this.snapshotPath(row.id), { force: true });
-      this.deps.table.update(row.id, { state: row.state === "failed" ? "failed" : "stopped", vmm_pid: null });
-    }
+  /**
+   * After a daemon restart (live restore): a running or paused instance
+   * whose VM still runs is re-adopted (same VM, same host ports, its guest
+   * processes and memory untouched, the router serving it again); the others
+   * are stopped, their VM killed if it still runs (they wake on demand).
+   */
+  async reconcile(killStale: (pid: number) => void): Promise<void> {
+    await Promise.all(
+      this.deps.table.list().map(async (row) => {
+        const rec = this.deps.vms.recorded(row.id);
+        if ((row.state === "running" || row.state === "paused") && rec) {
+          try {
+            await this.adopt(row, rec);
+            this.deps.log.info("instance re-adopted", { instance: row.id, pid: rec.rec.pid, state: this.row(row.id).state });
+            return;
+          } catch (err) {
+            this.deps.log.warn("instance VM could not be re-adopted", { instance: row.id, pid: rec.rec.pid, error: String(err) });
+            this.deps.logs.note(row.id, `aegis: aegisd restarted and could not re-adopt the VM (${err instanceof Error ? err.message : String(err)}); it boots again on the next request`);
+          }
+        }
+        if (rec && this.deps.vms.killRecorded(rec)) this.deps.log.warn("killed an instance VM it could not re-adopt", { instance: row.id, pid: rec.rec.pid, state: row.state });
+        if (row.state === "stopped") return;
+        if (!rec && row.vmm_pid) killStale(row.vmm_pid);
+        // A VM that was running when the daemon died ran past any snapshot it had.
+        if (row.state !== "failed") rmSync(this.snapshotPath(row.id), { force: true });
+        this.deps.table.update(row.id, { state: row.state === "failed" ? "failed" : "stopped", vmm_pid: null });
+      }),
+    );
   }
 
-  /** Daemon shutdown: power every instance VM off (instances stay, stopped, and wake on demand). */
-  async shutdown(): Promise<void> {
+  /** Re-adopt `row`'s running VM (see {@link reconcile}). */
+  private async adopt(row: InstanceRow, rec: NonNullable<ReturnType<VmLauncher["recorded"]>>): Promise<void> {
+    const rt = this.runtimes.of(row.id);
+    const vm = await this.deps.vms.adopt(rec, (v) => this.booter.adopted(row.id, v, rt));
+    rt.hostPorts = new Map(rec.spec.ports.map((p) => [p.guestPort, p.hostPort]));
+    rt.lastActivity = Date.now();
+    const paused = (vm as { isPaused?: boolean }).isPaused === true;
+    this.deps.table.update(row.id, { state: paused ? "paused" : "running", vmm_pid: vm.pid, error: null });
+  }
+
+  /**
+   * Daemon shutdown: power every instance VM off (instances stay, stopped,
+   * and wake on demand). With `keepVms` (an upgrade) running and paused VMs
+   * are left as they are for the next daemon to re-adopt.
+   */
+  async shutdown(opts: { keepVms: boolean } = { keepVms: false }): Promise<void> {
+    if (opts.keepVms) return;
     for (const [id, rt] of this.runtimes.entries()) {
       if (!rt.vm) continue;
       rt.expectingExit = true;

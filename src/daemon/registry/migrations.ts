@@ -92,4 +92,25 @@ export const migrations: string[] = [
     last_seq INTEGER NOT NULL
   );
   `,
+  // 5: VM processes, recorded the moment they are spawned (live restore): a
+  // starting aegisd re-adopts the VMs whose process is still the one recorded
+  // (pid + /proc start time) and kills the rest. `spec` is the VmSpec as JSON.
+  `
+  CREATE TABLE vms (
+    id TEXT PRIMARY KEY,
+    pid INTEGER NOT NULL,
+    start_time TEXT NOT NULL,
+    virtiofsd_pid INTEGER,
+    virtiofsd_start_time TEXT,
+    template INTEGER NOT NULL,
+    ready INTEGER NOT NULL DEFAULT 0,
+    spec TEXT NOT NULL,
+    created_at TEXT NOT NULL
+  );
+  `,
+  // 6: the network namespace slot of a VM process (live restore rebuilds its
+  // host side: DNS resolver, relays); NULL for a VM without one (reduced mode).
+  `
+  ALTER TABLE vms ADD COLUMN net_slot INTEGER;
+  `,
 ];

@@ -16,7 +16,7 @@ import type { ImageRecord } from "../../api/schema/images.ts";
 import type { Task, TaskCreate } from "../../api/schema/tasks.ts";
 import type { SessionInput, TaskSessionStart, TtySize } from "../../api/schema/session.ts";
 import type { Vm } from "../../vmm/backend.ts";
-import { type GuestProcess, startGuestProcess } from "../../vmm/guest-process.ts";
+import { type AttachedProcess, attachGuestProcess, type GuestExit, type GuestProcess, startGuestProcess } from "../../vmm/guest-process.ts";
 import type { SessionDriver, SessionSend } from "../api/sessions.ts";
 import { isSpawnFailure } from "../instances/exec.ts";
 import { feed } from "../instances/session.ts";
@@ -170,22 +170,72 @@ export class TasksService {
     return this.get(id);
   }
 
-  /** Mark tasks that were running when a previous daemon died as failed (their VMs are gone). */
-  reconcile(killStale: (pid: number) => void): void {
-    for (const task of this.table.inStates(["booting", "running"])) {
-      if (task.vmm_pid) killStale(task.vmm_pid);
-      this.table.update(task.id, { state: "failed", error: "aegisd stopped while the task ran", finished_at: this.now() });
-      this.logs.markClosed(task.id);
+  /**
+   * After a daemon restart (live restore): a task whose command was running
+   * gets its VM re-adopted (its output then continues in its log from the
+   * last seq the previous daemon handled, and its exit is recorded as
+   * usual); a task that was still booting, or whose VM cannot be adopted,
+   * is failed and its VM killed, saying so in aegisd's log and the task's.
+   */
+  async reconcile(killStale: (pid: number) => void): Promise<void> {
+    await Promise.all(
+      this.table.inStates(["booting", "running"]).map(async (task) => {
+        const row = this.vms.recorded(task.id);
+        let why = task.state === "booting" ? "aegisd restarted while the task's VM was booting" : "aegisd stopped while the task ran";
+        if (task.state === "running" && row) {
+          try {
+            await this.adoptTask(task.id, row);
+            this.log.info("task re-adopted", { task: task.id, pid: row.rec.pid });
+            return;
+          } catch (err) {
+            why = `aegisd restarted and could not re-adopt the task's VM: ${err instanceof Error ? err.message : String(err)}`;
+          }
+        }
+        if (row) {
+          const killed = this.vms.killRecorded(row);
+          this.log.warn(killed ? "killed a task VM it could not re-adopt" : "task VM is gone", { task: task.id, pid: row.rec.pid, reason: why });
+        } else if (task.vmm_pid) killStale(task.vmm_pid);
+        this.logs.note(task.id, `aegis: ${why}`);
+        this.table.update(task.id, { state: "failed", error: why, finished_at: this.now() });
+        this.logs.markClosed(task.id);
+      }),
+    );
+  }
+
+  /** Take over a running task's VM from a previous daemon (see {@link reconcile}). */
+  private async adoptTask(id: string, row: Parameters<VmLauncher["adopt"]>[0]): Promise<void> {
+    const active: Active = { vm: null, cancelled: false };
+    this.active.set(id, active);
+    let main: AttachedProcess | undefined;
+    try {
+      const vm = await this.vms.adopt(row, (v) => {
+        main = attachGuestProcess(v.channel, MAIN, { onStdout: (b) => this.output(id, "stdout", b), onStderr: (b) => this.output(id, "stderr", b), what: "the task's command" });
+      });
+      active.vm = vm;
+      this.table.update(id, { vmm_pid: vm.pid });
+      void this.superviseMain(id, vm, main!.exited);
+    } catch (err) {
+      main?.detach();
+      this.active.delete(id);
+      throw err;
     }
   }
 
-  /** Stop every running task (daemon shutdown). */
-  async shutdown(): Promise<void> {
+  /**
+   * Stop every task (daemon shutdown). With `keepVms` (an upgrade: SIGTERM or
+   * `aegis down --keep-vms`), tasks whose command runs are left running in
+   * their VMs for the next daemon to re-adopt; the others (booting,
+   * interactive sessions, which end with their connection) are failed and
+   * their VMs killed.
+   */
+  async shutdown(opts: { keepVms: boolean } = { keepVms: false }): Promise<void> {
     for (const [id, a] of this.active) {
+      if (opts.keepVms && a.vm && !a.session && this.table.get(id)?.state === "running") continue;
       a.cancelled = true;
       this.finish(id, { state: "failed", error: "aegisd stopped while the task ran" });
+      if (opts.keepVms) a.vm?.kill();
     }
-    await this.vms.killAll();
+    if (!opts.keepVms) await this.vms.killAll();
   }
 
   private finish(id: string, fields: { state: Task["state"]; exit_code?: number; signal?: string | null; error?: string | null }): void {
@@ -210,6 +260,7 @@ export class TasksService {
   private async execute(id: string, input: TaskCreate, image: ImageRecord | null, run: ProcessSpec): Promise<void> {
     const active = this.active.get(id)!;
     let vm: Vm | null = null;
+    let mainExited: Promise<GuestExit> | undefined;
     try {
       vm = await this.vms.launch({ id, memoryMb: input.memory_mb, vcpus: input.vcpus, rootfs: image?.rootfs, network: input.network });
       active.vm = vm;
@@ -230,16 +281,12 @@ export class TasksService {
         onStdout: (bytes) => this.output(id, "stdout", bytes),
         onStderr: (bytes) => this.output(id, "stderr", bytes),
       });
+      mainExited = proc.exited;
       if (active.session) {
         active.session.proc = proc;
         for (const msg of active.session.pending.splice(0)) feed(proc, msg, (err) => this.log.warn("session input failed", { task: id, error: String(err) }));
       }
       this.table.update(id, { state: "running", started_at: this.now() });
-      const result = await proc.exited;
-      if (active.cancelled) return;
-      this.finish(id, { state: result.code === 0 ? "succeeded" : "failed", exit_code: result.code, signal: result.signal ?? null });
-      await Promise.race([vm.exited, Bun.sleep(POWEROFF_GRACE_MS)]);
-      vm.kill();
     } catch (err) {
       if (active.cancelled) return;
       const message = err instanceof Error ? err.message : String(err);
@@ -257,6 +304,27 @@ export class TasksService {
         return;
       }
       // Most failures after boot mean the VM died (the control channel closed); say so with its exit code.
+      const code = await Promise.race([vm.exited, Bun.sleep(LATE_EXIT_MS).then(() => null)]);
+      this.crashed(id, vm, code === null ? message : `the VM exited (code ${code}) before the command finished`);
+      vm.kill();
+      return;
+    }
+    await this.superviseMain(id, vm, mainExited!);
+  }
+
+  /** Wait for the task's command to end (or its VM to die) and record the result; then the VM powers off. */
+  private async superviseMain(id: string, vm: Vm, exited: Promise<GuestExit>): Promise<void> {
+    const active = this.active.get(id);
+    if (!active) return;
+    try {
+      const result = await exited;
+      if (active.cancelled) return;
+      this.finish(id, { state: result.code === 0 ? "succeeded" : "failed", exit_code: result.code, signal: result.signal ?? null });
+      await Promise.race([vm.exited, Bun.sleep(POWEROFF_GRACE_MS)]);
+      vm.kill();
+    } catch (err) {
+      if (active.cancelled) return;
+      const message = err instanceof Error ? err.message : String(err);
       const code = await Promise.race([vm.exited, Bun.sleep(LATE_EXIT_MS).then(() => null)]);
       this.crashed(id, vm, code === null ? message : `the VM exited (code ${code}) before the command finished`);
       vm.kill();

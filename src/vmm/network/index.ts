@@ -14,15 +14,21 @@
  *   the guest still work. The VM has no outbound network at all, and aegisd
  *   logs why once.
  *
+ * Live restore ({@link VmNetwork.adopt}): the namespace, veth and nft rules
+ * of a VM live in the kernel and outlive aegisd; its host side (DNS resolver,
+ * relays, `--allow host:PORT` socat) does not, and a new aegisd rebuilds it
+ * from the slot and policy recorded with the VM (daemon/registry/vms.ts).
+ *
  * `--no-network` VMs still get a namespace (so their port forwards work the
  * same way) with every packet refused, plus `restrict=on`.
  */
+import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { spawn, type Subprocess } from "bun";
 import { hostPorts, parseRules, type NetworkPolicy } from "../../api/network-policy.ts";
 import { type DomainRule, VmResolver } from "./dns.ts";
-import { createNetns, ensureTable, isolationSupport, type Netns, releaseSlot, removeNetns } from "./netns.ts";
-import { domainSet, runNft, vmRules } from "./nft.ts";
+import { createNetns, ensureTable, isolationSupport, killInNetns, type Netns, nsName, reclaimSlot, recordSlotVm, releaseSlot, removeNetns } from "./netns.ts";
+import { domainSet, runNft, slotAddresses, vmRules } from "./nft.ts";
 import { Relay } from "./relay.ts";
 
 /** Where a network reports things worth a log line. */
@@ -61,6 +67,50 @@ export class VmNetwork {
     }
     await ensureTable();
     const ns = await createNetns(home);
+    const { net, domains } = VmNetwork.isolated(ns, policy);
+    try {
+      await runNft(vmRules(ns.slot, policy));
+      await net.startHostSide(policy, domains, runDir, log);
+    } catch (err) {
+      await net.close();
+      throw err;
+    }
+    return net;
+  }
+
+  /**
+   * Take over the network of a VM a previous aegisd of `home` left running
+   * (live restore): `slot` is the one recorded with the VM (undefined: it ran
+   * in reduced mode, which has no host side to rebuild). Re-claims the slot
+   * for this process and restarts what died with the old aegisd: the DNS
+   * resolver and the `--allow host:PORT` relays (a leftover socat in the
+   * namespace is killed first, it holds the port). The nft rules and domain
+   * sets are the kernel's and still in place. The caller re-adds the port
+   * forwards ({@link addForward}).
+   * @throws Error when the namespace is gone or not this home's; nothing is changed then
+   */
+  static async adopt(slot: number | undefined, policy: NetworkPolicy, runDir: string, home: string, log: NetLog): Promise<VmNetwork> {
+    parseRules(policy.rules);
+    if (slot === undefined) return new VmNetwork([], "127.0.0.1", true, undefined, [], "reduced");
+    const why = isolationSupport();
+    if (why) throw new Error(`the VM runs in network namespace ${nsName(slot)}, but network isolation is unavailable now (${why})`);
+    reclaimSlot(slot, home);
+    const a = slotAddresses(slot);
+    const { net, domains } = VmNetwork.isolated({ slot, name: nsName(slot), hostIp: a.host, nsIp: a.ns, iface: a.iface, chain: a.chain }, policy);
+    try {
+      await ensureTable();
+      const killed = await killInNetns(slot, "socat");
+      if (killed.length > 0) log("killed the previous aegisd's host-port relays in the VM's namespace", { netns: nsName(slot), pids: killed });
+      await net.startHostSide(policy, domains, runDir, log);
+    } catch (err) {
+      await net.close();
+      throw err;
+    }
+    return net;
+  }
+
+  /** The isolated network of namespace `ns` with `policy` (nothing started yet), and the policy's domain rules. */
+  private static isolated(ns: Netns, policy: NetworkPolicy): { net: VmNetwork; domains: DomainRule[] } {
     const sets: string[] = [];
     const targets = policy.mode === "none" ? [] : parseRules(policy.rules);
     const domains: DomainRule[] = [];
@@ -69,22 +119,30 @@ export class VmNetwork {
       domains.push({ index, target: t });
       sets.push(domainSet(ns.chain, index, 4), domainSet(ns.chain, index, 6));
     });
-    const net = new VmNetwork(["ip", "netns", "exec", ns.name], ns.nsIp, policy.mode === "none", ns, sets, "isolated");
-    try {
-      await runNft(vmRules(ns.slot, policy));
-      if (policy.mode !== "none") net.resolver = await VmResolver.start(ns.hostIp, ns.chain, domains, log);
-      for (const port of hostPorts(policy)) await net.allowHostPort(port, runDir);
-    } catch (err) {
-      await net.close();
-      throw err;
-    }
-    return net;
+    return { net: new VmNetwork(["ip", "netns", "exec", ns.name], ns.nsIp, policy.mode === "none", ns, sets, "isolated"), domains };
+  }
+
+  /** Start the pieces living in aegisd: the DNS resolver and the `--allow host:PORT` relays. */
+  private async startHostSide(policy: NetworkPolicy, domains: DomainRule[], runDir: string, log: NetLog): Promise<void> {
+    if (policy.mode !== "none") this.resolver = await VmResolver.start(this.ns!.hostIp, this.ns!.chain, domains, log);
+    for (const port of hostPorts(policy)) await this.allowHostPort(port, runDir);
+  }
+
+  /** The network slot (namespace `aegis-N`), undefined in reduced mode; recorded with the VM for live restore. */
+  get slot(): number | undefined {
+    return this.ns?.slot;
+  }
+
+  /** Name the VM's QEMU in the slot claim, so a later aegisd's reap leaves the namespace of a running VM alone. */
+  recordVm(pid: number): void {
+    if (this.ns) recordSlotVm(this.ns.slot, pid);
   }
 
   /** `--allow host:PORT`: the namespace's 127.0.0.1:PORT (the guest's 10.0.2.2:PORT) reaches the host's 127.0.0.1:PORT. */
   private async allowHostPort(port: number, runDir: string): Promise<void> {
     if (!Bun.which("socat")) throw new Error(`--allow host:${port} needs socat on the host\nhint: apt-get install socat`);
     const sock = join(runDir, `host-${port}.sock`);
+    rmSync(sock, { force: true }); // a previous aegisd's (live restore): binding needs the path free
     this.extras.push(await Relay.start({ path: sock }, { host: "127.0.0.1", port }));
     const proc = spawn(["ip", "netns", "exec", this.ns!.name, "socat", `TCP-LISTEN:${port},bind=127.0.0.1,fork,reuseaddr`, `UNIX-CONNECT:${sock}`], {
       stdin: "ignore",

@@ -11,15 +11,26 @@
  * Slots are claimed machine-wide, across every aegisd, by creating
  * `/run/aegis-net/<N>.json` exclusively (`{ pid, home }`); a claim whose pid
  * is dead is stale, and {@link reapStaleSlots} (daemon start) removes its
- * namespace, veth and nft entries. Root is required (namespaces, veth,
+ * namespace, veth and nft entries.
+ *
+ * Live restore: a claim also names the VM's QEMU (`vm`: pid + /proc start
+ * time) once it runs. A starting aegisd re-adopts its home's VMs first and
+ * re-claims their slots for its own pid ({@link reclaimSlot}); the reap that
+ * follows removes its home's other dead claims, and another home's only when
+ * the VM named in them no longer runs (that home's next aegisd may still
+ * adopt it). Root is required (namespaces, veth,
  * nftables); {@link isolationSupport} says why not otherwise.
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { randomBytes } from "node:crypto";
+import { processStartTime, sameProcess } from "../vm-process.ts";
 import { runNft, slotAddresses, TABLE, baseTable, vmTeardown } from "./nft.ts";
 
-/** Where slot claims live. */
-export const SLOTS_DIR = process.env.AEGIS_NET_SLOTS_DIR || "/run/aegis-net";
+/** Where slot claims live (read on each use, so a test can point it elsewhere). */
+export function slotsDir(): string {
+  return process.env.AEGIS_NET_SLOTS_DIR || "/run/aegis-net";
+}
 
 /** Namespace name of slot `n`. */
 export function nsName(n: number): string {
@@ -48,21 +59,26 @@ async function ipBatch(lines: string[], force = false, netns?: string): Promise<
 interface Claim {
   pid: number;
   home: string;
+  /** The VM's QEMU once spawned (live restore: a running VM keeps its slot across aegisd restarts). */
+  vm?: { pid: number; startTime: string };
 }
 
+/** Whether `pid` runs; a zombie (an aegisd killed with SIGKILL whose parent has not reaped it yet) is dead. */
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === "EPERM";
   }
+  return processStartTime(pid) !== null;
 }
 
 function readClaim(path: string): Claim | undefined {
   try {
     const v = JSON.parse(readFileSync(path, "utf8")) as Partial<Claim>;
-    return typeof v.pid === "number" && typeof v.home === "string" ? { pid: v.pid, home: v.home } : undefined;
+    if (typeof v.pid !== "number" || typeof v.home !== "string") return undefined;
+    const vm = v.vm && typeof v.vm.pid === "number" && typeof v.vm.startTime === "string" ? { pid: v.vm.pid, startTime: v.vm.startTime } : undefined;
+    return { pid: v.pid, home: v.home, ...(vm ? { vm } : {}) };
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
     if (err instanceof SyntaxError) return undefined; // half-written by a process that died: stale
@@ -70,13 +86,70 @@ function readClaim(path: string): Claim | undefined {
   }
 }
 
+/** Replace a claim file atomically (write beside it, rename over it). */
+function writeClaim(slot: number, claim: Claim): void {
+  const path = join(slotsDir(), `${slot}.json`);
+  const tmp = `${path}.${randomBytes(4).toString("hex")}.tmp`;
+  writeFileSync(tmp, JSON.stringify(claim), { mode: 0o600 });
+  renameSync(tmp, path);
+}
+
+/** Record the VM's QEMU in this process's claim of `slot` (its namespace then outlives this aegisd while the VM runs). */
+export function recordSlotVm(slot: number, pid: number): void {
+  const claim = readClaim(join(slotsDir(), `${slot}.json`));
+  const startTime = processStartTime(pid);
+  if (claim?.pid !== process.pid || startTime === null) return;
+  writeClaim(slot, { ...claim, vm: { pid, startTime } });
+}
+
+/**
+ * Take over the claim of `slot` that a previous aegisd of `home` left (live
+ * restore), leaving the namespace as it is.
+ * @throws Error when the claim is gone, belongs to another home, or its aegisd still runs
+ */
+export function reclaimSlot(slot: number, home: string): void {
+  const path = join(slotsDir(), `${slot}.json`);
+  const claim = readClaim(path);
+  if (!claim) throw new Error(`network slot ${slot} is no longer claimed (${path} is missing): its namespace was removed`);
+  if (claim.home !== home) throw new Error(`network slot ${slot} is claimed by AEGIS_HOME ${claim.home}, not ${home}`);
+  if (claim.pid !== process.pid && alive(claim.pid)) throw new Error(`network slot ${slot} is held by the running process ${claim.pid}`);
+  if (!existsSync(`/run/netns/${nsName(slot)}`)) throw new Error(`network namespace ${nsName(slot)} is gone`);
+  writeClaim(slot, { ...claim, pid: process.pid });
+}
+
+/** Kill the processes in `slot`'s namespace named `comm` (a previous aegisd's socat relays); returns their pids. */
+export async function killInNetns(slot: number, comm: string): Promise<number[]> {
+  const proc = Bun.spawn(["ip", "netns", "pids", nsName(slot)], { stdout: "pipe", stderr: "pipe", env: env() });
+  const [out, , code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+  if (code !== 0) return [];
+  const killed: number[] = [];
+  for (const pid of out.split(/\s+/).filter(Boolean).map(Number)) {
+    let name: string;
+    try {
+      name = readFileSync(`/proc/${pid}/comm`, "utf8").trim();
+    } catch {
+      continue; // exited meanwhile
+    }
+    if (name !== comm) continue;
+    try {
+      process.kill(pid, "SIGKILL");
+      killed.push(pid);
+    } catch {
+      // exited meanwhile
+    }
+  }
+  // Wait (bounded) until they are gone, so their listening ports are free again.
+  for (let i = 0; i < 50 && killed.some((p) => processStartTime(p) !== null); i++) await Bun.sleep(20);
+  return killed;
+}
+
 /** Claim a free slot for this process. */
 function claimSlot(home: string): number {
-  mkdirSync(SLOTS_DIR, { recursive: true, mode: 0o700 });
+  mkdirSync(slotsDir(), { recursive: true, mode: 0o700 });
   const start = 1 + Math.floor(Math.random() * 16000);
   for (let i = 0; i < 16382; i++) {
     const n = ((start + i - 1) % 16382) + 1;
-    const path = join(SLOTS_DIR, `${n}.json`);
+    const path = join(slotsDir(), `${n}.json`);
     try {
       writeFileSync(path, JSON.stringify({ pid: process.pid, home } satisfies Claim), { flag: "wx", mode: 0o600 });
       return n;
@@ -84,7 +157,7 @@ function claimSlot(home: string): number {
       if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
     }
   }
-  throw new Error(`no free VM network slot in ${SLOTS_DIR} (16382 in use)`);
+  throw new Error(`no free VM network slot in ${slotsDir()} (16382 in use)`);
 }
 
 let tableReady: Promise<void> | undefined;
@@ -156,7 +229,7 @@ export async function removeNetns(slot: number, sets: string[] | undefined): Pro
 
 /** Release a slot claim of this process. */
 export function releaseSlot(slot: number): void {
-  const path = join(SLOTS_DIR, `${slot}.json`);
+  const path = join(slotsDir(), `${slot}.json`);
   if (readClaim(path)?.pid === process.pid) rmSync(path, { force: true });
 }
 
@@ -180,18 +253,23 @@ async function tableEntries(slot: number): Promise<{ fwd: boolean; inp: boolean;
   };
 }
 
-/** Remove every slot whose claiming process is dead (daemon start-up). Returns the slots removed. */
-export async function reapStaleSlots(): Promise<number[]> {
-  if (!existsSync(SLOTS_DIR)) return [];
+/**
+ * Remove every slot whose claiming process is dead (daemon start-up, after
+ * the live-restore pass): all of `home`'s, another home's only once the VM
+ * named in it is gone too. Returns the slots removed.
+ */
+export async function reapStaleSlots(home: string): Promise<number[]> {
+  if (!existsSync(slotsDir())) return [];
   const out: number[] = [];
-  for (const f of readdirSync(SLOTS_DIR)) {
+  for (const f of readdirSync(slotsDir())) {
     const m = /^(\d+)\.json$/.exec(f);
     if (!m) continue;
-    const claim = readClaim(join(SLOTS_DIR, f));
+    const claim = readClaim(join(slotsDir(), f));
     if (claim && alive(claim.pid)) continue;
+    if (claim && claim.home !== home && claim.vm && sameProcess(claim.vm.pid, claim.vm.startTime)) continue;
     const slot = Number(m[1]);
     await removeNetns(slot, undefined);
-    rmSync(join(SLOTS_DIR, f), { force: true });
+    rmSync(join(slotsDir(), f), { force: true });
     out.push(slot);
   }
   return out;

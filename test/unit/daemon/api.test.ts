@@ -140,4 +140,27 @@ describe("tasks endpoints", () => {
     expect(lines.at(-1)).toMatchObject({ type: "end", state: "failed" });
     expect(lines[0].text).toContain("no VM backend is available");
   });
+  it("resumes a task's log after_seq: only the lines after it, then the end record", async () => {
+    using api = testApi();
+    const created = await api.call("POST", "/v1/tasks", { command: ["echo", "hi"] });
+    const id = created.body.id;
+    await (await api.app.request(`/v1/tasks/${id}/logs?follow=true`)).text();
+    const all = (await (await api.app.request(`/v1/tasks/${id}/logs`)).text()).trim().split("\n").map((l) => JSON.parse(l));
+    const outputs = all.filter((l) => l.type === "output");
+    expect(outputs.length).toBeGreaterThan(0);
+    const last = outputs.at(-1).seq;
+    const after = (await (await api.app.request(`/v1/tasks/${id}/logs?follow=true&after_seq=${last}`)).text()).trim().split("\n").map((l) => JSON.parse(l));
+    expect(after).toEqual([expect.objectContaining({ type: "end", state: "failed" })]);
+    const fromFirst = (await (await api.app.request(`/v1/tasks/${id}/logs?after_seq=${outputs[0].seq - 1}`)).text()).trim().split("\n").map((l) => JSON.parse(l));
+    expect(fromFirst.filter((l) => l.type === "output").map((l) => l.seq)).toEqual(outputs.map((l) => l.seq));
+  });
+  it("rejects a malformed after_seq or an unknown log query field with a 400", async () => {
+    using api = testApi();
+    const created = await api.call("POST", "/v1/tasks", { command: ["true"] });
+    for (const q of ["after_seq=-1", "after_seq=abc", "after_seq=1.5", "colour=red"]) {
+      const r = await api.call("GET", `/v1/tasks/${created.body.id}/logs?${q}`);
+      expect(r.status).toBe(400);
+      expect(r.body.error.message).toContain(q.split("=")[0]);
+    }
+  });
 });

@@ -59,7 +59,7 @@ describe("buildQemuArgs", () => {
     expect(a).toContain("id=root,file=/img/root.ext4,format=raw,if=none,readonly=on");
     expect(a).toContain("serial=aegis-root");
     expect(a).toContain("virtio-mmio.force-legacy=false");
-    expect(a).toContain("socket,id=ctl,path=/run/x/ctl.sock");
+    expect(a).toContain("socket,id=ctl,path=/run/x/ctl.sock,reconnect=1");
     expect(a).not.toContain("server=on,wait=off -device virtserialport"); // the control socket is a client
     expect(a).toContain("virtserialport,chardev=ctl,name=aegis.control");
     expect(a).toContain("unix:/run/x/qmp.sock,server=on,wait=off");
