@@ -70,9 +70,16 @@ export class TestHome {
     return r;
   }
 
-  /** Stop any daemon of this home and delete it. */
+  /**
+   * Stop any daemon of this home and delete it. VMs outlive a killed aegisd
+   * (live restore), so a test that ends with its daemon dead would leave
+   * them running: anything still naming this home is killed, and said so
+   * on stderr (a leak worth noticing, not hiding).
+   */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.run(["down"]);
+    const left = Bun.spawnSync(["pkill", "-KILL", "-e", "-f", `${this.dir}/`], { stdout: "pipe", stderr: "pipe" });
+    if (left.exitCode === 0) process.stderr.write(`test home ${this.dir}: killed processes left behind after aegis down:\n${left.stdout.toString()}`);
     rmSync(this.dir, { recursive: true, force: true });
   }
 }
