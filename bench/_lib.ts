@@ -56,3 +56,11 @@ export function report(name: string, rows: Row[], extra: Record<string, unknown>
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, `${name}.json`), `${JSON.stringify({ name, date: new Date().toISOString(), host: { cpus: navigator.hardwareConcurrency, bun: Bun.version }, rows, ...extra }, null, 2)}\n`);
 }
+
+/** Run bin/aegis with `env`; its stdout, or an error with its stderr when it fails. */
+export async function aegisCli(env: Record<string, string>, ...args: string[]): Promise<string> {
+  const p = Bun.spawn([join(repoRoot, "bin", "aegis"), ...args], { env, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+  const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+  if (code !== 0) throw new Error(`aegis ${args.join(" ")} exited ${code}: ${err}`);
+  return out;
+}

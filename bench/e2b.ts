@@ -10,26 +10,20 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Sandbox } from "e2b";
-import { report, repoRoot, type Row, stats } from "./_lib.ts";
+import { aegisCli, report, type Row, stats } from "./_lib.ts";
 
 const RUNS = 3;
 
-async function aegis(env: Record<string, string>, ...args: string[]): Promise<string> {
-  const p = Bun.spawn([join(repoRoot, "bin", "aegis"), ...args], { env, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
-  const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
-  if (code !== 0) throw new Error(`aegis ${args.join(" ")} exited ${code}: ${err}`);
-  return out;
-}
 
 async function main(): Promise<void> {
   const home = mkdtempSync(join(tmpdir(), "ag-bench-"));
   const env = { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/root", AEGIS_HOME: home, AEGIS_ROUTER_PORT: "0", AEGIS_E2B_PORT: "0" };
   try {
-    await aegis(env, "up");
-    const e = JSON.parse(await aegis(env, "e2b", "env", "--json")) as { api_url: string; sandbox_url: string; domain: string; api_key: string };
+    await aegisCli(env, "up");
+    const e = JSON.parse(await aegisCli(env, "e2b", "env", "--json")) as { api_url: string; sandbox_url: string; domain: string; api_key: string };
     const opts = { apiKey: e.api_key, apiUrl: e.api_url, sandboxUrl: e.sandbox_url, domain: e.domain };
     // One untimed boot builds the guest assets, as the first `aegis run` of a new home does.
-    await aegis(env, "run", "--", "true");
+    await aegisCli(env, "run", "--", "true");
     const create: number[] = [];
     const firstOutput: number[] = [];
     const run: number[] = [];
@@ -43,7 +37,7 @@ async function main(): Promise<void> {
       firstOutput.push(first - t0);
       await sbx.kill();
       const t2 = performance.now();
-      await aegis(env, "run", "--", "true");
+      await aegisCli(env, "run", "--", "true");
       run.push(performance.now() - t2);
     }
     const m = (xs: number[]) => stats(xs).median;
@@ -54,7 +48,7 @@ async function main(): Promise<void> {
     ];
     report("e2b", rows, { runs: RUNS, create_ms: create, first_output_ms: firstOutput, aegis_run_true_ms: run });
   } finally {
-    await aegis(env, "down").catch(() => undefined);
+    await aegisCli(env, "down").catch(() => undefined);
     rmSync(home, { recursive: true, force: true });
   }
 }

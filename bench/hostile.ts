@@ -13,24 +13,18 @@ import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { hostileCommand, hostileEnv, memoryMiB, withPeakRss } from "../test/helpers/hostile-guest.ts";
-import { report, repoRoot, type Row } from "./_lib.ts";
+import { aegisCli, report, type Row } from "./_lib.ts";
 
-async function aegis(env: Record<string, string>, ...args: string[]): Promise<string> {
-  const p = Bun.spawn([join(repoRoot, "bin", "aegis"), ...args], { env, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
-  const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
-  if (code !== 0) throw new Error(`aegis ${args.join(" ")} exited ${code}: ${err}`);
-  return out;
-}
 
 async function main(): Promise<void> {
   const home = mkdtempSync(join(tmpdir(), "aeb-"));
   const env = { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/root", AEGIS_HOME: home, AEGIS_ROUTER_PORT: "0", AEGIS_WARM: "0" };
   const dataSize = (f: string) => statSync(join(home, "data", f)).size;
   try {
-    await aegis(env, "up");
+    await aegisCli(env, "up");
     const pid = Number(readFileSync(join(home, "data", "aegisd.pid"), "utf8"));
-    await aegis(env, "instance", "start", "--name", "evil", "--pause-after", "0", "--", "sleep", "100000");
-    await aegis(env, "exec", "evil", "--", "true");
+    await aegisCli(env, "instance", "start", "--name", "evil", "--pause-after", "0", "--", "sleep", "100000");
+    await aegisCli(env, "exec", "evil", "--", "true");
     await Bun.sleep(2000);
     const idle = memoryMiB(pid).rss;
     const rows: Row[] = [];
@@ -45,7 +39,7 @@ async function main(): Promise<void> {
       const log0 = dataSize("aegisd.log");
       const db0 = dataSize("aegis.db") + dataSize("aegis.db-wal");
       const t0 = performance.now();
-      const { result, peak } = await withPeakRss(pid, () => aegis(env, "exec", ...hostileEnv(mode, n), "evil", "--", ...hostileCommand()));
+      const { result, peak } = await withPeakRss(pid, () => aegisCli(env, "exec", ...hostileEnv(mode, n), "evil", "--", ...hostileCommand()));
       const ms = performance.now() - t0;
       const logGrowKiB = (dataSize("aegisd.log") - log0) / 1024;
       const dbGrowMiB = (dataSize("aegis.db") + dataSize("aegis.db-wal") - db0) / 1024 / 1024;
@@ -69,7 +63,7 @@ async function main(): Promise<void> {
     report("hostile", rows, { idle_rss_mib: idle, floods: details, final_rss_mib: memoryMiB(pid).rss });
     for (const d of details) console.log(JSON.stringify(d));
   } finally {
-    await aegis(env, "down").catch((err: unknown) => console.error(String(err)));
+    await aegisCli(env, "down").catch((err: unknown) => console.error(String(err)));
     rmSync(home, { recursive: true, force: true });
   }
 }

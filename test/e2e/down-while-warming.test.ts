@@ -5,24 +5,8 @@
  * had handed out), its AEGIS_HOME deleted under it.
  */
 import { expect, it } from "bun:test";
-import { readdirSync, readFileSync } from "node:fs";
 import { TestHome } from "../helpers/aegis.ts";
-
-/** QEMU processes whose command line names `dir`. */
-function qemuPids(dir: string): number[] {
-  const pids: number[] = [];
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    let cmdline: string;
-    try {
-      cmdline = readFileSync(`/proc/${entry}/cmdline`, "utf8");
-    } catch {
-      continue; // exited while we looked
-    }
-    if (cmdline.includes("qemu-system") && cmdline.includes(dir)) pids.push(Number(entry));
-  }
-  return pids;
-}
+import { qemuPids } from "../helpers/qemu-pids.ts";
 
 it("aegis down while the default template is being built leaves no QEMU behind", async () => {
   await using home = new TestHome();

@@ -12,11 +12,12 @@
  * in aegisd and are rebuilt on adoption).
  */
 import { afterAll, beforeAll, expect, it } from "bun:test";
-import { readdirSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { createSocket, type Socket } from "node:dgram";
 import { createServer } from "node:net";
 import dnsPacket from "dns-packet";
 import { aegisBin, TestHome } from "../helpers/aegis.ts";
+import { qemuPids } from "../helpers/qemu-pids.ts";
 
 let home: TestHome;
 let routerPort = 0;
@@ -31,22 +32,6 @@ async function freePort(): Promise<number> {
       s.close(() => resolve(port));
     });
   });
-}
-
-/** QEMU pids whose command line names this test's AEGIS_HOME. */
-function qemuPids(): number[] {
-  const pids: number[] = [];
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    let cmdline: string;
-    try {
-      cmdline = readFileSync(`/proc/${entry}/cmdline`, "utf8");
-    } catch {
-      continue; // exited while we looked
-    }
-    if (cmdline.includes("qemu-system") && cmdline.includes(home.dir)) pids.push(Number(entry));
-  }
-  return pids.sort((a, b) => a - b);
 }
 
 let dns: Socket;
@@ -118,21 +103,21 @@ it("a task and a served instance survive SIGKILL of aegisd: every line once, the
     if (Date.now() > deadline) throw new Error(`the task never printed line 3: ${stdout}`);
     await Bun.sleep(50);
   }
-  const vmsBefore = qemuPids();
+  const vmsBefore = qemuPids(home.dir);
   expect(vmsBefore.length).toBe(2);
 
   const daemonPid = Number(readFileSync(`${home.dir}/data/aegisd.pid`, "utf8").trim());
   process.kill(daemonPid, "SIGKILL");
   await Bun.sleep(1000);
   // Both VMs ran on without a daemon.
-  expect(qemuPids()).toEqual(vmsBefore);
+  expect(qemuPids(home.dir)).toEqual(vmsBefore);
   const restartedAt = Date.now();
   await home.ok(["up"], { env: env() });
   const after = await count();
   const windowMs = Date.now() - restartedAt;
   // Same VM, memory kept: the guest's counter went on (a cold boot would restart it and change the QEMU pid).
   expect(after).toBeGreaterThan(before);
-  expect(qemuPids()).toContain(vmsBefore[0]!);
+  expect(qemuPids(home.dir)).toContain(vmsBefore[0]!);
 
   // The adopted instance keeps its network policy and its DNS.
   const policy = [
@@ -161,8 +146,8 @@ it("a task and a served instance survive SIGKILL of aegisd: every line once, the
 
   await home.ok(["instance", "delete", "web"], { env: env() });
   const gone = Date.now() + 15_000;
-  while (qemuPids().length > 0 && Date.now() < gone) await Bun.sleep(100);
-  expect(qemuPids()).toEqual([]);
+  while (qemuPids(home.dir).length > 0 && Date.now() < gone) await Bun.sleep(100);
+  expect(qemuPids(home.dir)).toEqual([]);
   const integrity = Bun.spawnSync(["sqlite3", `${home.dir}/data/aegis.db`, "PRAGMA integrity_check"]);
   expect(integrity.exitCode).toBe(0);
   expect(integrity.stdout.toString().trim()).toBe("ok");

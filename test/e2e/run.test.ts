@@ -5,8 +5,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
 import { createHash } from "node:crypto";
-import { readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { aegisBin, TestHome } from "../helpers/aegis.ts";
+import { qemuPids } from "../helpers/qemu-pids.ts";
 
 const BOOT_TIMEOUT = 120_000;
 let home: TestHome;
@@ -18,24 +19,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await home[Symbol.asyncDispose]();
 });
-
-/** QEMU processes that belong to this test's AEGIS_HOME. */
-function qemuPids(): number[] {
-  const pids: number[] = [];
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    let cmdline: string;
-    try {
-      cmdline = readFileSync(`/proc/${entry}/cmdline`, "utf8");
-    } catch {
-      continue;
-    }
-    if (cmdline.startsWith("qemu-system") || cmdline.includes("/qemu-system")) {
-      if (cmdline.includes(home.dir)) pids.push(Number(entry));
-    }
-  }
-  return pids;
-}
 
 async function waitFor<T>(what: string, fn: () => T | undefined | null | false, timeoutMs = 60_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -142,7 +125,7 @@ describe("aegis run", () => {
     await home.ok(["secret", "set", "ARGV_CANARY", "canary-value-9137"]);
     const { proc, output } = spawnRun(["--secret", "ARGV_CANARY", "--", "sleep", "600"]);
     const [pid] = await waitFor("a QEMU process", () => {
-      const p = qemuPids();
+      const p = qemuPids(home.dir);
       return p.length > 0 ? p : null;
     });
     expect(readFileSync(`/proc/${pid}/cmdline`, "utf8")).not.toContain("canary-value-9137");
@@ -151,7 +134,7 @@ describe("aegis run", () => {
     const [, stderr, code] = await output;
     expect(code).toBe(130);
     expect(stderr).toContain("cancelling");
-    expect(qemuPids()).toEqual([]);
+    expect(qemuPids(home.dir)).toEqual([]);
   }, BOOT_TIMEOUT);
 
   it("fails the task cleanly when the guest kernel panics or QEMU is killed", async () => {
@@ -162,7 +145,7 @@ describe("aegis run", () => {
 
     const { output } = spawnRun(["--", "sleep", "600"]);
     const [pid] = await waitFor("a QEMU process", () => {
-      const p = qemuPids();
+      const p = qemuPids(home.dir);
       return p.length > 0 ? p : null;
     });
     await waitForRunningTask();
