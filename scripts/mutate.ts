@@ -46,8 +46,7 @@ export const MODULES: Module[] = [
   { name: "argv", mutate: ["src/cli/argv.ts"], tests: ["test/unit/cli/argv.test.ts"] },
   { name: "tether-store", mutate: ["src/daemon/tether/store.ts"], tests: ["test/unit/daemon/tether-store.test.ts"] },
   { name: "image-config", mutate: ["src/daemon/images/process-spec.ts"], tests: ["test/unit/images/process-spec.test.ts"] },
-  // Network policy rules (branch netpolicy, not on main yet): add once merged, e.g.
-  // { name: "network-policy", mutate: ["src/daemon/network/policy.ts"], tests: ["test/unit/daemon/network-policy.test.ts"] },
+  { name: "network-policy", mutate: ["src/api/network-policy.ts"], tests: ["test/unit/api/network-policy.test.ts"] },
 ];
 
 /** Counts from one Stryker JSON report, and the score Stryker defines: detected / valid mutants. */
