@@ -1,6 +1,6 @@
 import { describe, expect, it } from "bun:test";
 import { isAppError } from "../../../src/api/errors.ts";
-import { hostName, requestTarget, resolveRoute } from "../../../src/daemon/router/resolve.ts";
+import { directRoute, hostName, requestTarget, resolveRoute } from "../../../src/daemon/router/resolve.ts";
 import type { ServedInstance } from "../../../src/daemon/router/types.ts";
 
 const web: ServedInstance = { instanceId: "inst-aaa", handle: "web", guestPort: 8080 };
@@ -30,6 +30,7 @@ describe("requestTarget", () => {
     expect(requestTarget("http://h:1/")).toBe("/");
     expect(requestTarget("http://h:1?q=1")).toBe("/?q=1");
     expect(requestTarget("http://h:1")).toBe("/");
+    expect(requestTarget("http://h:1/a/b")).toBe("/a/b");
   });
   it("keeps a query that contains slashes when the URL has no path", () => {
     expect(requestTarget("http://h:1?next=/admin/x")).toBe("/?next=/admin/x");
@@ -37,6 +38,10 @@ describe("requestTarget", () => {
   it("passes an origin-form target through", () => {
     expect(requestTarget("/a/b?c=/d")).toBe("/a/b?c=/d");
     expect(requestTarget("?q=1")).toBe("/?q=1");
+    expect(requestTarget("?next=/admin")).toBe("/?next=/admin");
+  });
+  it("finds the path after the scheme's own slashes", () => {
+    expect(requestTarget("://h/a")).toBe("/a");
   });
 });
 
@@ -113,5 +118,80 @@ describe("resolveRoute", () => {
 
   it("does not match an instance through a malformed escape", () => {
     expect(isAppError(resolveRoute([web, api], null, "/%E0%A4%A/x", origin))).toBe(true);
+  });
+});
+
+describe("directRoute", () => {
+  // What the daemon lets be named for a direct port route: one E2B sandbox, by handle or id, case-insensitively.
+  const sandbox = { instanceId: "inst-e2b", handle: "sbx" };
+  const lookup = (name: string) => ([sandbox.handle, sandbox.instanceId].includes(name.toLowerCase()) ? sandbox : undefined);
+  const e2b = (id: string | null, port: string | null, host = "127.0.0.1:8099") => {
+    const h = new Headers({ host });
+    if (id !== null) h.set("E2b-Sandbox-Id", id);
+    if (port !== null) h.set("E2b-Sandbox-Port", port);
+    return h;
+  };
+  const refused = (r: unknown) => {
+    if (!isAppError(r)) throw new Error(`expected an error, got ${JSON.stringify(r)}`);
+    return r;
+  };
+
+  it("routes the E2B headers to that sandbox's port, path untouched", () => {
+    expect(directRoute(e2b("sbx", "49983"), "/files?path=/a", [web], lookup)).toEqual({ instance: { ...sandbox, guestPort: 49983 }, path: "/files?path=/a", rule: "port" });
+    expect(directRoute(e2b("INST-E2B", "1"), "/", [], lookup)).toEqual({ instance: { ...sandbox, guestPort: 1 }, path: "/", rule: "port" });
+    expect(directRoute(e2b("sbx", "65535"), "/", [], lookup)).toEqual({ instance: { ...sandbox, guestPort: 65535 }, path: "/", rule: "port" });
+  });
+
+  it("lets the E2B headers win over a NAME.localhost host", () => {
+    expect(directRoute(e2b("sbx", "8080", "web.localhost:8099"), "/x", [web], lookup)).toEqual({ instance: { ...sandbox, guestPort: 8080 }, path: "/x", rule: "port" });
+  });
+
+  it("refuses one E2B header without the other", () => {
+    for (const h of [e2b("sbx", null), e2b(null, "8080")]) {
+      const r = refused(directRoute(h, "/", [web], lookup));
+      expect(r.code).toBe("invalid_request");
+      expect(r.status).toBe(400);
+      expect(r.message).toBe("E2b-Sandbox-Id and E2b-Sandbox-Port must be sent together, the port as a number 1-65535");
+    }
+  });
+
+  it("refuses an E2B port that is not a number 1-65535", () => {
+    for (const port of ["0", "65536", "99999", "123456", "", "abc", "80a", "a80", "8.0", "-1"]) {
+      const r = refused(directRoute(e2b("sbx", port), "/", [web], lookup));
+      expect(r.code).toBe("invalid_request");
+    }
+  });
+
+  it("404s an E2B sandbox id that names nothing", () => {
+    const r = refused(directRoute(e2b("ghost", "8080"), "/", [web], lookup));
+    expect(r.code).toBe("not_found");
+    expect(r.status).toBe(404);
+    expect(r.message).toBe('no instance or sandbox "ghost" (E2b-Sandbox-Id)');
+  });
+
+  it("routes a PORT-NAME.localhost host to that port of NAME", () => {
+    const port = (host: string) => directRoute(new Headers({ host }), "/a?b=1", [web], lookup);
+    expect(port("49983-sbx.localhost:8099")).toEqual({ instance: { ...sandbox, guestPort: 49983 }, path: "/a?b=1", rule: "port" });
+    expect(port("1-Inst-E2B.localhost")).toEqual({ instance: { ...sandbox, guestPort: 1 }, path: "/a?b=1", rule: "port" });
+    expect(port("65535-sbx.localhost")).toEqual({ instance: { ...sandbox, guestPort: 65535 }, path: "/a?b=1", rule: "port" });
+  });
+
+  it("leaves every other host to the normal rules", () => {
+    const none = (host: string | null) => {
+      const headers = new Headers();
+      if (host !== null) headers.set("host", host);
+      return directRoute(headers, "/", [web], lookup);
+    };
+    for (const host of [null, "127.0.0.1:8099", "localhost:8099", "8080-sbx.example.com", "web.localhost", "sbx.localhost", "0-sbx.localhost", "65536-sbx.localhost", "123456-sbx.localhost", "x8080-sbx.localhost", "8080-.localhost", "8080sbx.localhost", "abc-sbx.localhost", "8080-ghost.localhost"]) {
+      expect(none(host)).toBeNull();
+    }
+  });
+
+  it("does not split a host that itself names an instance", () => {
+    const served: ServedInstance = { instanceId: "inst-ddd", handle: "8080-sbx", guestPort: 80 };
+    expect(directRoute(new Headers({ host: "8080-sbx.localhost" }), "/", [served], lookup)).toBeNull();
+    const named = { instanceId: "inst-eee", handle: "3000-sbx" };
+    const both = (name: string) => (name === "3000-sbx" ? named : lookup(name));
+    expect(directRoute(new Headers({ host: "3000-sbx.localhost" }), "/", [web], both)).toBeNull();
   });
 });
