@@ -10,9 +10,9 @@
  *   `<cache>/busybox/<deb name>/` (also forced by `AEGIS_BUSYBOX=debian`,
  *   e.g. to not depend on what the host has installed).
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { unpackDeb } from "./deb.ts";
+import { moveTreeIntoPlace, unpackDeb } from "./deb.ts";
 import { packageSource, type PackageSource } from "./debian-package.ts";
 import { run } from "./exec.ts";
 import { cacheBase, debArch, type GuestArch } from "./kernel.ts";
@@ -53,13 +53,7 @@ async function debianBusybox(arch: GuestArch, progress: (msg: string) => void, g
     progress(`unpacking ${located.filename}`);
     await unpackDeb(deb, join(tmp, "root"));
     if (!existsSync(join(tmp, "root", "bin", "busybox"))) throw new Error(`${located.filename} has no bin/busybox`);
-    try {
-      renameSync(join(tmp, "root"), tree);
-    } catch (err) {
-      // Another process unpacked the same package first; theirs is identical.
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code !== "ENOTEMPTY" && code !== "EEXIST") throw err;
-    }
+    moveTreeIntoPlace(join(tmp, "root"), tree);
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }

@@ -10,7 +10,7 @@
  * (apt's or our own archive verification), so the tar content is trusted;
  * `tar` still refuses absolute paths and `..` by default.
  */
-import { mkdirSync } from "node:fs";
+import { mkdirSync, renameSync } from "node:fs";
 import { x as untar } from "tar";
 import { findTool } from "./exec.ts";
 
@@ -111,4 +111,18 @@ export async function unpackDeb(debPath: string, dest: string): Promise<string> 
   }
   await done;
   return data.name;
+}
+
+/**
+ * Move an unpacked package tree into its cache place. Another process may
+ * have unpacked the same package first; its tree is identical, so that is
+ * not an error.
+ */
+export function moveTreeIntoPlace(from: string, to: string): void {
+  try {
+    renameSync(from, to);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== "ENOTEMPTY" && code !== "EEXIST") throw err;
+  }
 }

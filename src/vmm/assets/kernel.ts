@@ -13,7 +13,7 @@
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from "node:fs";
 import { homedir } from "node:os";
 import { basename, dirname, join } from "node:path";
-import { unpackDeb } from "./deb.ts";
+import { moveTreeIntoPlace, unpackDeb } from "./deb.ts";
 import { packageSource, type PackageSource } from "./debian-package.ts";
 
 /** A resolved guest kernel. */
@@ -99,13 +99,7 @@ export async function resolveKernel(opts: { dir: string; arch: GuestArch; progre
     opts.progress(`unpacking ${basename(deb)}`);
     await unpackDeb(deb, join(tmp, "root"));
     renameSync(join(tmp, "deb"), join(tmp, "root", "deb"));
-    try {
-      renameSync(join(tmp, "root"), tree);
-    } catch (err) {
-      // Another process unpacked the same package first; theirs is identical.
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code !== "ENOTEMPTY" && code !== "EEXIST") throw err;
-    }
+    moveTreeIntoPlace(join(tmp, "root"), tree);
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }
