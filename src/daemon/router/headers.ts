@@ -47,13 +47,19 @@ export interface ForwardInfo {
 export function stripUiCookie(h: Headers): Headers {
   const cookie = h.get("cookie");
   if (cookie === null) return h;
+  const kept = withoutUiCookie(cookie);
+  if (kept === null) h.delete("cookie");
+  else h.set("cookie", kept);
+  return h;
+}
+
+/** One Cookie header value without the web UI's session cookie; null when nothing is left. */
+export function withoutUiCookie(cookie: string): string | null {
   const kept = cookie
     .split(";")
     .map((c) => c.trim())
     .filter((c) => c.length > 0 && !c.startsWith(`${COOKIE_PREFIX}_`) && !c.startsWith(`${COOKIE_PREFIX}=`));
-  if (kept.length === 0) h.delete("cookie");
-  else h.set("cookie", kept.join("; "));
-  return h;
+  return kept.length === 0 ? null : kept.join("; ");
 }
 
 /** The headers to send upstream for an HTTP request. */

@@ -114,7 +114,7 @@ function safeDecode(segment: string): string {
  * instance by handle or id.
  */
 export function directRoute(
-  headers: Headers,
+  headers: { get(name: string): string | null },
   target: string,
   served: ServedInstance[],
   lookup: (name: string) => { instanceId: string; handle: string } | undefined,

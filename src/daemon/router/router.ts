@@ -24,6 +24,7 @@ import type { Server } from "bun";
 import { AppError, Conflict, isAppError } from "../../api/errors.ts";
 import { claimPort, describePortInUse, releasePort } from "../../control/port-claims.ts";
 import { OpenConnections } from "./connections.ts";
+import { HttpFront } from "./http-front.ts";
 import { proxyHttp } from "./http-proxy.ts";
 import { directRoute, requestTarget, resolveRoute } from "./resolve.ts";
 import { causeOf, errorResponse } from "./responses.ts";
@@ -44,6 +45,7 @@ export class Router {
   readonly #connections = new OpenConnections();
   readonly #forwards = new Map<number, TcpForward>();
   #server: Server<WsBridge> | undefined;
+  #front: HttpFront | undefined;
 
   constructor(hooks: RouterHooks, opts: RouterOptions) {
     this.#hooks = hooks;
@@ -55,8 +57,8 @@ export class Router {
 
   /** The HTTP port actually listened on (after {@link start}). */
   get httpPort(): number {
-    if (!this.#server) throw new Error("router: httpPort read before start()");
-    return this.#server.port ?? this.#wantedPort;
+    if (!this.#front) throw new Error("router: httpPort read before start()");
+    return this.#front.port;
   }
 
   /** `http://HOST:PORT` of the HTTP router. */
@@ -74,31 +76,41 @@ export class Router {
    * @throws Conflict when the port cannot be bound
    */
   async start(): Promise<void> {
-    if (this.#server) return;
+    if (this.#front) return;
     const ctx: WsContext = { hooks: this.#hooks, log: this.#log, connections: this.#connections };
+    // The internal server: only the front connects to it, on a free loopback port.
+    const server = Bun.serve<WsBridge>({
+      hostname: this.#host,
+      port: 0,
+      reusePort: false,
+      maxRequestBodySize: NO_BODY_LIMIT,
+      development: false,
+      fetch: (req, server) => this.#handle(req, server, ctx),
+      error: (err) => {
+        this.#log("router: unhandled error in request handler", { error: causeOf(err) });
+        return errorResponse(new AppError("internal", `router failed: ${causeOf(err)}`));
+      },
+      websocket: webSocketHandlers,
+    });
+    const inner = { host: this.#host, port: server.port! };
     try {
-      this.#server = Bun.serve<WsBridge>({
-        hostname: this.#host,
-        port: this.#wantedPort,
-        // Bun turns SO_REUSEPORT on by default for a server with a websocket handler: a second
-        // aegisd then binds the same port and the kernel splits connections between the two.
-        reusePort: false,
-        maxRequestBodySize: NO_BODY_LIMIT,
-        development: false,
-        fetch: (req, server) => this.#handle(req, server, ctx),
-        error: (err) => {
-          this.#log("router: unhandled error in request handler", { error: causeOf(err) });
-          return errorResponse(new AppError("internal", `router failed: ${causeOf(err)}`));
-        },
-        websocket: webSocketHandlers,
-      });
+      this.#front = new HttpFront(this.#host, this.#wantedPort, { hooks: this.#hooks, log: this.#log, origin: () => this.origin, inner: () => inner });
     } catch (err) {
+      await server.stop(true);
       throw new Conflict(
         `cannot listen on ${this.#host}:${this.#wantedPort} for the HTTP router: ${describePortInUse(this.#host, this.#wantedPort)} (${causeOf(err)})`,
         "stop the other process, or give this daemon another router port (AEGIS_ROUTER_PORT)",
       );
     }
+    this.#server = server;
     claimPort(this.#host, this.httpPort, this.#home, "HTTP router");
+  }
+
+  /** The client's IP for a request on the internal server (handed over by the front, which knows it). */
+  #clientIp(req: Request, server: Server<WsBridge>): string | undefined {
+    const peer = server.requestIP(req);
+    if (!peer) return undefined;
+    return this.#front?.handedOver.get(peer.port) ?? peer.address;
   }
 
   async #handle(req: Request, server: Server<WsBridge>, ctx: WsContext): Promise<Response | undefined> {
@@ -112,7 +124,7 @@ export class Router {
       if (route instanceof AppError) return errorResponse(route);
       const local = this.#hooks.local?.({ instanceId: route.instance.instanceId, guestPort: route.instance.guestPort }, req);
       if (local) return await local;
-      const clientIp = server.requestIP(req)?.address;
+      const clientIp = this.#clientIp(req, server);
       if (isWebSocketUpgrade(req)) return await proxyWebSocket(req, server, route, clientIp, ctx);
       return await proxyHttp(req, route, clientIp, ctx);
     } catch (err) {
@@ -150,6 +162,7 @@ export class Router {
   removeInstance(instanceId: string): void {
     for (const [port, fwd] of this.#forwards) if (fwd.target.instanceId === instanceId) this.removeTcpForward(port);
     this.#connections.closeInstance(instanceId);
+    this.#front?.pool.closeInstance(instanceId);
   }
 
   /** Stop listening everywhere and close every connection. */
@@ -157,8 +170,11 @@ export class Router {
     for (const port of [...this.#forwards.keys()]) this.removeTcpForward(port);
     this.#connections.closeAll();
     const server = this.#server;
-    if (server) releasePort(this.#host, this.httpPort);
+    const front = this.#front;
+    if (front) releasePort(this.#host, front.port);
     this.#server = undefined;
+    this.#front = undefined;
+    front?.stop();
     await server?.stop(true);
   }
 }
