@@ -4,20 +4,33 @@
  * Three processes, so the client, the router and the "guest" do not share an
  * event loop: an upstream Bun.serve standing in for the guest port, a Router
  * (HTTP on one port, a raw TCP forward on another) pointing at it, and this
- * process as the client (Bun fetch with keep-alive).
+ * process as the client (Bun fetch with keep-alive). Requests use the default
+ * route (Host 127.0.0.1), so responses get the shared-origin sandbox header.
  *
  * - requests/s of a small GET with 1 and 16 concurrent clients, and the p50
  *   latency with one client: router vs direct (and vs the raw TCP forward);
  * - throughput of a 512 MB streamed download: router vs direct (and TCP forward).
  *
- * Prints a table and writes bench/results/router.json.
+ * The machine is shared, so every figure is measured in ROUNDS rounds that
+ * alternate router, direct and TCP forward; the ratio is taken within each
+ * round and its median reported (a slow spell hits both sides of a pair).
+ * For each small-request phase the CPU time per request of every process
+ * (client, router, upstream; user + system, from /proc and process.cpuUsage)
+ * is recorded too: it shows where the router's cost goes.
+ *
+ * Prints the detail table, then the figures of issue 19 with their targets,
+ * and writes bench/results/router.json.
  * Usage: bun bench/router.ts
  */
 import { Router } from "../src/daemon/router/index.ts";
+import { readFileSync } from "node:fs";
 import { report, type Row, stats } from "./_lib.ts";
 
-const REQUESTS = 5000;
-const LATENCY_RUNS = 2000;
+const REQUESTS = 4000;
+const ROUNDS = 5;
+/** USER_HZ: the unit of utime/stime in /proc/PID/stat (100 on every Linux we run on). */
+const CLOCK_TICKS = 100;
+const LATENCY_RUNS = 1500;
 const BIG_MB = 512;
 const CHUNK = new Uint8Array(1024 * 1024).fill(42);
 
@@ -76,6 +89,23 @@ async function spawnRole(role: string, arg = ""): Promise<{ proc: Bun.Subprocess
   return { proc, info: JSON.parse(text) };
 }
 
+/** CPU seconds (user + system) a process has used so far, from /proc/PID/stat. */
+function procCpu(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+}
+
+/** CPU microseconds per request of client, router and upstream over `fn` doing `n` requests. */
+async function cpuPerRequest(pids: { router: number; upstream: number }, n: number, fn: () => Promise<unknown>): Promise<Record<string, number>> {
+  const r0 = procCpu(pids.router);
+  const u0 = procCpu(pids.upstream);
+  const c0 = process.cpuUsage();
+  await fn();
+  const c = process.cpuUsage(c0);
+  const per = (s: number) => (s / n) * 1e6;
+  return { client: per((c.user + c.system) / 1e6), router: per(procCpu(pids.router) - r0), upstream: per(procCpu(pids.upstream) - u0) };
+}
+
 async function rps(url: string, concurrency: number): Promise<number> {
   let next = 0;
   const worker = async () => {
@@ -96,52 +126,102 @@ async function latencyP50(url: string): Promise<number> {
   return stats(out).median * 1000;
 }
 
-/** MB/s of downloading /big, best of 3. */
+/** MB/s of downloading /big once. */
 async function downloadMBps(url: string): Promise<number> {
-  let best = 0;
-  for (let i = 0; i < 3; i++) {
-    const t0 = performance.now();
-    let n = 0;
-    for await (const part of (await fetch(url)).body!) n += part.length;
-    if (n !== BIG_MB * CHUNK.length) throw new Error(`download from ${url} got ${n} bytes, expected ${BIG_MB * CHUNK.length}`);
-    best = Math.max(best, BIG_MB / ((performance.now() - t0) / 1000));
-  }
-  return best;
+  const t0 = performance.now();
+  let n = 0;
+  for await (const part of (await fetch(url)).body!) n += part.length;
+  if (n !== BIG_MB * CHUNK.length) throw new Error(`download from ${url} got ${n} bytes, expected ${BIG_MB * CHUNK.length}`);
+  return BIG_MB / ((performance.now() - t0) / 1000);
 }
+
+type Path = "router" | "direct" | "tcp";
+const PATHS: Path[] = ["router", "direct", "tcp"];
+
+/** Run `measure` for every path in ROUNDS alternating rounds; per path the values, plus the per-round router/direct and tcp/direct ratios. */
+async function rounds(measure: (p: Path) => Promise<number>): Promise<{ values: Record<Path, number[]>; ratios: Record<"router" | "tcp", number[]> }> {
+  const values: Record<Path, number[]> = { router: [], direct: [], tcp: [] };
+  const ratios = { router: [] as number[], tcp: [] as number[] };
+  for (let i = 0; i < ROUNDS; i++) {
+    // Alternate the order too, so neither side always runs right after the other.
+    const order = i % 2 === 0 ? PATHS : [...PATHS].reverse();
+    const got = {} as Record<Path, number>;
+    for (const p of order) got[p] = await measure(p);
+    for (const p of PATHS) values[p].push(got[p]);
+    ratios.router.push(got.router / got.direct);
+    ratios.tcp.push(got.tcp / got.direct);
+  }
+  return { values, ratios };
+}
+
+const median = (xs: number[]) => stats(xs).median;
 
 async function main(): Promise<void> {
   const up = await spawnRole("upstream");
   const rt = await spawnRole("router", String(up.info.port));
+  const pids = { router: rt.proc.pid, upstream: up.proc.pid };
   try {
-    const direct = `http://127.0.0.1:${up.info.port}`;
-    const routed = `http://127.0.0.1:${rt.info.port}`;
-    const tcp = `http://127.0.0.1:${rt.info.tcpPort}`;
+    const base: Record<Path, string> = { direct: `http://127.0.0.1:${up.info.port}`, router: `http://127.0.0.1:${rt.info.port}`, tcp: `http://127.0.0.1:${rt.info.tcpPort}` };
     const rows: Row[] = [];
-    const extra: Record<string, number> = {};
+    const figures: Figure[] = [];
+    const cpu: Record<string, Record<Path, Record<string, number>>> = {};
     for (const c of [1, 16]) {
-      for (const u of [direct, routed, tcp]) await rps(`${u}/`, c); // warm up pools and JIT
-      const viaRouter = await rps(`${routed}/`, c);
-      const viaDirect = await rps(`${direct}/`, c);
-      const viaTcp = await rps(`${tcp}/`, c);
-      rows.push({ metric: `GET small, ${c} client${c > 1 ? "s" : ""} (router)`, value: viaRouter, unit: "req/s", baseline: { name: "direct", value: viaDirect }, better: "higher" });
-      rows.push({ metric: `GET small, ${c} client${c > 1 ? "s" : ""} (TCP forward)`, value: viaTcp, unit: "req/s", baseline: { name: "direct", value: viaDirect }, better: "higher" });
+      for (const p of PATHS) await rps(`${base[p]}/`, c); // warm up pools and JIT
+      const phaseCpu: Record<Path, Record<string, number>[]> = { router: [], direct: [], tcp: [] };
+      const r = await rounds(async (p) => {
+        let v = 0;
+        phaseCpu[p].push(await cpuPerRequest(pids, REQUESTS, async () => (v = await rps(`${base[p]}/`, c))));
+        return v;
+      });
+      const label = `GET small, ${c} client${c > 1 ? "s" : ""}`;
+      rows.push({ metric: `${label} (router)`, value: median(r.values.router), unit: "req/s", baseline: { name: "direct", value: median(r.values.direct) }, better: "higher" });
+      rows.push({ metric: `${label} (TCP forward)`, value: median(r.values.tcp), unit: "req/s", baseline: { name: "direct", value: median(r.values.direct) }, better: "higher" });
+      figures.push({ figure: `router HTTP throughput / direct, small requests, ${c} client${c > 1 ? "s" : ""}`, value: median(r.values.router), baseline: median(r.values.direct), unit: "req/s", ratio: median(r.ratios.router), target: ">= 0.90x", met: median(r.ratios.router) >= 0.9, tcpForwardRatio: median(r.ratios.tcp) });
+      cpu[label] = Object.fromEntries(PATHS.map((p) => [p, Object.fromEntries(["client", "router", "upstream"].map((k) => [k, median(phaseCpu[p].map((x) => x[k]!))]))])) as Record<Path, Record<string, number>>;
     }
-    const latRouter = await latencyP50(`${routed}/`);
-    const latDirect = await latencyP50(`${direct}/`);
-    const latTcp = await latencyP50(`${tcp}/`);
-    rows.push({ metric: "GET small p50, 1 client (router)", value: latRouter, unit: "us", baseline: { name: "direct", value: latDirect }, better: "lower" });
-    rows.push({ metric: "GET small p50, 1 client (TCP forward)", value: latTcp, unit: "us", baseline: { name: "direct", value: latDirect }, better: "lower" });
-    extra.latencyAddedUs = latRouter - latDirect;
-    const dlRouter = await downloadMBps(`${routed}/big`);
-    const dlDirect = await downloadMBps(`${direct}/big`);
-    const dlTcp = await downloadMBps(`${tcp}/big`);
-    rows.push({ metric: `${BIG_MB} MB download (router)`, value: dlRouter, unit: "MB/s", baseline: { name: "direct", value: dlDirect }, better: "higher" });
-    rows.push({ metric: `${BIG_MB} MB download (TCP forward)`, value: dlTcp, unit: "MB/s", baseline: { name: "direct", value: dlDirect }, better: "higher" });
-    report("router", rows, { requests: REQUESTS, latencyRuns: LATENCY_RUNS, downloadMB: BIG_MB, ...extra });
+    const lat = await rounds((p) => latencyP50(`${base[p]}/`));
+    const added = lat.values.router.map((v, i) => v - lat.values.direct[i]!);
+    rows.push({ metric: "GET small p50, 1 client (router)", value: median(lat.values.router), unit: "us", baseline: { name: "direct", value: median(lat.values.direct) }, better: "lower" });
+    rows.push({ metric: "GET small p50, 1 client (TCP forward)", value: median(lat.values.tcp), unit: "us", baseline: { name: "direct", value: median(lat.values.direct) }, better: "lower" });
+    figures.push({ figure: "router added p50 latency, 1 client", value: median(lat.values.router), baseline: median(lat.values.direct), unit: "us", added: median(added), target: "<= +50 us", met: median(added) <= 50, tcpForwardAdded: median(lat.values.tcp.map((v, i) => v - lat.values.direct[i]!)) });
+    const dl = await rounds((p) => downloadMBps(`${base[p]}/big`));
+    rows.push({ metric: `${BIG_MB} MB download (router)`, value: median(dl.values.router), unit: "MB/s", baseline: { name: "direct", value: median(dl.values.direct) }, better: "higher" });
+    rows.push({ metric: `${BIG_MB} MB download (TCP forward)`, value: median(dl.values.tcp), unit: "MB/s", baseline: { name: "direct", value: median(dl.values.direct) }, better: "higher" });
+    figures.push({ figure: `router ${BIG_MB} MB download / direct`, value: median(dl.values.router), baseline: median(dl.values.direct), unit: "MB/s", ratio: median(dl.ratios.router), target: ">= 0.90x", met: median(dl.ratios.router) >= 0.9, tcpForwardRatio: median(dl.ratios.tcp) });
+    report("router", rows, { requests: REQUESTS, latencyRuns: LATENCY_RUNS, downloadMB: BIG_MB, rounds: ROUNDS, figures, cpuMicrosecondsPerRequest: cpu, latencyAddedUs: median(added) });
+    printFigures(figures, cpu);
   } finally {
     rt.proc.kill();
     up.proc.kill();
     await Promise.all([rt.proc.exited, up.proc.exited]);
+  }
+}
+
+/** One figure of issue 19's table. */
+interface Figure {
+  figure: string;
+  value: number;
+  baseline: number;
+  unit: string;
+  ratio?: number;
+  added?: number;
+  target: string;
+  met: boolean;
+  tcpForwardRatio?: number;
+  tcpForwardAdded?: number;
+}
+
+function printFigures(figures: Figure[], cpu: Record<string, Record<Path, Record<string, number>>>): void {
+  const f = (v: number) => (v >= 100 ? v.toFixed(0) : v.toFixed(1));
+  console.log("\nfigure | value | baseline (direct, same run) | ratio | target | met | raw TCP forward");
+  for (const x of figures) {
+    const ratio = x.ratio !== undefined ? `${x.ratio.toFixed(2)}x` : `+${f(x.added!)} us`;
+    const tcp = x.tcpForwardRatio !== undefined ? `${x.tcpForwardRatio.toFixed(2)}x` : `+${f(x.tcpForwardAdded!)} us`;
+    console.log(`${x.figure} | ${f(x.value)} ${x.unit} | ${f(x.baseline)} ${x.unit} | ${ratio} | ${x.target} | ${x.met ? "yes" : "no"} | ${tcp}`);
+  }
+  console.log("\nCPU per request, us (user + system; medians of the rounds): client / router / upstream");
+  for (const [label, byPath] of Object.entries(cpu)) {
+    console.log(`${label}: ${PATHS.map((p) => `${p} ${f(byPath[p].client!)} / ${f(byPath[p].router!)} / ${f(byPath[p].upstream!)}`).join("; ")}`);
   }
 }
 

@@ -33,7 +33,7 @@ import type { Socket, TCPSocketListener } from "bun";
 import { STATUS_CODES } from "node:http";
 import { AppError } from "../../api/errors.ts";
 import { type EndActivity, startActivity } from "./activity.ts";
-import { type BodyFramer, headEnd, LengthFramer, ChunkedFramer, MAX_HEAD, parseRequestHead, parseResponseHead, type RequestHead, type ResponseHead, responseFraming } from "./http1.ts";
+import { type BodyFramer, headEnd, headerValue, LengthFramer, ChunkedFramer, MAX_HEAD, parseRequestHead, parseResponseHead, type RequestHead, type ResponseHead, responseFraming } from "./http1.ts";
 import { downstreamResponseHead, upstreamRequestHead } from "./raw-heads.ts";
 import { directRoute, type ResolvedRoute, resolveRoute } from "./resolve.ts";
 import { causeOf, describeInstance, upstreamFailed, wakeFailed } from "./responses.ts";
@@ -63,7 +63,7 @@ interface Exchange {
   what: string;
   addr?: HostAddress;
   /** The rewritten head, kept to resend on a retry. */
-  upHead?: Buffer;
+  upHead?: Buffer | string;
   up?: Upstream;
   request: BodyFramer;
   /** Bytes of the request body already sent (a retry is only possible before any). */
@@ -120,6 +120,16 @@ function concat(a: Buffer | null, b: Uint8Array): Buffer {
   return a && a.length > 0 ? Buffer.concat([a, b]) : Buffer.from(b);
 }
 
+const ASCII = /^[\x00-\x7f]*$/;
+
+/** A head (latin1 text) and the body bytes after it, in one buffer: one write, one syscall, one packet. */
+function joinHead(head: string, body: Uint8Array): Buffer {
+  const out = Buffer.allocUnsafe(head.length + body.length);
+  out.write(head, 0, "latin1");
+  out.set(body, head.length);
+  return out;
+}
+
 /** The HTTP/1.1 bytes of one of the router's own error answers. */
 function errorBytes(err: AppError, close: boolean): Buffer {
   const body = JSON.stringify(err.toJSON());
@@ -141,6 +151,12 @@ class FrontConn implements UpstreamOwner {
   #clientEnded = false;
   #inner: Socket<undefined> | undefined;
   readonly #toInner: Uint8Array[] = [];
+  /** `#buf` is (a view of) Bun's read buffer, valid only during the data callback. */
+  #borrowed = false;
+  /** When the last exchange ended (for the idle timeout). */
+  #lastActive = performance.now();
+  readonly #pauseClientFn = () => this.#pauseClient();
+  readonly #pauseSourceFn = () => (this.#state === "handover" ? this.#inner?.pause() : this.#ex?.up?.socket.pause());
 
   constructor(
     readonly socket: Socket<FrontConn>,
@@ -158,7 +174,7 @@ class FrontConn implements UpstreamOwner {
   onClientData(chunk: Uint8Array): void {
     if (this.#state === "closed") return;
     if (this.#state === "handover") {
-      if (this.#inner) return void this.#write(this.#inner, this.#toInner, chunk, () => this.#pauseClient());
+      if (this.#inner) return void this.#write(this.#inner, this.#toInner, chunk, this.#pauseClientFn);
       this.#buf = concat(this.#buf, chunk);
       if (this.#buf.length > MAX_HEAD) this.#pauseClient();
       return;
@@ -168,14 +184,23 @@ class FrontConn implements UpstreamOwner {
       // The hot path of an upload: body bytes straight through.
       const n = this.#feedRequest(ex, chunk);
       if (n < 0) return;
-      this.#write(ex.up.socket, this.#toUp, n === chunk.length ? chunk : chunk.subarray(0, n), () => this.#pauseClient());
+      this.#write(ex.up.socket, this.#toUp, n === chunk.length ? chunk : chunk.subarray(0, n), this.#pauseClientFn);
       if (n < chunk.length) this.#buf = concat(null, chunk.subarray(n));
       if (ex.request.done) this.#requestDone(ex);
       return;
     }
-    this.#buf = concat(this.#buf, chunk);
+    if (this.#buf && this.#buf.length > 0) this.#buf = Buffer.concat([this.#buf, chunk]);
+    else {
+      // Parse in place: the usual request arrives whole in one read and is never copied.
+      this.#buf = chunk as Buffer;
+      this.#borrowed = true;
+    }
     if (this.#state === "head") this.#next();
     else if (ex?.up) this.#pumpBody(ex);
+    if (this.#borrowed) {
+      this.#borrowed = false;
+      if (this.#buf && this.#buf.length > 0) this.#buf = Buffer.from(this.#buf);
+    }
     if (this.#buf && this.#buf.length > MAX_HEAD) this.#pauseClient();
   }
 
@@ -213,7 +238,9 @@ class FrontConn implements UpstreamOwner {
   }
 
   onClientTimeout(): void {
-    if (this.#state === "head" && !this.#ex) this.socket.end();
+    const idle = this.#state === "head" && !this.#ex && performance.now() - this.#lastActive >= (IDLE_SECONDS - 1) * 1000;
+    if (idle) this.socket.end();
+    else if (this.#state !== "closed") this.socket.timeout(IDLE_SECONDS);
   }
 
   #pauseClient(): void {
@@ -244,15 +271,16 @@ class FrontConn implements UpstreamOwner {
   // ---- writes with backpressure ----
 
   /** Write `bytes` to `socket`, queueing what it does not take; `onFull` runs when something was queued. */
-  #write(socket: Socket<any>, queue: Uint8Array[], bytes: Uint8Array, onFull: () => void): void {
+  #write(socket: Socket<any>, queue: Uint8Array[], bytes: Uint8Array | string, onFull: () => void): void {
     if (bytes.length === 0) return;
+    // Strings are ASCII only (checked by the caller): their length is their byte count.
     if (queue.length > 0) {
-      queue.push(new Uint8Array(bytes));
+      queue.push(typeof bytes === "string" ? Buffer.from(bytes, "latin1") : new Uint8Array(bytes));
       return;
     }
     const n = socket.write(bytes);
     if (n < bytes.length) {
-      queue.push(new Uint8Array(bytes.subarray(Math.max(n, 0))));
+      queue.push(typeof bytes === "string" ? Buffer.from(bytes.slice(Math.max(n, 0)), "latin1") : new Uint8Array(bytes.subarray(Math.max(n, 0))));
       onFull();
     }
   }
@@ -272,7 +300,7 @@ class FrontConn implements UpstreamOwner {
   }
 
   #toClientWrite(bytes: Uint8Array): void {
-    this.#write(this.socket, this.#toClient, bytes, () => (this.#state === "handover" ? this.#inner?.pause() : this.#ex?.up?.socket.pause()));
+    this.#write(this.socket, this.#toClient, bytes, this.#pauseSourceFn);
   }
 
   // ---- requests ----
@@ -290,13 +318,12 @@ class FrontConn implements UpstreamOwner {
     if (!head) return this.#handover();
     const ctx = this.#ctx;
     const served = ctx.hooks.servedInstances();
-    const get = (name: string) => head.headers.find(([n]) => n.toLowerCase() === name)?.[1] ?? null;
+    const get = (name: string) => headerValue(head.headers, name);
     const direct = directRoute({ get }, head.target, served, ctx.hooks.instanceNamed?.bind(ctx.hooks) ?? (() => undefined));
     // Direct port routes go to Bun.serve: the daemon answers some of them itself (hooks.local).
     if (direct && !(direct instanceof AppError)) return this.#handover();
     const route = direct ?? resolveRoute(served, head.host, head.target, ctx.origin());
     this.#buf = buf.subarray(end);
-    this.socket.timeout(0);
     const request = head.body.kind === "chunked" ? new ChunkedFramer() : new LengthFramer(head.body.length);
     if (route instanceof AppError) {
       // Answered here; a request body nobody will read closes the connection after the answer.
@@ -320,7 +347,11 @@ class FrontConn implements UpstreamOwner {
     };
     this.#ex = ex;
     const target = { instanceId: instance.instanceId, guestPort: instance.guestPort };
-    ctx.hooks.ensureReachable(target).then(
+    const wake = ctx.hooks.ensureReachable(target);
+    // A hook that knows at once (the instance runs) hands back a settled promise: carry on in this
+    // callback, so the request goes upstream without another turn of the event loop.
+    if (Bun.peek.status(wake) === "fulfilled") return this.#woken(ex, Bun.peek(wake) as HostAddress);
+    wake.then(
       (addr) => this.#woken(ex, addr),
       (err) => {
         if (this.#ex !== ex) return;
@@ -333,7 +364,8 @@ class FrontConn implements UpstreamOwner {
   #woken(ex: Exchange, addr: HostAddress): void {
     if (this.#ex !== ex) return; // the client went away during the wake
     ex.addr = addr;
-    ex.upHead = Buffer.from(upstreamRequestHead(ex.head, ex.route.path, { clientIp: this.socket.remoteAddress, host: ex.head.host, prefix: ex.route.prefix }), "latin1");
+    const head = upstreamRequestHead(ex.head, ex.route.path, { clientIp: this.socket.remoteAddress, host: ex.head.host, prefix: ex.route.prefix });
+    ex.upHead = ASCII.test(head) ? head : Buffer.from(head, "latin1");
     const key = upstreamKey(ex.route.instance.instanceId, addr);
     if (this.#up && (this.#up.key !== key || this.#up.closed)) {
       this.front.pool.release(this.#up);
@@ -362,7 +394,17 @@ class FrontConn implements UpstreamOwner {
   #send(ex: Exchange, up: Upstream): void {
     this.#up = up;
     ex.up = up;
-    this.#write(up.socket, this.#toUp, ex.upHead!, () => this.#pauseClient());
+    // Head and the body bytes already here in one write: each write is a syscall and a loopback packet.
+    const buf = this.#buf;
+    if (buf && buf.length > 0 && !ex.request.done) {
+      const n = this.#feedRequest(ex, buf);
+      if (n < 0) return;
+      const head = ex.upHead!;
+      ex.upHead = typeof head === "string" ? joinHead(head, buf.subarray(0, n)) : Buffer.concat([head, buf.subarray(0, n)]);
+      this.#buf = buf.subarray(n);
+      ex.bodySent = false; // a retry resends exactly this first write
+    }
+    this.#write(up.socket, this.#toUp, ex.upHead!, this.#pauseClientFn);
     this.#pumpBody(ex);
   }
 
@@ -373,7 +415,7 @@ class FrontConn implements UpstreamOwner {
     if (buf && buf.length > 0 && this.#toUp.length === 0) {
       const n = this.#feedRequest(ex, buf);
       if (n < 0) return;
-      this.#write(ex.up.socket, this.#toUp, buf.subarray(0, n), () => this.#pauseClient());
+      this.#write(ex.up.socket, this.#toUp, buf.subarray(0, n), this.#pauseClientFn);
       this.#buf = buf.subarray(n);
     }
     if (ex.request.done) this.#requestDone(ex);
@@ -409,16 +451,17 @@ class FrontConn implements UpstreamOwner {
   onUpstreamData(up: Upstream, chunk: Uint8Array): void {
     const ex = this.#ex;
     if (!ex || ex.up !== up) return this.front.pool.discard(up); // nothing was asked of it
-    if (ex.response === null) return this.#responseHead(ex, concat(ex.resBuf, chunk));
+    if (ex.response === null) return this.#responseHead(ex, ex.resBuf ? Buffer.concat([ex.resBuf, chunk]) : (chunk as Buffer), ex.resBuf !== null);
     this.#responseBody(ex, chunk);
   }
 
-  #responseHead(ex: Exchange, buf: Buffer): void {
+  /** `owned`: `buf` is the router's; else it is Bun's read buffer, to copy before keeping. */
+  #responseHead(ex: Exchange, buf: Buffer, owned: boolean): void {
     for (;;) {
       const end = headEnd(buf);
       if (end < 0) {
         if (buf.length > MAX_HEAD) return this.#upstreamFailed(ex, new Error(`response head longer than ${MAX_HEAD} bytes`));
-        ex.resBuf = buf;
+        ex.resBuf = owned ? buf : Buffer.from(buf);
         return;
       }
       const head = parseResponseHead(buf.toString("latin1", 0, end - 4));
@@ -440,19 +483,22 @@ class FrontConn implements UpstreamOwner {
     if (head.close) ex.upDirty = true;
     // Instances reached on the router's own origin must not share it in the browser (origin-isolation.ts).
     const isolate = ex.route.rule === "host" ? null : { prefix: ex.route.prefix };
-    this.#toClientWrite(Buffer.from(downstreamResponseHead(head, isolate, framing instanceof ChunkedFramer), "latin1"));
-    if (rest.length > 0 || (framing !== "close" && framing.done)) this.#responseBody(ex, rest);
+    const headText = downstreamResponseHead(head, isolate, framing instanceof ChunkedFramer);
+    if (rest.length > 0 || (framing !== "close" && framing.done)) this.#responseBody(ex, rest, headText);
+    else this.#toClientWrite(Buffer.from(headText, "latin1"));
   }
 
-  #responseBody(ex: Exchange, chunk: Uint8Array): void {
+  /** Pass on response body bytes (after `head`, written with them in one write). */
+  #responseBody(ex: Exchange, chunk: Uint8Array, head?: string): void {
     const framing = ex.response!;
-    if (framing === "close") return this.#toClientWrite(chunk);
+    if (framing === "close") return this.#toClientWrite(head !== undefined ? joinHead(head, chunk) : chunk);
     const n = framing.feed(chunk, 0);
     if (n instanceof Error) {
       this.#ctx.log("router: upstream response broke mid-body", { instanceId: ex.route.instance.instanceId, url: ex.route.path, error: n.message });
       return this.#abort();
     }
-    this.#toClientWrite(n === chunk.length ? chunk : chunk.subarray(0, n));
+    const body = n === chunk.length ? chunk : chunk.subarray(0, n);
+    this.#toClientWrite(head !== undefined ? joinHead(head, body) : body);
     if (!framing.done) return;
     if (n < chunk.length) ex.upDirty = true; // bytes after the response: the guest is out of step
     if (ex.request.done) return this.#exchangeDone(ex);
@@ -512,7 +558,7 @@ class FrontConn implements UpstreamOwner {
     this.#toClientWrite(bytes);
     if (close || this.#clientEnded) return this.#closeClient();
     this.#state = "head";
-    this.socket.timeout(IDLE_SECONDS);
+    this.#lastActive = performance.now();
     this.#resumeClient();
     this.#next();
   }
@@ -529,7 +575,7 @@ class FrontConn implements UpstreamOwner {
     } else up.reused = true;
     if (ex.head.close || closed || this.#clientEnded) return this.#closeClient();
     this.#state = "head";
-    this.socket.timeout(IDLE_SECONDS);
+    this.#lastActive = performance.now();
     this.#resumeClient();
     this.#next();
   }
@@ -539,7 +585,6 @@ class FrontConn implements UpstreamOwner {
   /** Splice this connection, from the current request on, to the internal Bun.serve. */
   #handover(): void {
     this.#state = "handover";
-    this.socket.timeout(0);
     if (this.#up) {
       this.front.pool.release(this.#up);
       this.#up = null;
@@ -570,7 +615,7 @@ class FrontConn implements UpstreamOwner {
         this.#inner = inner;
         const buf = this.#buf;
         this.#buf = null;
-        if (buf) this.#write(inner, this.#toInner, buf, () => this.#pauseClient());
+        if (buf) this.#write(inner, this.#toInner, buf, this.#pauseClientFn);
         if (this.#toInner.length === 0) this.#resumeClient();
         if (this.#clientEnded) inner.shutdown();
       },

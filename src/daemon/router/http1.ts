@@ -17,8 +17,8 @@
 /** Longest message head accepted (request or response), bytes. */
 export const MAX_HEAD = 64 * 1024;
 
-/** One header line, name as sent. */
-export type HeaderLine = [name: string, value: string];
+/** One header line: name as sent, value, and the name lowercased. */
+export type HeaderLine = [name: string, value: string, lower: string];
 
 /** A parsed request head the front may proxy itself. */
 export interface RequestHead {
@@ -31,6 +31,8 @@ export interface RequestHead {
   body: { kind: "length"; length: number } | { kind: "chunked" };
   /** The client asked to close the connection after this exchange. */
   close: boolean;
+  /** The tokens of its `Connection` headers, lowercased. */
+  connection: Set<string>;
 }
 
 /** A parsed response head. */
@@ -40,6 +42,8 @@ export interface ResponseHead {
   headers: HeaderLine[];
   /** The upstream will close after this response (HTTP/1.0 or `Connection: close`). */
   close: boolean;
+  /** The tokens of its `Connection` headers, lowercased. */
+  connection: Set<string>;
 }
 
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
@@ -47,6 +51,8 @@ const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const TARGET = /^\/[\x21-\x7e]*$/;
 /** A field value: visible ASCII, spaces, tabs and obs-text; no CR, LF or NUL. */
 const VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+/** A character no head may hold: a control character other than tab, CR and LF, or DEL. */
+const BAD_CHAR = /[^\t\r\n\x20-\x7e\x80-\xff]/;
 const CRLFCRLF = Buffer.from("\r\n\r\n");
 
 /** Index just past the `\r\n\r\n` that ends the head at the start of `buf`, or -1. */
@@ -57,27 +63,40 @@ export function headEnd(buf: Buffer): number {
 
 /** Split a head (without its final CRLFCRLF) into its start line and header lines; null when malformed. */
 function splitHead(text: string): { start: string; headers: HeaderLine[] } | null {
+  if (BAD_CHAR.test(text)) return null;
   const lines = text.split("\r\n");
-  const start = lines[0]!;
-  if (start.includes("\n") || start.includes("\r")) return null;
   const headers: HeaderLine[] = [];
+  // A CR or LF left inside a line was not part of a CRLF (bare LF line ends are how requests get smuggled).
+  if (lines[0]!.includes("\r") || lines[0]!.includes("\n")) return null;
   for (let i = 1; i < lines.length; i++) {
     const line = lines[i]!;
+    if (line.includes("\r") || line.includes("\n")) return null;
     const colon = line.indexOf(":");
     if (colon <= 0) return null;
     const name = line.slice(0, colon);
-    const value = line.slice(colon + 1).trim();
-    if (!TOKEN.test(name) || !VALUE.test(value)) return null;
-    headers.push([name, value]);
+    if (!TOKEN.test(name)) return null;
+    headers.push([name, line.slice(colon + 1).trim(), name.toLowerCase()]);
   }
-  return { start, headers };
+  return { start: lines[0]!, headers };
 }
 
-/** The comma-separated tokens of every `Connection` header, lowercased. */
+const NO_TOKENS: ReadonlySet<string> = new Set();
+
+/** The comma-separated tokens of every `Connection` header, lowercased (a shared empty set when there is none). */
 export function connectionTokens(headers: HeaderLine[]): Set<string> {
-  const out = new Set<string>();
-  for (const [n, v] of headers) if (n.length === 10 && n.toLowerCase() === "connection") for (const t of v.split(",")) out.add(t.trim().toLowerCase());
-  return out;
+  let out: Set<string> | undefined;
+  for (const [, v, n] of headers) {
+    if (n !== "connection") continue;
+    out ??= new Set();
+    for (const t of v.split(",")) out.add(t.trim().toLowerCase());
+  }
+  return (out ?? NO_TOKENS) as Set<string>;
+}
+
+/** The value of header `lower` (a lowercase name), the first when repeated, or null. */
+export function headerValue(headers: HeaderLine[], lower: string): string | null {
+  for (const h of headers) if (h[2] === lower) return h[1];
+  return null;
 }
 
 /** True when a target's path holds a `.` or `..` segment (escaped or not), which Bun.serve would resolve. */
@@ -102,8 +121,7 @@ export function parseRequestHead(text: string): RequestHead | null {
   let host: string | undefined;
   let length: string | undefined;
   let te: string | undefined;
-  for (const [n, v] of split.headers) {
-    const lower = n.toLowerCase();
+  for (const [, v, lower] of split.headers) {
     if (lower === "host") {
       if (host !== undefined) return null;
       host = v;
@@ -118,7 +136,8 @@ export function parseRequestHead(text: string): RequestHead | null {
   if (host === undefined || host === "") return null;
   if (te !== undefined && (te !== "chunked" || length !== undefined)) return null;
   const body = te !== undefined ? ({ kind: "chunked" } as const) : ({ kind: "length", length: length === undefined ? 0 : Number(length) } as const);
-  return { method, target, headers: split.headers, host, body, close: connectionTokens(split.headers).has("close") };
+  const connection = connectionTokens(split.headers);
+  return { method, target, headers: split.headers, host, body, close: connection.has("close"), connection };
 }
 
 /** Parse a response head; null when malformed (the upstream broke the protocol). */
@@ -127,8 +146,8 @@ export function parseResponseHead(text: string): ResponseHead | null {
   if (!split) return null;
   const m = /^HTTP\/1\.([01]) (\d{3})(?: (.*))?$/.exec(split.start);
   if (!m || !VALUE.test(m[3] ?? "")) return null;
-  const tokens = connectionTokens(split.headers);
-  return { status: Number(m[2]), reason: m[3] ?? "", headers: split.headers, close: m[1] === "0" ? !tokens.has("keep-alive") : tokens.has("close") };
+  const connection = connectionTokens(split.headers);
+  return { status: Number(m[2]), reason: m[3] ?? "", headers: split.headers, close: m[1] === "0" ? !connection.has("keep-alive") : connection.has("close"), connection };
 }
 
 /** How a response body is delimited, or an error for contradictory framing. */
@@ -136,8 +155,7 @@ export function responseFraming(head: ResponseHead, requestMethod: string): Body
   if (requestMethod === "HEAD" || head.status === 204 || head.status === 304 || (head.status >= 100 && head.status < 200)) return new LengthFramer(0);
   let te: string | undefined;
   let length: string | undefined;
-  for (const [n, v] of head.headers) {
-    const lower = n.toLowerCase();
+  for (const [, v, lower] of head.headers) {
     if (lower === "transfer-encoding") te = te === undefined ? v : `${te}, ${v}`;
     else if (lower === "content-length") {
       if (!/^\d{1,15}$/.test(v) || (length !== undefined && length !== v)) return new Error(`invalid Content-Length ${JSON.stringify(v)}`);

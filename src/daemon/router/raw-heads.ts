@@ -7,8 +7,7 @@
  * hop-by-hop header stays on its hop, `X-Forwarded-*` are added, the web UI's
  * cookie is dropped, and shared-origin responses are sandboxed.
  */
-import type { HeaderLine, RequestHead, ResponseHead } from "./http1.ts";
-import { connectionTokens } from "./http1.ts";
+import type { RequestHead, ResponseHead } from "./http1.ts";
 import type { ForwardInfo } from "./headers.ts";
 import { withoutUiCookie } from "./headers.ts";
 import { SHARED_ORIGIN_CSP, scopeCookie } from "./origin-isolation.ts";
@@ -18,20 +17,24 @@ const HOP = new Set(["connection", "keep-alive", "proxy-connection", "proxy-auth
 /** Headers a `Connection` header may not remove: dropping them would change where the message ends or who it is for. */
 const FRAMING = new Set(["content-length", "transfer-encoding", "host"]);
 
-function dropped(headers: HeaderLine[]): Set<string> {
-  const out = new Set(HOP);
-  for (const t of connectionTokens(headers)) if (!FRAMING.has(t)) out.add(t);
-  return out;
+/** The headers to drop from a message whose `Connection` header named `tokens`. */
+function dropped(tokens: Set<string>): Set<string> {
+  let out: Set<string> | undefined;
+  for (const t of tokens) {
+    if (HOP.has(t) || FRAMING.has(t) || t === "close") continue;
+    out ??= new Set(HOP);
+    out.add(t);
+  }
+  return out ?? HOP;
 }
 
 /** The request head to send upstream: `METHOD PATH HTTP/1.1` and the rewritten headers, CRLFCRLF included. */
 export function upstreamRequestHead(req: RequestHead, path: string, info: ForwardInfo): string {
-  const drop = dropped(req.headers);
+  const drop = dropped(req.connection);
   let out = `${req.method} ${path} HTTP/1.1\r\n`;
   let forwardedFor: string | undefined;
   let acceptEncoding = false;
-  for (const [name, value] of req.headers) {
-    const lower = name.toLowerCase();
+  for (const [name, value, lower] of req.headers) {
     if (drop.has(lower) || lower === "x-forwarded-host" || lower === "x-forwarded-proto") continue;
     if (lower === "x-forwarded-for") {
       forwardedFor = forwardedFor === undefined ? value : `${forwardedFor}, ${value}`;
@@ -63,10 +66,9 @@ export function upstreamRequestHead(req: RequestHead, path: string, info: Forwar
  * Content-Length beside it is dropped (RFC 9112 section 6.3).
  */
 export function downstreamResponseHead(res: ResponseHead, isolate: { prefix: string | undefined } | null, dropLength: boolean): string {
-  const drop = dropped(res.headers);
+  const drop = dropped(res.connection);
   let out = `HTTP/1.1 ${res.status} ${res.reason}\r\n`;
-  for (const [name, value] of res.headers) {
-    const lower = name.toLowerCase();
+  for (const [name, value, lower] of res.headers) {
     if (drop.has(lower) || (dropLength && lower === "content-length")) continue;
     if (isolate?.prefix && lower === "set-cookie") out += `${name}: ${scopeCookie(value, isolate.prefix)}\r\n`;
     else out += `${name}: ${value}\r\n`;
