@@ -158,10 +158,14 @@ class FrontConn implements UpstreamOwner {
   readonly #pauseClientFn = () => this.#pauseClient();
   readonly #pauseSourceFn = () => (this.#state === "handover" ? this.#inner?.pause() : this.#ex?.up?.socket.pause());
 
+  /** The client's address (read once: the getter makes a new string each time). */
+  readonly #clientIp: string;
+
   constructor(
     readonly socket: Socket<FrontConn>,
     readonly front: HttpFront,
   ) {
+    this.#clientIp = socket.remoteAddress;
     socket.timeout(IDLE_SECONDS);
   }
 
@@ -364,7 +368,7 @@ class FrontConn implements UpstreamOwner {
   #woken(ex: Exchange, addr: HostAddress): void {
     if (this.#ex !== ex) return; // the client went away during the wake
     ex.addr = addr;
-    const head = upstreamRequestHead(ex.head, ex.route.path, { clientIp: this.socket.remoteAddress, host: ex.head.host, prefix: ex.route.prefix });
+    const head = upstreamRequestHead(ex.head, ex.route.path, { clientIp: this.#clientIp, host: ex.head.host, prefix: ex.route.prefix });
     ex.upHead = ASCII.test(head) ? head : Buffer.from(head, "latin1");
     const key = upstreamKey(ex.route.instance.instanceId, addr);
     if (this.#up && (this.#up.key !== key || this.#up.closed)) {
@@ -611,7 +615,7 @@ class FrontConn implements UpstreamOwner {
     }).then(
       (inner) => {
         if (this.#state === "closed") return void inner.end();
-        this.front.handedOver.set(inner.localPort, this.socket.remoteAddress);
+        this.front.handedOver.set(inner.localPort, this.#clientIp);
         this.#inner = inner;
         const buf = this.#buf;
         this.#buf = null;
