@@ -6,19 +6,24 @@
  * through {@link RouterHooks.ensureReachable} and is counted with
  * `activityStarted`/`activityEnded` for the idle policy.
  *
- * Built on Bun.serve + streaming `fetch` (HTTP), Bun's WebSocket server and
- * client (bridged), and Bun.listen/Bun.connect (TCP); see bench/router.ts for
- * what that costs against a direct connection and against the raw TCP pipe.
+ * The router port is a raw TCP front (http-front.ts) that parses only request
+ * and response heads and passes bodies byte for byte over kept-alive upstream
+ * connections; it hands WebSocket upgrades, direct port routes and unusual
+ * requests, whole connection and all, to an internal Bun.serve on a free
+ * loopback port (streaming `fetch` for HTTP, Bun's WebSocket server and
+ * client bridged). Raw TCP forwards are Bun.listen/Bun.connect pipes. See
+ * bench/router.ts for what each costs against a direct connection.
  *
- * Known limits, all from Bun.serve and the WebSocket client API:
+ * Known limits of the handed-over path, all from Bun.serve and the WebSocket client API:
  * - a streamed response body over 64 KiB reaches the client chunked, without
  *   the guest's Content-Length (oven-sh/bun#10507); smaller bodies are read
- *   whole and keep it, and HEAD keeps it;
+ *   whole and keep it, and HEAD keeps it (the front keeps the guest's framing);
  * - `.`/`..` path segments are resolved before routing (as a browser would);
  * - a guest that refuses a WebSocket upgrade gives a 502 envelope, not its own
- *   refusal response;
- * - `removeInstance` closes WebSockets and TCP connections; in-flight plain
- *   HTTP requests end on their own when the guest goes away.
+ *   refusal response.
+ * And of both: `removeInstance` closes WebSockets, TCP connections and idle
+ * kept-alive upstream connections; in-flight plain HTTP requests end on their
+ * own when the guest goes away.
  */
 import type { Server } from "bun";
 import { AppError, Conflict, isAppError } from "../../api/errors.ts";

@@ -44,6 +44,8 @@ export function upstreamKey(instanceId: string, addr: HostAddress): string {
 /** Idle upstream connections by key. */
 export class UpstreamPool {
   readonly #idle = new Map<string, Upstream[]>();
+  /** After {@link closeAll} (router stopping) nothing is kept any more. */
+  #stopped = false;
 
   /** A kept-alive connection to `key` now owned by `owner`, or undefined. */
   take(key: string, owner: UpstreamOwner): Upstream | undefined {
@@ -85,6 +87,7 @@ export class UpstreamPool {
   release(up: Upstream): void {
     up.owner = null;
     if (up.closed) return;
+    if (this.#stopped) return this.discard(up);
     let list = this.#idle.get(up.key);
     if (!list) this.#idle.set(up.key, (list = []));
     if (list.length >= MAX_IDLE) return this.discard(up);
@@ -104,6 +107,7 @@ export class UpstreamPool {
 
   /** Close every idle connection. */
   closeAll(): void {
+    this.#stopped = true;
     for (const list of this.#idle.values()) for (const up of list) this.discard(up);
     this.#idle.clear();
   }
