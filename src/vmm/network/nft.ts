@@ -10,7 +10,7 @@
  *   may open a connection into a VM's namespace from outside.
  * - `input` (what a VM sends to the host itself, i.e. every host-own
  *   address): `iifname vmap @vm_inp` jumps to `vm<N>_in`, which accepts replies
- *   and the VM's DNS resolver (UDP 53 on the host end of its veth) only.
+ *   and the VM's DNS resolver (UDP and TCP 53 on the host end of its veth) only.
  * - `prerouting` (nat): `iifname vmap @vm_pre` jumps to `vm<N>_pre`, which
  *   diverts the port-443 connections an `allow DOMAIN` rule admits to the
  *   VM's TLS server-name gate (sni-gate.ts; {@link gateRules}).
@@ -159,7 +159,7 @@ export function vmRules(n: number, policy: NetworkPolicy, gatePort?: number): st
     rule(chain, "accept");
   }
   rule(inChain, "ct state established,related accept");
-  if (policy.mode !== "none") rule(inChain, `ip daddr ${host} udp dport 53 accept`);
+  if (policy.mode !== "none") rule(inChain, `ip daddr ${host} meta l4proto { tcp, udp } th dport 53 accept`);
   if (gatePort !== undefined) rule(inChain, `ip daddr ${host} tcp dport ${gatePort} accept`);
   rule(inChain, "goto refuse");
   if (gatePort !== undefined) {

@@ -1,6 +1,6 @@
 /**
- * The TLS server-name gate (vmm/network/sni-gate.ts) on the real host path,
- * without a VM: VmNetwork sets up a VM's namespace, nftables rules, DNS
+ * The TLS server-name gate (vmm/network/sni-gate.ts) and DNS over TCP
+ * (vmm/network/dns-tcp.ts) on the real host path, without a VM: VmNetwork sets up a VM's namespace, nftables rules, DNS
  * resolver and gate exactly as for QEMU, and a client run inside that
  * namespace stands in for QEMU's user networking (whose sockets live there).
  * The "internet" is a namespace the test makes (helpers/fake-internet.ts)
@@ -23,14 +23,24 @@ let tls: Bun.Subprocess;
 const nets: VmNetwork[] = [];
 
 /** What a client in `net`'s namespace sees: resolve `pub.example` (optional), then one connection. */
-async function probe(net: VmNetwork, opts: { resolve: boolean; servername?: string; plain?: boolean; port?: number }): Promise<string> {
+async function probe(net: VmNetwork, opts: { resolve: boolean | "tcp"; servername?: string; plain?: boolean; port?: number }): Promise<string> {
   const a = slotAddresses(net.slot!);
   const script = `
     const dns = require("node:dns");
     const r = new dns.promises.Resolver(); r.setServers([${JSON.stringify(a.host)}]);
     const out = (s) => { console.log(s); process.exit(0); };
     (async () => {
-      if (${opts.resolve}) await r.resolve4("pub.example");
+      if (${opts.resolve === "tcp"}) {
+        const pkt = require("dns-packet");
+        const answer = await new Promise((resolve, reject) => {
+          const c = require("node:net").connect({ host: ${JSON.stringify(a.host)}, port: 53 }, () => c.write(pkt.streamEncode({ type: "query", id: 4242, flags: pkt.RECURSION_DESIRED, questions: [{ type: "A", name: "pub.example" }] })));
+          let got = Buffer.alloc(0);
+          c.on("data", (d) => { got = Buffer.concat([got, d]); if (got.length >= 2 && got.length >= 2 + got.readUInt16BE(0)) { c.destroy(); resolve(pkt.streamDecode(got)); } });
+          c.on("error", reject);
+        });
+        if (answer.id !== 4242 || answer.answers[0]?.data !== "198.18.0.10") out("BAD-DNS " + JSON.stringify(answer.answers));
+        if (${opts.servername === undefined && opts.port === undefined}) out("DNS " + answer.answers[0].data);
+      } else if (${opts.resolve}) await r.resolve4("pub.example");
       const port = ${opts.port ?? 443};
       if (${opts.plain === true} || port !== 443) {
         const s = require("node:net").connect({ host: "198.18.0.10", port }, () => s.write("GET / HTTP/1.0\\r\\n\\r\\n"));
@@ -99,6 +109,13 @@ describe("domain rules and the TLS server name", () => {
     const net = await network({ mode: "default", rules: [{ action: "allow", target: "198.18.0.10" }, { action: "deny", target: "*" }] });
     expect(await probe(net, { resolve: false, servername: "anything.example" })).toBe("BODY TLS-PUBLIC");
     expect(await probe(net, { resolve: false })).toBe("BODY TLS-PUBLIC");
+  }, 60_000);
+
+  it("answers DNS over TCP and records the answer for the domain rule like over UDP", async () => {
+    const net = await network({ mode: "default", rules: [{ action: "allow", target: "pub.example" }, { action: "deny", target: "*" }] });
+    expect(await probe(net, { resolve: false, servername: "pub.example" })).toStartWith("ERR ECONNRE");
+    expect(await probe(net, { resolve: "tcp" })).toBe("DNS 198.18.0.10");
+    expect(await probe(net, { resolve: false, servername: "pub.example" })).toBe("BODY TLS-PUBLIC");
   }, 60_000);
 
   it("removes its chain, map entry and listener with the network", async () => {
