@@ -31,21 +31,15 @@ import { type DomainRule, VmResolver } from "./dns.ts";
 import { createNetns, ensureTable, isolationSupport, killInNetns, type Netns, nsName, reclaimSlot, recordSlotVm, releaseSlot, removeNetns } from "./netns.ts";
 import { domainSet, runNft, slotAddresses, vmRules } from "./nft.ts";
 import { Relay } from "./relay.ts";
-import { GATE_PORT, gateSupport, needsGate, SniGate } from "./sni-gate.ts";
+import { GATE_PORT, needsGate, SniGate } from "./sni-gate.ts";
 
 /** Where a network reports things worth a log line. */
 export type NetLog = (msg: string, fields?: Record<string, unknown>) => void;
 
 let reducedLogged = false;
-let gateLogged = false;
-
-/** Whether a VM with `policy` gets a server-name gate here (logs once when the kernel cannot have one). */
-function wantsGate(policy: NetworkPolicy, log: NetLog): boolean {
-  if (policy.mode === "none" || !needsGate(parseRules(policy.rules), policy.rules)) return false;
-  const why = gateSupport();
-  if (why && !gateLogged) log(why);
-  gateLogged ||= why !== undefined;
-  return why === undefined;
+/** Whether a VM with `policy` gets a TLS server-name gate. */
+function wantsGate(policy: NetworkPolicy): boolean {
+  return policy.mode !== "none" && needsGate(parseRules(policy.rules), policy.rules);
 }
 
 /** The host side of one VM's network. */
@@ -82,7 +76,7 @@ export class VmNetwork {
     const ns = await createNetns(home);
     const { net, domains } = VmNetwork.isolated(ns, policy);
     try {
-      const gate = wantsGate(policy, log);
+      const gate = wantsGate(policy);
       await runNft(vmRules(ns.slot, policy, gate ? GATE_PORT : undefined));
       await net.startHostSide(policy, domains, runDir, log, gate);
     } catch (err) {
@@ -115,7 +109,7 @@ export class VmNetwork {
       await ensureTable();
       const killed = await killInNetns(slot, "socat");
       if (killed.length > 0) log("killed the previous aegisd's host-port relays in the VM's namespace", { netns: nsName(slot), pids: killed });
-      await net.startHostSide(policy, domains, runDir, log, wantsGate(policy, log));
+      await net.startHostSide(policy, domains, runDir, log, wantsGate(policy));
     } catch (err) {
       await net.close();
       throw err;

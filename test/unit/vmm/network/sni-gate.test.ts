@@ -1,8 +1,8 @@
-/** The TLS server-name gate's pure parts: which VMs get one, the nft diversion, the name verdict, the conntrack lookup. */
+/** The TLS server-name gate's pure parts: which VMs get one, the nft diversion, the name verdict. */
 import { describe, expect, it } from "bun:test";
 import { parseRules, type NetworkRule } from "../../../../src/api/network-policy.ts";
 import { gatePlumbing, vmRules, vmTeardown } from "../../../../src/vmm/network/nft.ts";
-import { GATE_PORT, needsGate, originalDestination, sniVerdict } from "../../../../src/vmm/network/sni-gate.ts";
+import { GATE_PORT, needsGate, sniVerdict } from "../../../../src/vmm/network/sni-gate.ts";
 
 const rules = (...r: [NetworkRule["action"], string][]): NetworkRule[] => r.map(([action, target]) => ({ action, target }));
 
@@ -37,22 +37,6 @@ describe("sniVerdict", () => {
   it("falls back to the default (public names allowed) when no name rule matches", () => {
     const only = rules(["allow", "api.example.com"]);
     expect(sniVerdict(parseRules(only), only, "elsewhere.example.net")).toBe("allow");
-  });
-});
-
-describe("originalDestination", () => {
-  const table = [
-    "ipv4     2 tcp      6 431999 ESTABLISHED src=10.231.0.6 dst=198.18.0.10 sport=40000 dport=80 src=198.18.0.10 dst=10.231.0.6 sport=80 dport=40000 [ASSURED] mark=0 zone=0 use=2",
-    "ipv4     2 tcp      6 118 SYN_RECV src=10.231.0.6 dst=198.18.0.12 sport=40002 dport=443 src=10.231.0.5 dst=10.231.0.6 sport=15443 dport=40002 mark=0 zone=0 use=2",
-    "ipv4     2 tcp      6 431999 ESTABLISHED src=10.231.0.10 dst=198.18.0.10 sport=40002 dport=443 src=10.231.0.9 dst=10.231.0.10 sport=15443 dport=40002 [ASSURED] mark=0 zone=0 use=2",
-  ].join("\n");
-  it("finds the address the guest dialled from the entry whose reply comes from the gate", () => {
-    expect(originalDestination(table, "10.231.0.6", 40002, "10.231.0.5")).toEqual({ host: "198.18.0.12", port: 443 });
-    expect(originalDestination(table, "10.231.0.10", 40002, "10.231.0.9")).toEqual({ host: "198.18.0.10", port: 443 });
-  });
-  it("finds nothing for a connection that was not diverted, or another VM's port", () => {
-    expect(originalDestination(table, "10.231.0.6", 40000, "10.231.0.5")).toBeUndefined();
-    expect(originalDestination(table, "10.231.0.6", 40001, "10.231.0.5")).toBeUndefined();
   });
 });
 
