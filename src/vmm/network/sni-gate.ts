@@ -27,7 +27,6 @@
  * only. IPv4 only, like VM egress.
  */
 import { createConnection, createServer, type Server, type Socket } from "node:net";
-import { getExtensionData, readTlsClientHello } from "read-tls-client-hello";
 import { domainMatches, type NetworkRule, type RuleTarget } from "../../api/network-policy.ts";
 import { originalDestination } from "../../../ffi/sockopt.ts";
 
@@ -62,6 +61,16 @@ export function sniVerdict(targets: RuleTarget[], rules: NetworkRule[], name: st
     if (t.kind === "any" || domainMatches(t, name)) return rules[k]!.action;
   }
   return "allow";
+}
+
+/**
+ * The ClientHello reader, loaded on first use. Imported statically (it is
+ * CommonJS and requires node:tls and node:stream), it was evaluated in every
+ * role of the one binary, and the guest harness then no longer became ready
+ * within the boot watchdog under TCG (seen 2026-12-02).
+ */
+function tlsHello(): Promise<typeof import("read-tls-client-hello")> {
+  return import("read-tls-client-hello");
 }
 
 /** A server name fit for a log line (the guest wrote it). */
@@ -109,6 +118,7 @@ export class SniGate {
     let timer: ReturnType<typeof setTimeout> | undefined;
     let name: string | undefined;
     try {
+      const { getExtensionData, readTlsClientHello } = await tlsHello();
       const hello = await Promise.race([
         readTlsClientHello(client),
         new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no ClientHello within ${HELLO_TIMEOUT_MS} ms`)), HELLO_TIMEOUT_MS))),
