@@ -49,6 +49,7 @@ const CHECKS = [
   "setTimeout",
   "metrics",
   "wrong API key refused",
+  "network options kept",
   "getHost",
 ];
 
@@ -87,6 +88,9 @@ describe("the e2b SDK against Aegis", () => {
     const b = listed.find((i) => i.id === ids[1])!;
     expect(a.e2b).toMatchObject({ template: "base", metadata: { suite: "e2b-e2e", who: "a" }, auto_pause: true, timeout_s: 900 });
     expect(b.e2b).toMatchObject({ template: "base", metadata: { suite: "e2b-e2e", who: "b" }, auto_pause: false });
+    // E2B's allowOut before denyOut, as Aegis's ordered rules (daemon/e2b/network.ts).
+    expect(b.network).toEqual({ mode: "default", rules: [{ action: "allow", target: "203.0.113.7" }, { action: "deny", target: "203.0.113.0/24" }] });
+    expect(a.network).toEqual({ mode: "default", rules: [] });
     expect(a.state).toBe("running");
     const table = (await home.ok(["instance", "list"])).stdout;
     expect(table).toContain("template=base");

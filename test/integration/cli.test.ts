@@ -81,7 +81,7 @@ describe("aegis app", () => {
 
     const info = (await home.ok(["app", "info", id])).stdout;
     expect(info).toBe(
-      `Name:    myapp\nID:      ${id}\nImage:   python:3.12\nCommand: python -m http.server 80 --help\nPorts:   80, 443\n\nReleases (0):\n`,
+      `Name:    myapp\nID:      ${id}\nImage:   python:3.12\nCommand: python -m http.server 80 --help\nPorts:   80, 443\nNetwork: default: public internet allowed; host, other VMs and private ranges refused\n\nReleases (0):\n`,
     );
     expect((await home.ok(["app", "delete", "myapp"])).stderr).toBe('App "myapp" deleted\n');
     const after = await home.run(["app", "info", "myapp"]);
@@ -126,5 +126,49 @@ describe("aegis kit", () => {
     expect((await home.ok(["kit", "list"])).stdout).not.toContain("broken");
     const missing = await home.run(["kit", "install", join(home.dir, "nope.yaml")]);
     expect(missing.stderr).toContain("no such file");
+  });
+});
+
+describe("egress policy of apps and kits", () => {
+  it("app create stores --allow/--deny in order and app info shows them", async () => {
+    await home.ok(["app", "create", "--name", "netapp", "--image", "x", "--allow", "api.example.com:443", "--deny", "*", "--allow", "host:11434", "--", "true"]);
+    const info = (await home.ok(["app", "info", "netapp"])).stdout;
+    expect(info).toContain("Network: allow api.example.com:443\n         deny *\n         allow host:11434\n         default: public internet allowed");
+    const json = JSON.parse((await home.ok(["app", "info", "netapp", "--json"])).stdout) as { network: unknown };
+    expect(json.network).toEqual({ mode: "default", rules: [{ action: "allow", target: "api.example.com:443" }, { action: "deny", target: "*" }, { action: "allow", target: "host:11434" }] });
+    await home.ok(["app", "create", "--name", "offline-app", "--image", "x", "--no-network"]);
+    expect((await home.ok(["app", "info", "offline-app"])).stdout).toContain("Network: none (--no-network: no route anywhere)\n");
+    await home.ok(["app", "create", "--name", "plain-net", "--image", "x"]);
+    expect(JSON.parse((await home.ok(["app", "info", "plain-net", "--json"])).stdout).network).toEqual({ mode: "default", rules: [] });
+    for (const a of ["netapp", "offline-app", "plain-net"]) await home.ok(["app", "delete", a]);
+  });
+  it("app create refuses bad rules with run's exact messages and creates nothing", async () => {
+    const cases = [["--allow", "10.0.0.0/99"], ["--deny", "host:80"], ["--no-network", "--allow", "example.com"], ["--allow", "example.com:0"]];
+    for (const flags of cases) {
+      const viaRun = await home.run(["run", ...flags, "--", "true"]);
+      const viaApp = await home.run(["app", "create", "--name", "badnet", "--image", "x", ...flags, "--", "true"]);
+      expect(viaApp.code).toBe(2);
+      expect(viaRun.code).toBe(2);
+      expect(viaApp.stderr).toBe(viaRun.stderr);
+      expect(viaApp.stderr.length).toBeGreaterThan(20);
+    }
+    expect((await home.run(["app", "create", "--name", "badnet", "--image", "x", "--alow", "x.com"])).stderr).toContain("unknown flag --alow (did you mean --allow?)");
+    expect((await home.ok(["app", "list", "--json"])).stdout).not.toContain("badnet");
+  });
+  it("kit install keeps a manifest's network policy, kit info shows it, and a bad rule names the field", async () => {
+    const good = join(home.dir, "netkit.yaml");
+    writeFileSync(good, "name: netkit\nversion: '1'\nimage: busybox\ninstance:\n  network:\n    rules:\n      - { action: allow, target: 'api.openai.com:443' }\n      - { action: deny, target: '*' }\n");
+    await home.ok(["kit", "install", good]);
+    expect((await home.ok(["kit", "info", "netkit"])).stdout).toContain("Network:     allow api.openai.com:443\n             deny *\n             default: ");
+    const stored = JSON.parse(readFileSync(join(home.dir, "kits", "netkit.json"), "utf8")) as { manifest: { instance: { network: unknown } } };
+    expect(stored.manifest.instance.network).toEqual({ mode: "default", rules: [{ action: "allow", target: "api.openai.com:443" }, { action: "deny", target: "*" }] });
+    const bad = join(home.dir, "badnet.yaml");
+    writeFileSync(bad, "name: badnetkit\nversion: '1'\nimage: busybox\ninstance:\n  network:\n    mode: none\n    rules: [{ action: allow, target: example.com }]\n");
+    const r = await home.run(["kit", "install", bad]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("instance.network");
+    expect(r.stderr).toContain("mode none takes no rules");
+    expect((await home.ok(["kit", "list"])).stdout).not.toContain("badnetkit");
+    await home.ok(["kit", "uninstall", "netkit"]);
   });
 });

@@ -91,7 +91,9 @@ describe("the E2B REST API", () => {
       [JSON.stringify({ templateID: "base", timeout: 0 }), /timeout.*at least 1 second/],
       [JSON.stringify({ templateID: "base", frobnicate: true }), /unknown field "frobnicate"/],
       [JSON.stringify({ templateID: "base", envVars: { "1BAD": "x" } }), /environment variable name/],
-      [JSON.stringify({ templateID: "base", network: { allowOut: ["1.2.3.4"] } }), /network rules are not supported/],
+      [JSON.stringify({ templateID: "base", network: { allowOut: ["1.2.3.4"], rules: { "api.example.com": [{}] } } }), /network\.rules is not supported/],
+      [JSON.stringify({ templateID: "base", network: { allowOut: ["1.2.3.4/40"] } }), /network\.allowOut\[0\] "1\.2\.3\.4\/40"/],
+      [JSON.stringify({ templateID: "base", network: { allowOutt: [] } }), /unknown field "allowOutt"/],
       [JSON.stringify({ templateID: "base", mcp: {} }), /MCP gateway/],
     ];
     for (const [body, message] of cases) {
@@ -139,5 +141,33 @@ describe("AEGIS_E2B_PORT", () => {
     const r = await other.run(["up"], { env: { AEGIS_E2B_PORT: "http" } });
     expect(r.code).not.toBe(0);
     expect(r.stderr + r.stdout).toContain("AEGIS_E2B_PORT=http is not a port number");
+  });
+});
+
+describe("E2B network options through the real SDK", () => {
+  it("refuses what Aegis cannot honour, naming the field, and creates nothing", async () => {
+    const { Sandbox } = await import("e2b");
+    const opts = { apiKey: env.api_key, apiUrl: env.api_url, domain: env.domain, requestTimeoutMs: 30_000 };
+    const cases: [Record<string, unknown>, RegExp][] = [
+      [{ allowOut: ["api.example.com"], rules: { "api.example.com": [{ transform: { headers: { Authorization: "Bearer x" } } }] } }, /network\.rules is not supported/],
+      [{ egressProxy: { address: "proxy.example.com:1080" } }, /network\.egressProxy is not supported/],
+      [{ allowPublicTraffic: false }, /network\.allowPublicTraffic is not supported/],
+      [{ maskRequestHost: "${PORT}-x.example.com" }, /network\.maskRequestHost is not supported/],
+      [{ httpsPorts: [3000] }, /network\.httpsPorts is not supported/],
+      [{ allowOut: ["not a host"] }, /network\.allowOut\[0\] "not a host": invalid network rule/],
+      [{ denyOut: ({ allTraffic }: { allTraffic: string }) => [allTraffic, "10.0.0.0/33"] }, /network\.denyOut\[1\] "10\.0\.0\.0\/33"/],
+    ];
+    for (const [network, message] of cases) {
+      const err = await Sandbox.create("base", { ...opts, network: network as never }).then(
+        () => new Error("created"),
+        (e: unknown) => e as Error,
+      );
+      expect(err.message).toMatch(message);
+    }
+    expect(await instances()).toEqual([]);
+  });
+  it("refuses to change the network of a sandbox, after a 404 for an unknown one", async () => {
+    const r = await api("/sandboxes/nope/network", { method: "PUT", headers: { "content-type": "application/json" }, body: JSON.stringify({ allowOut: ["1.2.3.4"] }) });
+    expect(r).toEqual({ status: 404, body: { code: 404, message: 'sandbox "nope" not found' } });
   });
 });

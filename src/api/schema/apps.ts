@@ -3,7 +3,7 @@
  * Apps (named, publishable workloads) and their releases.
  */
 import { z } from "zod";
-import { Port, ResourceName } from "./common.ts";
+import { NetworkPolicySchema, NetworkPolicyView, Port, ResourceName } from "./common.ts";
 
 /** Body of `POST /v1/apps`. */
 export const AppCreate = z
@@ -13,6 +13,12 @@ export const AppCreate = z
     /** The command; absent (stored as []) runs the image's Entrypoint + Cmd. */
     command: z.array(z.string()).min(1, "must not be empty (put the command after --)").optional(),
     expose: z.array(Port).default([]),
+    /**
+     * Egress policy of the app's instances (`--allow`, `--deny`, `--no-network`
+     * on `app create`); the default (public internet only) when absent. An
+     * instance's own `network` replaces it, as any explicit field does.
+     */
+    network: NetworkPolicySchema.optional(),
   })
   .strict();
 export type AppCreate = z.infer<typeof AppCreate>;
@@ -41,6 +47,8 @@ export const App = z.object({
   image: z.string(),
   command: z.array(z.string()),
   expose: z.array(z.number()),
+  /** Egress policy of the app's instances (the default when none was given). */
+  network: NetworkPolicyView,
   created_at: z.string(),
   releases: z.array(Release),
 });

@@ -51,3 +51,6 @@ export const NetworkPolicySchema = z
   .strict()
   .refine((p) => p.mode === "default" || p.rules.length === 0, "mode none takes no rules (--no-network with --allow/--deny)");
 export type NetworkPolicyBody = z.infer<typeof NetworkPolicySchema>;
+
+/** A stored network policy as returned by the API (instances, apps). */
+export const NetworkPolicyView = z.object({ mode: z.enum(["default", "none"]), rules: z.array(z.object({ action: z.enum(["allow", "deny"]), target: z.string() })) });

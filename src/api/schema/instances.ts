@@ -6,7 +6,7 @@
  */
 import { z } from "zod";
 import { SpawnCapabilities, SpawnCapabilitiesGrant } from "./capabilities.ts";
-import { NetworkPolicySchema, ResourceName, SecretName } from "./common.ts";
+import { NetworkPolicySchema, NetworkPolicyView, ResourceName, SecretName } from "./common.ts";
 import { EnvName, GuestDir, GuestUser, ProcessFields } from "./tasks.ts";
 
 /** `GUEST` or `PUBLIC:GUEST` (a raw TCP listener on 127.0.0.1:PUBLIC). */
@@ -89,7 +89,7 @@ export const Instance = z.object({
   depth: z.number().int(),
   capabilities: SpawnCapabilities,
   /** Egress policy: `--no-network` (`none`) or the ordered rules over the default. */
-  network: z.object({ mode: z.enum(["default", "none"]), rules: z.array(z.object({ action: z.enum(["allow", "deny"]), target: z.string() })) }),
+  network: NetworkPolicyView,
   /** For an E2B sandbox (created through the E2B API): its template, metadata and lifetime; null otherwise. */
   e2b: z
     .object({ template: z.string(), metadata: z.record(z.string(), z.string()), timeout_s: z.number().int(), end_at: z.string(), auto_pause: z.boolean() })

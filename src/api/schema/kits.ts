@@ -6,7 +6,7 @@
  */
 import { z } from "zod";
 import { SpawnCapabilitiesGrant } from "./capabilities.ts";
-import { ResourceName, SecretName } from "./common.ts";
+import { NetworkPolicySchema, ResourceName, SecretName } from "./common.ts";
 
 /** A host daemon a kit ships (e.g. the Telegram gateway), started by `aegis up` when its config exists. */
 export const KitDaemon = z
@@ -33,6 +33,13 @@ export const KitInstanceDefaults = z
     cpus: z.number().int().min(1).optional(),
     /** Spawn capabilities of the kit's instances (api/schema/capabilities.ts); `instance start` flags override each field. */
     capabilities: SpawnCapabilitiesGrant.optional(),
+    /**
+     * Egress policy of the kit's instances, in the API's form
+     * (`{ mode: default | none, rules: [{ action: allow | deny, target: RULE }] }`,
+     * api/network-policy.ts). An instance started with `--allow`/`--deny`/`--no-network`
+     * replaces it; its MCP children inherit it and can only narrow it.
+     */
+    network: NetworkPolicySchema.optional(),
   })
   .strict();
 

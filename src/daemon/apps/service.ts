@@ -8,6 +8,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { Conflict, NotFound } from "../../api/errors.ts";
+import { DEFAULT_NETWORK } from "../../api/network-policy.ts";
 import type { App, AppCreate, Release } from "../../api/schema/apps.ts";
 import type { ImagesService } from "../images/service.ts";
 import type { AppsTable } from "../registry/apps.ts";
@@ -31,7 +32,7 @@ export class AppsService {
       throw new Conflict(`app "${input.name}" already exists`, `pick another --name, or 'aegis app delete ${input.name}' first`);
     }
     // An empty command means the image's Entrypoint + Cmd (resolved when an instance is created).
-    const app = { id: newId("app"), ...input, command: input.command ?? [], created_at: this.clock().toISOString() };
+    const app = { id: newId("app"), ...input, command: input.command ?? [], network: input.network ?? DEFAULT_NETWORK, created_at: this.clock().toISOString() };
     this.table.insert(app);
     return { ...app, releases: [] };
   }

@@ -12,10 +12,10 @@
  *
  * The lifetime ticker (sandboxes.ts) runs here, once a second.
  *
- * Network policy: E2B's `allowInternetAccess: false` and `network` rules are
- * refused at create (rest-schema.ts, sandboxes.ts `create`) until the egress
- * policy exists; mapping them is a change to `E2bSandboxes.create`, which
- * would pass the policy in the InstanceCreate it builds.
+ * Network policy: E2B's `allowInternetAccess` and `network.allowOut/denyOut`
+ * become the sandbox's Aegis egress policy at create (network.ts); what
+ * cannot be honoured (header transforms, a SOCKS5 proxy, ...) is refused
+ * there, naming the field.
  */
 import { join } from "node:path";
 import type { E2bEnv } from "../../api/schema/e2b.ts";

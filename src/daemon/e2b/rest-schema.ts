@@ -3,10 +3,11 @@
  * Our schemas of the E2B REST bodies aegisd accepts, written from what the
  * pinned e2b SDK sends. Unknown fields are refused (a newer SDK's option we
  * do not implement must not be silently dropped), and so are options Aegis
- * cannot honour yet (network rules, volume mounts, the MCP gateway): each
- * names the field and what to do instead.
+ * cannot honour (network header transforms and proxies: network.ts; volume
+ * mounts, the MCP gateway): each names the field and what to do instead.
  */
 import { z } from "zod";
+import { E2bNetwork } from "./network.ts";
 
 const Metadata = z.record(z.string().min(1).max(256), z.string().max(4096)).refine((m) => Object.keys(m).length <= 64, "at most 64 metadata entries");
 const EnvVars = z.record(z.string(), z.string().max(128 * 1024)).superRefine((env, ctx) => {
@@ -28,7 +29,7 @@ export const NewSandbox = z
     autoResume: z.object({ enabled: z.boolean() }).strict().optional(),
     secure: z.boolean().optional(),
     allow_internet_access: z.boolean().optional(),
-    network: z.record(z.string(), z.unknown()).optional(),
+    network: E2bNetwork.optional(),
     metadata: Metadata.optional(),
     envVars: EnvVars.optional(),
     mcp: z.unknown().optional(),

@@ -9,7 +9,7 @@
  */
 import { Hono } from "hono";
 import type { Context } from "hono";
-import { isAppError } from "../../api/errors.ts";
+import { InvalidRequest, isAppError } from "../../api/errors.ts";
 import { formatIssues } from "../../api/issues.ts";
 import type { z } from "zod";
 import type { Logger } from "../api/deps.ts";
@@ -130,6 +130,11 @@ export function createE2bRest(deps: { sandboxes: E2bSandboxes; apiKey: () => str
     await body(c, PauseSandbox, true);
     await sandboxes.pause(c.req.param("id"));
     return c.body(null, 204);
+  });
+  // A sandbox keeps the egress policy it was created with (network.ts): refused, after the 404 for unknown ids.
+  app.put("/sandboxes/:id/network", (c) => {
+    sandboxes.row(c.req.param("id"));
+    throw new InvalidRequest("changing a running sandbox's network is not supported by Aegis's E2B API", "create a new sandbox with the allowOut/denyOut it needs");
   });
   app.get("/sandboxes/:id/metrics", async (c) => c.json(await sandboxes.metrics(c.req.param("id"))));
   return app;

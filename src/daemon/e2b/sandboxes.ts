@@ -31,6 +31,7 @@ import type { E2bSandboxSpec, InstanceRow } from "../registry/instances.ts";
 import type { SecretCipher } from "../secrets/cipher.ts";
 import { newAccessToken, openText, sealText } from "./auth.ts";
 import type { NewSandbox } from "./rest-schema.ts";
+import { e2bNetworkInfo, policyFromE2b } from "./network.ts";
 
 /** The envd version aegisd advertises: the highest whose features (as the SDK gates them) are all served. See envd.ts. */
 export const ENVD_VERSION = "0.6.1";
@@ -88,11 +89,10 @@ export class E2bSandboxes {
 
   /** Create and boot a sandbox. */
   async create(body: NewSandbox): Promise<Record<string, unknown>> {
-    // allowInternetAccess: false is Aegis's --no-network; otherwise the default egress policy of every VM applies.
-    if (body.network !== undefined) {
-      throw new InvalidRequest("E2B network rules are not supported by Aegis's E2B API yet", "omit network (the default policy: public internet only), or set allowInternetAccess: false for no network");
-    }
-    const network = body.allow_internet_access === false ? { network: { mode: "none" as const, rules: [] } } : {};
+    // E2B's allowInternetAccess and network.allowOut/denyOut as an Aegis policy (network.ts); without them the
+    // template's (an app's) policy, else the default, applies.
+    const policy = policyFromE2b(body.allow_internet_access, body.network);
+    const network = policy ? { network: policy } : {};
     if (body.volumeMounts !== undefined && body.volumeMounts.length > 0) throw new InvalidRequest("volume mounts are not supported by Aegis's E2B API", "omit volumeMounts, or use an Aegis instance with --workspace");
     if (body.mcp !== undefined) throw new InvalidRequest("the MCP gateway option (mcp) is not supported by Aegis's E2B API", "omit mcp");
     if (body.iam !== undefined) throw new InvalidRequest("IAM tokens (iam) are not supported by Aegis's E2B API", "omit iam");
@@ -164,7 +164,7 @@ export class E2bSandboxes {
       ...this.listed(row),
       envdAccessToken: this.accessToken(row.id),
       domain: null,
-      allowInternetAccess: true,
+      ...e2bNetworkInfo(row.spec.network),
       lifecycle: { onTimeout: row.spec.e2b.auto_pause ? "pause" : "kill", autoResume: false },
     };
   }

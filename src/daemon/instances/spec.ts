@@ -145,6 +145,7 @@ export function buildSpec(input: InstanceCreate, src: SpecSources, image: ImageR
     depth: 0,
     // The kit's grant, then the request's fields over it, then the defaults.
     capabilities: SpawnCapabilities.parse({ ...(kit?.instance?.capabilities ?? {}), ...(input.capabilities ?? {}) }),
-    network: input.network ?? DEFAULT_NETWORK,
+    // Like every field: the request's policy replaces the app's, which replaces the kit's.
+    network: input.network ?? app?.network ?? kit?.instance?.network ?? DEFAULT_NETWORK,
   };
 }

@@ -4,8 +4,9 @@
  */
 import type { Database } from "bun:sqlite";
 import type { App, Release } from "../../api/schema/apps.ts";
+import { DEFAULT_NETWORK, type NetworkPolicy } from "../../api/network-policy.ts";
 
-type AppRow = { id: string; name: string; image: string; command: string; expose: string; created_at: string };
+type AppRow = { id: string; name: string; image: string; command: string; expose: string; network: string | null; created_at: string };
 
 /** Table access for apps and their releases. */
 export class AppsTable {
@@ -14,8 +15,8 @@ export class AppsTable {
   /** Insert a new app (the caller checked the name is free). */
   insert(app: Omit<App, "releases">): void {
     this.db
-      .query(`INSERT INTO apps (id, name, image, command, expose, created_at) VALUES ($id, $name, $image, $command, $expose, $created_at)`)
-      .run({ ...app, command: JSON.stringify(app.command), expose: JSON.stringify(app.expose) });
+      .query(`INSERT INTO apps (id, name, image, command, expose, network, created_at) VALUES ($id, $name, $image, $command, $expose, $network, $created_at)`)
+      .run({ ...app, command: JSON.stringify(app.command), expose: JSON.stringify(app.expose), network: JSON.stringify(app.network) });
   }
 
   /** Look an app up by id or by name. */
@@ -63,6 +64,7 @@ export class AppsTable {
       ...row,
       command: JSON.parse(row.command) as string[],
       expose: JSON.parse(row.expose) as number[],
+      network: row.network === null ? DEFAULT_NETWORK : (JSON.parse(row.network) as NetworkPolicy),
       releases: this.releases(row.id),
     };
   }

@@ -113,4 +113,9 @@ export const migrations: string[] = [
   `
   ALTER TABLE vms ADD COLUMN net_slot INTEGER;
   `,
+  // 7: an app's egress policy as JSON (api/network-policy.ts); NULL for apps
+  // created before policies existed, which get the default.
+  `
+  ALTER TABLE apps ADD COLUMN network TEXT;
+  `,
 ];

@@ -12,12 +12,14 @@
  *
  * Bounds (the guest is hostile): queries over 4096 bytes or that do not
  * parse are dropped, at most 128 queries wait upstream per VM, each for 5 s.
- * TCP DNS is not served (slirp's TCP to 10.0.2.3:53 is refused).
+ * DNS over TCP (slirp passes the guest's TCP to 10.0.2.3:53 to the same
+ * address) is served by dns-tcp.ts, with the same answer recording.
  */
 import dnsPacket from "dns-packet";
 import { readFileSync } from "node:fs";
 import { domainMatches, type RuleTarget } from "../../api/network-policy.ts";
 import { domainSet, runNft, TABLE } from "./nft.ts";
+import { TcpResolver } from "./dns-tcp.ts";
 
 const MAX_QUERY = 4096;
 const MAX_PENDING = 128;
@@ -73,6 +75,32 @@ export function elementScript(elements: Map<string, [string, number][]>, withDel
   return `${lines.join("\n")}\n`;
 }
 
+/**
+ * Record an upstream answer in the VM's domain-rule sets before the guest
+ * sees it. Returns false when the answer does not decode (then it must not
+ * reach the guest: its addresses could not be recorded).
+ */
+export async function recordAnswer(buf: Buffer, chain: string, rules: DomainRule[], log: (msg: string, fields?: Record<string, unknown>) => void): Promise<boolean> {
+  if (rules.length === 0) return true;
+  let decoded: dnsPacket.Packet;
+  try {
+    decoded = dnsPacket.decode(buf);
+  } catch (err) {
+    log("dns: undecodable upstream answer dropped", { chain, error: String(err) });
+    return false;
+  }
+  const elements = answerElements(chain, rules, decoded);
+  if (elements.size > 0) {
+    try {
+      await runNft(elementScript(elements, true));
+    } catch {
+      // Some element was not there yet (delete failed, the batch did nothing): add only.
+      await runNft(elementScript(elements, false)).catch((err: unknown) => log("dns: could not record an answer in the policy sets", { chain, error: String(err) }));
+    }
+  }
+  return true;
+}
+
 interface Pending {
   port: number;
   address: string;
@@ -83,6 +111,7 @@ interface Pending {
 /** One VM's resolver. */
 export class VmResolver {
   private readonly pending = new Map<number, Pending>();
+  private tcp?: TcpResolver;
   private constructor(
     private readonly server: Bun.udp.Socket<"buffer">,
     private readonly client: Bun.udp.Socket<"buffer">,
@@ -105,6 +134,12 @@ export class VmResolver {
       },
     });
     self = new VmResolver(server, client);
+    try {
+      self.tcp = await TcpResolver.start(host, upstream, (buf) => recordAnswer(buf, chain, rules, log));
+    } catch (err) {
+      self.close();
+      throw err;
+    }
     return self;
   }
 
@@ -127,24 +162,7 @@ export class VmResolver {
     if (!p) return;
     this.pending.delete(buf.readUInt16BE(0));
     clearTimeout(p.timer);
-    if (rules.length > 0) {
-      let decoded: dnsPacket.Packet | undefined;
-      try {
-        decoded = dnsPacket.decode(buf);
-      } catch (err) {
-        log("dns: undecodable upstream answer dropped", { chain, error: String(err) });
-        return;
-      }
-      const elements = answerElements(chain, rules, decoded);
-      if (elements.size > 0) {
-        try {
-          await runNft(elementScript(elements, true));
-        } catch {
-          // Some element was not there yet (delete failed, the batch did nothing): add only.
-          await runNft(elementScript(elements, false)).catch((err: unknown) => log("dns: could not record an answer in the policy sets", { chain, error: String(err) }));
-        }
-      }
-    }
+    if (!(await recordAnswer(buf, chain, rules, log))) return;
     const out = Buffer.from(buf);
     out.writeUInt16BE(p.id, 0);
     this.server.send(out, p.port, p.address);
@@ -156,5 +174,6 @@ export class VmResolver {
     this.pending.clear();
     this.server.close();
     this.client.close();
+    this.tcp?.close();
   }
 }

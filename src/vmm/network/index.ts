@@ -8,7 +8,8 @@
  *   (nft.ts), a DNS resolver per VM (dns.ts), QEMU spawned with
  *   `ip netns exec`, its port forwards bound on the namespace address and
  *   relayed from the host's 127.0.0.1 (relay.ts), `--allow host:PORT` as a
- *   socat on the namespace's 127.0.0.1:PORT relayed to the host's.
+ *   socat on the namespace's 127.0.0.1:PORT relayed to the host's, and for
+ *   a policy that allows a domain, the TLS server-name gate (sni-gate.ts).
  * - **reduced** (anything else): fail closed. QEMU's `restrict=on` refuses
  *   every guest connection (slirp answers RST, drops UDP); port forwards into
  *   the guest still work. The VM has no outbound network at all, and aegisd
@@ -30,17 +31,23 @@ import { type DomainRule, VmResolver } from "./dns.ts";
 import { createNetns, ensureTable, isolationSupport, killInNetns, type Netns, nsName, reclaimSlot, recordSlotVm, releaseSlot, removeNetns } from "./netns.ts";
 import { domainSet, runNft, slotAddresses, vmRules } from "./nft.ts";
 import { Relay } from "./relay.ts";
+import { GATE_PORT, needsGate, SniGate } from "./sni-gate.ts";
 
 /** Where a network reports things worth a log line. */
 export type NetLog = (msg: string, fields?: Record<string, unknown>) => void;
 
 let reducedLogged = false;
+/** Whether a VM with `policy` gets a TLS server-name gate. */
+function wantsGate(policy: NetworkPolicy): boolean {
+  return policy.mode !== "none" && needsGate(parseRules(policy.rules), policy.rules);
+}
 
 /** The host side of one VM's network. */
 export class VmNetwork {
   private readonly relays = new Map<number, Relay>();
   private readonly extras: (Relay | Subprocess)[] = [];
   private resolver?: VmResolver;
+  private gate?: SniGate;
   private closed?: Promise<void>;
 
   private constructor(
@@ -69,8 +76,9 @@ export class VmNetwork {
     const ns = await createNetns(home);
     const { net, domains } = VmNetwork.isolated(ns, policy);
     try {
-      await runNft(vmRules(ns.slot, policy));
-      await net.startHostSide(policy, domains, runDir, log);
+      const gate = wantsGate(policy);
+      await runNft(vmRules(ns.slot, policy, gate ? GATE_PORT : undefined));
+      await net.startHostSide(policy, domains, runDir, log, gate);
     } catch (err) {
       await net.close();
       throw err;
@@ -101,7 +109,7 @@ export class VmNetwork {
       await ensureTable();
       const killed = await killInNetns(slot, "socat");
       if (killed.length > 0) log("killed the previous aegisd's host-port relays in the VM's namespace", { netns: nsName(slot), pids: killed });
-      await net.startHostSide(policy, domains, runDir, log);
+      await net.startHostSide(policy, domains, runDir, log, wantsGate(policy));
     } catch (err) {
       await net.close();
       throw err;
@@ -122,9 +130,10 @@ export class VmNetwork {
     return { net: new VmNetwork(["ip", "netns", "exec", ns.name], ns.nsIp, policy.mode === "none", ns, sets, "isolated"), domains };
   }
 
-  /** Start the pieces living in aegisd: the DNS resolver and the `--allow host:PORT` relays. */
-  private async startHostSide(policy: NetworkPolicy, domains: DomainRule[], runDir: string, log: NetLog): Promise<void> {
+  /** Start the pieces living in aegisd: the DNS resolver, the server-name gate and the `--allow host:PORT` relays. */
+  private async startHostSide(policy: NetworkPolicy, domains: DomainRule[], runDir: string, log: NetLog, gate: boolean): Promise<void> {
     if (policy.mode !== "none") this.resolver = await VmResolver.start(this.ns!.hostIp, this.ns!.chain, domains, log);
+    if (gate) this.gate = await SniGate.start({ hostIp: this.ns!.hostIp, nsIp: this.ns!.nsIp, chain: this.ns!.chain, targets: parseRules(policy.rules), rules: policy.rules, log });
     for (const port of hostPorts(policy)) await this.allowHostPort(port, runDir);
   }
 
@@ -171,6 +180,7 @@ export class VmNetwork {
       for (const r of this.relays.values()) r.close();
       this.relays.clear();
       this.resolver?.close();
+      this.gate?.close();
       for (const e of this.extras) {
         if (e instanceof Relay) e.close();
         else {

@@ -25,7 +25,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, w
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { processStartTime, sameProcess } from "../vm-process.ts";
-import { runNft, slotAddresses, TABLE, baseTable, vmTeardown } from "./nft.ts";
+import { runNft, slotAddresses, TABLE, baseTable, gatePlumbing, vmTeardown } from "./nft.ts";
 
 /** Where slot claims live (read on each use, so a test can point it elsewhere). */
 export function slotsDir(): string {
@@ -171,7 +171,9 @@ export function ensureTable(): Promise<void> {
     } catch {
       // Absent (nft says "No such file or directory"); any other problem shows in the create below.
       await runNft(baseTable());
+      return;
     }
+    await runNft(gatePlumbing()); // a table an older aegisd made has no prerouting hook yet
   })();
   tableReady.catch(() => (tableReady = undefined));
   return tableReady;
@@ -234,7 +236,7 @@ export function releaseSlot(slot: number): void {
 }
 
 /** What of a slot the shared table still holds (undefined: no table). */
-async function tableEntries(slot: number): Promise<{ fwd: boolean; inp: boolean; chains: boolean; sets: string[] } | undefined> {
+async function tableEntries(slot: number): Promise<{ fwd: boolean; inp: boolean; chains: boolean; pre: boolean; preChain: boolean; sets: string[] } | undefined> {
   let json: string;
   try {
     json = await runNft("", ["-j", "list", "table", ...TABLE.split(" ")]);
@@ -249,6 +251,8 @@ async function tableEntries(slot: number): Promise<{ fwd: boolean; inp: boolean;
     fwd: mapHas("vm_fwd"),
     inp: mapHas("vm_inp"),
     chains: names("chain").includes(chain),
+    pre: mapHas("vm_pre"),
+    preChain: names("chain").includes(`${chain}_pre`),
     sets: names("set").filter((s) => s.startsWith(`${chain}_r`)),
   };
 }

@@ -10,7 +10,10 @@
  *   may open a connection into a VM's namespace from outside.
  * - `input` (what a VM sends to the host itself, i.e. every host-own
  *   address): `iifname vmap @vm_inp` jumps to `vm<N>_in`, which accepts replies
- *   and the VM's DNS resolver (UDP 53 on the host end of its veth) only.
+ *   and the VM's DNS resolver (UDP and TCP 53 on the host end of its veth) only.
+ * - `prerouting` (nat): `iifname vmap @vm_pre` jumps to `vm<N>_pre`, which
+ *   diverts the port-443 connections an `allow DOMAIN` rule admits to the
+ *   VM's TLS server-name gate (sni-gate.ts; {@link gateRules}).
  * - `postrouting`: masquerade what the VMs send out.
  * - `refuse`: TCP reset, otherwise ICMP port unreachable, so a refused
  *   connect fails at once in the guest instead of timing out.
@@ -64,10 +67,47 @@ export function baseTable(): string {
     `add chain ${TABLE} input { type filter hook input priority -10; policy accept; }`,
     `add rule ${TABLE} input iifname vmap @vm_inp`,
     `add rule ${TABLE} input iifname "${IFACE_PREFIX}*" goto refuse`,
+    gatePlumbing().trimEnd(),
     `add chain ${TABLE} postrouting { type nat hook postrouting priority 100; policy accept; }`,
     `add rule ${TABLE} postrouting ip saddr ${POOL} oifname != "${IFACE_PREFIX}*" masquerade`,
     "",
   ].join("\n");
+}
+
+/**
+ * The shared prerouting hook of the server-name gates. Safe to apply to a
+ * table an older aegisd created without it: `add` of an existing map or
+ * chain is a no-op, and the chain's one rule is rewritten.
+ */
+export function gatePlumbing(): string {
+  return [
+    `add map ${TABLE} vm_pre { type ifname : verdict; }`,
+    `add chain ${TABLE} prerouting { type nat hook prerouting priority -100; policy accept; }`,
+    `flush chain ${TABLE} prerouting`,
+    `add rule ${TABLE} prerouting iifname vmap @vm_pre`,
+    "",
+  ].join("\n");
+}
+
+/**
+ * The rules of VM `n`'s `vm<N>_pre` chain: the same first-match walk as its
+ * filter chain, over IPv4, where an `allow DOMAIN` (any port, or 443) rule's
+ * TCP 443 is sent to the gate on the host end of the veth, and every other
+ * match returns (the filter then decides, so an earlier deny still refuses).
+ */
+export function gateRules(n: number, targets: RuleTarget[], policy: NetworkPolicy, gatePort: number): string[] {
+  const { host, chain } = slotAddresses(n);
+  const out = [`ip daddr { 127.0.0.0/8, ${POOL} } return`];
+  targets.forEach((t, k) => {
+    if (t.kind === "host") return;
+    const [v4] = compileRule(chain, k, t, "allow").map((body) => body.replace(/accept$/, ""));
+    if (t.kind === "cidr" && t.family === 6) return;
+    if (t.kind === "domain" && policy.rules[k]!.action === "allow" && (t.port === undefined || t.port === 443)) {
+      out.push(`ip daddr @${domainSet(chain, k, 4)} tcp dport 443 dnat ip to ${host}:${gatePort}`);
+    }
+    out.push(`${v4}return`);
+  });
+  return out;
 }
 
 /** Name of the address set of domain rule `k` of VM chain `chain` (`family` 6 for the IPv6 one). */
@@ -94,8 +134,8 @@ export function compileRule(chain: string, k: number, t: RuleTarget, action: "al
   }
 }
 
-/** Everything one VM adds to the table (its chains, sets and map entries). */
-export function vmRules(n: number, policy: NetworkPolicy): string {
+/** Everything one VM adds to the table (its chains, sets and map entries); `gatePort`: divert to a server-name gate there. */
+export function vmRules(n: number, policy: NetworkPolicy, gatePort?: number): string {
   const { host, iface, chain } = slotAddresses(n);
   const inChain = `${chain}_in`;
   const out: string[] = [`add chain ${TABLE} ${chain}`, `add chain ${TABLE} ${inChain}`];
@@ -119,17 +159,25 @@ export function vmRules(n: number, policy: NetworkPolicy): string {
     rule(chain, "accept");
   }
   rule(inChain, "ct state established,related accept");
-  if (policy.mode !== "none") rule(inChain, `ip daddr ${host} udp dport 53 accept`);
+  if (policy.mode !== "none") rule(inChain, `ip daddr ${host} meta l4proto { tcp, udp } th dport 53 accept`);
+  if (gatePort !== undefined) rule(inChain, `ip daddr ${host} tcp dport ${gatePort} accept`);
   rule(inChain, "goto refuse");
+  if (gatePort !== undefined) {
+    out.push(`add chain ${TABLE} ${chain}_pre`);
+    for (const body of gateRules(n, targets, policy, gatePort)) rule(`${chain}_pre`, body);
+    out.push(`add element ${TABLE} vm_pre { "${iface}" : jump ${chain}_pre }`);
+  }
   out.push(`add element ${TABLE} vm_fwd { "${iface}" : jump ${chain} }`);
   out.push(`add element ${TABLE} vm_inp { "${iface}" : jump ${inChain} }`);
   return `${out.join("\n")}\n`;
 }
 
 /** What removes one VM's entries, given the names of its sets (from {@link vmRules} or a listing of the table). */
-export function vmTeardown(n: number, sets: string[], present = { fwd: true, inp: true, chains: true }): string {
+export function vmTeardown(n: number, sets: string[], present: { fwd: boolean; inp: boolean; chains: boolean; pre?: boolean; preChain?: boolean } = { fwd: true, inp: true, chains: true }): string {
   const { iface, chain } = slotAddresses(n);
   const out: string[] = [];
+  if (present.pre) out.push(`delete element ${TABLE} vm_pre { "${iface}" }`);
+  if (present.preChain) out.push(`flush chain ${TABLE} ${chain}_pre`, `delete chain ${TABLE} ${chain}_pre`);
   if (present.fwd) out.push(`delete element ${TABLE} vm_fwd { "${iface}" }`);
   if (present.inp) out.push(`delete element ${TABLE} vm_inp { "${iface}" }`);
   if (present.chains) {

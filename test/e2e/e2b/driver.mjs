@@ -32,7 +32,8 @@ async function until(what, fn, timeoutMs = 60_000) {
 async function create() {
   const [a, b] = await Promise.all([
     Sandbox.create({ metadata: { suite: "e2b-e2e", who: "a" }, envs: { GREETING: "hello-a" }, timeoutMs: 900_000, lifecycle: { onTimeout: "pause" } }),
-    Sandbox.create("base", { metadata: { suite: "e2b-e2e", who: "b" }, envs: { GREETING: "hello-b" }, timeoutMs: 900_000 }),
+    // B carries E2B network options (mapped onto its Aegis egress policy; the e2e test reads it back).
+    Sandbox.create("base", { metadata: { suite: "e2b-e2e", who: "b" }, envs: { GREETING: "hello-b" }, timeoutMs: 900_000, network: { allowOut: ["203.0.113.7"], denyOut: ["203.0.113.0/24"] } }),
   ]);
   assert.notEqual(a.sandboxId, b.sandboxId);
   console.log(`id ${a.sandboxId} ${b.sandboxId}`);
@@ -184,6 +185,14 @@ async function checks() {
   await assert.rejects(Sandbox.list({ apiKey: "e2b_wrong" }).nextItems(), (err) => err instanceof AuthenticationError);
   assert.equal((await Sandbox.list().nextItems()).length, before);
   ok("wrong API key refused");
+
+  // The network options B was created with, reported back; changing them later is refused, not ignored.
+  const infoB = await Sandbox.getInfo(idB);
+  assert.deepEqual(infoB.network, { allowOut: ["203.0.113.7"], denyOut: ["203.0.113.0/24"], rules: undefined, egressProxy: undefined, allowPublicTraffic: undefined, maskRequestHost: undefined, httpsPorts: undefined });
+  assert.equal(infoB.allowInternetAccess, true);
+  assert.equal((await Sandbox.getInfo(idA)).network, undefined);
+  await assert.rejects(b.updateNetwork({ allowOut: ["198.51.100.1"] }), (err) => /changing a running sandbox's network is not supported/.test(err.message));
+  ok("network options kept");
 
   // getHost: a server in the sandbox, reached through the router (the test curls the host).
   await a.commands.run("mkdir -p /tmp/www && echo served-by-a > /tmp/www/index.html && (wget -q -O /dev/null http://127.0.0.1:8000/ || httpd -p 8000 -h /tmp/www)");

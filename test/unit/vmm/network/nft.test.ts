@@ -25,7 +25,7 @@ describe("nft compilation", () => {
     ]);
     expect(script).toContain("add set inet aegis vm3_r2 { type ipv4_addr; flags timeout; }");
     expect(script).toContain('add element inet aegis vm_fwd { "aegis3" : jump vm3 }');
-    expect(script).toContain("add rule inet aegis vm3_in ip daddr 10.231.0.13 udp dport 53 accept");
+    expect(script).toContain("add rule inet aegis vm3_in ip daddr 10.231.0.13 meta l4proto { tcp, udp } th dport 53 accept");
   });
 
   it("refuses everything and serves no DNS for --no-network", () => {
