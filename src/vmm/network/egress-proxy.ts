@@ -38,10 +38,9 @@
  * default), idle guest connections closed after 5 min.
  */
 import { existsSync, readFileSync } from "node:fs";
-import { createServer, type Server } from "node:https";
+import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { request as httpsRequest } from "node:https";
-import type { IncomingMessage, ServerResponse } from "node:http";
-import { rootCertificates } from "node:tls";
+import { createServer as createTlsServer, rootCertificates, type Server, type TLSSocket } from "node:tls";
 import { type BoundHost, GUEST_BUNDLE_PATHS, substituteRawHeaders, type Substitution } from "../../api/egress-secrets.ts";
 import { domainMatches, type NetworkPolicy, parseRules } from "../../api/network-policy.ts";
 import type { EgressCa } from "./egress-ca.ts";
@@ -128,6 +127,7 @@ function upstreamHeaders(raw: string[], host: BoundHost, subs: Substitution[]): 
 export class EgressProxy {
   private constructor(
     private readonly servers: Server[],
+    private readonly sockets: Set<TLSSocket>,
     /** Bound port -> the port the proxy listens on for it. */
     readonly listenPorts: Map<number, number>,
   ) {}
@@ -136,29 +136,38 @@ export class EgressProxy {
   static async start(opts: { vmId: string; listenHost: string; hosts: BoundHost[]; ca: EgressCa; policy: NetworkPolicy; log: (msg: string, fields?: Record<string, unknown>) => void }): Promise<EgressProxy> {
     const overrides = connectOverrides(process.env.AEGIS_EGRESS_CONNECT);
     const servers: Server[] = [];
+    const sockets = new Set<TLSSocket>();
     const listenPorts = new Map<number, number>();
     try {
       for (const port of new Set(opts.hosts.map((h) => h.port))) {
         const names = new Set(opts.hosts.filter((h) => h.port === port).map((h) => h.name));
-        const server = createServer({
-          SNICallback: (servername, cb) => {
-            const name = servername.toLowerCase();
-            if (!names.has(name)) return cb(new Error(`${name}:${port} is not a host this VM's secrets are bound to`));
-            if (!nameAllowed(opts.policy, name, port)) return cb(new Error(`${name}:${port} is refused by the VM's network policy`));
-            try {
-              cb(null, opts.ca.contextFor(name));
-            } catch (err) {
-              cb(err as Error);
-            }
-          },
-        });
-        server.maxConnections = MAX_CONNECTIONS;
-        server.setTimeout(IDLE_MS);
-        server.on("tlsClientError", () => {}); // a refused handshake: the guest sees it fail; nothing to keep
-        server.on("request", (req: IncomingMessage, res: ServerResponse) => {
+        // TLS and HTTP are two servers: Bun's node:https ignores SNICallback, node:tls honours it.
+        const http = createHttpServer((req: IncomingMessage, res: ServerResponse) => {
           const name = ((req.socket as { servername?: string }).servername ?? "").toLowerCase();
           EgressProxy.forward(req, res, { name, port }, substitutions.get(opts.vmId) ?? [], overrides, opts.log, opts.vmId);
         });
+        http.setTimeout(IDLE_MS);
+        const server = createTlsServer(
+          {
+            SNICallback: (servername, cb) => {
+              const name = servername.toLowerCase();
+              if (!names.has(name)) return cb(new Error(`${name}:${port} is not a host this VM's secrets are bound to`), undefined);
+              if (!nameAllowed(opts.policy, name, port)) return cb(new Error(`${name}:${port} is refused by the VM's network policy`), undefined);
+              try {
+                cb(null, opts.ca.contextFor(name));
+              } catch (err) {
+                cb(err as Error, undefined);
+              }
+            },
+          },
+          (socket) => {
+            sockets.add(socket);
+            socket.on("close", () => sockets.delete(socket));
+            http.emit("connection", socket);
+          },
+        );
+        server.maxConnections = MAX_CONNECTIONS;
+        server.on("tlsClientError", () => {}); // a refused handshake: the guest sees it fail; nothing to keep
         await new Promise<void>((resolve, reject) => {
           server.once("error", reject);
           server.listen({ host: opts.listenHost, port: 0, exclusive: true }, () => resolve());
@@ -170,7 +179,7 @@ export class EgressProxy {
       for (const s of servers) s.close();
       throw err;
     }
-    return new EgressProxy(servers, listenPorts);
+    return new EgressProxy(servers, sockets, listenPorts);
   }
 
   private static forward(req: IncomingMessage, res: ServerResponse, host: BoundHost, subs: Substitution[], overrides: Map<string, { host: string; port: number }>, log: (msg: string, fields?: Record<string, unknown>) => void, vmId: string): void {
@@ -201,10 +210,8 @@ export class EgressProxy {
 
   /** Stop listening and cut open connections. */
   close(): void {
-    for (const s of this.servers) {
-      s.close();
-      s.closeAllConnections?.();
-    }
+    for (const s of this.servers) s.close();
+    for (const c of this.sockets) c.destroy();
   }
 }
 
