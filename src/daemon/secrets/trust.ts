@@ -57,6 +57,10 @@ async function readGuest(ch: ControlChannel, path: string): Promise<string | und
 }
 
 async function writeGuest(ch: ControlChannel, path: string, text: string): Promise<void> {
+  // fs.write and fs.mkdir resolve the parents inside the rootfs, so they must exist: make them one level at a time
+  // (a busybox image has no /etc/ssl).
+  const parts = path.split("/").slice(1, -1);
+  for (let i = 1; i <= parts.length; i++) await ch.call("fs.mkdir", { path: `/${parts.slice(0, i).join("/")}`, mode: 0o755 }, TIMEOUT);
   const data = Buffer.from(text);
   for (let offset = 0; offset === 0 || offset < data.length; offset += FS_CHUNK_BYTES) {
     await ch.call("fs.write", { path, offset, data: data.subarray(offset, offset + FS_CHUNK_BYTES).toString("base64"), mode: 0o644 }, TIMEOUT);

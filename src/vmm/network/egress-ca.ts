@@ -97,10 +97,8 @@ export class EgressCa {
     writeAtomic(p.cert, forge.pki.certificateToPem(cert), 0o644);
   }
 
-  /** A TLS context serving a certificate for `name` issued by this CA (cached). */
-  contextFor(name: string): SecureContext {
-    const hit = this.leaves.get(name);
-    if (hit) return hit;
+  /** A new leaf for `name` (PEM chain: leaf then CA, and the shared leaf key). */
+  issue(name: string): { cert: string; key: string } {
     this.leafKey ??= rsaPair();
     const cert = forge.pki.createCertificate();
     cert.publicKey = forge.pki.publicKeyFromPem(this.leafKey.publicKey);
@@ -117,7 +115,15 @@ export class EgressCa {
       { name: "authorityKeyIdentifier", keyIdentifier: this.cert.generateSubjectKeyIdentifier().getBytes() },
     ]);
     cert.sign(this.key, forge.md.sha256.create());
-    const ctx = createSecureContext({ cert: `${forge.pki.certificateToPem(cert)}${this.certPem}`, key: this.leafKey.privateKey });
+    return { cert: `${forge.pki.certificateToPem(cert)}${this.certPem}`, key: this.leafKey.privateKey };
+  }
+
+  /** A TLS context serving a certificate for `name` issued by this CA (cached). */
+  contextFor(name: string): SecureContext {
+    const hit = this.leaves.get(name);
+    if (hit) return hit;
+    const leaf = this.issue(name);
+    const ctx = createSecureContext({ cert: leaf.cert, key: leaf.key });
     if (this.leaves.size >= MAX_LEAVES) this.leaves.delete(this.leaves.keys().next().value!);
     this.leaves.set(name, ctx);
     return ctx;
