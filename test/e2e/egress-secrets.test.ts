@@ -161,17 +161,17 @@ describe("secrets kept out of the guest", () => {
     expect(placeholder).toBeDefined();
     expect(agentEnv).toContain("NODE_EXTRA_CA_CERTS=/etc/ssl/certs/aegis-egress-ca.pem");
     expect(agentEnv).toContain("SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt");
-    const execEnv = (await home.ok(["exec", "agent", "--", "env"])).stdout;
+    const execEnv = (await home.ok(["exec", "agent", "--", "busybox", "env"])).stdout;
     expect(execEnv).toContain(`OPENAI_API_KEY=${placeholder}`);
     expect(`${agentEnv}${execEnv}`).not.toContain(REAL_KEY);
 
     // The CA is in the guest's bundle (the certificate only, never a key).
-    const bundle = (await home.ok(["exec", "agent", "--", "cat", "/etc/ssl/certs/ca-certificates.crt", "/etc/ssl/certs/aegis-egress-ca.pem"])).stdout;
+    const bundle = (await home.ok(["exec", "agent", "--", "busybox", "cat", "/etc/ssl/certs/ca-certificates.crt", "/etc/ssl/certs/aegis-egress-ca.pem"])).stdout;
     expect(bundle).toContain(EgressCa.loadOrCreate(home.dir).certPem.trim());
     expect(bundle).not.toContain("PRIVATE KEY");
 
     // To any other host, the placeholder goes out as it is.
-    const other = await home.ok(["exec", "agent", "--", "sh", "-c", `printf 'GET / HTTP/1.0\\r\\nAuthorization: Bearer %s\\r\\n\\r\\n' "$OPENAI_API_KEY" | nc -w 5 10.0.2.2 ${echoPort}`]);
+    const other = await home.ok(["exec", "agent", "--", "sh", "-c", `printf 'GET / HTTP/1.0\\r\\nAuthorization: Bearer %s\\r\\n\\r\\n' "$OPENAI_API_KEY" | busybox nc -w 5 10.0.2.2 ${echoPort}`]);
     expect(other.stdout).toContain("ECHOED");
     expect(echoed.at(-1)!.authorization).toBe(`Bearer ${placeholder}`);
   }, T);
