@@ -9,7 +9,11 @@
  * - the VM's DNS resolver (dns.ts) records the addresses it tells the guest
  *   for each bound name in a set `vm<N>_r<9000+k>` (the mechanism of domain
  *   rules, with indexes no user rule reaches);
- * - a nat `prerouting` chain `vm<N>_eg` DNATs the guest's TCP to those
+ * - a nat `prerouting` chain `vm<N>_eg` (jumped to from the shared
+ *   `egress_pre` hook, priority -110: before any other nat prerouting chain,
+ *   so a bound host's connection comes here even when another diversion,
+ *   e.g. a server-name gate, would take port 443; the first NAT binding of a
+ *   connection wins) DNATs the guest's TCP to those
  *   addresses on the bound port to this proxy on the host end of the VM's
  *   veth (the listener tells the VM apart), and the VM's input chain accepts
  *   that port. Connections to any other address, and plain HTTP, never come
@@ -249,7 +253,7 @@ export function ensureEgressBase(): Promise<void> {
     } catch {
       await runNft(
         [
-          `add chain ${TABLE} egress_pre { type nat hook prerouting priority -100; policy accept; }`,
+          `add chain ${TABLE} egress_pre { type nat hook prerouting priority -110; policy accept; }`,
           `add map ${TABLE} vm_egress { type ifname : verdict; }`,
           `add rule ${TABLE} egress_pre iifname vmap @vm_egress`,
           "",
