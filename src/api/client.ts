@@ -185,8 +185,9 @@ export class AegisClient {
   listSecrets(app?: string) {
     return this.request(SecretList, "GET", app ? `/v1/apps/${enc(app)}/secrets` : "/v1/secrets");
   }
-  setSecret(key: string, value: string, app?: string) {
-    return this.request(Ok, "PUT", `${app ? `/v1/apps/${enc(app)}` : "/v1"}/secrets/${enc(key)}`, { value });
+  /** Set a secret; `binding` keeps it out of the guest for `hosts`, or injects it `raw` (default: auto, api/egress-secrets.ts). */
+  setSecret(key: string, value: string, app?: string, binding: { hosts?: string[]; raw?: true } = {}) {
+    return this.request(Ok, "PUT", `${app ? `/v1/apps/${enc(app)}` : "/v1"}/secrets/${enc(key)}`, { value, ...binding });
   }
   deleteSecret(key: string, app?: string) {
     return this.request(Ok, "DELETE", `${app ? `/v1/apps/${enc(app)}` : "/v1"}/secrets/${enc(key)}`);

@@ -15,6 +15,10 @@ import type { StatePaths } from "../paths.ts";
 import type { Backend, PortForward, Vm } from "../vmm/backend.ts";
 import type { NetworkPolicy } from "../api/network-policy.ts";
 import { killGroup } from "../vmm/virtiofsd.ts";
+import { boundHosts, type Substitution } from "../api/egress-secrets.ts";
+import { egressCa } from "../vmm/network/index.ts";
+import { forgetSubstitutions, registerSubstitutions } from "../vmm/network/egress-proxy.ts";
+import { injectTrust } from "./secrets/trust.ts";
 import { sameProcess } from "../vmm/vm-process.ts";
 import type { VmRow, VmsTable } from "./registry/vms.ts";
 
@@ -34,6 +38,12 @@ export interface LaunchRequest {
   restoreFrom?: string;
   /** Egress policy; the default (public internet only) when absent. */
   network?: NetworkPolicy;
+  /**
+   * Secrets kept out of the guest (api/egress-secrets.ts): the egress proxy
+   * substitutes them for their bound hosts, and the guest gets the egress CA
+   * in its trust store before this resolves. Held in memory only.
+   */
+  substitutions?: Substitution[];
 }
 
 /** Boots and tracks VMs. */
@@ -83,13 +93,39 @@ export class VmLauncher {
       workspace: req.workspace,
       restoreFrom: req.restoreFrom,
       network: req.network,
+      egressHosts: boundHosts(req.substitutions ?? []),
     };
+    const subs = req.substitutions ?? [];
+    this.substitute(req.id, subs);
     // Start from the shape's template snapshot when the backend has them
     // (~1 s instead of a ~3.7 s cold boot under TCG); AEGIS_TEMPLATES=0 turns it off.
-    const vm = this.templatesEnabled() ? await this.backend.bootFromTemplate!(spec) : await this.backend.boot(spec);
+    let vm: Vm;
+    try {
+      vm = this.templatesEnabled() ? await this.backend.bootFromTemplate!(spec) : await this.backend.boot(spec);
+    } catch (err) {
+      forgetSubstitutions(req.id, subs);
+      throw err;
+    }
     this.table?.ready(req.id, vm.pid);
     this.hold(vm);
+    vm.exited.then(() => forgetSubstitutions(req.id, subs), () => forgetSubstitutions(req.id, subs));
+    if (subs.length > 0) {
+      try {
+        await injectTrust(vm.channel, egressCa(this.paths.home).certPem);
+      } catch (err) {
+        vm.kill();
+        throw new BackendError(`VM ${req.id}: could not install the Aegis egress CA in the guest's trust store: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }
     return vm;
+  }
+
+  /**
+   * Give the egress proxy VM `id`'s substituted secrets (at launch, and for a
+   * VM a previous aegisd left running: live restore re-plans them).
+   */
+  substitute(id: string, subs: Substitution[]): void {
+    registerSubstitutions(id, subs);
   }
 
   private hold(vm: Vm): void {

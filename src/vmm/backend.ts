@@ -6,6 +6,7 @@
 import type { ControlChannel } from "./control-channel.ts";
 import type { GuestPortState } from "./guest-port.ts";
 import type { NetworkPolicy } from "../api/network-policy.ts";
+import type { BoundHost } from "../api/egress-secrets.ts";
 
 /** What a backend can do; reported by `GET /v1/status` and `aegis doctor`. */
 export interface BackendCapabilities {
@@ -58,6 +59,12 @@ export interface VmSpec {
    * goes through here, so none can skip it.
    */
   network?: NetworkPolicy;
+  /**
+   * Hosts the VM's substituted secrets are bound to (api/egress-secrets.ts):
+   * its TLS to them goes through the host's egress proxy. Names only: the
+   * values reach the proxy in memory (network/egress-proxy.ts), never here.
+   */
+  egressHosts?: BoundHost[];
   /**
    * Restore from this memory snapshot instead of cold booting. The spec must
    * match the one snapshotted (memory, vcpus, rootfs, overlayDisk, hostname;

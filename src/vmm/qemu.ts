@@ -322,7 +322,7 @@ export class QemuBackend implements Backend {
     assetsReady.catch(() => undefined); // awaited below
     const paths = vmPaths(spec.runDir);
     // The namespace and nft rules survived the old aegisd; its resolver and relays did not.
-    const net = await VmNetwork.adopt(rec.netSlot, spec.network ?? DEFAULT_NETWORK, spec.runDir, this.home(spec), this.opts.log ?? (() => {}));
+    const net = await VmNetwork.adopt(rec.netSlot, spec.network ?? DEFAULT_NETWORK, spec.runDir, this.home(spec), this.opts.log ?? (() => {}), { vmId: spec.id, hosts: spec.egressHosts ?? [] });
     let channel: ControlChannel | undefined;
     let qmp: QmpClient | undefined;
     try {
@@ -402,7 +402,7 @@ export class QemuBackend implements Backend {
     let proc: Bun.Subprocess | undefined;
     let net: VmNetwork | undefined;
     try {
-      net = await VmNetwork.setup(spec.network ?? DEFAULT_NETWORK, spec.runDir, this.home(spec), this.opts.log ?? (() => {}));
+      net = await VmNetwork.setup(spec.network ?? DEFAULT_NETWORK, spec.runDir, this.home(spec), this.opts.log ?? (() => {}), { vmId: spec.id, hosts: spec.egressHosts ?? [] });
       for (const p of spec.ports) await net.addForward(p.hostPort);
       if (spec.workspace) virtiofsd = await startVirtiofsd(spec.workspace, paths.vfs, join(spec.runDir, "virtiofsd.log"), qemuEnv());
       const args = buildQemuArgs({

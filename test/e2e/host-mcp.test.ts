@@ -27,7 +27,8 @@ beforeAll(async () => {
   openai = new FakeOpenAI({ apiKey: "sk-test" });
   home = new TestHome();
   await home.ok(["up"]);
-  await home.ok(["secret", "set", "OPENAI_API_KEY", "sk-test"]);
+  // --raw: this file checks the value itself reaches the guest (the default would substitute it, api/egress-secrets.ts).
+  await home.ok(["secret", "set", "OPENAI_API_KEY", "sk-test", "--raw"]);
   mcp = await connectHostMcp(home);
   mcp.client.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => {
     updates.push(n.params.uri);

@@ -27,14 +27,20 @@ export class FakeOpenAI {
   apiKey: string | undefined;
   private readonly server: ReturnType<typeof Bun.serve>;
 
-  constructor(opts: { apiKey?: string } = {}) {
+  /** `tls`: serve HTTPS with this certificate (the egress-secrets e2e plays api.openai.com with it). */
+  constructor(opts: { apiKey?: string; tls?: { cert: string; key: string } } = {}) {
     this.apiKey = opts.apiKey;
-    this.server = Bun.serve({ hostname: "127.0.0.1", port: 0, idleTimeout: 0, error: quietError, fetch: (req) => this.handle(req) });
+    this.server = Bun.serve({ hostname: "127.0.0.1", port: 0, idleTimeout: 0, error: quietError, fetch: (req) => this.handle(req), ...(opts.tls ? { tls: opts.tls } : {}) });
   }
 
   /** Base URL to use as `OPENAI_BASE_URL` (ends in `/v1`). */
   get baseUrl(): string {
-    return `http://127.0.0.1:${this.server.port}/v1`;
+    return `${this.server.protocol}://127.0.0.1:${this.server.port}/v1`;
+  }
+
+  /** The listening port. */
+  get port(): number {
+    return this.server.port!;
   }
 
   /** Stop the server. */

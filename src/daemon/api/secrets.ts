@@ -4,7 +4,7 @@
  */
 import { Hono } from "hono";
 import { SecretName } from "../../api/schema/common.ts";
-import { SecretPut } from "../../api/schema/secrets.ts";
+import { putEgress, SecretPut } from "../../api/schema/secrets.ts";
 import type { ApiDeps } from "./deps.ts";
 import { jsonBody, param } from "./validate.ts";
 
@@ -16,8 +16,8 @@ export function workspaceSecretRoutes(deps: ApiDeps) {
     .get("/", (c) => c.json({ scope: "workspace", secrets: deps.secrets.list(workspace) }))
     .put("/:key", async (c) => {
       const name = param(c, "key", SecretName);
-      const { value } = await jsonBody(c, SecretPut);
-      deps.secrets.set(workspace, name, value);
+      const body = await jsonBody(c, SecretPut);
+      deps.secrets.set(workspace, name, body.value, putEgress(body));
       deps.log.info("workspace secret set", { name });
       return c.json({ ok: true as const });
     })
@@ -43,8 +43,8 @@ export function appSecretRoutes(deps: ApiDeps) {
     .put("/:key", async (c) => {
       const app = deps.apps.get(c.req.param("app") ?? "");
       const name = param(c, "key", SecretName);
-      const { value } = await jsonBody(c, SecretPut);
-      deps.secrets.set({ kind: "app", appId: app.id }, name, value);
+      const body = await jsonBody(c, SecretPut);
+      deps.secrets.set({ kind: "app", appId: app.id }, name, body.value, putEgress(body));
       deps.log.info("app secret set", { app: app.name, name });
       return c.json({ ok: true as const });
     })

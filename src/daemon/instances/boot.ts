@@ -19,6 +19,8 @@ import type { InstanceRow } from "../registry/instances.ts";
 import { freePort } from "./ports.ts";
 import type { Runtime, Runtimes } from "./runtime.ts";
 import type { InstanceDeps } from "./service.ts";
+import type { Substitution } from "../../api/egress-secrets.ts";
+import { withTrustEnv } from "../secrets/trust.ts";
 
 /** The process id of an instance's command inside its VM. */
 export const MAIN = "main";
@@ -49,7 +51,7 @@ export class InstanceBoot {
       let vm: Vm | null = null;
       if (existsSync(snapshot) && this.deps.backend?.capabilities.memorySnapshots) {
         try {
-          vm = await this.launch(row, rt, image?.rootfs, snapshot);
+          vm = await this.launch(row, rt, image?.rootfs, snapshot, this.secretPlan(row).substitutions);
           restored = true;
         } catch (err) {
           // A snapshot that does not restore (stale, corrupt) is only a cache: cold boot instead.
@@ -58,7 +60,10 @@ export class InstanceBoot {
         rmSync(snapshot, { force: true });
         rmSync(`${snapshot}.json`, { force: true });
       }
-      vm ??= await this.launch(row, rt, image?.rootfs, undefined);
+      const plan = this.secretPlan(row);
+      vm ??= await this.launch(row, rt, image?.rootfs, undefined, plan.substitutions);
+      // A restored guest holds only what a snapshot may hold (the snapshot rule: no raw secret).
+      rt.rawSecrets = restored ? false : plan.raw.length > 0;
       rt.vm = vm;
       rt.expectingExit = false;
       this.watchExit(id, vm, rt);
@@ -90,6 +95,15 @@ export class InstanceBoot {
    * host) attach as after a boot.
    */
   adopted(id: string, vm: Vm, rt: Runtime): void {
+    // The egress proxy restarted with the new aegisd (vmm/network): give it the secrets again.
+    const row = this.deps.table.find(id);
+    if (row && row.spec.secrets.length > 0) {
+      try {
+        this.deps.vms.substitute(id, this.secretPlan(row).substitutions);
+      } catch (err) {
+        this.deps.log.warn("could not re-plan the secrets of an adopted instance; its substituted secrets are not sent", { instance: id, error: String(err) });
+      }
+    }
     rt.vm = vm;
     rt.expectingExit = false;
     this.watchExit(id, vm, rt);
@@ -98,7 +112,7 @@ export class InstanceBoot {
   }
 
   /** Boot (or restore) the instance's VM with fresh host ports for its exposed guest ports. */
-  private async launch(row: InstanceRow, rt: Runtime, rootfs: string | undefined, restoreFrom: string | undefined): Promise<Vm> {
+  private async launch(row: InstanceRow, rt: Runtime, rootfs: string | undefined, restoreFrom: string | undefined, substitutions: Substitution[]): Promise<Vm> {
     rt.hostPorts = new Map();
     for (const e of row.spec.expose) rt.hostPorts.set(e.guest_port, await freePort());
     return this.deps.vms.launch({
@@ -111,20 +125,30 @@ export class InstanceBoot {
       workspace: row.spec.workspace ?? undefined,
       network: row.spec.network,
       restoreFrom,
+      substitutions,
     });
+  }
+
+  /** What the instance's granted secrets become (raw values and placeholders; resolved now, so a changed secret applies at the next start). */
+  private secretPlan(row: InstanceRow): ReturnType<InstanceDeps["secrets"]["plan"]> {
+    const names = row.spec.secrets.includes("*") ? "*" : row.spec.secrets;
+    return this.deps.secrets.plan(names, row.spec.app_id ?? undefined, row.spec.env);
   }
 
   /**
    * The environment an instance's processes get: its resolved env (the
    * image's Env under the request's) and the secrets it was granted
-   * (resolved now, so a changed secret applies at the next start), its
+   * (resolved now, so a changed secret applies at the next start; a
+   * substituted one as its placeholder, with the trust-store variables), its
    * workdir and user. Rows stored before the image config was resolved at
    * create time take the image's PATH and WorkingDir here, as they did.
    */
   async commandEnvironment(row: InstanceRow): Promise<{ env: Record<string, string>; cwd: string | undefined; user: string | undefined }> {
-    const names = row.spec.secrets.includes("*") ? "*" : row.spec.secrets;
-    const secretEnv = names === "*" || names.length > 0 ? this.deps.secrets.resolve(names, row.spec.app_id ?? undefined) : {};
-    const env = { ...row.spec.env, ...secretEnv };
+    const plan = this.secretPlan(row);
+    // A raw value reaching a running VM (a binding changed since it booted) rules out its snapshot.
+    if (plan.raw.length > 0) this.runtimes.of(row.id).rawSecrets = true;
+    // Substituted secrets: the guest trusts the egress CA (installed at launch, vms.ts).
+    const env = plan.substitutions.length > 0 ? withTrustEnv({ ...row.spec.env, ...plan.env }) : { ...row.spec.env, ...plan.env };
     const legacy = row.spec.image && (env.PATH === undefined || row.spec.workdir === null) ? await this.deps.images.resolve(row.spec.image) : null;
     return {
       env: legacy?.env_path && env.PATH === undefined ? { PATH: legacy.env_path, ...env } : env,

@@ -18,6 +18,12 @@ export interface Runtime {
   lastActivity: number;
   /** Set while the daemon itself stops or deletes the VM, so its exit is not a crash. */
   expectingExit: boolean;
+  /**
+   * Whether the running VM was given a secret's value itself (not only
+   * placeholders: api/egress-secrets.ts). Unknown (undefined) for a VM a
+   * previous aegisd started: treated as raw, so it is never snapshotted.
+   */
+  rawSecrets?: boolean;
 }
 
 /** A fresh runtime. */

@@ -10,8 +10,13 @@
  * Secrets and snapshots: secret values reach the guest only as the command's
  * environment over the control channel, never on QEMU's command line. A
  * running process's environment lives in guest RAM, so an instance started
- * with secrets is never memory-snapshotted: at idle stop it is shut down and
- * cold boots on the next wake, receiving its secrets afresh.
+ * with a raw secret is never memory-snapshotted: at idle stop it is shut down
+ * and cold boots on the next wake, receiving its secrets afresh. One whose
+ * secrets are all substituted (api/egress-secrets.ts: the guest holds only
+ * placeholders, the values stay in aegisd's egress proxy) is snapshotted
+ * like one without secrets; what it was given is recorded at boot
+ * (`Runtime.rawSecrets`), so a binding changed while it runs cannot make a
+ * raw value look substituted.
  *
  * Workspace instances are not snapshotted either: QEMU 7.2 cannot migrate a
  * VM with a virtiofs device, so they cold boot on wake (their files live on
@@ -271,7 +276,8 @@ export class InstancesService {
 
   /** Whether an instance's memory may be written to a snapshot (see the module notes). */
   snapshottable(row: InstanceRow): boolean {
-    return this.deps.backend?.capabilities.memorySnapshots === true && row.spec.secrets.length === 0 && row.spec.workspace === null;
+    const noRawSecret = row.spec.secrets.length === 0 || this.runtimes.of(row.id).rawSecrets === false;
+    return this.deps.backend?.capabilities.memorySnapshots === true && noRawSecret && row.spec.workspace === null;
   }
 
   /** The instances `id` spawned (its direct children). */

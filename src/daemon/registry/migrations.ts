@@ -118,4 +118,15 @@ export const migrations: string[] = [
   `
   ALTER TABLE apps ADD COLUMN network TEXT;
   `,
+  // 8: secrets kept out of the guest (api/egress-secrets.ts): how a secret
+  // reaches a guest (JSON SecretEgress; 'auto' binds the LLM keys to their
+  // provider's host) and the random id of its placeholder AEGIS_SECRET_<id>.
+  `
+  ALTER TABLE workspace_secrets ADD COLUMN egress TEXT NOT NULL DEFAULT '{"mode":"auto"}';
+  ALTER TABLE workspace_secrets ADD COLUMN placeholder TEXT;
+  UPDATE workspace_secrets SET placeholder = lower(hex(randomblob(16)));
+  ALTER TABLE app_secrets ADD COLUMN egress TEXT NOT NULL DEFAULT '{"mode":"auto"}';
+  ALTER TABLE app_secrets ADD COLUMN placeholder TEXT;
+  UPDATE app_secrets SET placeholder = lower(hex(randomblob(16)));
+  `,
 ];

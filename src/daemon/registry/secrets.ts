@@ -9,6 +9,10 @@ import type { Sealed } from "../secrets/cipher.ts";
 /** A stored secret row. */
 export interface SecretRow extends Sealed {
   name: string;
+  /** JSON of the secret's SecretEgress (api/egress-secrets.ts). */
+  egress: string;
+  /** Random id of its placeholder `AEGIS_SECRET_<id>` (never derived from the value). */
+  placeholder: string;
   created_at: string;
   updated_at: string;
 }
@@ -26,22 +30,22 @@ export class SecretsTable {
       : { table: "app_secrets", cond: "app_id = $app_id", params: { app_id: scope.appId } };
   }
 
-  /** Insert or replace a sealed value; keeps the original creation time. */
-  upsert(scope: SecretScope, name: string, sealed: Sealed, now: string): void {
+  /** Insert or replace a sealed value and its binding; keeps the original creation time and placeholder. */
+  upsert(scope: SecretScope, name: string, sealed: Sealed, egress: string, placeholder: string, now: string): void {
     if (scope.kind === "workspace") {
       this.db
         .query(
-          `INSERT INTO workspace_secrets (name, nonce, ciphertext, created_at, updated_at) VALUES ($name, $nonce, $ciphertext, $now, $now)
-           ON CONFLICT(name) DO UPDATE SET nonce = excluded.nonce, ciphertext = excluded.ciphertext, updated_at = excluded.updated_at`,
+          `INSERT INTO workspace_secrets (name, nonce, ciphertext, egress, placeholder, created_at, updated_at) VALUES ($name, $nonce, $ciphertext, $egress, $placeholder, $now, $now)
+           ON CONFLICT(name) DO UPDATE SET nonce = excluded.nonce, ciphertext = excluded.ciphertext, egress = excluded.egress, updated_at = excluded.updated_at`,
         )
-        .run({ name, nonce: sealed.nonce, ciphertext: sealed.ciphertext, now });
+        .run({ name, nonce: sealed.nonce, ciphertext: sealed.ciphertext, egress, placeholder, now });
     } else {
       this.db
         .query(
-          `INSERT INTO app_secrets (app_id, name, nonce, ciphertext, created_at, updated_at) VALUES ($app_id, $name, $nonce, $ciphertext, $now, $now)
-           ON CONFLICT(app_id, name) DO UPDATE SET nonce = excluded.nonce, ciphertext = excluded.ciphertext, updated_at = excluded.updated_at`,
+          `INSERT INTO app_secrets (app_id, name, nonce, ciphertext, egress, placeholder, created_at, updated_at) VALUES ($app_id, $name, $nonce, $ciphertext, $egress, $placeholder, $now, $now)
+           ON CONFLICT(app_id, name) DO UPDATE SET nonce = excluded.nonce, ciphertext = excluded.ciphertext, egress = excluded.egress, updated_at = excluded.updated_at`,
         )
-        .run({ app_id: scope.appId, name, nonce: sealed.nonce, ciphertext: sealed.ciphertext, now });
+        .run({ app_id: scope.appId, name, nonce: sealed.nonce, ciphertext: sealed.ciphertext, egress, placeholder, now });
     }
   }
 
@@ -49,7 +53,7 @@ export class SecretsTable {
   get(scope: SecretScope, name: string): SecretRow | null {
     const w = this.where(scope);
     return this.db
-      .query(`SELECT name, nonce, ciphertext, created_at, updated_at FROM ${w.table} WHERE ${w.cond} AND name = $name`)
+      .query(`SELECT name, nonce, ciphertext, egress, placeholder, created_at, updated_at FROM ${w.table} WHERE ${w.cond} AND name = $name`)
       .get({ ...w.params, name }) as SecretRow | null;
   }
 
@@ -57,7 +61,7 @@ export class SecretsTable {
   list(scope: SecretScope): SecretRow[] {
     const w = this.where(scope);
     return this.db
-      .query(`SELECT name, nonce, ciphertext, created_at, updated_at FROM ${w.table} WHERE ${w.cond} ORDER BY name`)
+      .query(`SELECT name, nonce, ciphertext, egress, placeholder, created_at, updated_at FROM ${w.table} WHERE ${w.cond} ORDER BY name`)
       .all(w.params) as SecretRow[];
   }
 

@@ -25,6 +25,8 @@ import type { Logger } from "../api/deps.ts";
 import type { LogStore } from "../logs/log-store.ts";
 import type { TasksTable } from "../registry/tasks.ts";
 import type { SecretsService } from "../secrets/service.ts";
+import { withTrustEnv } from "../secrets/trust.ts";
+import type { Substitution } from "../../api/egress-secrets.ts";
 import { imageRunConfig, type ProcessSpec, resolveProcess } from "../images/process-spec.ts";
 import type { ImagesService } from "../images/service.ts";
 import type { VmLauncher } from "../vms.ts";
@@ -92,9 +94,12 @@ export class TasksService {
    */
   async create(input: TaskCreate, session?: TaskSession): Promise<Task> {
     const names = input.secrets.includes("*") ? "*" : input.secrets;
-    const secretEnv = names === "*" || names.length > 0 ? this.secrets.resolve(names) : {};
+    // Substituted secrets reach the guest as placeholders (api/egress-secrets.ts), with the egress CA trusted.
+    const plan = this.secrets.plan(names, undefined, input.env);
+    const secretEnv = plan.env;
     const image = input.image ? await this.images.resolve(input.image) : null;
-    const run = resolveProcess(image && { ref: image.ref, config: imageRunConfig(image) }, { ...input, env: { ...input.env, ...secretEnv } });
+    const env = plan.substitutions.length > 0 ? withTrustEnv({ ...input.env, ...secretEnv }) : { ...input.env, ...secretEnv };
+    const run = resolveProcess(image && { ref: image.ref, config: imageRunConfig(image) }, { ...input, env });
     const task: Task = {
       id: newId("task"),
       state: "booting",
@@ -111,7 +116,7 @@ export class TasksService {
     this.active.set(task.id, { vm: null, cancelled: false, session });
     this.log.info("task created", { task: task.id, secrets: Object.keys(secretEnv) });
     session?.send({ type: "task", id: task.id });
-    void this.execute(task.id, input, image, run);
+    void this.execute(task.id, input, image, run, plan.substitutions);
     return task;
   }
 
@@ -257,12 +262,12 @@ export class TasksService {
     this.active.get(id)?.session?.send({ type: "output", stream, data: Buffer.from(bytes).toString("base64") });
   }
 
-  private async execute(id: string, input: TaskCreate, image: ImageRecord | null, run: ProcessSpec): Promise<void> {
+  private async execute(id: string, input: TaskCreate, image: ImageRecord | null, run: ProcessSpec, substitutions: Substitution[]): Promise<void> {
     const active = this.active.get(id)!;
     let vm: Vm | null = null;
     let mainExited: Promise<GuestExit> | undefined;
     try {
-      vm = await this.vms.launch({ id, memoryMb: input.memory_mb, vcpus: input.vcpus, rootfs: image?.rootfs, network: input.network });
+      vm = await this.vms.launch({ id, memoryMb: input.memory_mb, vcpus: input.vcpus, rootfs: image?.rootfs, network: input.network, substitutions });
       active.vm = vm;
       if (active.cancelled) {
         vm.kill();

@@ -20,6 +20,11 @@
  * relays, `--allow host:PORT` socat) does not, and a new aegisd rebuilds it
  * from the slot and policy recorded with the VM (daemon/registry/vms.ts).
  *
+ * Secrets kept out of the guest: a VM given bound hosts (`egress`) also gets
+ * the egress proxy (egress-proxy.ts) on the host end of its veth, the DNAT
+ * that sends its TLS to those hosts there, and the resolver records their
+ * addresses for it.
+ *
  * `--no-network` VMs still get a namespace (so their port forwards work the
  * same way) with every packet refused, plus `restrict=on`.
  */
@@ -32,6 +37,24 @@ import { createNetns, ensureTable, isolationSupport, killInNetns, type Netns, ns
 import { domainSet, runNft, slotAddresses, vmRules } from "./nft.ts";
 import { Relay } from "./relay.ts";
 import { GATE_PORT, needsGate, SniGate } from "./sni-gate.ts";
+import type { BoundHost } from "../../api/egress-secrets.ts";
+import { EgressCa } from "./egress-ca.ts";
+import { EGRESS_SET_BASE, EgressProxy, egressRules, egressSet, ensureEgressBase, removeEgress } from "./egress-proxy.ts";
+
+/** The hosts a VM's substituted secrets are bound to (its values reach the proxy through registerSubstitutions). */
+export interface VmEgress {
+  vmId: string;
+  hosts: BoundHost[];
+}
+
+const cas = new Map<string, EgressCa>();
+
+/** The egress CA of `home` (made on first use, then kept for this process). */
+export function egressCa(home: string): EgressCa {
+  let ca = cas.get(home);
+  if (!ca) cas.set(home, (ca = EgressCa.loadOrCreate(home)));
+  return ca;
+}
 
 /** Where a network reports things worth a log line. */
 export type NetLog = (msg: string, fields?: Record<string, unknown>) => void;
@@ -48,6 +71,7 @@ export class VmNetwork {
   private readonly extras: (Relay | Subprocess)[] = [];
   private resolver?: VmResolver;
   private gate?: SniGate;
+  private proxy?: EgressProxy;
   private closed?: Promise<void>;
 
   private constructor(
@@ -64,7 +88,7 @@ export class VmNetwork {
   ) {}
 
   /** Set up the network of a VM with `policy`; `runDir` holds its unix sockets. */
-  static async setup(policy: NetworkPolicy, runDir: string, home: string, log: NetLog): Promise<VmNetwork> {
+  static async setup(policy: NetworkPolicy, runDir: string, home: string, log: NetLog, egress?: VmEgress): Promise<VmNetwork> {
     parseRules(policy.rules); // a bad stored rule fails the boot here, with its message, before anything is created
     const why = isolationSupport();
     if (why) {
@@ -78,12 +102,26 @@ export class VmNetwork {
     try {
       const gate = wantsGate(policy);
       await runNft(vmRules(ns.slot, policy, gate ? GATE_PORT : undefined));
+      await net.startEgress(policy, home, log, domains, egress);
       await net.startHostSide(policy, domains, runDir, log, gate);
     } catch (err) {
       await net.close();
       throw err;
     }
     return net;
+  }
+
+  /** The egress proxy and its DNAT for `egress`'s hosts (none without hosts or network); adds their DNS rules to `domains`. */
+  private async startEgress(policy: NetworkPolicy, home: string, log: NetLog, domains: DomainRule[], egress: VmEgress | undefined): Promise<void> {
+    if (!egress || egress.hosts.length === 0 || policy.mode === "none" || !this.ns) return;
+    await ensureEgressBase();
+    const ns = this.ns;
+    this.proxy = await EgressProxy.start({ vmId: egress.vmId, listenHost: ns.hostIp, hosts: egress.hosts, ca: egressCa(home), policy, log });
+    egress.hosts.forEach((h, k) => {
+      this.sets.push(egressSet(ns.chain, k, 4), egressSet(ns.chain, k, 6));
+      domains.push({ index: EGRESS_SET_BASE + k, target: { kind: "domain", name: h.name, wildcard: false } });
+    });
+    await runNft(egressRules(ns.chain, ns.iface, ns.hostIp, egress.hosts, this.proxy.listenPorts));
   }
 
   /**
@@ -97,7 +135,7 @@ export class VmNetwork {
    * forwards ({@link addForward}).
    * @throws Error when the namespace is gone or not this home's; nothing is changed then
    */
-  static async adopt(slot: number | undefined, policy: NetworkPolicy, runDir: string, home: string, log: NetLog): Promise<VmNetwork> {
+  static async adopt(slot: number | undefined, policy: NetworkPolicy, runDir: string, home: string, log: NetLog, egress?: VmEgress): Promise<VmNetwork> {
     parseRules(policy.rules);
     if (slot === undefined) return new VmNetwork([], "127.0.0.1", true, undefined, [], "reduced");
     const why = isolationSupport();
@@ -109,6 +147,11 @@ export class VmNetwork {
       await ensureTable();
       const killed = await killInNetns(slot, "socat");
       if (killed.length > 0) log("killed the previous aegisd's host-port relays in the VM's namespace", { netns: nsName(slot), pids: killed });
+      if (egress && egress.hosts.length > 0) {
+        // The old proxy died with its aegisd: drop its DNAT (it names the old listen ports) and start anew.
+        await removeEgress(a.chain, a.iface);
+        await net.startEgress(policy, home, log, domains, egress);
+      }
       await net.startHostSide(policy, domains, runDir, log, wantsGate(policy));
     } catch (err) {
       await net.close();
@@ -181,6 +224,7 @@ export class VmNetwork {
       this.relays.clear();
       this.resolver?.close();
       this.gate?.close();
+      this.proxy?.close();
       for (const e of this.extras) {
         if (e instanceof Relay) e.close();
         else {

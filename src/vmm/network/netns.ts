@@ -26,6 +26,7 @@ import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { processStartTime, sameProcess } from "../vm-process.ts";
 import { runNft, slotAddresses, TABLE, baseTable, gatePlumbing, vmTeardown } from "./nft.ts";
+import { removeEgress } from "./egress-proxy.ts";
 
 /** Where slot claims live (read on each use, so a test can point it elsewhere). */
 export function slotsDir(): string {
@@ -219,6 +220,7 @@ export async function createNetns(home: string): Promise<Netns> {
 export async function removeNetns(slot: number, sets: string[] | undefined): Promise<void> {
   const a = slotAddresses(slot);
   const name = nsName(slot);
+  await removeEgress(a.chain, a.iface); // its DNAT chain references sets removed below
   await ipBatch([`link del ${a.iface}`, `netns del ${name}`], true);
   rmSync(`/etc/netns/${name}`, { recursive: true, force: true });
   const present = await tableEntries(slot);

@@ -4,6 +4,7 @@
  */
 import { defineCommand } from "citty";
 import { out, printJson } from "../../output.ts";
+import { describeEgress } from "../../../api/egress-secrets.ts";
 import { client, jsonArgs } from "../_shared.ts";
 
 /** Print a secret list in the spec's layout. */
@@ -11,7 +12,10 @@ export async function listSecrets(app: string | undefined, json: boolean | undef
   const list = await client().listSecrets(app);
   if (json) return printJson(list);
   out(app ? `Secrets for ${app}:` : "Workspace secrets:");
-  for (const s of list.secrets) out(`  ${s.name}`);
+  for (const s of list.secrets) {
+    const binding = describeEgress(s.name, s.egress);
+    out(binding ? `  ${s.name}  (${binding})` : `  ${s.name}`);
+  }
 }
 
 export default defineCommand({
