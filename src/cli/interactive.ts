@@ -10,7 +10,8 @@
  * `echo data | aegis run -i -- cat`) and its end closes the guest's stdin.
  * The exit code is the guest command's.
  */
-import { DaemonConnectionLost, DaemonNotRunning } from "../api/client.ts";
+import { DaemonNotRunning } from "../api/client.ts";
+import { ActionableError } from "./errors.ts";
 import { fromEnvelope } from "../api/errors.ts";
 import { SessionOutput, type TtySize } from "../api/schema/session.ts";
 import { statePaths } from "../paths.ts";
@@ -77,7 +78,19 @@ export function runInteractive(opts: InteractiveOptions): Promise<number> {
     ws.addEventListener("open", () => {
       opened = true;
     });
-    ws.onerror = () => finish(() => reject(opened ? new DaemonConnectionLost(socket) : new DaemonNotRunning(socket)));
-    ws.onclose = () => finish(() => reject(opened ? new DaemonConnectionLost(socket) : new DaemonNotRunning(socket)));
+    ws.onerror = () => finish(() => reject(opened ? sessionLost() : new DaemonNotRunning(socket)));
+    ws.onclose = () => finish(() => reject(opened ? sessionLost() : new DaemonNotRunning(socket)));
   });
+}
+
+/**
+ * An open session whose connection closed without an end: aegisd stopped,
+ * crashed or restarted. Unlike a task's log, a session cannot be resumed
+ * (its terminal and stdin were the connection), so say that and what to do.
+ */
+function sessionLost(): ActionableError {
+  return new ActionableError(
+    "aegis: aegisd went away during the interactive session (it stopped, crashed or is restarting); an interactive session (-i/-t) ends with its connection and cannot be resumed",
+    "'aegis status' shows whether aegisd is back ('aegis up' starts it); then run the command again",
+  );
 }

@@ -134,6 +134,11 @@ export class VmLauncher {
     vm.exited.then(forget, forget);
   }
 
+  /** Record the port forwards `id`'s VM has now (live restore re-adopts them). */
+  recordPorts(id: string, ports: PortForward[]): void {
+    this.table?.setPorts(id, ports);
+  }
+
   /** The recorded VM of `id` (a previous daemon's), or undefined. */
   recorded(id: string): VmRow | undefined {
     return this.table?.all().find((r) => r.rec.id === id);

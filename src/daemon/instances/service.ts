@@ -46,6 +46,9 @@ import { buildSpec, type SpecSources, specImage } from "./spec.ts";
 import { childHandle } from "./names.ts";
 import { specDifferences } from "./same-spec.ts";
 
+/** How long `aegis down` gives the instances' memory snapshots, together (its client waits 5 s for aegisd). */
+export const SHUTDOWN_SNAPSHOT_BUDGET_MS = 3500;
+
 /** Everything the instance service uses. */
 export interface InstanceDeps extends SpecSources {
   table: InstancesTable;
@@ -329,7 +332,20 @@ export class InstancesService {
     const host = await freePort();
     await vm.addPortForward(host, guestPort);
     rt.hostPorts.set(guestPort, host);
+    this.recordForwards(id, rt);
     return host;
+  }
+
+  /**
+   * Keep the VM's recorded spec in step with the forwards added or removed
+   * at run time (QEMU keeps them across a daemon restart; the next daemon
+   * re-adopts them from this record: host ports, relays, router routes).
+   */
+  private recordForwards(id: string, rt: { hostPorts: Map<number, number> }): void {
+    this.deps.vms.recordPorts(
+      id,
+      [...rt.hostPorts].map(([guestPort, hostPort]) => ({ guestPort, hostPort })),
+    );
   }
 
   /**
@@ -356,6 +372,7 @@ export class InstancesService {
       await vm.addPortForward(host, guest);
       rt.hostPorts.set(guest, host);
     }
+    this.recordForwards(id, rt);
   }
 
   /** The host port QEMU forwards to `guestPort` of `id`'s running VM, or null. */
@@ -423,26 +440,44 @@ export class InstancesService {
   private async adopt(row: InstanceRow, rec: NonNullable<ReturnType<VmLauncher["recorded"]>>): Promise<void> {
     const rt = this.runtimes.of(row.id);
     const vm = await this.deps.vms.adopt(rec, (v) => this.booter.adopted(row.id, v, rt));
+    // The forwards of this VM as last recorded: its launch ports plus what exposes and E2B's getHost added since (see recordForwards).
     rt.hostPorts = new Map(rec.spec.ports.map((p) => [p.guestPort, p.hostPort]));
-    rt.lastActivity = Date.now();
+    this.activity.restore(row.id, row);
     const paused = (vm as { isPaused?: boolean }).isPaused === true;
     this.deps.table.update(row.id, { state: paused ? "paused" : "running", vmm_pid: vm.pid, error: null });
   }
 
   /**
-   * Daemon shutdown: power every instance VM off (instances stay, stopped,
-   * and wake on demand). With `keepVms` (an upgrade) running and paused VMs
-   * are left as they are for the next daemon to re-adopt.
+   * Daemon shutdown (`aegis down`): every instance VM stops as the idle
+   * policy stops one, all at once: an instance that may be snapshotted (no
+   * secrets, no workspace; see the module notes) is stopped with a memory
+   * snapshot, so its next wake restores it where it was; the others are
+   * powered off and cold boot on their next wake. Snapshots get
+   * `budgetMs` together (`aegis down` waits 5 s for aegisd); a VM still
+   * being snapshotted then is killed and its partial snapshot dropped (it
+   * cold boots). With `keepVms` (an upgrade) running and paused VMs are left
+   * as they are for the next daemon to re-adopt.
    */
-  async shutdown(opts: { keepVms: boolean } = { keepVms: false }): Promise<void> {
+  async shutdown(opts: { keepVms: boolean; budgetMs?: number } = { keepVms: false }): Promise<void> {
     if (opts.keepVms) return;
-    for (const [id, rt] of this.runtimes.entries()) {
-      if (!rt.vm) continue;
-      rt.expectingExit = true;
-      rt.vm.kill();
-      await rt.vm.exited;
-      rt.vm = null;
-      this.deps.table.update(id, { state: "stopped", vmm_pid: null });
-    }
+    const budget = Bun.sleep(opts.budgetMs ?? SHUTDOWN_SNAPSHOT_BUDGET_MS);
+    const running = [...this.runtimes.entries()].filter(([, rt]) => rt.vm);
+    await Promise.all(
+      running.map(async ([id, rt]) => {
+        const row = this.deps.table.find(id);
+        const stopping = this.stop(id, { snapshot: row !== null && this.snapshottable(row) }).catch((err: unknown) => {
+          this.deps.log.warn("instance did not stop cleanly at shutdown", { instance: id, error: String(err) });
+        });
+        await Promise.race([stopping, budget]);
+        const vm = rt.vm;
+        if (vm) {
+          rt.expectingExit = true;
+          vm.kill();
+          await vm.exited;
+          await stopping;
+        }
+        if (this.deps.table.find(id)?.state !== "stopped") this.deps.table.update(id, { state: "stopped", vmm_pid: null });
+      }),
+    );
   }
 }

@@ -95,12 +95,14 @@ export interface InstanceRow {
   created_at: string;
   started_at: string | null;
   last_active_at: string | null;
+  /** The guest's keepalive lease (ms since the epoch), kept across a daemon restart; null or absent when none. */
+  keepalive_until?: number | null;
 }
 
 type RawRow = Omit<InstanceRow, "spec"> & { spec: string };
 
 /** Mutable columns. */
-export type InstanceUpdate = Partial<Pick<InstanceRow, "state" | "exit_code" | "error" | "vmm_pid" | "started_at" | "last_active_at">>;
+export type InstanceUpdate = Partial<Pick<InstanceRow, "state" | "exit_code" | "error" | "vmm_pid" | "started_at" | "last_active_at" | "keepalive_until">>;
 
 /** Table access for instances. */
 export class InstancesTable {

@@ -129,4 +129,11 @@ export const migrations: string[] = [
   ALTER TABLE app_secrets ADD COLUMN placeholder TEXT;
   UPDATE app_secrets SET placeholder = lower(hex(randomblob(16)));
   `,
+  // 9: live restore of the rest of an instance's runtime state: its keepalive
+  // lease (ms since the epoch, NULL when none), and whether a task is an
+  // interactive session (-i/-t), which ends with its connection.
+  `
+  ALTER TABLE instances ADD COLUMN keepalive_until INTEGER;
+  ALTER TABLE tasks ADD COLUMN interactive INTEGER NOT NULL DEFAULT 0;
+  `,
 ];

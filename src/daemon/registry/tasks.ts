@@ -5,7 +5,7 @@
 import type { Database } from "bun:sqlite";
 import type { Task, TaskState } from "../../api/schema/tasks.ts";
 
-type TaskRow = Omit<Task, "command"> & { command: string; vmm_pid: number | null };
+type TaskRow = Omit<Task, "command"> & { command: string; vmm_pid: number | null; interactive: number };
 
 /** Fields that change after creation. */
 export type TaskUpdate = Partial<Pick<Task, "state" | "exit_code" | "signal" | "error" | "started_at" | "finished_at">> & {
@@ -16,14 +16,14 @@ export type TaskUpdate = Partial<Pick<Task, "state" | "exit_code" | "signal" | "
 export class TasksTable {
   constructor(private readonly db: Database) {}
 
-  /** Insert a new task. */
-  insert(task: Task): void {
+  /** Insert a new task; `interactive`: a session (-i/-t), which a daemon restart ends (live restore). */
+  insert(task: Task, interactive = false): void {
     this.db
       .query(
-        `INSERT INTO tasks (id, state, command, image, exit_code, signal, error, vmm_pid, created_at, started_at, finished_at)
-         VALUES ($id, $state, $command, $image, $exit_code, $signal, $error, NULL, $created_at, $started_at, $finished_at)`,
+        `INSERT INTO tasks (id, state, command, image, exit_code, signal, error, vmm_pid, created_at, started_at, finished_at, interactive)
+         VALUES ($id, $state, $command, $image, $exit_code, $signal, $error, NULL, $created_at, $started_at, $finished_at, $interactive)`,
       )
-      .run({ ...task, command: JSON.stringify(task.command) });
+      .run({ ...task, command: JSON.stringify(task.command), interactive: interactive ? 1 : 0 });
   }
 
   /** Update some fields. */
@@ -50,14 +50,14 @@ export class TasksTable {
     return rows.map(hydrate);
   }
 
-  /** Tasks in any of the given states, with their VMM pid (for reconciliation). */
-  inStates(states: TaskState[]): (Task & { vmm_pid: number | null })[] {
+  /** Tasks in any of the given states, with their VMM pid and whether they are interactive (for reconciliation). */
+  inStates(states: TaskState[]): (Task & { vmm_pid: number | null; interactive: boolean })[] {
     const rows = this.db.query(`SELECT * FROM tasks WHERE state IN (${states.map((s) => `'${s}'`).join(", ")})`).all() as TaskRow[];
-    return rows.map((r) => ({ ...hydrate(r), vmm_pid: r.vmm_pid }));
+    return rows.map((r) => ({ ...hydrate(r), vmm_pid: r.vmm_pid, interactive: r.interactive === 1 }));
   }
 }
 
 function hydrate(row: TaskRow): Task {
-  const { vmm_pid: _pid, ...rest } = row;
+  const { vmm_pid: _pid, interactive: _interactive, ...rest } = row;
   return { ...rest, command: JSON.parse(row.command) as string[] };
 }

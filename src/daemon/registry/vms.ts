@@ -62,6 +62,14 @@ export class VmsTable implements VmJournal {
     this.db.query(`UPDATE vms SET ready = 1 WHERE id = $id AND pid = $pid`).run({ id, pid });
   }
 
+  /** Replace the port forwards in the recorded spec of `id` (forwards added or removed while the VM runs). */
+  setPorts(id: string, ports: VmSpec["ports"]): void {
+    const row = this.db.query(`SELECT spec FROM vms WHERE id = $id`).get({ id }) as { spec: string } | null;
+    if (!row) return;
+    const spec = JSON.parse(row.spec) as VmSpec;
+    this.db.query(`UPDATE vms SET spec = $spec WHERE id = $id`).run({ id, spec: JSON.stringify({ ...spec, ports }) });
+  }
+
   /** Forget `id` (its VM was killed or could not be adopted). */
   remove(id: string): void {
     this.db.query(`DELETE FROM vms WHERE id = $id`).run({ id });

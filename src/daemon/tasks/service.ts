@@ -112,7 +112,7 @@ export class TasksService {
       started_at: null,
       finished_at: null,
     };
-    this.table.insert(task);
+    this.table.insert(task, session !== undefined);
     this.active.set(task.id, { vm: null, cancelled: false, session });
     this.log.info("task created", { task: task.id, secrets: Object.keys(secretEnv) });
     session?.send({ type: "task", id: task.id });
@@ -179,15 +179,19 @@ export class TasksService {
    * After a daemon restart (live restore): a task whose command was running
    * gets its VM re-adopted (its output then continues in its log from the
    * last seq the previous daemon handled, and its exit is recorded as
-   * usual); a task that was still booting, or whose VM cannot be adopted,
-   * is failed and its VM killed, saying so in aegisd's log and the task's.
+   * usual); a task that was still booting, an interactive one (its session
+   * ended with the old daemon's connection), or one whose VM cannot be
+   * adopted, is failed and its VM killed, saying so in aegisd's log and the
+   * task's.
    */
   async reconcile(killStale: (pid: number) => void): Promise<void> {
     await Promise.all(
       this.table.inStates(["booting", "running"]).map(async (task) => {
         const row = this.vms.recorded(task.id);
-        let why = task.state === "booting" ? "aegisd restarted while the task's VM was booting" : "aegisd stopped while the task ran";
-        if (task.state === "running" && row) {
+        let why = task.state === "booting" ? "aegisd restarted while the task's VM was booting; run it again" : "aegisd stopped while the task ran";
+        // An interactive session (-i/-t) ends with its connection, which ended with the previous daemon.
+        if (task.interactive) why = "aegisd restarted during the interactive session (-i/-t), which ends with its connection; the task was stopped";
+        else if (task.state === "running" && row) {
           try {
             await this.adoptTask(task.id, row);
             this.log.info("task re-adopted", { task: task.id, pid: row.rec.pid });
@@ -234,13 +238,18 @@ export class TasksService {
    * their VMs killed.
    */
   async shutdown(opts: { keepVms: boolean } = { keepVms: false }): Promise<void> {
+    const exits: Promise<number>[] = [];
     for (const [id, a] of this.active) {
       if (opts.keepVms && a.vm && !a.session && this.table.get(id)?.state === "running") continue;
       a.cancelled = true;
       this.finish(id, { state: "failed", error: "aegisd stopped while the task ran" });
-      if (opts.keepVms) a.vm?.kill();
+      // Only the tasks' own VMs: instances stop by their own policy (InstancesService.shutdown), after this.
+      if (a.vm) {
+        a.vm.kill();
+        exits.push(a.vm.exited);
+      }
     }
-    if (!opts.keepVms) await this.vms.killAll();
+    await Promise.all(exits);
   }
 
   private finish(id: string, fields: { state: Task["state"]; exit_code?: number; signal?: string | null; error?: string | null }): void {
