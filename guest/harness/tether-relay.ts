@@ -41,8 +41,19 @@ export class TetherRelay {
     private readonly port = AGENT_PORT,
   ) {}
 
-  /** Queue a host -> guest frame for the agent and make sure a connection is coming. */
+  /** The highest host -> guest seq passed on (ingress seqs only grow per instance). */
+  private lastSeq = 0;
+
+  /** Queue a host -> guest frame for the agent and make sure a connection is coming; one already passed on (by seq) is dropped. */
   deliver(frame: Record<string, unknown>): void {
+    // A new aegisd delivers again what the previous one may have written just before it died.
+    if (typeof frame.seq === "number") {
+      if (frame.seq <= this.lastSeq) {
+        this.log(`tether: frame ${frame.seq} already delivered; dropped`);
+        return;
+      }
+      this.lastSeq = frame.seq;
+    }
     this.queue.push(`${JSON.stringify(frame)}\n`);
     this.flush();
   }

@@ -269,10 +269,14 @@ export class ControlChannel {
     });
   }
 
-  /** Send a notification (no answer). */
-  notify(method: string, params?: unknown): void {
+  /**
+   * Send a notification (no answer). `onWritten` is called once its bytes
+   * are in the socket (the kernel delivers them to QEMU even if aegisd dies
+   * next), not while they wait in the outbox for a connection or a drain.
+   */
+  notify(method: string, params?: unknown, onWritten?: () => void): void {
     if (this.closed) throw new ChannelClosedError(`control channel ${this.path} is closed`);
-    this.write(notification(method, params));
+    this.write(notification(method, params), onWritten);
   }
 
   /** Subscribe to a guest notification; returns the unsubscribe function. */
@@ -326,6 +330,7 @@ export class ControlChannel {
     this.closed = true;
     this.socket?.end();
     this.socket = undefined;
+    this.written.clear(); // never written: their senders deliver them again elsewhere (tether)
     this.listener?.stop(true);
     clearTimeout(this.ackTimer);
     if (this.seqFd !== undefined) closeSync(this.seqFd);
@@ -361,20 +366,36 @@ export class ControlChannel {
     }
   }
 
-  private write(line: string): void {
-    this.outbox.push(this.encoder.encode(line));
+  private write(line: string, onWritten?: () => void): void {
+    const bytes = this.encoder.encode(line);
+    this.outbox.push(bytes);
+    if (onWritten) this.written.set(bytes, onWritten);
     if (this.socket) this.flush(this.socket);
   }
+
+  /** Callbacks of outbox entries that want to know when they left it (keyed by the entry first pushed). */
+  private readonly written = new Map<Uint8Array, () => void>();
 
   private flush(s: Socket<undefined>): void {
     while (this.outbox.length > 0) {
       const head = this.outbox[0]!;
       const n = s.write(head);
       if (n < head.length) {
-        this.outbox[0] = head.subarray(Math.max(n, 0));
+        const rest = head.subarray(Math.max(n, 0));
+        const cb = this.written.get(head);
+        if (cb) {
+          this.written.delete(head);
+          this.written.set(rest, cb);
+        }
+        this.outbox[0] = rest;
         return; // wait for drain
       }
       this.outbox.shift();
+      const cb = this.written.get(head);
+      if (cb) {
+        this.written.delete(head);
+        cb();
+      }
     }
   }
 

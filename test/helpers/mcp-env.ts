@@ -28,6 +28,8 @@ export type Answer = { result?: any; error?: RpcErrorObject & { data?: any } };
 export class FakeGuest {
   /** `run` requests the host sent (the instance's command first). */
   readonly runs: { id: string; argv: string[]; env: Record<string, string>; primary?: boolean }[] = [];
+  /** Notifications the host sent (e.g. `tether.frame`), in order. */
+  readonly notifications: { method: string; params: any }[] = [];
   private nextId = 1;
   private gone = false;
   private readonly waiting = new Map<number, (a: Answer) => void>();
@@ -59,6 +61,8 @@ export class FakeGuest {
         this.sock.write(response(msg.id, { pid: 100 + this.runs.length }));
       } else if (msg.method !== undefined && msg.id !== undefined) {
         this.sock.write(errorResponse(msg.id, { code: -32601, message: `fake guest does not serve ${msg.method}` }));
+      } else if (msg.method !== undefined) {
+        this.notifications.push({ method: msg.method, params: msg.params });
       } else if (typeof msg.id === "number") {
         this.waiting.get(msg.id)?.({ result: msg.result, error: msg.error });
         this.waiting.delete(msg.id);

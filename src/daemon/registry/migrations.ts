@@ -131,9 +131,13 @@ export const migrations: string[] = [
   `,
   // 9: live restore of the rest of an instance's runtime state: its keepalive
   // lease (ms since the epoch, NULL when none), and whether a task is an
-  // interactive session (-i/-t), which ends with its connection.
+  // interactive session (-i/-t), which ends with its connection; and the last
+  // ingress tether frame handed to the guest (frames after it are delivered
+  // again by the next daemon; every frame stored before this was delivered or given up).
   `
   ALTER TABLE instances ADD COLUMN keepalive_until INTEGER;
   ALTER TABLE tasks ADD COLUMN interactive INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE tether_seq ADD COLUMN delivered_seq INTEGER NOT NULL DEFAULT 0;
+  UPDATE tether_seq SET delivered_seq = last_seq;
   `,
 ];

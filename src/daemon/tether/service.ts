@@ -7,6 +7,12 @@
  * to the harness as a `tether.frame` notification, in order per instance.
  * Egress frames from the harness are validated, stored and streamed.
  *
+ * Delivery survives aegisd: the last ingress frame written to the guest's
+ * control channel is recorded (`delivered_seq`), and every VM that boots or
+ * is re-adopted first gets the frames stored after it, in order; the
+ * harness drops a frame whose seq it has already passed on (a crash between
+ * the write and the record), so none arrives twice.
+ *
  * A user message holds the instance awake (idle policy) until its
  * `assistant.done` arrives, or 10 minutes pass.
  *
@@ -81,11 +87,14 @@ export class TetherService {
   }
 
   private async deliver(id: string, frame: StoredFrame): Promise<void> {
+    // Delivered already (by the redelivery after a boot or an adoption).
+    if (frame.seq <= this.store.deliveredSeq(id)) return;
     this.instances.activity.started(id);
     try {
       const rt = await this.instances.ensureRunning(id);
       if (!rt.vm) throw new Error("the instance has no running VM");
-      rt.vm.channel.notify("tether.frame", { frame });
+      // Recorded once the bytes are in the socket, so a daemon that dies before is followed by one that delivers it again.
+      rt.vm.channel.notify("tether.frame", { frame }, () => this.store.markDelivered(id, frame.seq));
       if (frame.type === "user.message") this.hold(id);
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
@@ -96,8 +105,28 @@ export class TetherService {
     }
   }
 
+  /**
+   * Ingress frames stored but never handed to the guest: aegisd died between
+   * the 202 and the delivery (a wake in progress, a frame still in the
+   * outbox), or the wake failed. Delivered in order, once the VM that just
+   * booted or was re-adopted runs, behind what is already queued.
+   */
+  private redeliver(id: string): void {
+    void this.serial.run(id, async () => {
+      for (;;) {
+        const page = this.store.frames(id, "ingress", this.store.deliveredSeq(id), 100);
+        if (page.length === 0) return;
+        this.log.info("tether frames delivered again after a restart or a failed wake", { instance: id, from_seq: page[0]!.seq, frames: page.length });
+        for (const f of page) await this.deliver(id, f);
+        // Not handed over (the VM went away again): the next boot tries again.
+        if (this.store.deliveredSeq(id) < page.at(-1)!.seq) return;
+      }
+    });
+  }
+
   /** Subscribe to a freshly booted VM's guest -> host frames. */
   private attach(id: string, vm: Vm): void {
+    this.redeliver(id);
     vm.channel.onNotification("tether.frame", ({ frame }) => {
       const parsed = TetherEgressDraft.safeParse(frame);
       if (!parsed.success) {

@@ -91,6 +91,17 @@ export class TetherStore {
     return row?.last_seq ?? 0;
   }
 
+  /** The last ingress frame handed to the guest (0 when none): later ones are still to deliver. */
+  deliveredSeq(instanceId: string): number {
+    const row = this.db.query(`SELECT delivered_seq FROM tether_seq WHERE instance_id = $id`).get({ id: instanceId }) as { delivered_seq: number } | null;
+    return row?.delivered_seq ?? 0;
+  }
+
+  /** Ingress frame `seq` was handed to the guest (written to its control channel's socket). */
+  markDelivered(instanceId: string, seq: number): void {
+    this.db.query(`UPDATE tether_seq SET delivered_seq = MAX(delivered_seq, $seq) WHERE instance_id = $id`).run({ id: instanceId, seq });
+  }
+
   /** A stored frame of one direction with this `msg_id`, if any (idempotent ingress). */
   findByMsgId(instanceId: string, direction: Direction, msgId: string): StoredFrame | null {
     const row = this.db

@@ -14,6 +14,7 @@ import { InstancesTable, type InstanceRow } from "../../../src/daemon/registry/i
 import { TasksTable } from "../../../src/daemon/registry/tasks.ts";
 import { VmsTable } from "../../../src/daemon/registry/vms.ts";
 import type { VmSpec } from "../../../src/vmm/backend.ts";
+import type { Task } from "../../../src/api/schema/tasks.ts";
 
 const dbs: Database[] = [];
 afterEach(() => {
@@ -135,7 +136,7 @@ describe("a VM's port forwards added at run time", () => {
 
   it("replace the recorded ports, the rest of the spec unchanged, so the next daemon re-adopts them", () => {
     const vms = new VmsTable(registry());
-    vms.spawned({ id: "inst_a", pid: 10, startTime: "99" }, spec);
+    vms.spawned({ id: "inst_a", pid: 10, startTime: "99", template: false }, spec);
     vms.setPorts("inst_a", [
       { guestPort: 8080, hostPort: 40001 },
       { guestPort: 9090, hostPort: 40002 },
@@ -156,7 +157,7 @@ describe("a VM's port forwards added at run time", () => {
 describe("interactive tasks", () => {
   it("are marked in the registry for the next daemon's reconcile, and the API's task does not show the mark", () => {
     const tasks = new TasksTable(registry());
-    const task = { id: "task_a", state: "running", command: ["sh"], image: null, exit_code: null, signal: null, error: null, created_at: "2026-12-02T00:00:00.000Z", started_at: null, finished_at: null } as const;
+    const task: Task = { id: "task_a", state: "running", command: ["sh"], image: null, exit_code: null, signal: null, error: null, created_at: "2026-12-02T00:00:00.000Z", started_at: null, finished_at: null };
     tasks.insert({ ...task }, true);
     tasks.insert({ ...task, id: "task_b" });
     const found = Object.fromEntries(tasks.inStates(["running"]).map((t) => [t.id, t.interactive]));
