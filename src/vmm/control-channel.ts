@@ -143,6 +143,8 @@ export class ControlChannel {
   /** The last seq'd notification handled (live restore). */
   private lastSeq = 0;
   private resuming = false;
+  /** Seq'd notifications that arrived live while resuming, handled after the replay. */
+  private held: { method: string; params: unknown }[] = [];
   private ackTimer: ReturnType<typeof setTimeout> | undefined;
   private seqFd: number | undefined;
 
@@ -220,15 +222,24 @@ export class ControlChannel {
     let result: ControlRequestResult<"resume">;
     try {
       result = await this.call("resume", { after_seq: this.lastSeq }, { timeoutMs });
-    } finally {
+    } catch (err) {
       this.resuming = false;
+      this.held = [];
+      throw err;
     }
+    // Still resuming: what arrives live until the replay is handled is held, not handled out of order.
     let replayed = 0;
     for (const entry of result.replay.slice(0, MAX_REPLAY_ENTRIES)) {
       const before = this.lastSeq;
       this.notificationIn(entry.method, entry.params, true);
       if (this.lastSeq > before) replayed++;
     }
+    // Then the live ones that came meanwhile: those the answer carried are skipped by seq, the rest
+    // (sent after the answer, even in the same read as the answer) are handled now, in order.
+    this.resuming = false;
+    const held = this.held;
+    this.held = [];
+    for (const entry of held) this.notificationIn(entry.method, entry.params, true);
     // The harness may hold notifications the previous daemon handled but never acknowledged.
     if (result.last_seq > 0) this.scheduleAck();
     return replayed;
@@ -474,7 +485,12 @@ export class ControlChannel {
     }
     const seq = (parsed.data as { seq?: number }).seq;
     if (seq !== undefined) {
-      if (this.resuming && !replayed) return; // the resume answer carries it
+      if (this.resuming && !replayed) {
+        // Handled after the resume answer's replay (see resume); bounded like a replay.
+        if (this.held.length < MAX_REPLAY_ENTRIES) this.held.push({ method, params });
+        else this.reporter.report("held-overflow", "live notifications dropped while resuming", "control channel: too many live notifications while resuming; dropped", { seq });
+        return;
+      }
       if (seq <= this.lastSeq) return; // handled already (a replay of what we had)
     }
     if (msg.method === "ready") {

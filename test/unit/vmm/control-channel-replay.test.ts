@@ -95,6 +95,44 @@ describe("control channel replay", () => {
     await until("the ack", () => guest.ring.heldBytes === 0);
   });
 
+  it("handles a line the guest sends right after its resume answer, in the same read, exactly once (found by the chaos test)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "cr-"));
+    dirs.push(dir);
+    const guest = new Guest();
+    const first = listen(dir, false);
+    await guest.connect(first.ch.path);
+    await guest.output("a");
+    await until("a", () => first.got.length === 1);
+    first.ch.close();
+    guest.sock?.end();
+    guest.sock = null;
+    await guest.output("b");
+    const second = listen(dir, true);
+    // This guest answers `resume` and writes its next live line in one write, as a busy harness does.
+    const split = new LineSplitter();
+    guest.sock = await Bun.connect<undefined>({
+      unix: second.ch.path,
+      socket: {
+        data: (s, d) => {
+          for (const line of split.push(d)) {
+            const m = JSON.parse(line);
+            if (m.method === "ack") guest.ring.ack(m.params.seq);
+            if (m.method !== "resume") continue;
+            const answer = response(m.id, guest.ring.after(m.params.after_seq));
+            const live = `${JSON.stringify({ jsonrpc: "2.0", method: "output", params: { id: "main", stream: "stdout", data: Buffer.from("c").toString("base64"), seq: 3 } })}\n`;
+            s.write(answer + live);
+          }
+        },
+      },
+    });
+    await second.ch.waitConnected(2000);
+    expect(await second.ch.resume(2000)).toBe(1);
+    await until("c", () => second.got.length === 2);
+    await Bun.sleep(30);
+    expect(second.got).toEqual(["b", "c"]);
+    expect(second.ch.handledSeq).toBe(3);
+  });
+
   it("drops a seq it has handled already", async () => {
     const dir = mkdtempSync(join(tmpdir(), "cr-"));
     dirs.push(dir);
