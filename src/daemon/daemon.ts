@@ -73,7 +73,8 @@ export class Daemon {
       throw new Error(`aegisd already running (pid ${readPidFile(this.paths.pidFile) ?? "unknown"})`);
     }
     unlinkIfExists(this.paths.socket);
-    const backend = selectBackend({ log: (msg) => this.log.info("guest assets", { progress: msg }) });
+    // Lines with fields are the backend's own (network, adoption); plain ones are asset progress.
+    const backend = selectBackend({ log: (msg, fields) => (fields ? this.log.info(msg, fields) : this.log.info("guest assets", { progress: msg })) });
     const services = createServices(this.paths, this.log, { backend: backend.backend, reason: backend.reason });
     this.services = services;
     // Live restore: re-adopt the VMs a previous daemon left running. It takes a second or two (QEMU

@@ -51,7 +51,8 @@ export class QemuVm implements Vm {
     private readonly virtiofsd: VmProcess | undefined,
     /** Spawn-to-ready (or spawn-to-answering after restore) time of this boot, in ms. */
     readonly bootMs: number,
-    private readonly identity: () => SnapshotIdentity,
+    /** Async for an adopted VM: its guest assets are located only when a snapshot needs them (not on the restart window). */
+    private readonly identity: () => SnapshotIdentity | Promise<SnapshotIdentity>,
     /** The VM's host-side network (namespace, policy, relays), torn down when QEMU exits. */
     private readonly net?: VmNetwork,
   ) {
@@ -155,6 +156,7 @@ export class QemuVm implements Vm {
         "stop the VM cleanly instead and cold boot it later (its overlay disk and workspace keep every file)",
       );
     }
+    const identity = await this.identity();
     const qmp = await this.qmpClient();
     const wasRunning = !this.paused;
     removeSnapshot(path);
@@ -176,7 +178,7 @@ export class QemuVm implements Vm {
       }
       const bytes = await receiver.done;
       renameSync(`${path}.partial`, path);
-      writeSnapshotMeta(path, { format: 1, vmId: this.id, createdAt: new Date().toISOString(), bytes: statSync(path).size, ...this.identity() });
+      writeSnapshotMeta(path, { format: 1, vmId: this.id, createdAt: new Date().toISOString(), bytes: statSync(path).size, ...identity });
       if (bytes <= 0) throw new Error(`snapshot of VM ${this.id} to ${path} received no data`);
       this.snapshotted = true;
     } catch (err) {

@@ -317,15 +317,21 @@ export class QemuBackend implements Backend {
     if (!sameProcess(rec.pid, rec.startTime)) throw new Error(`VM ${spec.id}: its QEMU (pid ${rec.pid}) is no longer running`);
     const cmdline = readFileSync(`/proc/${rec.pid}/cmdline`, "utf8");
     if (!cmdline.includes(spec.runDir)) throw new Error(`VM ${spec.id}: pid ${rec.pid} is not its QEMU (its command line does not name ${spec.runDir})`);
-    // The assets (for snapshot identities) are checked while QEMU reconnects, not before.
+    // The assets are needed only for a snapshot's identity: located in the background, awaited by a snapshot
+    // (hashing them takes seconds under load; it used to be most of the restart window).
     const assetsReady = this.prepare();
-    assetsReady.catch(() => undefined); // awaited below
+    assetsReady.catch(() => undefined); // awaited by the identity below
     const paths = vmPaths(spec.runDir);
+    // Where an adoption's time goes (aegisd's log): the restart window is made of these.
+    const t0 = performance.now();
+    const phases: Record<string, number> = {};
+    const mark = (phase: string) => (phases[phase] = Math.round(performance.now() - t0));
     // The namespace and nft rules survived the old aegisd; its resolver and relays did not.
     const net = await VmNetwork.adopt(rec.netSlot, spec.network ?? DEFAULT_NETWORK, spec.runDir, this.home(spec), this.opts.log ?? (() => {}), { vmId: spec.id, hosts: spec.egressHosts ?? [] });
     let channel: ControlChannel | undefined;
     let qmp: QmpClient | undefined;
     try {
+      mark("network");
       for (const p of spec.ports) await net.addForward(p.hostPort);
       channel = ControlChannel.listen(paths.ctl, undefined, { seqFile: paths.seq, adopt: true });
       const proc = adoptedProcess(rec.pid, rec.startTime);
@@ -334,13 +340,16 @@ export class QemuBackend implements Backend {
       const virtiofsd = vfsAlive ? adoptedProcess(rec.virtiofsdPid!, rec.virtiofsdStartTime!) : undefined;
       qmp = await QmpClient.connect(paths.qmp, 5000);
       const status = await qmp.status();
-      const assets = await assetsReady;
-      const vm = new QemuVm(spec, proc, channel, paths, qmp, virtiofsd, 0, () => this.snapshotIdentity(spec, assets), net);
+      mark("qmp");
+      const vm = new QemuVm(spec, proc, channel, paths, qmp, virtiofsd, 0, async () => this.snapshotIdentity(spec, await assetsReady), net);
       // QEMU's chardev tries our socket again every second (qemu-args.ts reconnect=1).
       await channel.waitConnected(5000);
+      mark("control channel");
       beforeReplay(vm);
       if (status === "paused") vm.adoptedPaused();
       else await channel.resume(10_000);
+      mark("resume");
+      this.opts.log?.("VM adopted", { vm: spec.id, ms_after_start: phases });
       this.track(spec.id, proc, virtiofsd);
       return vm;
     } catch (err) {

@@ -120,7 +120,7 @@ export function krunGuestProvider(log?: (msg: string) => void): () => Promise<Kr
 }
 
 /** Pick the backend for this host; throws `BackendUnavailableError` when AEGIS_BACKEND forces one that cannot run. */
-export function selectBackend(opts: { log?: (msg: string) => void; env?: NodeJS.ProcessEnv } = {}): BackendSelection {
+export function selectBackend(opts: { log?: (msg: string, fields?: Record<string, unknown>) => void; env?: NodeJS.ProcessEnv } = {}): BackendSelection {
   const env = opts.env ?? process.env;
   const none: BackendCapabilities = { pauseResume: false, memorySnapshots: false, diskLayers: false };
   const arch = process.arch === "arm64" ? "aarch64" : "x86_64";
