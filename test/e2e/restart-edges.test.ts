@@ -9,6 +9,9 @@
  *   connection, so the CLI says the session cannot be resumed, and the next
  *   aegisd stops the task (failed, its VM killed) instead of re-adopting it.
  *
+ * Also `aegis down`: a running instance is stopped with a memory snapshot (the
+ * idle policy's stop) and its next wake resumes it.
+ *
  * The daemon cold boots (AEGIS_TEMPLATES=0), so a boot lasts seconds and the
  * kill lands inside it. One VM at a time.
  */
@@ -96,4 +99,28 @@ it("an interactive task ends with the killed daemon's connection: the CLI says s
   expect(sql("SELECT COUNT(*) FROM vms")).toBe("0");
   const integrity = sql("PRAGMA integrity_check");
   expect(integrity).toBe("ok");
+}, 180_000);
+
+it("aegis down stops a running instance as the idle policy does: with a memory snapshot, so its next wake resumes where it was", async () => {
+  const counter = ["sh", "-c", "i=0; while true; do i=$((i+1)); echo $i > /tmp/n; sleep 0.2; done"];
+  await home.ok(["instance", "start", "--name", "keeper", "--pause-after", "0", "--", ...counter], { env });
+  await Bun.sleep(1500);
+  const before = Number((await home.ok(["exec", "keeper", "--", "cat", "/tmp/n"])).stdout);
+  expect(before).toBeGreaterThan(2);
+  const t0 = Date.now();
+  await home.ok(["down"]);
+  const downMs = Date.now() - t0;
+  expect(qemuPids(home.dir)).toEqual([]);
+  expect(readFileSync(`${home.dir}/data/aegisd.log`, "utf8")).toContain('"msg":"instance snapshotted"');
+  await home.ok(["up"], { env });
+  const info = JSON.parse((await home.ok(["instance", "info", "keeper", "--json"])).stdout);
+  expect(info.state).toBe("stopped");
+  expect(info.has_snapshot).toBe(true);
+  // /tmp is tmpfs: only the restored RAM can hold a count this far along (a cold boot starts again at 1).
+  const after = Number((await home.ok(["exec", "keeper", "--", "cat", "/tmp/n"])).stdout);
+  expect(after).toBeGreaterThanOrEqual(before);
+  expect(readFileSync(`${home.dir}/data/aegisd.log`, "utf8")).toContain('"msg":"instance restored"');
+  process.stderr.write(`aegis down with one running instance (snapshot included): ${downMs} ms\n`);
+  await home.ok(["instance", "delete", "keeper"]);
+  await until(() => qemuPids(home.dir).length === 0, "no QEMU left", 15_000);
 }, 180_000);
