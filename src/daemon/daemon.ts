@@ -187,9 +187,12 @@ export class Daemon {
   private startKitDaemons(services: Services): void {
     const kitDaemons = new KitDaemons(this.paths, services.kits, locateProgram, this.log);
     this.kitDaemons = kitDaemons;
-    kitDaemons.reapStale();
-    kitDaemons.sync();
     services.kits.onChange.push(() => kitDaemons.sync());
+    // The previous aegisd's daemons go first (at once when there are none, the usual start).
+    void kitDaemons.reapStale().then(
+      () => kitDaemons.sync(),
+      (err: unknown) => this.log.error("could not stop the kit daemons of the previous aegisd", { error: String(err) }),
+    );
   }
 
   /** Check the idle policy once a second (never two checks at once). */

@@ -33,6 +33,19 @@ export interface KitDaemonStatus {
   last_exit: number | null;
 }
 
+/**
+ * Whether `pid` still runs: not gone and not a zombie (a daemon the killed
+ * aegisd left behind is reparented, and its new parent may reap it late).
+ */
+function running(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
+  } catch {
+    return false;
+  }
+}
+
 /** Roles of this binary that kits may name as daemons (run through the hidden argument when no link exists). */
 const ROLE_ARGS: Record<string, string> = { "aegis-gateway": "__gateway" };
 
@@ -62,9 +75,36 @@ export class KitDaemons {
     return join(this.paths.data, "kit-daemons.json");
   }
 
-  /** Stop daemons a previous aegisd left running (only processes that still look like them). */
-  reapStale(): void {
-    if (!existsSync(this.pidFile)) return;
+  /**
+   * Stop daemons a previous aegisd left running (only processes that still
+   * look like them; a SIGKILLed aegisd leaves its gateway polling), and
+   * resolve once they are gone (SIGKILL after 3 s). Until then {@link sync}
+   * starts nothing, so two gateways never poll the same bot or write the
+   * same state file (an old one saving a stale Telegram offset or tether seq
+   * last would resend messages at the next start).
+   */
+  async reapStale(): Promise<void> {
+    const signalled = this.signalStale();
+    if (signalled.length === 0) return;
+    this.reaping = true;
+    try {
+      const deadline = Date.now() + 3000;
+      while (signalled.some((s) => running(s.pid)) && Date.now() < deadline) await Bun.sleep(20);
+      for (const s of signalled) {
+        if (running(s.pid)) process.kill(s.pid, "SIGKILL");
+        this.log.warn("stopped a kit daemon left by a previous aegisd", { daemon: s.name, pid: s.pid });
+      }
+    } finally {
+      this.reaping = false;
+    }
+  }
+
+  /** Set while stale daemons are being stopped: nothing starts meanwhile. */
+  private reaping = false;
+
+  private signalStale(): { name: string; pid: number }[] {
+    if (!existsSync(this.pidFile)) return [];
+    const signalled: { name: string; pid: number }[] = [];
     const pids = JSON.parse(readFileSync(this.pidFile, "utf8")) as Record<string, number>;
     for (const [name, pid] of Object.entries(pids)) {
       let cmdline = "";
@@ -76,9 +116,10 @@ export class KitDaemons {
       }
       if (cmdline.includes(name) || cmdline.includes(ROLE_ARGS[name] ?? name)) {
         process.kill(pid, "SIGTERM");
-        this.log.warn("stopped a kit daemon left by a previous aegisd", { daemon: name, pid });
+        signalled.push({ name, pid });
       }
     }
+    return signalled;
   }
 
   private savePids(): void {
@@ -89,7 +130,7 @@ export class KitDaemons {
 
   /** Bring the managed set in line with the installed kits (start new, stop removed). */
   sync(): void {
-    if (this.stopping) return;
+    if (this.stopping || this.reaping) return;
     const wanted = new Map<string, { kit: string; spec: KitDaemon }>();
     for (const kit of this.kits.list()) for (const d of kit.manifest.daemons ?? []) wanted.set(d.name, { kit: kit.manifest.name, spec: d });
     for (const [name, m] of this.managed) {
