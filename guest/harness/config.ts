@@ -1,7 +1,7 @@
 /**
  * @module guest/harness/config
  * What the harness learns at boot without the control channel: the kernel
- * command line (only non-secret switches: `aegis.hostname=`, `aegis.workspace=1`,
+ * command line (only non-secret switches: `aegis.hostname=`, `aegis.workspace=1`, `aegis.rootfs=virtiofs`,
  * `aegis.defer=1`)
  * and the virtio-blk disks, identified by their `serial=` (QEMU) because
  * erofs and some images carry no label.
@@ -23,6 +23,8 @@ export interface GuestConfig {
   rootDisk?: string;
   /** Block device of the writable overlay upper layer (serial `aegis-overlay`), if attached. */
   overlayDisk?: string;
+  /** The root filesystem's lower layer is the virtiofs tag `aegis-root` (`aegis.rootfs=virtiofs`), not the ext4 disk. */
+  rootVirtiofs: boolean;
   /** Whether a network interface exists. */
   net: boolean;
   /** Deferred setup (`aegis.defer=1`): mount the rootfs only on the `setup` RPC (template VMs). */
@@ -72,6 +74,7 @@ export function readGuestConfig(env = process.env): GuestConfig {
     workspace: env.AEGIS_WORKSPACE === "1" || cmd.get("aegis.workspace") === "1",
     rootDisk: disks.get("aegis-root"),
     overlayDisk: disks.get("aegis-overlay"),
+    rootVirtiofs: cmd.get("aegis.rootfs") === "virtiofs",
     net: existsSync("/sys/class/net/eth0"),
     defer: cmd.get("aegis.defer") === "1",
   };

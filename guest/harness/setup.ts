@@ -56,7 +56,8 @@ export function baseMountPlan(mounted: Set<string>): MountStep[] {
 export function instanceMountPlan(cfg: GuestConfig): MountStep[] {
   const m: MountStep[] = [];
   if (!cfg.rootDisk) return m;
-  m.push({ source: cfg.rootDisk, target: "/mnt/lower", fstype: "ext4", flags: 1, data: "" });
+  // A host-directory rootfs (containerd shim) is the read-only virtiofs share; otherwise the ext4 image.
+  m.push(cfg.rootVirtiofs ? { source: "aegis-root", target: "/mnt/lower", fstype: "virtiofs", flags: 1 } : { source: cfg.rootDisk, target: "/mnt/lower", fstype: "ext4", flags: 1, data: "" });
   m.push(
     cfg.overlayDisk
       ? // noinit_itable: no background zeroing of the lazily-initialised inode tables (see vmm/overlay-disk.ts).

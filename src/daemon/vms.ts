@@ -34,6 +34,8 @@ export interface LaunchRequest {
   overlayDisk?: string;
   /** Host directory shared at /workspace. */
   workspace?: string;
+  /** Host directory booted as the root filesystem (VmSpec.rootfsDir). */
+  rootfsDir?: string;
   /** Restore this memory snapshot instead of cold booting. */
   restoreFrom?: string;
   /** Egress policy; the default (public internet only) when absent. */
@@ -91,6 +93,7 @@ export class VmLauncher {
       hostname: req.id,
       overlayDisk: req.overlayDisk,
       workspace: req.workspace,
+      rootfsDir: req.rootfsDir,
       restoreFrom: req.restoreFrom,
       network: req.network,
       egressHosts: boundHosts(req.substitutions ?? []),

@@ -51,6 +51,13 @@ export interface VmSpec {
    * snapshotted (`snapshot()` throws `SnapshotUnsupportedError`).
    */
   workspace?: string;
+  /**
+   * Host directory booted as the guest's root filesystem instead of an ext4
+   * image (the containerd shim's bundle rootfs): shared read-only by a
+   * virtiofsd of its own (`startRootfsVirtiofsd`), the guest's writes going
+   * to its overlay. Exclusive with `workspace`; never snapshotted.
+   */
+  rootfsDir?: string;
   /** Guest hostname. */
   hostname: string;
   /**

@@ -50,6 +50,8 @@ export interface QemuArgsInput {
   hostname: string;
   /** virtiofsd socket for the `workspace` tag, when a workspace is shared. */
   virtiofsSocket?: string;
+  /** What the virtiofs share is: the /workspace (default) or the root filesystem (`aegis-root`). */
+  virtiofsTag?: "workspace" | "aegis-root";
   serialLog: string;
   controlSocket: string;
   qmpSocket: string;
@@ -70,7 +72,7 @@ function optValue(what: string, v: string): string {
 }
 
 /** The guest kernel command line. */
-export function kernelCmdline(input: Pick<QemuArgsInput, "arch" | "accel" | "tscKhz" | "hostname" | "virtiofsSocket" | "deferSetup">): string {
+export function kernelCmdline(input: Pick<QemuArgsInput, "arch" | "accel" | "tscKhz" | "hostname" | "virtiofsSocket" | "virtiofsTag" | "deferSetup">): string {
   if (!HOSTNAME_RE.test(input.hostname)) throw new Error(`hostname ${JSON.stringify(input.hostname)} is not a valid DNS label`);
   const console = input.arch === "x86_64" ? "ttyS0" : "ttyAMA0";
   const parts = [`console=${console}`, "quiet", "panic=-1"];
@@ -79,7 +81,7 @@ export function kernelCmdline(input: Pick<QemuArgsInput, "arch" | "accel" | "tsc
   // JavaScriptCore without its baseline JIT for the harness under TCG: ~1 s faster boot (see init-script.ts).
   if (input.accel === "tcg") parts.push("aegis.nojit=1");
   parts.push(`aegis.hostname=${input.hostname}`);
-  if (input.virtiofsSocket) parts.push("aegis.workspace=1");
+  if (input.virtiofsSocket) parts.push(input.virtiofsTag === "aegis-root" ? "aegis.rootfs=virtiofs" : "aegis.workspace=1");
   if (input.deferSetup) parts.push("aegis.defer=1");
   return parts.join(" ");
 }
@@ -126,7 +128,7 @@ export function buildQemuArgs(input: QemuArgsInput): string[] {
     a.push(
       "-object", `memory-backend-memfd,id=mem0,size=${input.memoryMb}M,share=on`,
       "-chardev", `socket,id=vfs,path=${optValue("virtiofs socket path", input.virtiofsSocket)}`,
-      "-device", "vhost-user-fs-device,chardev=vfs,tag=workspace",
+      "-device", `vhost-user-fs-device,chardev=vfs,tag=${input.virtiofsTag ?? "workspace"}`,
     );
   }
   if (input.incoming) a.push("-incoming", input.incoming);

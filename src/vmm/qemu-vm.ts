@@ -149,10 +149,10 @@ export class QemuVm implements Vm {
    * migration the VM is resumed if it was running, and the error propagates.
    */
   async snapshot(path: string): Promise<void> {
-    if (this.spec.workspace) {
+    if (this.spec.workspace || this.spec.rootfsDir) {
       throw new SnapshotUnsupportedError(
         this.id,
-        `its workspace ${this.spec.workspace} is shared through virtiofs, and QEMU 7.2 cannot migrate a vhost-user-fs device`,
+        `its ${this.spec.workspace ? `workspace ${this.spec.workspace}` : `root filesystem ${this.spec.rootfsDir}`} is shared through virtiofs, and QEMU 7.2 cannot migrate a vhost-user-fs device`,
         "stop the VM cleanly instead and cold boot it later (its overlay disk and workspace keep every file)",
       );
     }

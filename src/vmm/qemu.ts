@@ -62,7 +62,7 @@ import { QmpClient } from "./qmp.ts";
 import { QemuVm } from "./qemu-vm.ts";
 import { readSnapshotMeta, removeSnapshot, snapshotMismatch, stampFile, type SnapshotIdentity } from "./snapshot-file.ts";
 import { TEMPLATE_HOSTNAME, templateKey } from "./templates.ts";
-import { killGroup, startVirtiofsd } from "./virtiofsd.ts";
+import { killGroup, startRootfsVirtiofsd, startVirtiofsd } from "./virtiofsd.ts";
 import { VmNetwork } from "./network/index.ts";
 import { DEFAULT_NETWORK } from "../api/network-policy.ts";
 
@@ -181,6 +181,7 @@ export class QemuBackend implements Backend {
   /** Throw `SnapshotStaleError` unless `spec.restoreFrom` can be restored as `spec` right now. */
   private checkRestorable(spec: VmSpec & { restoreFrom: string }, assets: GuestAssets): void {
     const snap = spec.restoreFrom;
+    if (spec.rootfsDir) throw new SnapshotStaleError(snap, "the VM boots a host directory through virtiofs, and such VMs are never snapshotted (QEMU 7.2 cannot migrate virtiofs)");
     if (spec.workspace) throw new SnapshotStaleError(snap, "the VM attaches a workspace, and VMs with a workspace are never snapshotted (QEMU 7.2 cannot migrate virtiofs)");
     const meta = readSnapshotMeta(snap);
     if (!meta) throw new SnapshotStaleError(snap, `it has no metadata ${snap}.json (incomplete, or not written by Aegis)`);
@@ -206,7 +207,7 @@ export class QemuBackend implements Backend {
    * restores of their own snapshot go through boot() instead.
    */
   async bootFromTemplate(spec: VmSpec): Promise<QemuVm> {
-    if (spec.workspace || spec.restoreFrom) return await this.boot(spec);
+    if (spec.workspace || spec.rootfsDir || spec.restoreFrom) return await this.boot(spec);
     mkdirSync(spec.runDir, { recursive: true, mode: 0o700 });
     const assets = await this.prepare();
     if (spec.overlayDisk) await ensureOverlayDisk(spec.overlayDisk, spec.overlayDiskSizeMb);
@@ -413,7 +414,9 @@ export class QemuBackend implements Backend {
     try {
       net = await VmNetwork.setup(spec.network ?? DEFAULT_NETWORK, spec.runDir, this.home(spec), this.opts.log ?? (() => {}), { vmId: spec.id, hosts: spec.egressHosts ?? [] });
       for (const p of spec.ports) await net.addForward(p.hostPort);
+      if (spec.workspace && spec.rootfsDir) throw new Error(`VM ${spec.id}: a host-directory rootfs and a workspace cannot be combined yet`);
       if (spec.workspace) virtiofsd = await startVirtiofsd(spec.workspace, paths.vfs, join(spec.runDir, "virtiofsd.log"), qemuEnv());
+      if (spec.rootfsDir) virtiofsd = await startRootfsVirtiofsd(spec.rootfsDir, paths.vfs, join(spec.runDir, "virtiofsd.log"), qemuEnv());
       const args = buildQemuArgs({
         arch: this.arch,
         accel: this.accel.name,
@@ -430,6 +433,7 @@ export class QemuBackend implements Backend {
         restrict: net.restrict,
         hostname: spec.hostname,
         virtiofsSocket: virtiofsd ? paths.vfs : undefined,
+        virtiofsTag: spec.rootfsDir ? "aegis-root" : "workspace",
         serialLog: paths.console,
         controlSocket: paths.ctl,
         qmpSocket: paths.qmp,

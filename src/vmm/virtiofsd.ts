@@ -47,6 +47,15 @@
  * also exits by itself when QEMU disconnects, so neither a daemon crash nor
  * a QEMU crash leaves it behind.
  *
+ * Root filesystems (`startRootfsVirtiofsd`, the containerd shim's bundle
+ * rootfs). A container's files keep their real owners (root-owned /etc,
+ * setuid binaries), which the squashed workspace mapping would destroy, so
+ * this virtiofsd runs as root, but in a private mount namespace where the
+ * directory is bind-mounted read-only: every write the guest attempts fails
+ * with EROFS on the host, and the guest's overlayfs puts its writes in the
+ * VM's own upper layer. `cache=always`: nobody changes that tree while
+ * the VM runs (containerd's snapshot is ours until the task is deleted).
+ *
  * `cache=auto`: the guest caches attributes and names for 1 s, so a file the
  * host creates or changes shows in the guest within ~1 s; guest writes reach
  * the host file at once (write-through).
@@ -170,6 +179,45 @@ export async function startVirtiofsd(source: string, socket: string, logPath: st
       await proc.exited;
       const log = existsSync(logPath) ? (await Bun.file(logPath).text()).trim().split("\n").slice(-5).join("\n") : "";
       throw new Error(`virtiofsd for workspace ${source} did not create ${socket}${log ? `: ${log}` : ""}\nhint: see ${logPath}; virtiofsd runs as uid ${owner.uid} in a user namespace, which needs user namespaces enabled (sysctl user.max_user_namespaces)`);
+    }
+    await Bun.sleep(5);
+  }
+  return proc;
+}
+
+/**
+ * The mount-namespace wrapper for a root filesystem: bind the directory onto
+ * itself, remount that bind read-only, then exec virtiofsd (as root, so
+ * owners and modes show as they are). Arguments come positionally.
+ */
+const ROOTFS_SCRIPT = `set -eu
+dir=$1 mount=$2; shift 2
+"$mount" --bind "$dir" "$dir"
+"$mount" -o remount,bind,ro "$dir"
+exec "$@"`;
+
+/** The argv that serves `source` read-only on `socket` (see the module notes). */
+export function rootfsVirtiofsdArgv(bin: string, source: string, socket: string): string[] {
+  const inner = [bin, `--socket-path=${socket}`, "-o", `source=${source}`, "-o", "cache=always", "--thread-pool-size=2"];
+  return [tool("unshare"), "--mount", "--propagation", "private", "--", "/bin/sh", "-c", ROOTFS_SCRIPT, "aegis-rootfs", source, tool("mount"), ...inner];
+}
+
+/** Start a read-only virtiofsd for a root filesystem directory and wait for its socket. */
+export async function startRootfsVirtiofsd(source: string, socket: string, logPath: string, env: Record<string, string>): Promise<Bun.Subprocess> {
+  const st = existsSync(source) ? lstatSync(source) : undefined;
+  if (!st?.isDirectory()) throw new Error(`root filesystem ${source} is not a directory\nhint: mount the container's rootfs there first`);
+  if (process.getuid?.() !== 0) throw new Error(`cannot boot root filesystem ${source}: aegisd must run as root to start virtiofsd\nhint: start aegisd as root`);
+  const sockDir = dirname(socket);
+  rmSync(sockDir, { recursive: true, force: true });
+  mkdirSync(sockDir, { mode: 0o700 });
+  const proc = Bun.spawn(rootfsVirtiofsdArgv(virtiofsdPath(), source, socket), { stdin: "ignore", stdout: "ignore", stderr: Bun.file(logPath), env, detached: true });
+  const deadline = Date.now() + 5000;
+  while (!existsSync(socket)) {
+    if (proc.exitCode !== null || Date.now() > deadline) {
+      killGroup(proc.pid);
+      await proc.exited;
+      const log = existsSync(logPath) ? (await Bun.file(logPath).text()).trim().split("\n").slice(-5).join("\n") : "";
+      throw new Error(`virtiofsd for root filesystem ${source} did not create ${socket}${log ? `: ${log}` : ""}\nhint: see ${logPath}`);
     }
     await Bun.sleep(5);
   }

@@ -29,6 +29,14 @@ export const InstanceCreate = z
     expose: z.array(ExposeSpec).optional(),
     /** A workspace name (under AEGIS_HOME/data/workspaces) or an absolute host path. */
     workspace: z.string().min(1).optional(),
+    /**
+     * An absolute host directory booted as the root filesystem (read-only to
+     * the guest; its writes go to the instance's overlay). Used by the
+     * containerd shim for a bundle's rootfs. Excludes image, app, kit and
+     * workspace; without a command, the instance runs no main process and
+     * stays up until stopped (the shim runs the container's processes by exec).
+     */
+    rootfs_dir: z.string().startsWith("/", "must be an absolute path").optional(),
     memory_mb: z.number().int().min(128).max(65536).optional(),
     vcpus: z.number().int().min(1).max(64).optional(),
     /** Seconds without activity before pausing (0 = never); daemon default when absent. */

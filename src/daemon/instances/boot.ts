@@ -69,7 +69,8 @@ export class InstanceBoot {
       this.watchExit(id, vm, rt);
       this.attachMain(id, vm);
       for (const hook of this.onBoot) hook(id, vm);
-      if (!restored) {
+      // A host-directory rootfs without a command runs no main process: its front (the shim) execs.
+      if (!restored && row.spec.command.length > 0) {
         const { env, cwd, user } = await this.commandEnvironment(row);
         await startGuestProcess(vm.channel, { id: MAIN, argv: row.spec.command, env, cwd, user, primary: true });
       }
@@ -123,6 +124,7 @@ export class InstanceBoot {
       ports: [...rt.hostPorts].map(([guestPort, hostPort]) => ({ guestPort, hostPort })),
       overlayDisk: join(this.deps.instancesDir, row.id, "overlay.ext4"),
       workspace: row.spec.workspace ?? undefined,
+      rootfsDir: row.spec.rootfs_dir ?? undefined,
       network: row.spec.network,
       restoreFrom,
       substitutions,

@@ -82,6 +82,15 @@ export function resolveWorkspace(value: string, workspacesDir: string): string {
   return dir;
 }
 
+/** Validate `rootfs_dir` (an existing directory, alone with no image, app, kit or workspace); returns it. */
+export function checkRootfsDir(input: InstanceCreate): string {
+  const dir = input.rootfs_dir!;
+  const other = (["image", "app", "kit", "workspace", "entrypoint"] as const).find((k) => input[k] !== undefined);
+  if (other) throw new InvalidRequest(`rootfs_dir cannot be combined with ${other}`, "a host-directory rootfs is the whole root filesystem: drop one of them");
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new InvalidRequest(`rootfs_dir ${dir} is not an existing directory`, "mount the container's root filesystem there first");
+  return dir;
+}
+
 /** What the spec builder reads from. */
 export interface SpecSources {
   kits: KitsService;
@@ -118,7 +127,8 @@ export function buildSpec(input: InstanceCreate, src: SpecSources, image: ImageR
   const secrets = input.secrets ?? kit?.instance?.secrets ?? [];
   const named = secrets.filter((s) => s !== "*");
   if (named.length > 0) src.secrets.resolve(named, app?.id);
-  const run = resolveProcess(image && { ref: ref ?? image.ref, config: imageRunConfig(image) }, {
+  const rootfsDir = input.rootfs_dir === undefined ? null : checkRootfsDir(input);
+  const run = rootfsDir !== null && !(input.command && input.command.length > 0) ? { argv: [], env: input.env ?? {}, cwd: input.workdir ?? null, user: input.user ?? null } : resolveProcess(image && { ref: ref ?? image.ref, config: imageRunConfig(image) }, {
     command: input.command ?? (app && app.command.length > 0 ? app.command : undefined) ?? kit?.instance?.command,
     entrypoint: input.entrypoint,
     workdir: input.workdir,
@@ -137,6 +147,7 @@ export function buildSpec(input: InstanceCreate, src: SpecSources, image: ImageR
     env: run.env,
     expose: parseExpose(input.expose ?? app?.expose.map(String) ?? kit?.instance?.expose ?? []),
     workspace: input.workspace ? resolveWorkspace(input.workspace, src.workspacesDir) : null,
+    ...(rootfsDir !== null ? { rootfs_dir: rootfsDir } : {}),
     memory_mb: input.memory_mb ?? kit?.instance?.memory ?? src.defaults.memoryMb,
     vcpus: input.vcpus ?? kit?.instance?.cpus ?? src.defaults.vcpus,
     pause_after_s: input.pause_after_s ?? src.defaults.pauseAfterS,

@@ -35,6 +35,8 @@ export interface InstanceSpec {
   env: Record<string, string>;
   expose: { guest_port: number; public_port: number | null }[];
   workspace: string | null;
+  /** Host directory booted as the root filesystem (the containerd shim's bundle rootfs); absent otherwise. */
+  rootfs_dir?: string | null;
   memory_mb: number;
   vcpus: number;
   pause_after_s: number;

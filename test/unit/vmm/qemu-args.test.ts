@@ -70,6 +70,13 @@ describe("buildQemuArgs", () => {
     expect(opt(a, "-netdev")).toEqual(["user,id=n0,hostfwd=tcp:127.0.0.1:8080-:80,hostfwd=tcp:127.0.0.1:9000-:9001"]);
   });
 
+  it("shares a host-directory rootfs as virtiofs tag aegis-root and tells the harness so", () => {
+    const a = buildQemuArgs({ ...base, virtiofsSocket: "/run/x/vfs.sock", virtiofsTag: "aegis-root" });
+    expect(a.join(" ")).toContain("vhost-user-fs-device,chardev=vfs,tag=aegis-root");
+    expect(opt(a, "-append")[0]).toContain("aegis.rootfs=virtiofs");
+    expect(opt(a, "-append")[0]).not.toContain("aegis.workspace=1");
+  });
+
   it("adds a writable overlay disk, virtiofs with a shared memfd backend, and -incoming when asked", () => {
     const a = buildQemuArgs({ ...base, overlayDisk: "/i/overlay.ext4", virtiofsSocket: "/run/x/vfs.sock", incoming: "exec:cat /s" });
     const j = a.join(" ");

@@ -5,7 +5,7 @@ import { parseStat } from "../../../../guest/harness/reaper.ts";
 import { baseMountPlan, instanceMountPlan, mountPlan, parseMounts, ROOT, shutdownScript } from "../../../../guest/harness/setup.ts";
 import { initScript } from "../../../../src/vmm/assets/init-script.ts";
 
-const cfg = { hostname: "h", workspace: false, rootDisk: "/dev/vdb", net: true, defer: false };
+const cfg = { hostname: "h", workspace: false, rootDisk: "/dev/vdb", rootVirtiofs: false, net: true, defer: false };
 
 describe("harness boot config", () => {
   it("parses the kernel command line", () => {
@@ -37,6 +37,13 @@ describe("harness boot config", () => {
     expect([...baseMountPlan(mounted), ...instanceMountPlan(cfg)]).toEqual(mountPlan(cfg, mounted));
     expect(baseMountPlan(mounted).map((s) => s.target)).toEqual(["/tmp", "/run"]);
     expect(instanceMountPlan(cfg)[0]).toMatchObject({ target: "/mnt/lower" });
+  });
+
+  it("mounts the virtiofs share aegis-root read-only as the lower layer of a host-directory rootfs", () => {
+    const plan = instanceMountPlan({ ...cfg, rootVirtiofs: true });
+    expect(plan[0]).toMatchObject({ source: "aegis-root", target: "/mnt/lower", fstype: "virtiofs", flags: 1 });
+    expect(plan.map((s) => s.target)).toEqual(instanceMountPlan(cfg).map((s) => s.target));
+    expect(parseCmdline("aegis.rootfs=virtiofs").get("aegis.rootfs")).toBe("virtiofs");
   });
 
   it("skips the rootfs when no disk is attached", () => {
