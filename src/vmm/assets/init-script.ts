@@ -1,7 +1,7 @@
 /**
  * @module vmm/assets/init-script
  * The initramfs `/init`: a busybox shell script that mounts proc/sys/dev,
- * insmods the virtio modules (fuse+virtiofs only with `aegis.workspace=1`),
+ * insmods the virtio modules (fuse+virtiofs only with `aegis.workspace=1` or `aegis.rootfs=virtiofs`),
  * finds the read-only tools disk by its virtio serial (`aegis-tools`),
  * mounts it on /tools and execs the harness there as PID 1. It avoids
  * subshells and external commands where a builtin will do, because every
@@ -30,7 +30,7 @@ read -r cmdline < /proc/cmdline
 # \`aegis --version\`: 2.0 s default, 0.6 s with useJIT=0, 0.72 s with useBaselineJIT=0. useJIT=0
 # would also disable bun:ffi ("bun:ffi requires the JIT"), which the harness needs for mount(2).
 case " $cmdline " in *" aegis.nojit=1 "*) export BUN_JSC_useBaselineJIT=0 ;; esac
-case " $cmdline " in *" aegis.workspace=1 "*)
+case " $cmdline " in *" aegis.workspace=1 "*|*" aegis.rootfs=virtiofs "*)
 ${ld(opts.workspace, "  ")}
 ;; esac
 dev=

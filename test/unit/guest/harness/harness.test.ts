@@ -108,7 +108,7 @@ describe("initramfs /init", () => {
     const s = initScript({ base: ["virtio", "virtio_blk"], workspace: ["fuse", "virtiofs"], harness: "/tools/aegis" });
     expect(s.startsWith("#!/bin/busybox sh\n")).toBe(true);
     expect(s.indexOf("ld virtio\n")).toBeLessThan(s.indexOf("ld virtio_blk\n"));
-    expect(s).toContain('*" aegis.workspace=1 "*)\n  ld fuse\n  ld virtiofs');
+    expect(s).toContain('*" aegis.workspace=1 "*|*" aegis.rootfs=virtiofs "*)\n  ld fuse\n  ld virtiofs');
     expect(s.trimEnd().endsWith("exec /tools/aegis __harness")).toBe(true);
   });
 });
