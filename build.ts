@@ -6,9 +6,10 @@
 import { mkdirSync, rmSync, symlinkSync } from "node:fs";
 import { join } from "node:path";
 import pkg from "./package.json" with { type: "json" };
+import { writeDescriptor } from "./scripts/shim-proto.ts";
 
 /** Names under which the binary is linked; argv[0] selects the role. */
-export const ROLE_LINKS = ["aegisd", "aegis-gateway", "aegis-harness", "aegis-agent", "aegis-vmm-worker", "aegis-mcp-guest", "aegis-mcp"] as const;
+export const ROLE_LINKS = ["aegisd", "aegis-gateway", "aegis-harness", "aegis-agent", "aegis-vmm-worker", "aegis-mcp-guest", "aegis-mcp", "containerd-shim-aegis-v2"] as const;
 
 function flag(name: string): string | undefined {
   const i = process.argv.indexOf(name);
@@ -20,6 +21,8 @@ async function main(): Promise<void> {
   const target = flag("--target");
   const version = process.env.AEGIS_VERSION ?? pkg.version;
   mkdirSync(outdir, { recursive: true });
+  // The shim's protobuf descriptor comes from Debian's containerd .proto files when they are here.
+  if (writeDescriptor()) process.stderr.write("generated src/shim/proto/containerd.gen.json from the containerd .proto files\n");
   const outfile = join(outdir, "aegis");
   const args = [
     "build",

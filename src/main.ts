@@ -20,6 +20,7 @@ const roles: Record<string, () => Promise<RoleMain>> = {
   "aegis-vmm-worker": () => import("./vmm/worker-main.ts").then((m) => m.main),
   "aegis-mcp-guest": () => import("../guest/mcp/main.ts").then((m) => m.main),
   "aegis-mcp": () => import("./mcp/main.ts").then((m) => m.main),
+  "containerd-shim-aegis-v2": () => import("./shim/main.ts").then((m) => m.main),
   __setup: () => import("./vmm/assets/index.ts").then((m) => m.setupMain),
 };
 
@@ -33,6 +34,7 @@ const hiddenRoles: Record<string, string> = {
   "__mcp-guest": "aegis-mcp-guest",
   __mcp: "aegis-mcp",
   __setup: "__setup",
+  "__containerd-shim": "containerd-shim-aegis-v2",
 };
 
 /** Pick the role for this process and the arguments it receives. */

@@ -1,5 +1,5 @@
 /**
- * @module shim/proto/generate
+ * @module scripts/shim-proto
  * Build-time generation of the protobuf descriptors the shim speaks, from
  * the .proto files Debian ships in `golang-github-containerd-containerd-dev`
  * (and the gogo/googleapis packages it depends on): containerd's task v2
@@ -35,7 +35,7 @@ export const PROTO_FILES = [
 ];
 
 /** Where the generated descriptor goes. */
-export const DESCRIPTOR_PATH = join(import.meta.dir, "containerd.gen.json");
+export const DESCRIPTOR_PATH = join(import.meta.dir, "..", "src", "shim", "proto", "containerd.gen.json");
 
 function resolve(target: string): string {
   for (const dir of INCLUDE) {
