@@ -12,7 +12,8 @@
 import { z } from "zod";
 import { AegisClient } from "../api/client.ts";
 import { Instance } from "../api/schema/instances.ts";
-import { startDaemon } from "../control/daemon-process.ts";
+import { runningDaemonPid, startDaemon } from "../control/daemon-process.ts";
+import { probeSocket } from "../control/socket.ts";
 import { statePaths, type StatePaths } from "../paths.ts";
 
 /** aegisd as seen from the shim. */
@@ -25,9 +26,22 @@ export class AegisdFront {
     this.client = new AegisClient(this.paths.socket);
   }
 
-  /** Start aegisd if it does not run (as `aegis up` would). */
+  /**
+   * Start aegisd if it does not run (as `aegis up` would). Shims of
+   * containers created together race to start it: the loser's aegisd finds
+   * the socket taken and exits, which is fine once the winner answers.
+   */
   async ensureRunning(): Promise<void> {
-    await startDaemon(this.paths);
+    try {
+      await startDaemon(this.paths);
+    } catch (err) {
+      const deadline = Date.now() + 10_000;
+      while (Date.now() < deadline) {
+        if (runningDaemonPid(this.paths) !== null && (await probeSocket(this.paths.socket))) return;
+        await Bun.sleep(100);
+      }
+      throw err;
+    }
   }
 
   /** Boot an instance whose root filesystem is `rootfsDir`; resolves once it runs. */

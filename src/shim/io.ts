@@ -1,65 +1,117 @@
 /**
  * @module shim/io
  * A process's stdio FIFOs as containerd creates them (`ctr`, the CRI
- * plugin): stdout and stderr are written, stdin is read. Output FIFOs are
- * opened read-write, which never blocks and never fails with ENXIO when the
- * reader is not there yet; writes are queued in order and awaited before
- * the exit is reported, so the reader has every byte before it learns the
- * exit. Closing them gives the reader its EOF. stdin is read on libuv's
- * thread pool (a FIFO open blocks until its writer appears).
+ * plugin): stdout and stderr are written, stdin is read. Every FIFO is used
+ * non-blocking through Bun's own poller (`Bun.file(fd)` readers and
+ * writers), never through blocking calls on the thread pool: a FIFO whose
+ * other side is not there yet would otherwise hold a pool thread, and a few
+ * of them starve every other file operation of the shim.
+ *
+ *   - Output: opened write-only once a reader exists (containerd opens its
+ *     read side before Create or Exec; the open is retried while it answers
+ *     ENXIO, up to {@link READER_WAIT_MS}). Writes keep their order and are
+ *     flushed before the exit is reported, so the reader has every byte
+ *     before it learns the exit; closing gives it EOF.
+ *   - stdin: opened read-write (never blocks, and no EOF before containerd
+ *     says so): its end comes from CloseIO, which ctr and the CRI plugin
+ *     send when their input ends.
  */
-import { createReadStream, type ReadStream } from "node:fs";
-import { open, type FileHandle } from "node:fs/promises";
+import { constants, openSync } from "node:fs";
+
+/** How long an output FIFO may wait for its reader. */
+export const READER_WAIT_MS = 30_000;
+
+async function openWriter(path: string): Promise<number> {
+  const deadline = Date.now() + READER_WAIT_MS;
+  for (;;) {
+    try {
+      return openSync(path, constants.O_WRONLY | constants.O_NONBLOCK);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENXIO" || Date.now() > deadline) throw err;
+      await Bun.sleep(20);
+    }
+  }
+}
 
 /** An output FIFO (or nowhere, for an empty path). */
 export class OutputPipe {
-  private handle: Promise<FileHandle> | null;
+  private readonly sink: Promise<Bun.FileSink | null>;
   private tail: Promise<unknown> = Promise.resolve();
+  private closed = false;
 
-  constructor(readonly path: string) {
-    this.handle = path ? open(path, "r+") : null;
-    // An open failure surfaces at the first write and at close.
-    this.handle?.catch(() => undefined);
+  constructor(
+    readonly path: string,
+    private readonly log: (msg: string) => void,
+  ) {
+    this.sink = path
+      ? openWriter(path).then(
+          (fd) => Bun.file(fd).writer(),
+          (err: unknown) => {
+            log(`output ${path} not opened, its output is dropped: ${(err as Error).message}`);
+            return null;
+          },
+        )
+      : Promise.resolve(null);
   }
 
   /** Queue `bytes` for the FIFO. */
   write(bytes: Uint8Array): void {
-    const h = this.handle;
-    if (!h) return;
-    this.tail = this.tail.then(async () => (await h).write(bytes)).catch(() => undefined);
+    if (this.closed) return;
+    this.tail = this.tail.then(async () => {
+      const s = await this.sink;
+      if (!s) return;
+      try {
+        s.write(bytes);
+        await s.flush();
+      } catch (err) {
+        this.log(`write to ${this.path} failed: ${(err as Error).message}`);
+      }
+    });
   }
 
   /** Wait for every queued write, then close (the reader sees EOF). */
   async close(): Promise<void> {
-    const h = this.handle;
-    this.handle = null;
-    if (!h) return;
+    if (this.closed) return;
+    this.closed = true;
     await this.tail;
-    await (await h.catch(() => null))?.close();
+    const s = await this.sink;
+    if (s) await s.end();
   }
 }
 
-/** Read the stdin FIFO `path`, calling `onData` per chunk and `onEnd` once at its end or on close(). */
+/** Read the stdin FIFO `path`, calling `onData` per chunk and `onEnd` once on close(). */
 export class InputPipe {
-  private stream: ReadStream | null;
   private ended = false;
+  private readonly cancel: () => Promise<void>;
 
   constructor(
     readonly path: string,
-    onData: (chunk: Buffer) => void,
+    onData: (chunk: Uint8Array) => void,
     private readonly onEnd: () => void,
+    log: (msg: string) => void,
   ) {
-    this.stream = createReadStream(path);
-    this.stream.on("data", (c) => onData(typeof c === "string" ? Buffer.from(c) : c));
-    this.stream.on("end", () => this.end());
-    this.stream.on("error", () => this.end());
+    const fd = openSync(path, constants.O_RDWR | constants.O_NONBLOCK);
+    const reader = Bun.file(fd).stream().getReader();
+    this.cancel = () => reader.cancel();
+    void (async () => {
+      try {
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          onData(value);
+        }
+      } catch (err) {
+        if (!this.ended) log(`stdin ${path}: ${(err as Error).message}`);
+      }
+      this.end();
+    })();
   }
 
   /** Stop reading (CloseIO, or the process ended). */
   close(): void {
-    this.stream?.destroy();
-    this.stream = null;
+    if (this.ended) return;
     this.end();
+    void this.cancel();
   }
 
   private end(): void {

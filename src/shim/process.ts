@@ -47,6 +47,8 @@ export class ShimProcess {
   private ws: WebSocket | null = null;
   private stdinPipe: InputPipe | null = null;
   private pendingSize: { cols: number; rows: number } | null = null;
+  /** CloseIO came before Start (ctr's stdin may end before the process starts). */
+  private stdinClosedEarly = false;
   private readonly done: Promise<ProcessExit>;
   private resolveDone!: (e: ProcessExit) => void;
 
@@ -70,14 +72,15 @@ export class ShimProcess {
 
   /** Start the process in instance `instanceId`; resolves once aegisd has it running (or failed). */
   start(front: AegisdFront, instanceId: string, onExit: (p: ShimProcess) => void): Promise<void> {
-    const stdout = new OutputPipe(this.stdio.stdout);
-    const stderr = this.stdio.terminal ? stdout : new OutputPipe(this.stdio.stderr);
+    const stdout = new OutputPipe(this.stdio.stdout, this.log);
+    const stderr = this.stdio.terminal ? stdout : new OutputPipe(this.stdio.stderr, this.log);
     const ws = front.session(instanceId);
     this.ws = ws;
     this.state = "running";
     const finish = async (status: number): Promise<void> => {
       if (this.exit) return;
       this.exit = { status, at: Date.now() };
+      this.log(`process ${this.execId || "init"} exited with status ${status}`);
       this.stdinPipe?.close();
       await stdout.close();
       if (stderr !== stdout) await stderr.close();
@@ -98,15 +101,16 @@ export class ShimProcess {
             env: this.spec.env,
             ...(this.spec.cwd ? { cwd: this.spec.cwd } : {}),
             ...(this.spec.user ? { user: this.spec.user } : {}),
-            stdin: this.stdio.stdin !== "",
+            stdin: this.stdio.stdin !== "" && !this.stdinClosedEarly,
             ...(this.stdio.terminal ? { tty: size } : {}),
           }),
         );
-        if (this.stdio.stdin) {
+        if (this.stdio.stdin && !this.stdinClosedEarly) {
           this.stdinPipe = new InputPipe(
             this.stdio.stdin,
-            (chunk) => this.send({ type: "stdin", data: chunk.toString("base64") }),
+            (chunk) => this.send({ type: "stdin", data: Buffer.from(chunk).toString("base64") }),
             () => this.send({ type: "stdin_close" }),
+            this.log,
           );
         }
         resolve();
@@ -146,8 +150,8 @@ export class ShimProcess {
 
   /** Close its stdin (CloseIO). */
   closeStdin(): void {
-    if (this.stdinPipe) this.stdinPipe.close();
-    else this.send({ type: "stdin_close" });
+    if (this.state === "created") this.stdinClosedEarly = true;
+    else if (this.stdinPipe) this.stdinPipe.close();
   }
 
   private send(msg: unknown): void {
