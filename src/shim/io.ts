@@ -16,7 +16,7 @@
  *     says so): its end comes from CloseIO, which ctr and the CRI plugin
  *     send when their input ends.
  */
-import { constants, openSync } from "node:fs";
+import { closeSync, constants, openSync } from "node:fs";
 
 /** How long an output FIFO may wait for its reader. */
 export const READER_WAIT_MS = 30_000;
@@ -35,7 +35,7 @@ async function openWriter(path: string): Promise<number> {
 
 /** An output FIFO (or nowhere, for an empty path). */
 export class OutputPipe {
-  private readonly sink: Promise<Bun.FileSink | null>;
+  private readonly sink: Promise<{ fd: number; sink: Bun.FileSink } | null>;
   private tail: Promise<unknown> = Promise.resolve();
   private closed = false;
 
@@ -45,7 +45,7 @@ export class OutputPipe {
   ) {
     this.sink = path
       ? openWriter(path).then(
-          (fd) => Bun.file(fd).writer(),
+          (fd) => ({ fd, sink: Bun.file(fd).writer() }),
           (err: unknown) => {
             log(`output ${path} not opened, its output is dropped: ${(err as Error).message}`);
             return null;
@@ -61,8 +61,8 @@ export class OutputPipe {
       const s = await this.sink;
       if (!s) return;
       try {
-        s.write(bytes);
-        await s.flush();
+        s.sink.write(bytes);
+        await s.sink.flush();
       } catch (err) {
         this.log(`write to ${this.path} failed: ${(err as Error).message}`);
       }
@@ -75,7 +75,10 @@ export class OutputPipe {
     this.closed = true;
     await this.tail;
     const s = await this.sink;
-    if (s) await s.end();
+    if (!s) return;
+    // The writer works on its own descriptor; ours must be closed too, or the reader never sees EOF.
+    await s.sink.end();
+    closeSync(s.fd);
   }
 }
 
@@ -92,7 +95,10 @@ export class InputPipe {
   ) {
     const fd = openSync(path, constants.O_RDWR | constants.O_NONBLOCK);
     const reader = Bun.file(fd).stream().getReader();
-    this.cancel = () => reader.cancel();
+    this.cancel = async () => {
+      await reader.cancel();
+      closeSync(fd);
+    };
     void (async () => {
       try {
         for (;;) {
