@@ -67,6 +67,8 @@ export async function startDaemon(paths: StatePaths, opts: { noDaemons?: boolean
     proc = Bun.spawn(daemonCommand(), {
       stdio: ["ignore", logFd, logFd],
       detached: true,
+      // A daemon holds no caller's directory (a shim starts it inside a bundle that containerd removes).
+      cwd: "/",
       env: childEnv({ AEGIS_HOME: paths.home, ...(opts.noDaemons ? { AEGIS_NO_DAEMONS: "1" } : {}) }),
     });
   } finally {

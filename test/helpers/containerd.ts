@@ -90,6 +90,8 @@ export class TestContainerd {
       this.proc.kill("SIGTERM");
       await this.proc.exited;
     }
+    // Shims outlive containerd by design; after a failed test kill the ones naming this containerd.
+    Bun.spawnSync(["pkill", "-KILL", "-f", `shim.*${this.dir}`]);
     for (const m of this.mounts().sort().reverse()) Bun.spawnSync(["umount", "-l", m]);
     rmSync(this.dir, { recursive: true, force: true });
   }
