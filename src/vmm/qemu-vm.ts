@@ -36,6 +36,17 @@ export class QemuVm implements Vm {
   /** PID of this VM's virtiofsd (leader of its own process group), when a workspace is shared. */
   readonly virtiofsdPid?: number;
   private qmp?: QmpClient;
+  /**
+   * Restore phases of this boot, in ms since QEMU was spawned (qmpConnected,
+   * migrationLoaded, resumed, firstPing, clockSet) plus `setupRpc` (its own
+   * duration) for template starts; empty for a cold boot. For benchmarks.
+   */
+  bootPhases: Record<string, number> = {};
+  /**
+   * Set when guest RAM is a shared memory file (template builds): the
+   * snapshot then migrates with `x-ignore-shared`, streaming device state only.
+   */
+  ramInSharedFile = false;
   /** True when restored from a template snapshot (set by QemuBackend.bootFromTemplate). */
   fromTemplate = false;
   private paused = false;
@@ -165,6 +176,7 @@ export class QemuVm implements Vm {
     try {
       // QEMU 7.2 throttles migration to 32 MiB/s by default; the VM is paused, so go as fast as the disk allows.
       await qmp.execute("migrate-set-parameters", { "max-bandwidth": 8 * 1024 ** 3 });
+      if (this.ramInSharedFile) await qmp.setMigrationCapability("x-ignore-shared", true);
       await qmp.migrate(`unix:${this.paths.mig}`);
       for (;;) {
         const st = await qmp.queryMigrate();

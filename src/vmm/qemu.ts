@@ -46,7 +46,7 @@
  * where they are, and must be unchanged at restore). The snapshot file is
  * written 0600.
  */
-import { existsSync, mkdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { dirname, join } from "node:path";
 import type { GuestAssets } from "./assets/index.ts";
@@ -158,7 +158,7 @@ export class QemuBackend implements Backend {
   }
 
   /** The machine and disk identity a snapshot of `spec` records (and a restore must match). */
-  snapshotIdentity(spec: VmSpec, assets: GuestAssets): SnapshotIdentity {
+  snapshotIdentity(spec: VmSpec, assets: GuestAssets, sharedMemoryFile?: string): SnapshotIdentity {
     const rootfs = spec.rootfs || assets.baseRootfs;
     return {
       machine: {
@@ -175,6 +175,7 @@ export class QemuBackend implements Backend {
         rootfs: stampFile(rootfs),
         ...(spec.overlayDisk && existsSync(spec.overlayDisk) ? { overlay: stampFile(spec.overlayDisk) } : {}),
       },
+      ...(sharedMemoryFile && existsSync(sharedMemoryFile) ? { memory: stampFile(sharedMemoryFile) } : {}),
     };
   }
 
@@ -211,9 +212,12 @@ export class QemuBackend implements Backend {
     const assets = await this.prepare();
     if (spec.overlayDisk) await ensureOverlayDisk(spec.overlayDisk, spec.overlayDiskSizeMb);
     const snap = await this.ensureTemplate(spec, assets);
-    const vm = await this.bootWithRetry({ ...spec, restoreFrom: snap }, assets, true);
+    // The template's RAM, mapped copy-on-write: this VM never writes the file (templates.ts).
+    const vm = await this.bootWithRetry({ ...spec, restoreFrom: snap }, assets, true, { path: templateMemoryFile(snap), shared: false });
     try {
+      const t0 = performance.now();
       await vm.channel.call("setup", { hostname: spec.hostname, epoch_ms: Date.now(), entropy: randomBytes(64).toString("base64") }, { timeoutMs: 10_000 });
+      vm.bootPhases.setupRpc = performance.now() - t0;
     } catch (err) {
       vm.kill();
       await vm.exited;
@@ -242,7 +246,9 @@ export class QemuBackend implements Backend {
       rootfs: stampFile(rootfs), memoryMb: spec.memoryMb, vcpus: spec.vcpus, overlayMb,
     });
     const dir = this.opts.templatesDir ?? join(dirname(assets.kernel), "templates");
-    const snap = join(dir, `${key}.snap.zst`);
+    // Uncompressed: with the RAM in `<key>.ram` the stream is only device state (a few hundred KB).
+    const snap = join(dir, `${key}.snap`);
+    const ram = templateMemoryFile(snap);
     const pending = this.templates.get(key);
     if (pending) {
       const path = await pending;
@@ -268,10 +274,14 @@ export class QemuBackend implements Backend {
       if (this.templateMismatch(snap, { ...spec, rootfs }, assets) === undefined) return snap;
       removeSnapshot(snap);
       mkdirSync(tspec.runDir, { recursive: true, mode: 0o700 });
+      freshMemoryFile(ram);
       if (tspec.overlayDisk) await ensureOverlayDisk(tspec.overlayDisk, overlayMb);
-      const vm = await this.bootWithRetry(tspec, assets, true);
+      const vm = await this.bootWithRetry(tspec, assets, true, { path: ram, shared: true });
       try {
         await vm.snapshot(snap);
+      } catch (err) {
+        rmSync(ram, { force: true });
+        throw err;
       } finally {
         vm.kill();
         await vm.exited;
@@ -289,7 +299,7 @@ export class QemuBackend implements Backend {
   private templateMismatch(snap: string, spec: VmSpec, assets: GuestAssets): string | undefined {
     const meta = readSnapshotMeta(snap);
     if (!meta) return "no template yet";
-    const id = this.snapshotIdentity({ ...spec, hostname: TEMPLATE_HOSTNAME }, assets);
+    const id = this.snapshotIdentity({ ...spec, hostname: TEMPLATE_HOSTNAME }, assets, templateMemoryFile(snap));
     if (meta.disks.overlay && id.disks.overlay) id.disks.overlay = meta.disks.overlay;
     return snapshotMismatch(meta, id, existsSync(snap) ? statSync(snap).size : undefined);
   }
@@ -380,16 +390,17 @@ export class QemuBackend implements Backend {
     });
   }
 
-  private async bootWithRetry(spec: VmSpec, assets: GuestAssets, defer: boolean): Promise<QemuVm> {
+  private async bootWithRetry(spec: VmSpec, assets: GuestAssets, defer: boolean, memoryFile?: MemoryFile): Promise<QemuVm> {
     try {
-      return await this.bootOnce(spec, assets, defer, 1);
+      return await this.bootOnce(spec, assets, defer, 1, memoryFile);
     } catch (err) {
       if (!(err instanceof VmBootError) || !err.message.includes("watchdog")) throw err;
-      return await this.bootOnce(spec, assets, defer, 2);
+      if (memoryFile?.shared) freshMemoryFile(memoryFile.path); // a fresh file for the fresh boot
+      return await this.bootOnce(spec, assets, defer, 2, memoryFile);
     }
   }
 
-  private async bootOnce(spec: VmSpec, assets: GuestAssets, defer: boolean, attempt: number): Promise<QemuVm> {
+  private async bootOnce(spec: VmSpec, assets: GuestAssets, defer: boolean, attempt: number, memoryFile?: MemoryFile): Promise<QemuVm> {
     const paths = vmPaths(spec.runDir);
     for (const p of [paths.ctl, paths.qmp, paths.vfs, paths.mig]) {
       if (Buffer.byteLength(p) > SUN_PATH_MAX) throw new Error(`socket path ${p} is longer than ${SUN_PATH_MAX} bytes\nhint: use a shorter AEGIS_HOME`);
@@ -424,8 +435,10 @@ export class QemuBackend implements Backend {
         serialLog: paths.console,
         controlSocket: paths.ctl,
         qmpSocket: paths.qmp,
-        incoming: spec.restoreFrom ? restoreUri(spec.restoreFrom) : undefined,
+        // A template's stream needs x-ignore-shared set before it loads: deferred, then started over QMP.
+        incoming: spec.restoreFrom ? (memoryFile ? "defer" : restoreUri(spec.restoreFrom)) : undefined,
         deferSetup: defer,
+        memoryFile,
       });
       const t0 = performance.now();
       proc = Bun.spawn([...net.wrapper, this.qemuBinary, ...args], {
@@ -447,9 +460,10 @@ export class QemuBackend implements Backend {
       });
       const timeoutMs = this.bootTimeoutMs();
       let qmp: QmpClient | undefined;
+      const phases: Record<string, number> = {};
       try {
         if (spec.restoreFrom) {
-          qmp = await Promise.race([restore(paths.qmp, channel, timeoutMs), exitedEarly]);
+          qmp = await Promise.race([restore(paths.qmp, channel, timeoutMs, (name) => (phases[name] = performance.now() - t0), memoryFile ? restoreUri(spec.restoreFrom) : undefined), exitedEarly]);
         } else {
           await Promise.race([channel.waitReady(timeoutMs), exitedEarly]);
         }
@@ -465,7 +479,10 @@ export class QemuBackend implements Backend {
       }
       exitedEarly.catch(() => undefined); // after boot, the exit is reported through Vm.exited instead
       const bootMs = performance.now() - t0;
-      return new QemuVm(spec, vmProc, channel, paths, qmp, vfsProc, bootMs, () => this.snapshotIdentity(spec, assets), net);
+      const vm = new QemuVm(spec, vmProc, channel, paths, qmp, vfsProc, bootMs, () => this.snapshotIdentity(spec, assets, memoryFile?.shared ? memoryFile.path : undefined), net);
+      vm.bootPhases = phases;
+      vm.ramInSharedFile = memoryFile?.shared === true;
+      return vm;
     } catch (err) {
       if (proc) {
         killGroup(proc.pid);
@@ -502,18 +519,47 @@ export function restoreUri(path: string): string {
   return path.endsWith(".zst") ? `exec:zstd -dc ${q}` : `exec:cat ${q}`;
 }
 
-async function restore(qmpPath: string, channel: ControlChannel, timeoutMs: number): Promise<QmpClient> {
+/** Guest RAM file of a template snapshot (`<key>.snap` -> `<key>.ram`). */
+export function templateMemoryFile(snap: string): string {
+  return snap.replace(/\.snap$/, "") + ".ram";
+}
+
+/**
+ * Replace `path` by a new empty 0600 file (guest RAM: its owner only) that
+ * QEMU sizes. Unlinked, never rewritten in place: running clones of an older
+ * template still map the old inode's pages.
+ */
+function freshMemoryFile(path: string): void {
+  rmSync(path, { force: true });
+  writeFileSync(path, "", { mode: 0o600 });
+}
+
+/** A memory file backing guest RAM (qemu-args.ts `memoryFile`). */
+type MemoryFile = { path: string; shared: boolean };
+
+/** Restore after spawn; `mark` records each phase's end (ms since spawn, QemuVm.bootPhases). */
+async function restore(qmpPath: string, channel: ControlChannel, timeoutMs: number, mark: (phase: string) => void, deferredUri?: string): Promise<QmpClient> {
   const deadline = Date.now() + timeoutMs;
   const qmp = await QmpClient.connect(qmpPath, timeoutMs);
+  mark("qmpConnected");
+  if (deferredUri) {
+    // A template snapshot: its RAM is the memory file this VM maps, not in the stream.
+    await qmp.setMigrationCapability("x-ignore-shared", true);
+    await qmp.migrateIncoming(deferredUri);
+  }
   for (;;) {
     const st = await qmp.status();
     if (st !== "inmigrate") break;
     if (Date.now() > deadline) throw new ChannelTimeoutError(`snapshot load did not finish within ${timeoutMs} ms`);
-    await Bun.sleep(10);
+    await Bun.sleep(2);
   }
+  mark("migrationLoaded");
   await qmp.cont();
+  mark("resumed");
   await channel.call("ping", undefined, { timeoutMs: Math.max(1000, deadline - Date.now()) });
+  mark("firstPing");
   await channel.call("clock.set", { epoch_ms: Date.now() }, { timeoutMs: 5000 });
+  mark("clockSet");
   return qmp;
 }
 

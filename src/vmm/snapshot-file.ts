@@ -20,7 +20,9 @@
  * flushed it at the end of the migration, so any later write (a cold boot,
  * or the restored VM itself writing) makes the snapshot stale, which is the
  * correct answer: restoring old RAM over a newer disk corrupts the
- * filesystem. `snapshotMismatch` compares; it is a pure function.
+ * filesystem. A template's RAM is not in the stream but in its memory file
+ * (`memory`, templates.ts), stamped the same way once the VM is paused.
+ * `snapshotMismatch` compares; it is a pure function.
  */
 import { chmodSync, closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
 import type { Socket, UnixSocketListener } from "bun";
@@ -51,6 +53,12 @@ export interface SnapshotMeta {
     hostname: string;
   };
   disks: { tools: FileStamp; rootfs: FileStamp; overlay?: FileStamp };
+  /**
+   * The shared memory file holding the guest RAM when the VM ran file-backed
+   * (template builds, qemu-args.ts `memoryFile`): the stream then has no RAM,
+   * so the file must be exactly the one QEMU wrote.
+   */
+  memory?: FileStamp;
 }
 
 /** What snapshot metadata records about a VM, computed from its spec and the files as they are now. */
@@ -116,6 +124,11 @@ export function snapshotMismatch(meta: SnapshotMeta, expected: SnapshotIdentity,
     if (!b) return `the snapshot needs the ${disk} disk ${a.path}, which the VM no longer attaches`;
     if (a.path !== b.path) return `${disk} disk moved: snapshot ${a.path}, now ${b.path}`;
     return `${disk} disk ${a.path} changed since the snapshot (size ${a.size} -> ${b.size}, mtime ${a.mtimeNs} -> ${b.mtimeNs})`;
+  }
+  if (!sameStamp(meta.memory, expected.memory)) {
+    if (!meta.memory) return `the snapshot holds its RAM but the VM now maps the memory file ${expected.memory!.path}`;
+    if (!expected.memory) return `the snapshot's RAM is in the memory file ${meta.memory.path}, which is missing`;
+    return `memory file ${meta.memory.path} changed since the snapshot (size ${meta.memory.size} -> ${expected.memory.size}, mtime ${meta.memory.mtimeNs} -> ${expected.memory.mtimeNs})`;
   }
   return undefined;
 }
