@@ -278,6 +278,9 @@ export class QemuBackend implements Backend {
       if (tspec.overlayDisk) await ensureOverlayDisk(tspec.overlayDisk, overlayMb);
       const vm = await this.bootWithRetry(tspec, assets, true, { path: ram, shared: true });
       try {
+        // Warm the harness before the snapshot: clock.set loads its FFI module (libc.ts), which
+        // every clone's setup needs; in the template it is paid once, not once per clone.
+        await vm.channel.call("clock.set", { epoch_ms: Date.now() }, { timeoutMs: 30_000 });
         await vm.snapshot(snap);
       } catch (err) {
         rmSync(ram, { force: true });
@@ -558,8 +561,11 @@ async function restore(qmpPath: string, channel: ControlChannel, timeoutMs: numb
   mark("resumed");
   await channel.call("ping", undefined, { timeoutMs: Math.max(1000, deadline - Date.now()) });
   mark("firstPing");
-  await channel.call("clock.set", { epoch_ms: Date.now() }, { timeoutMs: 5000 });
-  mark("clockSet");
+  // A template clone gets its clock with the `setup` RPC that follows (bootFromTemplate).
+  if (!deferredUri) {
+    await channel.call("clock.set", { epoch_ms: Date.now() }, { timeoutMs: 5000 });
+    mark("clockSet");
+  }
   return qmp;
 }
 
