@@ -12,7 +12,8 @@
  * its first byte. It ends with how many such instances fit in MemAvailable.
  *
  * Usage: `bun bench/density.ts` (needs bin/aegis); AEGIS_BENCH_DENSITY_N
- * (default 20) sets N, lower it on a small machine. Writes
+ * (default 20) sets N, lower it on a small machine; AEGIS_TCG_TB_MB and
+ * AEGIS_BOOT_TIMEOUT_MS are passed on to the daemon. Writes
  * bench/results/density.json.
  */
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
@@ -91,7 +92,9 @@ async function firstByte(url: string, timeoutMs = 60_000): Promise<number> {
 
 async function main(): Promise<void> {
   const home = mkdtempSync(join(tmpdir(), "agd-"));
-  const env = { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/root", AEGIS_HOME: home, AEGIS_ROUTER_PORT: "0" };
+  const env: Record<string, string> = { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/root", AEGIS_HOME: home, AEGIS_ROUTER_PORT: "0" };
+  // A longer boot watchdog (loaded machine) or another TCG cache size is the caller's choice: passed on to the daemon.
+  for (const k of ["AEGIS_BOOT_TIMEOUT_MS", "AEGIS_TCG_TB_MB"]) if (process.env[k]) env[k] = process.env[k]!;
   const json = async <T>(args: string[]) => JSON.parse(await cli(env, [...args, "--json"])) as T;
   const t0 = performance.now();
   const started: string[] = [];

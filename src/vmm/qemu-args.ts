@@ -7,7 +7,8 @@
  *   QEMU exit, which is how a VM powers off.
  * - `-cpu max` under TCG (Bun needs SSE4/AVX; the default qemu64 gets SIGILL),
  *   `-cpu host` under KVM/HVF. `tb-size=32` cuts idle RSS ~60 MB with no
- *   measurable boot cost.
+ *   measurable boot cost; a booted guest fills all of it, so it is 32 MB of
+ *   every idle VM's private memory (QemuBackend `tbSizeMb`, AEGIS_TCG_TB_MB).
  * - `tsc_early_khz=<host kHz>` on the kernel command line: without it ~10% of
  *   TCG boots hang calibrating the TSC (microvm has no HPET/PM timer).
  * - `aegis.nojit=1` under TCG: the harness runs Bun with JavaScriptCore's

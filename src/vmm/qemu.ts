@@ -79,6 +79,12 @@ export interface QemuBackendOptions {
   accel?: AccelInfo;
   /** Boot watchdog (spawn to `ready`); default 20 s under TCG, 10 s with KVM/HVF, or AEGIS_BOOT_TIMEOUT_MS. */
   bootTimeoutMs?: number;
+  /**
+   * TCG translation cache in MiB (default 32, or AEGIS_TCG_TB_MB). It is
+   * private memory of every VM, paused or not: a smaller one lowers each
+   * idle instance's USS at the cost of more re-translation when it runs.
+   */
+  tbSizeMb?: number;
   /** Where template snapshots live (templates.ts); default `<guest assets dir>/templates`. */
   templatesDir?: string;
   /** AEGIS_HOME, named in the machine-wide network slot claims (network/netns.ts). */
@@ -149,6 +155,14 @@ export class QemuBackend implements Backend {
   /** Build (or find cached) the guest assets now, so the first boot does not pay for it. */
   async prepare(): Promise<GuestAssets> {
     return typeof this.opts.assets === "function" ? await this.opts.assets() : this.opts.assets;
+  }
+
+  private tbSizeMb(): number | undefined {
+    const env = process.env.AEGIS_TCG_TB_MB;
+    if (env === undefined || env === "") return this.opts.tbSizeMb;
+    const n = Number(env);
+    if (!Number.isInteger(n) || n < 4 || n > 2048) throw new Error(`AEGIS_TCG_TB_MB ${JSON.stringify(env)} is not a whole number of MiB between 4 and 2048\nhint: unset it for the default (32)`);
+    return n;
   }
 
   private bootTimeoutMs(): number {
@@ -442,6 +456,7 @@ export class QemuBackend implements Backend {
         incoming: spec.restoreFrom ? (memoryFile ? "defer" : restoreUri(spec.restoreFrom)) : undefined,
         deferSetup: defer,
         memoryFile,
+        tbSizeMb: this.tbSizeMb(),
       });
       const t0 = performance.now();
       proc = Bun.spawn([...net.wrapper, this.qemuBinary, ...args], {
