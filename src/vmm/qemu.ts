@@ -46,7 +46,7 @@
  * where they are, and must be unchanged at restore). The snapshot file is
  * written 0600.
  */
-import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { dirname, join } from "node:path";
 import type { GuestAssets } from "./assets/index.ts";
@@ -263,6 +263,7 @@ export class QemuBackend implements Backend {
     // Uncompressed: with the RAM in `<key>.ram` the stream is only device state (a few hundred KB).
     const snap = join(dir, `${key}.snap`);
     const ram = templateMemoryFile(snap);
+    const staging = stagingMemoryFile(ram, key);
     const pending = this.templates.get(key);
     if (pending) {
       const path = await pending;
@@ -288,9 +289,10 @@ export class QemuBackend implements Backend {
       if (this.templateMismatch(snap, { ...spec, rootfs }, assets) === undefined) return snap;
       removeSnapshot(snap);
       mkdirSync(tspec.runDir, { recursive: true, mode: 0o700 });
-      freshMemoryFile(ram);
+      rmSync(ram, { force: true }); // unlinked, never rewritten: running clones still map the old inode
+      freshMemoryFile(staging);
       if (tspec.overlayDisk) await ensureOverlayDisk(tspec.overlayDisk, overlayMb);
-      const vm = await this.bootWithRetry(tspec, assets, true, { path: ram, shared: true });
+      const vm = await this.bootWithRetry(tspec, assets, true, { path: staging, shared: true, publishTo: ram });
       try {
         // Warm the harness before the snapshot: clock.set loads its FFI module (libc.ts), which
         // every clone's setup needs; in the template it is paid once, not once per clone.
@@ -302,6 +304,7 @@ export class QemuBackend implements Backend {
       } finally {
         vm.kill();
         await vm.exited;
+        if (staging !== ram) rmSync(staging, { force: true });
         rmSync(tspec.runDir, { recursive: true, force: true });
         if (tspec.overlayDisk) rmSync(tspec.overlayDisk, { force: true });
       }
@@ -497,9 +500,9 @@ export class QemuBackend implements Backend {
       }
       exitedEarly.catch(() => undefined); // after boot, the exit is reported through Vm.exited instead
       const bootMs = performance.now() - t0;
-      const vm = new QemuVm(spec, vmProc, channel, paths, qmp, vfsProc, bootMs, () => this.snapshotIdentity(spec, assets, memoryFile?.shared ? memoryFile.path : undefined), net);
+      const vm = new QemuVm(spec, vmProc, channel, paths, qmp, vfsProc, bootMs, () => this.snapshotIdentity(spec, assets, memoryFile?.shared ? (memoryFile.publishTo ?? memoryFile.path) : undefined), net);
       vm.bootPhases = phases;
-      vm.ramInSharedFile = memoryFile?.shared === true;
+      if (memoryFile?.shared) vm.sharedRam = { path: memoryFile.path, publishTo: memoryFile.publishTo };
       return vm;
     } catch (err) {
       if (proc) {
@@ -552,8 +555,26 @@ function freshMemoryFile(path: string): void {
   writeFileSync(path, "", { mode: 0o600 });
 }
 
-/** A memory file backing guest RAM (qemu-args.ts `memoryFile`). */
-type MemoryFile = { path: string; shared: boolean };
+/**
+ * Where a template VM keeps its RAM while it boots: tmpfs (/dev/shm) when
+ * there is one, copied sparse to `ram` once the snapshot is taken
+ * (snapshot-file.ts publishMemoryFile). Booting straight on a disk file was
+ * measured slower and unsteady: every first write to a hole allocates file
+ * blocks, and the host's dirty-page writeback throttles the vCPU thread
+ * (template boots past the 20 s watchdog on a loaded host).
+ */
+function stagingMemoryFile(ram: string, key: string): string {
+  if (!existsSync("/dev/shm") || !statSync("/dev/shm").isDirectory()) return ram;
+  // A daemon killed mid-build leaves its staging file in RAM: drop those whose process is gone.
+  for (const f of readdirSync("/dev/shm")) {
+    const m = f.match(/^aegis-template-[0-9a-f]+-(\d+)\.ram$/);
+    if (m && processStartTime(Number(m[1])) === null) rmSync(join("/dev/shm", f), { force: true });
+  }
+  return join("/dev/shm", `aegis-template-${key}-${process.pid}.ram`);
+}
+
+/** A memory file backing guest RAM (qemu-args.ts `memoryFile`); `publishTo`: where the snapshot copies it. */
+type MemoryFile = { path: string; shared: boolean; publishTo?: string };
 
 /** Restore after spawn; `mark` records each phase's end (ms since spawn, QemuVm.bootPhases). */
 async function restore(qmpPath: string, channel: ControlChannel, timeoutMs: number, mark: (phase: string) => void, deferredUri?: string): Promise<QmpClient> {

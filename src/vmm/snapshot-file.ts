@@ -133,6 +133,30 @@ export function snapshotMismatch(meta: SnapshotMeta, expected: SnapshotIdentity,
   return undefined;
 }
 
+/**
+ * Copy a template's RAM file `from` (tmpfs while it booted) to `to`: sparse
+ * (`cp --sparse=always` leaves the guest's never-touched, zero pages as
+ * holes), 0600, fsynced, then renamed into place so `to` is complete or absent.
+ */
+export async function publishMemoryFile(from: string, to: string): Promise<void> {
+  const partial = `${to}.partial`;
+  rmSync(partial, { force: true });
+  const cp = Bun.spawn(["cp", "--sparse=always", from, partial], { stdin: "ignore", stdout: "ignore", stderr: "pipe" });
+  const [err, code] = await Promise.all([new Response(cp.stderr).text(), cp.exited]);
+  if (code !== 0) {
+    rmSync(partial, { force: true });
+    throw new Error(`copying the template memory ${from} to ${partial} failed (cp exited ${code}): ${err.trim()}`);
+  }
+  chmodSync(partial, 0o600);
+  const fd = openSync(partial, "r");
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(partial, to);
+}
+
 /** Receives one migration stream on a unix socket and writes it to a file. */
 export interface SnapshotReceiver {
   /** Resolves with the bytes received once the stream ended and the file is flushed (`<path>.partial`). */

@@ -22,9 +22,11 @@
  * metadata (snapshot-file.ts) with the stamps of both. The template's own
  * overlay disk and run directory are deleted once the snapshot is written.
  *
- * Memory. The template VM runs with its RAM in `<key>.ram`, a shared file
- * mapping, and migrates with `x-ignore-shared`, so the snapshot streams no
- * RAM at all: the file already is the RAM. A VM started from the template
+ * Memory. The template VM runs with its RAM in a shared file mapping on
+ * tmpfs (/dev/shm; a disk file made its boot slow, see qemu.ts
+ * stagingMemoryFile) and migrates with `x-ignore-shared`, so the snapshot
+ * streams no RAM at all: the file already is the RAM. It is then copied
+ * sparse to `<key>.ram` beside the snapshot (fsynced, before the metadata). A VM started from the template
  * maps that file privately (`share=off`, copy-on-write): no stream, no
  * decompression, pages fault in on first touch from the host page cache,
  * and the pages a clone only reads stay shared by every clone (density).
