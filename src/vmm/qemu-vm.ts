@@ -177,7 +177,9 @@ export class QemuVm implements Vm {
     try {
       // QEMU 7.2 throttles migration to 32 MiB/s by default; the VM is paused, so go as fast as the disk allows.
       await qmp.execute("migrate-set-parameters", { "max-bandwidth": 8 * 1024 ** 3 });
-      if (this.sharedRam) await qmp.setMigrationCapability("x-ignore-shared", true);
+      // Always explicit: a template clone's QEMU loaded its state with the capability on, and its own
+      // snapshot must stream all RAM in the format a plain restore reads.
+      await qmp.setMigrationCapability("x-ignore-shared", this.sharedRam !== undefined);
       await qmp.migrate(`unix:${this.paths.mig}`);
       for (;;) {
         const st = await qmp.queryMigrate();
