@@ -20,7 +20,8 @@ export const STOP_WAIT_MS = 5000;
 export function childEnv(extra: Record<string, string> = {}): Record<string, string> {
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(process.env)) {
-    if (v !== undefined && k !== "BUN_BE_BUN" && k !== "BUN_OPTIONS") env[k] = v;
+    // AEGIS_KIT_DAEMON marks a kit daemon (daemon/kits/stale.ts); never inherited, so whatever a daemon starts is not taken for it.
+    if (v !== undefined && k !== "BUN_BE_BUN" && k !== "BUN_OPTIONS" && k !== "AEGIS_KIT_DAEMON") env[k] = v;
   }
   return { ...env, ...extra };
 }

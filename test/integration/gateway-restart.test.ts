@@ -2,7 +2,8 @@
  * The Agent Kit's gateway across SIGKILLs of aegisd (live restore, issue 17):
  * the real aegisd supervises the real `aegis-gateway` polling the Telegram
  * stand-in (test/fakes/telegram.ts) while messages keep arriving; aegisd is
- * killed twice and started again. The gateway a killed aegisd leaves behind
+ * killed twice and started again, the second time just after the gateway
+ * crashed and aegisd restarted it. The gateway a killed aegisd leaves behind
  * is stopped (and gone) before the new aegisd starts its own, so one
  * gateway polls at a time; and every Telegram update reaches the registry
  * exactly once, in order (the tether ingress frames, by msg_id and seq), and
@@ -56,10 +57,25 @@ it("keeps every Telegram update, once and in order, and one gateway, across two 
   gateways.push((await gatewayPid())!.pid!);
 
   const messageIds: number[] = [];
+  const reapedPids: number[] = [];
   for (let i = 1; i <= 12; i++) {
     messageIds.push(tg.pushMessage({ chatId: CHAT, text: `message ${i}` }));
     await Bun.sleep(150);
+    if (i === 8) {
+      // The gateway crashes and aegisd restarts it (backoff 1 s): the next aegisd must know this new pid
+      // too (only the restart, not a pid file written at the first start, tells it).
+      const crashed = gateways.at(-1)!;
+      process.kill(crashed, "SIGTERM");
+      await until(async () => {
+        const g = await gatewayPid();
+        return g?.state === "running" && g.pid !== crashed;
+      }, "the crashed gateway to be restarted");
+      expect(alive(crashed)).toBe(false);
+      gateways.push((await gatewayPid())!.pid!);
+    }
     if (i === 4 || i === 8) {
+      const reapedGateway = gateways.at(-1)!;
+      reapedPids.push(reapedGateway);
       process.kill(daemonPid(), "SIGKILL");
       // More messages while no aegisd runs: the old gateway still polls and retries its post.
       messageIds.push(tg.pushMessage({ chatId: CHAT, text: `message ${i} (aegisd away)` }));
@@ -85,9 +101,17 @@ it("keeps every Telegram update, once and in order, and one gateway, across two 
   // Each new aegisd stopped the old gateway and then started its own.
   const log = readFileSync(join(home.dir, "data", "aegisd.log"), "utf8").split("\n");
   const reaped = log.flatMap((l, i) => (l.includes("stopped a kit daemon left by a previous aegisd") ? [i] : []));
-  expect(reaped.length).toBe(2);
+  // The gateway each killed aegisd ran (the restarted one the second time) is the one the next aegisd stopped.
+  expect(reaped.map((i) => (JSON.parse(log[i]!) as { pid: number }).pid)).toEqual(reapedPids);
+  const started = (l: string) => l.includes('"kit daemon started"') && l.includes("aegis-gateway");
   for (const i of reaped) {
-    const next = log.findIndex((l, j) => j > i && l.includes('"kit daemon started"') && l.includes("aegis-gateway"));
+    // No gateway started between the reaped one's own start and its end (by pid: "aegisd started"
+    // is logged while the reap runs, so it is no boundary): never two gateways at once.
+    const { pid } = JSON.parse(log[i]!) as { pid: number };
+    const lastStart = log.findLastIndex((l, j) => j < i && started(l));
+    expect(lastStart).toBeGreaterThan(-1);
+    expect((JSON.parse(log[lastStart]!) as { pid: number }).pid).toBe(pid);
+    const next = log.findIndex((l, j) => j > i && started(l));
     expect(next).toBeGreaterThan(i);
   }
   for (const pid of gateways.slice(0, -1)) expect(alive(pid)).toBe(false);

@@ -7,12 +7,14 @@
  * `GET /v1/status`, and stops them when it stops. `aegis up --no-daemons`
  * (AEGIS_NO_DAEMONS=1 on aegisd) starts none.
  *
- * Each daemon's output goes to `data/<name>.log`. Their pids are kept in
- * `data/kit-daemons.json`, so a daemon left behind by an aegisd killed with
- * SIGKILL is stopped before a new one starts (two gateways would both poll
- * the same bot).
+ * Each daemon's output goes to `data/<name>.log`. A daemon left behind by
+ * an aegisd killed with SIGKILL is stopped, and gone, before the new aegisd
+ * starts any (two gateways would both poll the same bot): it is found by the
+ * marker every kit daemon carries in its environment (kits/stale.ts), and
+ * by the pids kept in `data/kit-daemons.json` (written atomically after
+ * every start and exit) where /proc cannot be scanned.
  */
-import { closeSync, existsSync, openSync, readFileSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, openSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { KitDaemon } from "../../api/schema/kits.ts";
 import { selfCommand, type StatePaths } from "../../paths.ts";
@@ -20,6 +22,7 @@ import type { Logger } from "../api/deps.ts";
 import { childEnv } from "../../control/daemon-process.ts";
 import { processAlive } from "../../control/socket.ts";
 import type { KitsService } from "./service.ts";
+import { canScanEnvironments, KIT_DAEMON_ENV, readPidFile, running, scanKitDaemons, type StaleDaemon } from "./stale.ts";
 
 /** What `aegis status` reports for one kit daemon. */
 export interface KitDaemonStatus {
@@ -31,19 +34,6 @@ export interface KitDaemonStatus {
   /** The config file the daemon waits for, when it has none. */
   config: string | null;
   last_exit: number | null;
-}
-
-/**
- * Whether `pid` still runs: not gone and not a zombie (a daemon the killed
- * aegisd left behind is reparented, and its new parent may reap it late).
- */
-function running(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
-  } catch {
-    return false;
-  }
 }
 
 /** Roles of this binary that kits may name as daemons (run through the hidden argument when no link exists). */
@@ -84,16 +74,15 @@ export class KitDaemons {
    * last would resend messages at the next start).
    */
   async reapStale(): Promise<void> {
-    const signalled = this.signalStale();
-    if (signalled.length === 0) return;
     this.reaping = true;
     try {
-      const deadline = Date.now() + 3000;
-      while (signalled.some((s) => running(s.pid)) && Date.now() < deadline) await Bun.sleep(20);
-      for (const s of signalled) {
-        if (running(s.pid)) process.kill(s.pid, "SIGKILL");
-        this.log.warn("stopped a kit daemon left by a previous aegisd", { daemon: s.name, pid: s.pid });
-      }
+      const signalled = this.signalStale();
+      if (signalled.length === 0) return;
+      await waitGone(signalled, 3000);
+      for (const s of signalled) if (running(s.pid)) kill(s.pid, "SIGKILL");
+      // Only once it is really gone (not just signalled) may a new one start.
+      if (!(await waitGone(signalled, 5000))) throw new Error(`a kit daemon of the previous aegisd survives SIGKILL (pids ${signalled.filter((s) => running(s.pid)).map((s) => s.pid).join(", ")})`);
+      for (const s of signalled) this.log.warn("stopped a kit daemon left by a previous aegisd", { daemon: s.name, pid: s.pid });
     } finally {
       this.reaping = false;
     }
@@ -102,30 +91,28 @@ export class KitDaemons {
   /** Set while stale daemons are being stopped: nothing starts meanwhile. */
   private reaping = false;
 
-  private signalStale(): { name: string; pid: number }[] {
-    if (!existsSync(this.pidFile)) return [];
-    const signalled: { name: string; pid: number }[] = [];
-    const pids = JSON.parse(readFileSync(this.pidFile, "utf8")) as Record<string, number>;
-    for (const [name, pid] of Object.entries(pids)) {
+  /** SIGTERM every daemon of this AEGIS_HOME still running (found by environment marker, and by the pid file). */
+  private signalStale(): StaleDaemon[] {
+    const found = new Map<number, StaleDaemon>();
+    if (canScanEnvironments()) for (const d of scanKitDaemons(this.paths.home)) found.set(d.pid, d);
+    for (const [name, pid] of Object.entries(readPidFile(this.pidFile))) {
+      if (found.has(pid) || pid === process.pid) continue;
       let cmdline = "";
       try {
         cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8");
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === "ENOENT") continue;
-        throw err;
+      } catch {
+        continue; // gone (or no /proc: nothing to check it against, so leave it)
       }
-      if (cmdline.includes(name) || cmdline.includes(ROLE_ARGS[name] ?? name)) {
-        process.kill(pid, "SIGTERM");
-        signalled.push({ name, pid });
-      }
+      if (cmdline.includes(name) || cmdline.includes(ROLE_ARGS[name] ?? name)) found.set(pid, { name, pid });
     }
-    return signalled;
+    for (const d of found.values()) kill(d.pid, "SIGTERM");
+    return [...found.values()];
   }
 
   private savePids(): void {
     const pids: Record<string, number> = {};
     for (const [name, m] of this.managed) if (m.proc && m.status.pid) pids[name] = m.status.pid;
-    writeFileSync(this.pidFile, `${JSON.stringify(pids)}\n`, { mode: 0o600 });
+    writePidFile(this.pidFile, pids);
   }
 
   /** Bring the managed set in line with the installed kits (start new, stop removed). */
@@ -179,13 +166,15 @@ export class KitDaemons {
     }
     const fd = openSync(join(this.paths.data, `${m.status.name}.log`), "a", 0o600);
     try {
-      m.proc = Bun.spawn(argv, { stdio: ["ignore", fd, fd], env: childEnv({ AEGIS_HOME: this.paths.home }) });
+      // The marker lets the next aegisd find this daemon even if we die before the pid file says so (kits/stale.ts).
+      m.proc = Bun.spawn(argv, { stdio: ["ignore", fd, fd], env: childEnv({ AEGIS_HOME: this.paths.home, [KIT_DAEMON_ENV]: m.status.name }) });
     } finally {
       closeSync(fd);
     }
     m.startedAt = Date.now();
     m.status.state = "running";
     m.status.pid = m.proc.pid;
+    this.savePids();
     this.log.info("kit daemon started", { daemon: m.status.name, kit: m.status.kit, pid: m.proc.pid });
     const proc = m.proc;
     void proc.exited.then((code) => this.exited(m, proc, code));
@@ -196,6 +185,7 @@ export class KitDaemons {
     m.proc = null;
     m.status.pid = null;
     m.status.last_exit = code;
+    this.savePids();
     if (this.stopping || !this.managed.has(m.status.name)) {
       m.status.state = "stopped";
       return;
@@ -233,6 +223,32 @@ export class KitDaemons {
         if (!done && processAlive(p.pid)) p.kill("SIGKILL");
       }),
     );
-    writeFileSync(this.pidFile, "{}\n", { mode: 0o600 });
+    writePidFile(this.pidFile, {});
   }
+}
+
+/** Signal `pid`, ignoring that it is already gone. */
+function kill(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(pid, signal);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "ESRCH") throw err;
+  }
+}
+
+/** Wait up to `ms` until none of `daemons` runs; whether they are all gone. */
+async function waitGone(daemons: StaleDaemon[], ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (daemons.some((d) => running(d.pid))) {
+    if (Date.now() > deadline) return false;
+    await Bun.sleep(20);
+  }
+  return true;
+}
+
+/** Replace the pid file atomically (a SIGKILL mid-write leaves the old file, never a torn one). */
+function writePidFile(path: string, pids: Record<string, number>): void {
+  const tmp = `${path}.${process.pid}.tmp`;
+  writeFileSync(tmp, `${JSON.stringify(pids)}\n`, { mode: 0o600 });
+  renameSync(tmp, path);
 }
