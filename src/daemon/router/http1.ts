@@ -205,6 +205,9 @@ const enum C {
   Done,
 }
 
+const CR = 0x0d;
+const LF = 0x0a;
+
 /** Longest chunk-size line or trailer section accepted, bytes. */
 const MAX_CHUNK_META = 16 * 1024;
 
@@ -232,55 +235,66 @@ export class ChunkedFramer implements BodyFramer {
       }
       const b = buf[i++]!;
       if (++this.#meta > MAX_CHUNK_META) return new Error("chunk-size line or trailer section too long");
-      switch (this.#state) {
-        case C.Size: {
-          const v = hex(b);
-          if (v >= 0) {
-            if (++this.#digits > 12) return new Error("chunk size too large");
-            this.#size = this.#size * 16 + v;
-          } else if (this.#digits === 0) return new Error("chunk size missing");
-          else if (b === 0x0d) this.#state = C.SizeLf;
-          else if (b === 0x3b || b === 0x20 || b === 0x09) this.#state = C.Ext;
-          else return new Error("invalid chunk size");
-          break;
-        }
-        case C.Ext:
-          if (b === 0x0d) this.#state = C.SizeLf;
-          else if (b === 0x0a) return new Error("bare LF in chunk extension");
-          break;
-        case C.SizeLf:
-          if (b !== 0x0a) return new Error("chunk size line not ended by CRLF");
-          this.#meta = 0;
-          this.#state = this.#size === 0 ? C.LineStart : C.Data;
-          break;
-        case C.DataCr:
-          if (b !== 0x0d) return new Error("chunk data not followed by CRLF");
-          this.#state = C.DataLf;
-          break;
-        case C.DataLf:
-          if (b !== 0x0a) return new Error("chunk data not followed by CRLF");
-          this.#state = C.Size;
-          this.#digits = 0;
-          this.#meta = 0;
-          break;
-        case C.LineStart:
-          this.#state = b === 0x0d ? C.EndLf : C.Trailer;
-          break;
-        case C.Trailer:
-          if (b === 0x0d) this.#state = C.TrailerLf;
-          else if (b === 0x0a) return new Error("bare LF in trailer");
-          break;
-        case C.TrailerLf:
-          if (b !== 0x0a) return new Error("trailer line not ended by CRLF");
-          this.#state = C.LineStart;
-          break;
-        case C.EndLf:
-          if (b !== 0x0a) return new Error("chunked body not ended by CRLF");
-          this.#state = C.Done;
-          break;
-      }
+      const err = this.#step(b);
+      if (err) return err;
     }
     return i - start;
+  }
+
+  /** One byte outside chunk data: of a chunk-size line, a CRLF, or the trailer section. */
+  #step(b: number): Error | undefined {
+    switch (this.#state) {
+      case C.Size: {
+        const v = hex(b);
+        if (v >= 0) {
+          if (++this.#digits > 12) return new Error("chunk size too large");
+          this.#size = this.#size * 16 + v;
+        } else if (this.#digits === 0) return new Error("chunk size missing");
+        else if (b === CR) this.#state = C.SizeLf;
+        else if (b === 0x3b || b === 0x20 || b === 0x09) this.#state = C.Ext;
+        else return new Error("invalid chunk size");
+        return undefined;
+      }
+      case C.Ext:
+        return this.#skipLine(b, C.SizeLf, "chunk extension");
+      case C.SizeLf:
+        if (b !== LF) return new Error("chunk size line not ended by CRLF");
+        this.#meta = 0;
+        this.#state = this.#size === 0 ? C.LineStart : C.Data;
+        return undefined;
+      case C.DataCr:
+        return this.#expect(b, CR, C.DataLf, "chunk data not followed by CRLF");
+      case C.DataLf:
+        if (b !== LF) return new Error("chunk data not followed by CRLF");
+        this.#state = C.Size;
+        this.#digits = 0;
+        this.#meta = 0;
+        return undefined;
+      case C.LineStart:
+        this.#state = b === CR ? C.EndLf : C.Trailer;
+        return undefined;
+      case C.Trailer:
+        return this.#skipLine(b, C.TrailerLf, "trailer");
+      case C.TrailerLf:
+        return this.#expect(b, LF, C.LineStart, "trailer line not ended by CRLF");
+      case C.EndLf:
+        return this.#expect(b, LF, C.Done, "chunked body not ended by CRLF");
+    }
+    return undefined;
+  }
+
+  /** A byte of a line read only to its end (a chunk extension, a trailer field): CR moves to `atCr`; a bare LF is refused. */
+  #skipLine(b: number, atCr: C, what: string): Error | undefined {
+    if (b === CR) this.#state = atCr;
+    else if (b === LF) return new Error(`bare LF in ${what}`);
+    return undefined;
+  }
+
+  /** A byte that must be `want` (half of a CRLF): move to `next`, else refuse the body with `message`. */
+  #expect(b: number, want: number, next: C, message: string): Error | undefined {
+    if (b !== want) return new Error(message);
+    this.#state = next;
+    return undefined;
   }
 }
 

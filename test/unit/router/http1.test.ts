@@ -97,6 +97,16 @@ describe("router front: body framers", () => {
     for (const bad of ["x\r\n", "\r\n", "5\r\nhelloXX", "5\nhello", "1234567890abc\r\n", "0\r\nT: x\n\r\n", "0\r\n\rX"]) {
       expect([bad, new ChunkedFramer().feed(Buffer.from(bad), 0)]).toEqual([bad, expect.any(Error)]);
     }
+    // Each line end is checked where it is read; the error names the line.
+    const cases: [string, string][] = [
+      ["5;ext\nhello", "bare LF in chunk extension"],
+      ["5;ext\rX", "chunk size line not ended by CRLF"],
+      ["5\r\nhello\rX", "chunk data not followed by CRLF"],
+      ["0\r\nT: x\nY", "bare LF in trailer"],
+      ["0\r\nT: x\rY", "trailer line not ended by CRLF"],
+      ["0\r\n\rX", "chunked body not ended by CRLF"],
+    ];
+    for (const [bad, message] of cases) expect([bad, (new ChunkedFramer().feed(Buffer.from(bad), 0) as Error).message]).toEqual([bad, message]);
     const long = new ChunkedFramer();
     expect(long.feed(Buffer.from(`1;${"e".repeat(20_000)}`), 0)).toBeInstanceOf(Error);
   });
