@@ -18,7 +18,7 @@
  */
 import { readFileSync } from "node:fs";
 import { MCP_BRIDGE_DEFAULT_PATH } from "../../src/api/schema/mcp.ts";
-import { AckParams, ControlRequests, OutputAckParams, ResumeParams, RpcErrorCode, TetherFrameParams, type ControlRequestMethod } from "../../src/api/schema/control.ts";
+import { AckParams, ControlRequests, MAX_TRACKED_PROCESSES, OutputAckParams, ResumeParams, RpcErrorCode, TetherFrameParams, type ControlRequestMethod } from "../../src/api/schema/control.ts";
 import { errorResponse, isParseFailure, notification, parseMessage, response, RpcError } from "../../src/api/jsonrpc.ts";
 import { VERSION } from "../../src/api/version.ts";
 import { readGuestConfig } from "./config.ts";
@@ -174,6 +174,12 @@ export async function main(_argv: string[]): Promise<void> {
       return await waitForListen(p.port, p.timeout_ms);
     },
     shutdown: () => ({ ok: true }),
+    // A re-adopting daemon ends the execs whose clients went with the old one (never the primary).
+    "processes.end_untracked": (p) => {
+      const ended = procs.endUntracked(new Set(p.keep), p.grace_ms);
+      if (ended.length > 0) log(`ended ${ended.length} untracked process(es) after the host came back: ${ended.slice(0, 16).join(", ")}`);
+      return { ended: ended.slice(0, MAX_TRACKED_PROCESSES) };
+    },
     resume: (p) => ring.after(p.after_seq), // answered synchronously in onLine; here for the table's completeness
     "fs.stat": (p) => files.stat(p),
     "fs.list": (p) => files.list(p),

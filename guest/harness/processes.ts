@@ -136,12 +136,27 @@ export function signalName(n: number): string {
   return Object.entries(constants.signals).find(([, v]) => v === n)?.[0] ?? `SIG${n}`;
 }
 
+/**
+ * Send `signal` to `proc`'s process group, or to the process itself when the
+ * group is gone (ESRCH; a process that is already gone is ignored).
+ */
+function signalGroup(proc: Bun.Subprocess, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-proc.pid, signal);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "ESRCH") throw err;
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
+  }
+}
+
 /** The running processes of this guest, by host-chosen id. */
 export class ProcessTable {
   private readonly procs = new Map<string, Bun.Subprocess>();
   /** Interactive ends of processes started with `stdin` or `tty`. */
   private readonly inputs = new Map<string, Input>();
   private readonly credits = new Map<string, OutputCredit>();
+  /** Ids of the processes started `ends_with_client` (execs), which `endUntracked` may end. */
+  private readonly clientBound = new Set<string>();
 
   constructor(
     private root: string | undefined,
@@ -191,6 +206,8 @@ export class ProcessTable {
       if (pty) closeSync(pty.slave);
     }
     this.procs.set(p.id, proc);
+    // A primary process is never client-bound, whatever the request says.
+    if (p.ends_with_client === true && p.primary !== true) this.clientBound.add(p.id);
     if (pty) this.inputs.set(p.id, { kind: "tty", pty });
     else if (p.stdin) this.inputs.set(p.id, { kind: "pipe", sink: proc.stdin as Bun.FileSink });
     const credit = new OutputCredit(p.window);
@@ -252,6 +269,35 @@ export class ProcessTable {
     }
   }
 
+  /** Ids of the running processes (exit not yet reported). */
+  ids(): string[] {
+    return [...this.procs.keys()];
+  }
+
+  /**
+   * End every process started `ends_with_client` whose id is not in `keep`
+   * (after a daemon re-adopted the VM, `processes.end_untracked`): SIGTERM to
+   * its process group now, SIGKILL to the group `graceMs` later. Their `exit`
+   * is reported as usual. Returns the ids being ended.
+   */
+  endUntracked(keep: ReadonlySet<string>, graceMs: number): string[] {
+    const ended: string[] = [];
+    for (const [id, proc] of this.procs) {
+      if (!this.clientBound.has(id) || keep.has(id)) continue;
+      ended.push(id);
+      signalGroup(proc, "SIGTERM");
+      // The whole group, even when its leader is gone: a child that ignored SIGTERM may hold on.
+      setTimeout(() => {
+        try {
+          process.kill(-proc.pid, "SIGKILL");
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== "ESRCH") process.stderr.write(`aegis-harness: cannot kill untracked process ${id}: ${String(err)}\n`);
+        }
+      }, graceMs);
+    }
+    return ended;
+  }
+
   /** Kill every process group (used at shutdown). */
   killAll(): void {
     for (const proc of this.procs.values()) {
@@ -284,6 +330,7 @@ export class ProcessTable {
     }
     this.credits.delete(id);
     this.procs.delete(id);
+    this.clientBound.delete(id);
     this.inputs.delete(id);
     if (pty) closeSync(pty.master);
     const raw = proc.signalCode;

@@ -42,6 +42,8 @@ export interface GuestProcessOptions {
   tty?: { cols: number; rows: number };
   /** Timeout of the `run` request itself (not of the process). */
   timeoutMs?: number;
+  /** The process serves one client (exec, session): a daemon that re-adopts the VM without it ends it (daemon/instances/orphans.ts). */
+  endsWithClient?: boolean;
 }
 
 /** A started guest process. */
@@ -137,6 +139,8 @@ export async function startGuestProcess(channel: ControlChannel, opts: GuestProc
         ...(opts.window === undefined ? {} : { window: opts.window }),
         ...(opts.stdin ? { stdin: true } : {}),
         ...(opts.tty ? { tty: opts.tty } : {}),
+        // Only when set, so other runs still reach a harness older than the field.
+        ...(opts.endsWithClient ? { ends_with_client: true } : {}),
       },
       { timeoutMs: opts.timeoutMs ?? 30_000 },
     ));

@@ -9,6 +9,11 @@
  *   connection, so the CLI says the session cannot be resumed, and the next
  *   aegisd stops the task (failed, its VM killed) instead of re-adopting it.
  *
+ * - an `aegis exec` into an instance (a quiet `sleep`, and `cat` waiting on
+ *   stdin): its client's stream went with the old daemon, so the aegisd that
+ *   re-adopts the instance's VM ends both in the guest (SIGTERM, then SIGKILL
+ *   after a grace), while the instance's main process runs on in the same VM.
+ *
  * Also `aegis down`: a running instance is stopped with a memory snapshot (the
  * idle policy's stop) and its next wake resumes it.
  *
@@ -124,3 +129,46 @@ it("aegis down stops a running instance as the idle policy does: with a memory s
   await home.ok(["instance", "delete", "keeper"]);
   await until(() => qemuPids(home.dir).length === 0, "no QEMU left", 15_000);
 }, 180_000);
+
+/** Command lines of the guest's processes, one a line (read from /proc: no `ps` applet needed). */
+async function guestProcesses(name: string): Promise<string> {
+  const r = await home.ok(["exec", name, "--", "sh", "-c", "for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline 2>/dev/null; echo; done"]);
+  return r.stdout;
+}
+
+it("execs cut off by an aegisd SIGKILL are ended in the guest by the daemon that re-adopts it; the instance's main process runs on", async () => {
+  await home.ok(["instance", "start", "--name", "orphans", "--pause-after", "0", "--", "sleep", "99999"], { env });
+  const quiet = spawnCli(["exec", "orphans", "--", "sh", "-c", "sleep 1000"]);
+  const cat = spawnCli(["exec", "-i", "orphans", "--", "cat"], "pipe");
+  const deadline = Date.now() + 60_000;
+  for (let ps = ""; !(ps.includes("sleep 1000") && /(^|\/)cat $/m.test(ps)); ps = await guestProcesses("orphans")) {
+    if (Date.now() > deadline) throw new Error(`the execs never showed up in the guest:\n${ps}`);
+    await Bun.sleep(200);
+  }
+  const vmBefore = qemuPids(home.dir);
+  expect(vmBefore.length).toBe(1);
+  killDaemon();
+  // Both clients lose their stream with the daemon (what they print is the CLI's concern, tested elsewhere).
+  await Promise.race([Promise.all([quiet.done, cat.done]), Bun.sleep(30_000).then(() => Promise.reject(new Error(`the exec clients did not end with their daemon: ${JSON.stringify([quiet.out, cat.out])}`)))]);
+  await Bun.sleep(300);
+  expect(qemuPids(home.dir)).toEqual(vmBefore); // nothing ended them yet: the VM runs on without a daemon
+  await home.ok(["up"], { env });
+  let ps = "";
+  const gone = Date.now() + 30_000;
+  for (ps = await guestProcesses("orphans"); ps.includes("sleep 1000") || /(^|\/)cat $/m.test(ps); ps = await guestProcesses("orphans")) {
+    if (Date.now() > gone) throw new Error(`the orphaned execs still run in the guest after the restart:\n${ps}`);
+    await Bun.sleep(300);
+  }
+  // Same VM (re-adopted, not cold booted), main process untouched, and the instance serves.
+  expect(qemuPids(home.dir)).toEqual(vmBefore);
+  expect(ps).toContain("sleep 99999");
+  expect((await home.ok(["exec", "orphans", "--", "echo", "still serving"])).stdout).toBe("still serving\n");
+  const info = JSON.parse((await home.ok(["instance", "info", "orphans", "--json"])).stdout);
+  expect(info.state).toBe("running");
+  const log = readFileSync(`${home.dir}/data/aegisd.log`, "utf8");
+  const ended = log.split("\n").filter((l) => l.includes('"msg":"ended execs orphaned by the aegisd restart"'));
+  expect(ended).toHaveLength(1);
+  expect(JSON.parse(ended[0]!).count).toBe(2);
+  await home.ok(["instance", "delete", "orphans"]);
+  await until(() => qemuPids(home.dir).length === 0, "no QEMU left", 15_000);
+}, 240_000);

@@ -50,6 +50,12 @@
  *   order. Until the answer arrives the host ignores seq'd notifications
  *   (a write that was blocked while it was away shows up first; it is in the
  *   answer too), and it drops any seq it has already handled.
+ * - `processes.end_untracked` (request, host -> guest): a daemon that re-adopted
+ *   a running VM names the `ends_with_client` processes it still follows; the
+ *   harness ends the others (execs whose client went with the old daemon:
+ *   nobody can read their output or stdin again). Primary processes and those
+ *   started without `ends_with_client` are never touched.
+ *   A harness older than this method answers `methodNotFound`.
  */
 import { z } from "zod";
 import { FileStat, FsEventParams, FsListParams, FsUnwatchParams, FsWatchParams, FsListResult, FsMkdirParams, FsReadParams, FsReadResult, FsRemoveParams, FsRenameParams, FsSetattrParams, FsStatParams, FsSymlinkParams, FsWriteParams, FsWriteResult } from "./files.ts";
@@ -98,6 +104,12 @@ export const RunParams = z.object({
   tty: z.object({ cols: z.number().int().min(1).max(1000), rows: z.number().int().min(1).max(1000) }).strict().optional(),
   /** Flow-control window in raw output bytes (both streams); without it the host must keep up on its own. */
   window: z.number().int().min(OUTPUT_CHUNK_BYTES).max(MAX_OUTPUT_WINDOW).optional(),
+  /**
+   * The process serves one host client (an `exec` stream or session): when a
+   * re-adopting daemon does not name it in `processes.end_untracked`, it is ended.
+   * Processes without it (E2B's, which outlive their streams by design) are left alone.
+   */
+  ends_with_client: z.boolean().optional(),
 }).strict();
 
 /**
@@ -185,6 +197,29 @@ export const SetupParams = z.object({
 /** `ping` result. */
 export const PingResult = z.object({ uptime_ms: z.number() }).strict();
 
+/** Most process ids one `processes.end_untracked` request or answer carries. */
+export const MAX_TRACKED_PROCESSES = 4096;
+
+/** Longest grace between SIGTERM and SIGKILL the host may ask for. */
+export const MAX_END_GRACE_MS = 30_000;
+
+/**
+ * `processes.end_untracked` params: after a daemon re-adopts a VM (live
+ * restore), the host names the client-bound processes it still follows
+ * (`keep`); the harness ends every other process started with
+ * `ends_with_client` (execs and sessions whose client went with the previous
+ * daemon): SIGTERM to its process group, SIGKILL to the group after
+ * `grace_ms`. Primary processes (an instance's or task's main command) and
+ * processes without `ends_with_client` are never touched.
+ */
+export const EndUntrackedParams = z.object({
+  keep: z.array(ProcessId).max(MAX_TRACKED_PROCESSES),
+  grace_ms: z.number().int().min(0).max(MAX_END_GRACE_MS),
+}).strict();
+
+/** `processes.end_untracked` result: the ids being ended (SIGTERM sent), at most {@link MAX_TRACKED_PROCESSES}. */
+export const EndUntrackedResult = z.object({ ended: z.array(ProcessId).max(MAX_TRACKED_PROCESSES) }).strict();
+
 /** Generic "done" result for requests that return nothing. */
 export const OkResult = z.object({ ok: z.literal(true) }).strict();
 
@@ -201,6 +236,7 @@ export const ControlRequests = {
   setup: { params: SetupParams, result: OkResult },
   resume: { params: ResumeParams, result: ResumeResult },
   shutdown: { params: z.object({}).strict().optional(), result: OkResult },
+  "processes.end_untracked": { params: EndUntrackedParams, result: EndUntrackedResult },
   "fs.stat": { params: FsStatParams, result: FileStat },
   "fs.list": { params: FsListParams, result: FsListResult },
   "fs.read": { params: FsReadParams, result: FsReadResult },

@@ -54,6 +54,7 @@ export async function execInInstance(instances: InstancesService, ref: string, r
   try {
     const proc = await startInInstance(instances, id, req, {
       window: EXEC_OUTPUT_WINDOW,
+      endsWithClient: true,
       onStdout: (b) => emit({ type: "output", stream: "stdout", ...encodeChunk(b) }),
       onStderr: (b) => emit({ type: "output", stream: "stderr", ...encodeChunk(b) }),
     });

@@ -24,6 +24,8 @@ export interface Runtime {
    * previous aegisd started: treated as raw, so it is never snapshotted.
    */
   rawSecrets?: boolean;
+  /** Adopted paused from a previous daemon: its orphaned execs are ended when it is resumed (orphans.ts). */
+  orphansPending?: boolean;
 }
 
 /** A fresh runtime. */

@@ -22,6 +22,7 @@
  * VM with a virtiofs device, so they cold boot on wake (their files live on
  * the host and are never lost).
  */
+import { endOrphanedExecs } from "./orphans.ts";
 import { existsSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { Conflict, NotFound, PreconditionFailed } from "../../api/errors.ts";
@@ -206,6 +207,11 @@ export class InstancesService {
       if (row.state === "running" && rt.vm) return rt;
       if (row.state === "paused" && rt.vm) {
         await rt.vm.resume();
+        // Adopted paused: its harness could not be asked before (orphans.ts); nothing of ours runs in it yet.
+        if (rt.orphansPending) {
+          rt.orphansPending = false;
+          void endOrphanedExecs(rt.vm.channel, id, this.deps.log);
+        }
         this.deps.table.update(id, { state: "running" });
         this.deps.log.info("instance resumed", { instance: id });
         return rt;
@@ -444,6 +450,10 @@ export class InstancesService {
     rt.hostPorts = new Map(rec.spec.ports.map((p) => [p.guestPort, p.hostPort]));
     this.activity.restore(row.id, row);
     const paused = (vm as { isPaused?: boolean }).isPaused === true;
+    // Execs of the previous daemon lost their clients (orphans.ts). Sent now, before `restored` lets any
+    // new exec start, so the harness sees this request before any `run` of ours; not awaited (restart window).
+    if (paused) rt.orphansPending = true;
+    else void endOrphanedExecs(vm.channel, row.id, this.deps.log);
     this.deps.table.update(row.id, { state: paused ? "paused" : "running", vmm_pid: vm.pid, error: null });
   }
 

@@ -29,7 +29,7 @@ export async function runExecSession(instances: InstancesService, ref: string, s
   instances.activity.started(id);
   try {
     const out = (stream: "stdout" | "stderr") => (b: Uint8Array) => send({ type: "output", stream, data: Buffer.from(b).toString("base64") });
-    const proc = await startInInstance(instances, id, start, { stdin: start.stdin, tty: start.tty, onStdout: out("stdout"), onStderr: out("stderr") });
+    const proc = await startInInstance(instances, id, start, { stdin: start.stdin, tty: start.tty, endsWithClient: true, onStdout: out("stdout"), onStderr: out("stderr") });
     proc.exited
       .then(
         (exit) => send({ type: "exit", code: exit.code, signal: exit.signal ?? null }),
