@@ -17,10 +17,10 @@
  * Prints a table and writes bench/results/restart.json.
  */
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { aegisCli, report, type Row, stats } from "./_lib.ts";
+import { freePort } from "../test/helpers/free-port.ts";
 
 const RUNS = (() => {
   const i = process.argv.indexOf("--runs");
@@ -28,17 +28,6 @@ const RUNS = (() => {
 })();
 const log = (m: string) => process.stderr.write(`bench: ${m}\n`);
 const HTTPD = ["sh", "-c", "mkdir -p /www && echo ok > /www/index.html && exec httpd -f -p 8080 -h /www"];
-
-async function freePort(): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** Poll `probe` every 10 ms until it is true; the elapsed ms since `t0`. */
 async function until(t0: number, what: string, probe: () => Promise<boolean>, timeoutMs = 120_000): Promise<number> {

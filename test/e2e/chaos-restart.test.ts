@@ -26,9 +26,9 @@
  */
 import { afterAll, beforeAll, expect, it } from "bun:test";
 import { readFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { aegisBin, TestHome } from "../helpers/aegis.ts";
 import { qemuPids } from "../helpers/qemu-pids.ts";
+import { freePort } from "../helpers/free-port.ts";
 
 const SEED = Number(process.env.AEGIS_CHAOS_SEED ?? Date.now() % 1_000_000);
 const KILLS = 3;
@@ -51,17 +51,6 @@ function rng(seed: number): () => number {
 const random = rng(SEED);
 const between = (lo: number, hi: number) => Math.round(lo + random() * (hi - lo));
 const say = (msg: string) => process.stderr.write(`chaos: ${msg}\n`);
-
-async function freePort(): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 let home: TestHome;
 let routerPort = 0;

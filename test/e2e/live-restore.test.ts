@@ -14,25 +14,13 @@
 import { afterAll, beforeAll, expect, it } from "bun:test";
 import { readFileSync } from "node:fs";
 import { createSocket, type Socket } from "node:dgram";
-import { createServer } from "node:net";
 import dnsPacket from "dns-packet";
 import { aegisBin, TestHome } from "../helpers/aegis.ts";
 import { qemuPids } from "../helpers/qemu-pids.ts";
+import { freePort } from "../helpers/free-port.ts";
 
 let home: TestHome;
 let routerPort = 0;
-
-/** A free loopback port for the router (the same one across the restart). */
-async function freePort(): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 let dns: Socket;
 let dnsPort = 0;
