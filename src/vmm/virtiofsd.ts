@@ -172,17 +172,7 @@ export async function startVirtiofsd(source: string, socket: string, logPath: st
     env,
     detached: true,
   });
-  const deadline = Date.now() + 5000;
-  while (!existsSync(socket)) {
-    if (proc.exitCode !== null || Date.now() > deadline) {
-      killGroup(proc.pid);
-      await proc.exited;
-      const log = existsSync(logPath) ? (await Bun.file(logPath).text()).trim().split("\n").slice(-5).join("\n") : "";
-      throw new Error(`virtiofsd for workspace ${source} did not create ${socket}${log ? `: ${log}` : ""}\nhint: see ${logPath}; virtiofsd runs as uid ${owner.uid} in a user namespace, which needs user namespaces enabled (sysctl user.max_user_namespaces)`);
-    }
-    await Bun.sleep(5);
-  }
-  return proc;
+  return await waitForSocket(proc, socket, logPath, `workspace ${source}`, `; virtiofsd runs as uid ${owner.uid} in a user namespace, which needs user namespaces enabled (sysctl user.max_user_namespaces)`);
 }
 
 /**
@@ -211,13 +201,21 @@ export async function startRootfsVirtiofsd(source: string, socket: string, logPa
   rmSync(sockDir, { recursive: true, force: true });
   mkdirSync(sockDir, { mode: 0o700 });
   const proc = Bun.spawn(rootfsVirtiofsdArgv(virtiofsdPath(), source, socket), { stdin: "ignore", stdout: "ignore", stderr: Bun.file(logPath), env, detached: true });
+  return await waitForSocket(proc, socket, logPath, `root filesystem ${source}`, "");
+}
+
+/**
+ * Wait (5 s at most) until `proc` has created its vhost-user `socket`; on
+ * exit or timeout kill it and throw with the tail of its log and `hint`.
+ */
+async function waitForSocket(proc: Bun.Subprocess, socket: string, logPath: string, what: string, hint: string): Promise<Bun.Subprocess> {
   const deadline = Date.now() + 5000;
   while (!existsSync(socket)) {
     if (proc.exitCode !== null || Date.now() > deadline) {
       killGroup(proc.pid);
       await proc.exited;
       const log = existsSync(logPath) ? (await Bun.file(logPath).text()).trim().split("\n").slice(-5).join("\n") : "";
-      throw new Error(`virtiofsd for root filesystem ${source} did not create ${socket}${log ? `: ${log}` : ""}\nhint: see ${logPath}`);
+      throw new Error(`virtiofsd for ${what} did not create ${socket}${log ? `: ${log}` : ""}\nhint: see ${logPath}${hint}`);
     }
     await Bun.sleep(5);
   }
