@@ -78,7 +78,7 @@ export async function main(_argv: string[]): Promise<void> {
   let root = cfg.rootDisk && setUp ? ROOT : undefined;
   if (!cfg.rootDisk) log("no rootfs disk (serial aegis-root): processes run in the initramfs");
 
-  const port = new ControlPort(findControlPort());
+  const port = new ControlPort(findControlPort(), { log });
   const portAt = performance.now();
   let shuttingDown = false;
   const send = (line: string): Promise<void> => port.send(line);
