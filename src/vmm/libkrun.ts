@@ -44,9 +44,9 @@
  * vsock socket), and adoption by test/integration/libkrun-adopt.test.ts
  * against the same stand-in (its guest reconnects and replays like the
  * harness). libkrun itself has never run on our CI machines (it cannot be
- * installed there): that libkrun's vsock proxy connects a reconnecting
- * guest stream to the Unix socket again is what its documentation of
- * `krun_add_vsock_port` describes, not something we have seen.
+ * installed there): that libkrun's vsock proxy connects a second guest
+ * stream to the Unix socket after the first one closed is our reading of it
+ * (one host connection per guest stream), not something we have seen.
  */
 import { mkdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
