@@ -11,7 +11,7 @@
  *      stderr to `<runDir>/worker.log`,
  *   3. write its configuration (libkrun-config.ts) as one JSON document to
  *      its stdin and close it: nothing about the VM goes through argv or env
- *      (`--run-dir` only lets the daemon recognise a stale worker),
+ *      (`--run-dir` only lets a daemon recognise the worker: stale, or to adopt),
  *   4. wait for the harness's `ready`, or fail with the worker's log when it
  *      exits first or the boot watchdog fires.
  *
@@ -27,8 +27,9 @@
  * over: pid + start time (vm-process.ts), its command line naming the run
  * directory (`--run-dir`), then a new listener on the same socket, which
  * the guest's harness reconnects to (guest/harness/port.ts: under vsock it
- * reconnects when the host end goes away; libkrun connects each new guest
- * stream to the Unix socket again), a `ping` answered as the handshake,
+ * reconnects when the host end goes away, and libkrun, as we read it,
+ * connects each new guest stream to the Unix socket), a `ping` answered as
+ * the handshake,
  * and the `resume` replay of what the guest held meanwhile. A failed check
  * throws; the daemon then kills what it recorded (if it is still the
  * recorded process) and says so in its log. Host ports need nothing: TSI's
