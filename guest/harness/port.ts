@@ -109,6 +109,8 @@ export class ControlPort {
   private readonly dial?: Dial;
   /** While the stream is being connected again: resolves once it is. */
   private redialing?: Promise<void>;
+  /** Bumped at each new stream: a read that started on an older one is stale even if the new fd reuses its number. */
+  private stream = 0;
   private tail: Promise<void> = Promise.resolve();
   private readonly splitter = new LineSplitter({
     maxLineBytes: HOST_LINE_MAX_BYTES,
@@ -148,6 +150,7 @@ export class ControlPort {
         attempts++;
         try {
           this.fd = dial(0);
+          this.stream++;
           break;
         } catch (err) {
           if (attempts === 1) this.log(`control stream: ${err instanceof Error ? err.message : String(err)}; retrying`);
@@ -203,9 +206,9 @@ export class ControlPort {
         this.redialing.then(loop, onError);
         return;
       }
-      const fd = this.fd;
-      read(fd, buf, 0, buf.length, null, (err, n) => {
-        if (this.dial && fd !== this.fd) {
+      const stream = this.stream;
+      read(this.fd, buf, 0, buf.length, null, (err, n) => {
+        if (stream !== this.stream || this.redialing) {
           loop(); // the stream was replaced while this read waited: what it read belonged to the broken one
           return;
         }
