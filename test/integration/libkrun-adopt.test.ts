@@ -162,6 +162,8 @@ describe("libkrun live restore against the ABI-level stand-in (not libkrun itsel
       // Looks like a worker of `runDir` (its argv names it) but is no VM: it never connects.
       const proc = Bun.spawn(["bash", "-c", "sleep 60; :", "__vmm", "--run-dir", runDir], { stdin: "ignore", stdout: "ignore", stderr: "ignore", detached: true });
       leftovers.add(proc.pid);
+      // Right after the fork /proc shows the parent's argv until the exec; adopt reads it.
+      for (let i = 0; i < 200 && !readFileSync(`/proc/${proc.pid}/cmdline`, "utf8").startsWith("bash"); i++) Bun.sleepSync(10);
       const startTime = processStartTime(proc.pid)!;
       table.spawned({ id, pid: proc.pid, startTime: forgeStart ? String(BigInt(startTime) + 1n) : startTime, template: false }, { id, runDir, memoryMb: 256, vcpus: 1, ports: [], hostname: id });
       table.ready(id, proc.pid);

@@ -126,6 +126,8 @@ describe("recognising a libkrun worker (live restore)", () => {
     // bash -c keeps the argv after the script whole, as the worker's own argv is.
     const worker = Bun.spawn(["bash", "-c", "sleep 30; :", "__vmm", "--run-dir", "/r/instances/a"], { stdout: "ignore", stderr: "ignore" });
     try {
+      // Right after the fork /proc shows the parent's argv until the exec.
+      for (let i = 0; i < 200 && !readFileSync(`/proc/${worker.pid}/cmdline`, "utf8").startsWith("bash"); i++) await Bun.sleep(10);
       expect(isWorkerOf(worker.pid, "/r/instances/a")).toBe(true);
       expect(isWorkerOf(worker.pid, "/r/instances/ab")).toBe(false);
       expect(isWorkerOf(worker.pid, "/r/instances")).toBe(false);
