@@ -169,7 +169,8 @@ export interface Backend {
   /**
    * Take over a VM a previous daemon left running (live restore): check the
    * process is the one recorded (pid + start time), reconnect its control
-   * channel and QMP, call `beforeReplay` (subscribe to its notifications),
+   * channel (and QEMU's QMP; libkrun's worker has no monitor, so a `ping`
+   * answered is its handshake), call `beforeReplay` (subscribe to its notifications),
    * then replay what the guest held while no daemon listened. Throws when the
    * VM cannot be adopted; the caller then kills it.
    */
