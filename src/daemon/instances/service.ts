@@ -286,7 +286,7 @@ export class InstancesService {
   /** Whether an instance's memory may be written to a snapshot (see the module notes). */
   snapshottable(row: InstanceRow): boolean {
     const noRawSecret = row.spec.secrets.length === 0 || this.runtimes.of(row.id).rawSecrets === false;
-    return this.deps.backend?.capabilities.memorySnapshots === true && noRawSecret && row.spec.workspace === null && !row.spec.rootfs_dir;
+    return this.deps.backend?.capabilities.memorySnapshots === true && noRawSecret && row.spec.workspace === null && !row.spec.rootfs_dir && !row.spec.netns_path;
   }
 
   /** The instances `id` spawned (its direct children). */
