@@ -142,7 +142,7 @@ it("a server in the guest answers on the pod IP from the host, the guest reaches
   expect(qemuPids(home.dir)).toEqual([]);
 
   // The namespace serves a new VM again (a restart of the pod's VM).
-  await home.ok(["instance", "start", "pod"], { env });
+  await home.ok(["instance", "start", "--name", "pod"], { env });
   expect(await getUntil(`http://${podIp}:8080/`, 30_000)).toBe("POD-WEB\n");
   await home.ok(["instance", "stop", "pod"], { env });
 }, 400_000);
