@@ -168,7 +168,9 @@ export function buildSpec(input: InstanceCreate, src: SpecSources, image: ImageR
     ...(rootfsDir !== null ? { rootfs_dir: rootfsDir } : {}),
     memory_mb: input.memory_mb ?? kit?.instance?.memory ?? src.defaults.memoryMb,
     vcpus: input.vcpus ?? kit?.instance?.cpus ?? src.defaults.vcpus,
-    pause_after_s: input.pause_after_s ?? src.defaults.pauseAfterS,
+    // A pod network VM is reached at its pod IP, traffic aegisd never sees: idle pausing would
+    // freeze it with nothing to wake it, so it never pauses unless asked to.
+    pause_after_s: input.pause_after_s ?? (netnsPath !== null ? 0 : src.defaults.pauseAfterS),
     stop_after_s: input.stop_after_s ?? src.defaults.stopAfterS,
     parent_id: null,
     depth: 0,
