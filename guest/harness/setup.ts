@@ -3,7 +3,7 @@
  * Prepares the guest before `ready`: tmpfs on /tmp and /run, the user rootfs
  * (read-only ext4 lower + writable upper on tmpfs or the `aegis-overlay` disk,
  * joined by overlayfs at /mnt/root) with proc/sys/dev/tmp/run inside it, DNS
- * and hostname, loopback and eth0 for QEMU user networking, and the virtiofs
+ * and hostname, loopback and eth0 for QEMU user networking (or a pod network: net-config.ts), and the virtiofs
  * workspace.
  *
  * Inside the rootfs, `/usr/bin/aegis-agent` and `/usr/bin/aegis-harness`

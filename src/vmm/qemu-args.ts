@@ -23,8 +23,11 @@
  * - disks found by `serial=` in the guest: `aegis-tools` (read-only, shared
  *   by all VMs), `aegis-root` (read-only image, overlaid in the guest),
  *   `aegis-overlay` (optional writable upper layer).
+ * - network: slirp (`-netdev user`, port forwards as `hostfwd`), or for a
+ *   pod network (network/pod.ts) a tap in the pod's namespace with the CNI
+ *   interface's MAC and the guest's addresses as `aegis.podnet=`.
  * Nothing secret is ever put here: the kernel command line carries only the
- * hostname and feature switches, and QEMU's argv is world-readable.
+ * hostname, feature switches and a pod network's addresses, and QEMU's argv is world-readable.
  */
 import type { AccelName } from "./accel.ts";
 import type { PortForward } from "./backend.ts";
