@@ -175,10 +175,15 @@ async function readNamespace(netns: string): Promise<{ links: IpLink[]; routes: 
   return { links, routes };
 }
 
-/** Whether `dev` has an ingress qdisc with a mirred redirect filter. */
-async function hasRedirect(netns: string, dev: string): Promise<boolean> {
+/** Whether `dev`'s ingress has a mirred filter redirecting to `to` (tc prints "Egress Redirect to device TO"). */
+async function redirectsTo(netns: string, dev: string, to: string): Promise<boolean> {
   const out = await inNetns(netns, ["tc", "filter", "show", "dev", dev, "ingress"]);
-  return out.includes("mirred") && out.includes("Redirect");
+  return out.includes(`Redirect to device ${to})`);
+}
+
+/** Whether `dev`'s ingress is Aegis's: it redirects to the tap, or to a device that is gone (tc prints `*`: the tap of a VM that died). */
+async function ownIngress(netns: string, dev: string): Promise<boolean> {
+  return (await redirectsTo(netns, dev, TAP)) || (await redirectsTo(netns, dev, "*"));
 }
 
 /** The host side of a VM in pod network mode. */
@@ -227,18 +232,21 @@ export class PodNetwork {
     const { links, routes } = await readNamespace(netnsPath);
     const pod = findPodInterface(links, routes, netnsPath);
     const stale = links.find((l) => l.ifname === TAP);
-    if (stale) {
-      if (!(stale.flags ?? []).includes("NO-CARRIER") && (stale.flags ?? []).includes("UP")) {
-        throw new Error(`network namespace ${netnsPath} already has ${TAP} in use: another VM serves this pod\nhint: one VM per pod network namespace`);
-      }
-      await inNetns(netnsPath, ["ip", "link", "del", TAP]);
+    if (stale && !(stale.flags ?? []).includes("NO-CARRIER") && (stale.flags ?? []).includes("UP")) {
+      throw new Error(`network namespace ${netnsPath} already has ${TAP} in use: another VM serves this pod\nhint: one VM per pod network namespace`);
     }
+    const ingress = await qdiscPresent(netnsPath, pod.iface);
+    if (ingress && !(await ownIngress(netnsPath, pod.iface))) {
+      throw new Error(`interface ${pod.iface} in ${netnsPath} already has an ingress qdisc that is not Aegis's\nhint: the pod network mode needs ${pod.iface}'s ingress for its redirect to ${TAP}`);
+    }
+    // What a VM that died without teardown left (a detached tap, its redirect): replaced.
+    if (stale) await inNetns(netnsPath, ["ip", "link", "del", TAP]);
+    if (ingress) await inNetns(netnsPath, ["tc", "qdisc", "del", "dev", pod.iface, "ingress"]);
     const net = new PodNetwork(netnsPath, pod, { address: pod.address, prefix: pod.prefix, mtu: pod.mtu, ...(pod.gateway ? { gateway: pod.gateway } : {}), routes: pod.routes, dns: podDns(podResolvConf(netnsPath)) });
     encodePodNet(net.guest!); // too large for the command line: fail before anything is made
     try {
       await inNetns(netnsPath, ["ip", "tuntap", "add", "dev", TAP, "mode", "tap"]);
       await inNetns(netnsPath, ["ip", "link", "set", TAP, "mtu", String(pod.mtu), "up"]);
-      if (await qdiscPresent(netnsPath, pod.iface)) await inNetns(netnsPath, ["tc", "qdisc", "del", "dev", pod.iface, "ingress"]); // a dead VM's redirect to its gone tap
       await inNetns(netnsPath, ["tc", "-batch", "-"], redirectScript(pod.iface));
     } catch (err) {
       await net.close();
@@ -258,7 +266,9 @@ export class PodNetwork {
     const { links, routes } = await readNamespace(netnsPath);
     if (!links.some((l) => l.ifname === TAP)) throw new Error(`network namespace ${netnsPath} has no ${TAP} any more`);
     const pod = findPodInterface(links, routes, netnsPath);
-    for (const dev of [pod.iface, TAP]) if (!(await hasRedirect(netnsPath, dev))) throw new Error(`the tc redirect on ${dev} in ${netnsPath} is gone`);
+    for (const [from, to] of [[pod.iface, TAP], [TAP, pod.iface]] as const) {
+      if (!(await redirectsTo(netnsPath, from, to))) throw new Error(`the tc redirect from ${from} to ${to} in ${netnsPath} is gone`);
+    }
     return new PodNetwork(netnsPath, pod, undefined);
   }
 
@@ -281,8 +291,10 @@ export class PodNetwork {
     this.closed ??= (async () => {
       if (netnsPathProblem(this.netnsPath)) return; // removed by CNI/containerd already (or unmounted): nothing of ours is left in it
       const links = JSON.parse(await inNetns(this.netnsPath, ["ip", "-j", "link", "show"])) as IpLink[];
+      // Whose the CNI interface's ingress is, decided before the tap goes (its redirect then names no device).
+      const ours = links.some((l) => l.ifname === this.pod.iface) && (await qdiscPresent(this.netnsPath, this.pod.iface)) && (await ownIngress(this.netnsPath, this.pod.iface));
       if (links.some((l) => l.ifname === TAP)) await inNetns(this.netnsPath, ["ip", "link", "del", TAP]);
-      if (links.some((l) => l.ifname === this.pod.iface) && (await qdiscPresent(this.netnsPath, this.pod.iface))) await inNetns(this.netnsPath, ["tc", "qdisc", "del", "dev", this.pod.iface, "ingress"]);
+      if (ours) await inNetns(this.netnsPath, ["tc", "qdisc", "del", "dev", this.pod.iface, "ingress"]);
     })();
     return this.closed;
   }
