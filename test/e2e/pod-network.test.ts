@@ -131,6 +131,12 @@ it("a server in the guest answers on the pod IP from the host, the guest reaches
   expect(JSON.parse((await home.ok(["instance", "info", "pod", "--json"])).stdout).state).toBe("running");
   expect((await home.ok(["exec", "pod", "--", "cat", "/w/index.html"], { env })).stdout).toBe("POD-WEB\n");
 
+  // Exposing a port of the running VM is refused (no slirp to forward with); the instance is unchanged.
+  const exposed = await fetch(`http://aegisd/v1/instances/${info.id}/expose`, { unix: `${home.dir}/aegisd.sock`, method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ port: 9090 }) });
+  expect(exposed.status).toBe(400);
+  expect(await exposed.text()).toContain("is on a pod network");
+  expect(JSON.parse((await home.ok(["instance", "info", "pod", "--json"])).stdout).expose).toEqual([]);
+
   // Stop: no tap, no filters, the namespace and CNI's interface untouched.
   await home.ok(["instance", "stop", "pod"], { env });
   const deadline = Date.now() + 10_000;
