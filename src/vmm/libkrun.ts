@@ -155,6 +155,7 @@ export class LibkrunBackend implements Backend {
   /** Boot a VM in a new worker; resolves once its harness is `ready`. */
   async boot(spec: VmSpec): Promise<LibkrunVm> {
     if (spec.restoreFrom) throw new SnapshotStaleError(spec.restoreFrom, "the libkrun backend cannot restore memory snapshots");
+    if (spec.netnsPath) throw new Error(`VM ${spec.id}: a pod network (netns_path ${spec.netnsPath}) needs the QEMU backend (a tap device in the namespace); libkrun has none\nhint: run aegisd with the QEMU backend`);
     mkdirSync(spec.runDir, { recursive: true, mode: 0o700 });
     const guest = await this.prepare();
     if (spec.overlayDisk) await ensureOverlayDisk(spec.overlayDisk, spec.overlayDiskSizeMb);

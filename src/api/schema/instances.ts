@@ -47,6 +47,16 @@ export const InstanceCreate = z
     capabilities: SpawnCapabilitiesGrant.optional(),
     /** Egress policy (`--allow`, `--deny`, `--no-network`); the default (public internet only) when absent. */
     network: NetworkPolicySchema.optional(),
+    /**
+     * Pod network mode (vmm/network/pod.ts): the absolute path of an existing
+     * network namespace (`/var/run/netns/cni-...`, `/proc/PID/ns/net`) that
+     * CNI prepared; the VM takes its interface's IPv4 address, MAC, routes
+     * and DNS, and a server in the guest answers on that address. Needs
+     * aegisd as root; excludes `network` (the pod's policy is CNI's) and
+     * `expose` (no port forwards: use the pod IP). The namespace stays the
+     * caller's: aegisd never deletes it.
+     */
+    netns_path: z.string().startsWith("/", "must be an absolute path").optional(),
   })
   .strict();
 export type InstanceCreate = z.infer<typeof InstanceCreate>;
@@ -98,6 +108,8 @@ export const Instance = z.object({
   capabilities: SpawnCapabilities,
   /** Egress policy: `--no-network` (`none`) or the ordered rules over the default. */
   network: NetworkPolicyView,
+  /** The pod network namespace the VM's network is (InstanceCreate.netns_path); absent otherwise. */
+  netns_path: z.string().optional(),
   /** For an E2B sandbox (created through the E2B API): its template, metadata and lifetime; null otherwise. */
   e2b: z
     .object({ template: z.string(), metadata: z.record(z.string(), z.string()), timeout_s: z.number().int(), end_at: z.string(), auto_pause: z.boolean() })
