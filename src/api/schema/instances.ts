@@ -37,6 +37,12 @@ export const InstanceCreate = z
      * stays up until stopped (the shim runs the container's processes by exec).
      */
     rootfs_dir: z.string().startsWith("/", "must be an absolute path").optional(),
+    /**
+     * An existing network namespace (absolute path of its file, e.g. one CNI
+     * prepared under /var/run/netns) that is this VM's network: the
+     * containerd shim passes a pod sandbox's network namespace here.
+     */
+    netns_path: z.string().startsWith("/", "must be an absolute path").optional(),
     memory_mb: z.number().int().min(128).max(65536).optional(),
     vcpus: z.number().int().min(1).max(64).optional(),
     /** Seconds without activity before pausing (0 = never); daemon default when absent. */
@@ -117,6 +123,12 @@ export const ExecRequest = z
     cwd: GuestDir.optional(),
     /** User; the instance's when absent. */
     user: GuestUser.optional(),
+    /**
+     * Run chrooted into this directory of the instance's root filesystem
+     * (relative, no `..`): a container of a containerd pod VM, whose rootfs
+     * holds one directory per container (docs/containerd-shim.md).
+     */
+    root_subdir: z.string().regex(/^(?!\/)(?!.*(^|\/)\.\.(\/|$)).+$/, "must be a relative path without ..").max(512).optional(),
     /** Kill the process (SIGKILL) after this many seconds; the exit record then says `timed_out`. No limit when absent. */
     timeout_s: z.number().int().min(1, "must be at least 1 second").max(86_400, "must be at most 86400 seconds (one day)").optional(),
   })

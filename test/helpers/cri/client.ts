@@ -4,7 +4,8 @@
  * the e2e tests: @grpc/grpc-js carries the calls on containerd's unix
  * socket, protobufjs encodes them with the descriptor generated from the
  * CRI api.proto (scripts/cri-proto.ts). Messages are plain objects with the
- * .proto's snake_case field names; 64-bit integers come back as numbers.
+ * .proto's snake_case field names; 64-bit integers come back as numbers, enums as
+ * their names.
  */
 import * as grpc from "@grpc/grpc-js";
 import protobuf from "protobufjs";
@@ -36,7 +37,7 @@ export class CriClient {
       this.client.makeUnaryRequest(
         `/runtime.v1.RuntimeService/${name}`,
         (m: CriMsg) => Buffer.from(reqType.encode(reqType.fromObject(m)).finish()),
-        (b: Buffer) => resType.toObject(resType.decode(b), { longs: Number, defaults: true, bytes: Buffer }) as CriMsg,
+        (b: Buffer) => resType.toObject(resType.decode(b), { longs: Number, enums: String, defaults: true, bytes: Buffer }) as CriMsg,
         req,
         new grpc.Metadata(),
         { deadline: Date.now() + timeoutMs },
