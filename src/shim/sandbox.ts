@@ -128,11 +128,13 @@ export class PodVm {
         await mountCmd(["--make-private", dir]);
       }
       await mountCmd(["--make-shared", this.share]);
-      await this.addRoot(this.sandboxId, sandboxRootfs);
       await this.front.ensureRunning();
       const inst = await this.front.createInstance(this.share, { ...shape, ...(netnsPath ? { netns_path: netnsPath } : {}) });
       this.instanceId = inst.id;
       writeFileSync(join(this.sandboxBundle, POD_INSTANCE_FILE), inst.id);
+      // After the boot, like every container's: virtiofsd's view of the share is a non-recursive bind,
+      // so only mounts that propagate into it later show (one made before would be an empty directory).
+      await this.addRoot(this.sandboxId, sandboxRootfs);
       this.log(`pod ${this.sandboxId}: instance ${inst.id} booted from ${this.share}${netnsPath ? ` in network namespace ${netnsPath}` : ""}`);
       return inst.id;
     } catch (err) {

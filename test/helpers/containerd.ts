@@ -122,6 +122,12 @@ export class TestContainerd {
       .filter((m) => m.startsWith(this.dir));
   }
 
+  /** Pids of the shim processes serving this containerd (they name its socket in their arguments). */
+  shimPids(): number[] {
+    const out = Bun.spawnSync(["pgrep", "-f", `shim.*${this.dir}`]).stdout.toString().trim();
+    return out ? out.split("\n").map(Number) : [];
+  }
+
   /** Stop containerd, unmount what is left, remove the directory. */
   async [Symbol.asyncDispose](): Promise<void> {
     if (this.proc) {
