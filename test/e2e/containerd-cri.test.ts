@@ -102,8 +102,10 @@ describe("the CRI API with runtime handler aegis (containerd 1.6)", () => {
       const logDir = join(ctd.dir, "pod-logs");
       mkdirSync(logDir, { recursive: true });
       const sandboxConfig = podConfig(logDir);
+      const t0 = performance.now();
       const run = await cri.call("RunPodSandbox", { config: sandboxConfig, runtime_handler: "aegis" }, T);
       const podId = String(run.pod_sandbox_id);
+      const tPod = performance.now();
       expect(podId).toMatch(/^[0-9a-f]{64}$/);
 
       const podStatus = (await cri.call("PodSandboxStatus", { pod_sandbox_id: podId })).status as CriMsg;
@@ -121,6 +123,7 @@ describe("the CRI API with runtime handler aegis (containerd 1.6)", () => {
       }, T);
       const ctrId = String(created.container_id);
       await cri.call("StartContainer", { container_id: ctrId }, T);
+      const tCtr = performance.now();
       const ctrStatus = (await cri.call("ContainerStatus", { container_id: ctrId })).status as CriMsg;
       expect(ctrStatus.state).toBe("CONTAINER_RUNNING");
       // The container runs inside the pod's VM: still one QEMU process.
@@ -130,6 +133,8 @@ describe("the CRI API with runtime handler aegis (containerd 1.6)", () => {
       const exec = await cri.call("ExecSync", { container_id: ctrId, cmd: ["/bin/cat", "/www/index.html"], timeout: 60 }, 120_000);
       expect(Buffer.from(exec.stdout as Uint8Array).toString()).toBe(PAGE);
       expect(exec.exit_code).toBe(0);
+      const tExec = performance.now();
+      process.stderr.write(`cri: RunPodSandbox ${((tPod - t0) / 1000).toFixed(1)} s, CreateContainer+StartContainer ${((tCtr - tPod) / 1000).toFixed(2)} s, first ExecSync ${((tExec - tCtr) / 1000).toFixed(2)} s\n`);
       const failing = await cri.call("ExecSync", { container_id: ctrId, cmd: ["/bin/sh", "-c", "echo oops >&2; exit 4"], timeout: 60 }, 120_000);
       expect(Buffer.from(failing.stderr as Uint8Array).toString()).toBe("oops\n");
       expect(failing.exit_code).toBe(4);
