@@ -142,12 +142,33 @@ describe("the CRI API with runtime handler aegis (containerd 1.6)", () => {
       const local = await cri.call("ExecSync", { container_id: ctrId, cmd: ["/bin/busybox", "wget", "-q", "-O", "-", "http://127.0.0.1:8080/"], timeout: 60 }, 120_000);
       expect(Buffer.from(local.stdout as Uint8Array).toString()).toBe(PAGE);
 
+      // A write lands in the VM's overlay, never in the container's rootfs on the host.
+      const write = await cri.call("ExecSync", { container_id: ctrId, cmd: ["/bin/sh", "-c", "echo new > /www/new.txt && cat /www/new.txt"], timeout: 60 }, 120_000);
+      expect(Buffer.from(write.stdout as Uint8Array).toString()).toBe("new\n");
+      const hostRootfs = join(ctd.dir, "state", "io.containerd.runtime.v2.task", "k8s.io", ctrId, "rootfs");
+      expect(existsSync(join(hostRootfs, "www", "index.html"))).toBe(true);
+      expect(existsSync(join(hostRootfs, "www", "new.txt"))).toBe(false);
+
+      // A second container of the pod: same VM, its own rootfs (the pause image has no /www).
+      const second = await cri.call("CreateContainer", {
+        pod_sandbox_id: podId,
+        config: { metadata: { name: "side", attempt: 0 }, image: { image: PAUSE_IMAGE }, command: ["/bin/sleep", "1000"], log_path: "side.log", linux: {} },
+        sandbox_config: sandboxConfig,
+      }, T);
+      const sideId = String(second.container_id);
+      await cri.call("StartContainer", { container_id: sideId }, T);
+      expect(qemuPids(home.dir).length).toBe(1);
+      const side = await cri.call("ExecSync", { container_id: sideId, cmd: ["/bin/sh", "-c", "ls /www 2>&1; exit 0"], timeout: 60 }, 120_000);
+      expect(Buffer.from(side.stdout as Uint8Array).toString()).toContain("No such file or directory");
+
       // From the host, at the pod IP (needs the VM's network to be the pod's namespace). Asserted last.
       const fromHost = await fetch(`http://${podIp}:8080/`, { signal: AbortSignal.timeout(15_000) }).then(
         async (r) => `${r.status} ${await r.text()}`,
         (err: unknown) => `unreachable: ${(err as Error).message}`,
       );
 
+      await cri.call("StopContainer", { container_id: sideId, timeout: 10 }, T);
+      await cri.call("RemoveContainer", { container_id: sideId }, T);
       await cri.call("StopContainer", { container_id: ctrId, timeout: 10 }, T);
       expect(((await cri.call("ContainerStatus", { container_id: ctrId })).status as CriMsg).state).toBe("CONTAINER_EXITED");
       await cri.call("RemoveContainer", { container_id: ctrId }, T);
