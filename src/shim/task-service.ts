@@ -17,6 +17,11 @@
  *     vCPUs are fixed at boot, and snapshots of a virtiofs rootfs cannot be
  *     taken on QEMU 7.2.
  *
+ * A task of a CRI pod (`deps.placement`, shim/sandbox.ts) does not boot a
+ * VM of its own: the sandbox boots the pod VM, the pod's containers run in
+ * it, and every process is chrooted into the task's directory of the pod's
+ * rootfs (`rootSubdir`).
+ *
  * Pids: the guest's pids are not host pids, so every process reports the
  * shim's own pid (what Kata does with its shim); Pids lists the init only.
  */
