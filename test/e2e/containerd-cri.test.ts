@@ -84,6 +84,12 @@ beforeAll(async () => {
 }, T);
 
 afterAll(async () => {
+  // After a failure mid-test, remove the pods through CRI, so containerd tears their netns down.
+  const left = cri ? (((await cri.call("ListPodSandbox", {}).catch(() => ({ items: [] }))).items as CriMsg[]) ?? []) : [];
+  for (const pod of left) {
+    await cri.call("StopPodSandbox", { pod_sandbox_id: pod.id }, T).catch((err: unknown) => process.stderr.write(`cleanup: ${(err as Error).message}\n`));
+    await cri.call("RemovePodSandbox", { pod_sandbox_id: pod.id }, T).catch((err: unknown) => process.stderr.write(`cleanup: ${(err as Error).message}\n`));
+  }
   cri?.close();
   await ctd?.[Symbol.asyncDispose]();
   await home?.[Symbol.asyncDispose]();
