@@ -45,7 +45,7 @@ export class AegisdFront {
   }
 
   /** Boot an instance whose root filesystem is `rootfsDir`; resolves once it runs. */
-  async createInstance(rootfsDir: string, shape: { memory_mb?: number; vcpus?: number }): Promise<Instance> {
+  async createInstance(rootfsDir: string, shape: { memory_mb?: number; vcpus?: number; netns_path?: string }): Promise<Instance> {
     return await this.client.request(Instance, "POST", "/v1/instances", { rootfs_dir: rootfsDir, pause_after_s: 0, stop_after_s: 0, ...shape });
   }
 

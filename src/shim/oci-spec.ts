@@ -56,6 +56,8 @@ export interface GuestProcessSpec {
   cwd?: string;
   user?: string;
   terminal: boolean;
+  /** Chroot into this directory of the VM's rootfs (a container of a pod VM, shim/sandbox.ts). */
+  rootSubdir?: string;
 }
 
 /** Parse `json` (config.json text or an exec's process spec) with `schema`, naming `what` in errors. */

@@ -17,6 +17,11 @@
  *     vCPUs are fixed at boot, and snapshots of a virtiofs rootfs cannot be
  *     taken on QEMU 7.2.
  *
+ * A task of a CRI pod (`deps.placement`, shim/sandbox.ts) does not boot a
+ * VM of its own: the sandbox boots the pod VM, the pod's containers run in
+ * it, and every process is chrooted into the task's directory of the pod's
+ * rootfs (`rootSubdir`).
+ *
  * Pids: the guest's pids are not host pids, so every process reports the
  * shim's own pid (what Kata does with its shim); Pids lists the init only.
  */
@@ -25,8 +30,9 @@ import { join } from "node:path";
 import type { AegisdFront } from "./aegisd.ts";
 import type { EventPublisher } from "./events.ts";
 import { mountRootfs, unmountRootfs, type RootfsMount } from "./mounts.ts";
-import { guestProcess, OciProcess, OciSpec, parseSpec, vmShape } from "./oci-spec.ts";
+import { type GuestProcessSpec, guestProcess, OciProcess, OciSpec, parseSpec, vmShape } from "./oci-spec.ts";
 import { ShimProcess, Status } from "./process.ts";
+import type { TaskPlacement } from "./sandbox.ts";
 import { timestamp, type Msg } from "./proto/index.ts";
 import { Code, TtrpcError, type Method, type Services } from "./ttrpc.ts";
 
@@ -43,6 +49,8 @@ export interface TaskServiceDeps {
   log: (msg: string) => void;
   /** Called after Shutdown has been answered: the shim exits. */
   shutdown: () => void;
+  /** A task of a CRI pod runs in the pod's VM (shim/sandbox.ts), not in a VM of its own. */
+  placement?: TaskPlacement;
 }
 
 function str(v: unknown): string {
@@ -54,6 +62,8 @@ export class TaskService {
   private containerId = "";
   private bundle = "";
   private instanceId: string | null = null;
+  /** The directory of the VM's rootfs the processes are chrooted into (a pod member), or none. */
+  private rootSubdir: string | undefined;
   private init: ShimProcess | null = null;
   private readonly execs = new Map<string, ShimProcess>();
   private paused = false;
@@ -118,17 +128,21 @@ export class TaskService {
       this.mounted = true;
     }
     try {
-      await this.deps.front.ensureRunning();
-      const inst = await this.deps.front.createInstance(rootfs, vmShape(spec));
-      this.instanceId = inst.id;
-      writeFileSync(join(bundle, INSTANCE_FILE), inst.id);
+      if (this.deps.placement) {
+        ({ instanceId: this.instanceId, rootSubdir: this.rootSubdir } = await this.deps.placement.place(id, rootfs));
+      } else {
+        await this.deps.front.ensureRunning();
+        const inst = await this.deps.front.createInstance(rootfs, vmShape(spec));
+        this.instanceId = inst.id;
+        writeFileSync(join(bundle, INSTANCE_FILE), inst.id);
+      }
     } catch (err) {
       if (this.mounted) await unmountRootfs(rootfs);
       this.mounted = false;
       throw new TtrpcError(Code.unknown, `could not boot the VM of task ${id}: ${(err as Error).message}`);
     }
     const stdio = { stdin: str(req.stdin), stdout: str(req.stdout), stderr: str(req.stderr), terminal: req.terminal === true };
-    this.init = new ShimProcess("", guestProcess(spec.process), stdio, process.pid, this.deps.log);
+    this.init = new ShimProcess("", this.processSpec(spec.process), stdio, process.pid, this.deps.log);
     this.deps.log(`task ${id}: instance ${this.instanceId} booted`);
     await this.deps.events.publish("TaskCreate", { container_id: id, bundle, rootfs: mounts, io: stdio, pid: this.init.pid });
     return { pid: this.init.pid };
@@ -186,7 +200,7 @@ export class TaskService {
       throw new TtrpcError(Code.invalidArgument, (err as Error).message);
     }
     const stdio = { stdin: str(req.stdin), stdout: str(req.stdout), stderr: str(req.stderr), terminal: req.terminal === true };
-    this.execs.set(execId, new ShimProcess(execId, guestProcess(spec), stdio, process.pid, this.deps.log));
+    this.execs.set(execId, new ShimProcess(execId, this.processSpec(spec), stdio, process.pid, this.deps.log));
     await this.deps.events.publish("TaskExecAdded", { container_id: this.containerId, exec_id: execId });
     return {};
   }
@@ -205,9 +219,16 @@ export class TaskService {
     return { pid: p.pid, exit_status: exit.status, exited_at: timestamp(exit.at) };
   }
 
+  private processSpec(p: OciProcess): GuestProcessSpec {
+    return { ...guestProcess(p), ...(this.rootSubdir ? { rootSubdir: this.rootSubdir } : {}) };
+  }
+
   /** Delete the VM and unmount the rootfs (also what `delete` does after a crash, see cleanup.ts). */
   private async teardown(): Promise<void> {
-    if (this.instanceId) {
+    if (this.instanceId && this.deps.placement) {
+      await this.deps.placement.release(this.containerId);
+      this.instanceId = null;
+    } else if (this.instanceId) {
       await this.deps.front.deleteInstance(this.instanceId);
       rmSync(join(this.bundle, INSTANCE_FILE), { force: true });
       this.instanceId = null;

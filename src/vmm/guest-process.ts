@@ -29,6 +29,8 @@ export interface GuestProcessOptions {
   cwd?: string;
   /** User to run as (resolved by the harness in the rootfs); root when absent. */
   user?: string;
+  /** Chroot into this directory of the rootfs (a container of a pod VM); the rootfs itself when absent. */
+  rootSubdir?: string;
   /** Power the VM off when this process exits (task mode). */
   primary?: boolean;
   /** Output handlers; with `window`, a returned promise holds the chunk's credit until it settles. */
@@ -141,6 +143,7 @@ export async function startGuestProcess(channel: ControlChannel, opts: GuestProc
         ...(opts.tty ? { tty: opts.tty } : {}),
         // Only when set, so other runs still reach a harness older than the field.
         ...(opts.endsWithClient ? { ends_with_client: true } : {}),
+        ...(opts.rootSubdir ? { root_subdir: opts.rootSubdir } : {}),
       },
       { timeoutMs: opts.timeoutMs ?? 30_000 },
     ));

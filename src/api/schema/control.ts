@@ -96,6 +96,11 @@ export const RunParams = z.object({
    * rootfs's /etc/passwd and /etc/group (supplementary groups included); root when absent.
    */
   user: z.string().optional(),
+  /**
+   * Chroot into this directory of the rootfs instead of the rootfs itself
+   * (a container of a pod VM, guest/harness/container-root.ts); relative, no `..`.
+   */
+  root_subdir: z.string().min(1).max(512).optional(),
   /** When this process exits the harness sends its `exit` and powers the VM off. */
   primary: z.boolean().optional(),
   /** Keep stdin open as a pipe, fed by `stdin.write` and closed by `stdin.close`. */

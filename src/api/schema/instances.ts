@@ -129,6 +129,12 @@ export const ExecRequest = z
     cwd: GuestDir.optional(),
     /** User; the instance's when absent. */
     user: GuestUser.optional(),
+    /**
+     * Run chrooted into this directory of the instance's root filesystem
+     * (relative, no `..`): a container of a containerd pod VM, whose rootfs
+     * holds one directory per container (docs/containerd-shim.md).
+     */
+    root_subdir: z.string().regex(/^(?!\/)(?!.*(^|\/)\.\.(\/|$)).+$/, "must be a relative path without ..").max(512).optional(),
     /** Kill the process (SIGKILL) after this many seconds; the exit record then says `timed_out`. No limit when absent. */
     timeout_s: z.number().int().min(1, "must be at least 1 second").max(86_400, "must be at most 86400 seconds (one day)").optional(),
   })
