@@ -15,6 +15,7 @@ import { Instance } from "../api/schema/instances.ts";
 import { runningDaemonPid, startDaemon } from "../control/daemon-process.ts";
 import { probeSocket } from "../control/socket.ts";
 import { statePaths, type StatePaths } from "../paths.ts";
+import { InstanceStats } from "./stats.ts";
 
 /** aegisd as seen from the shim. */
 export class AegisdFront {
@@ -57,6 +58,11 @@ export class AegisdFront {
   /** Resume the instance's VM. */
   async resume(id: string): Promise<void> {
     await this.client.raw("POST", `/v1/instances/${encodeURIComponent(id)}/resume`);
+  }
+
+  /** One resource-use sample of the instance (shim/stats.ts). */
+  async stats(id: string): Promise<InstanceStats> {
+    return await this.client.request(InstanceStats, "GET", `/v1/instances/${encodeURIComponent(id)}/stats`);
   }
 
   /** Stop and delete the instance; an instance that is already gone is fine. */

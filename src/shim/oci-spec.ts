@@ -12,10 +12,15 @@
  *     gives 2 vCPUs), else aegisd's default (1).
  * The user is passed as `uid:gid` (OCI gives numbers; the guest needs no
  * /etc/passwd entry for them). Anything else in the spec (namespaces,
- * seccomp, capabilities, mounts) is the VM boundary's business and is not
- * applied inside the guest in this version.
+ * seccomp, capabilities) is the VM boundary's business and is not applied
+ * inside the guest in this version; bind `mounts` are made by
+ * bind-mounts.ts. `user.additionalGids` is not passed on: the harness gives
+ * a uid the supplementary groups the image's /etc/group lists for it (what
+ * containerd computed additionalGids from for `ctr run --user` and the
+ * CRI), and explicit extra gids of a hand-written spec are not applied.
  */
 import { z } from "zod";
+import { OciMount } from "./bind-mounts.ts";
 
 /** Memory the guest kernel and harness need on top of the container's limit. */
 export const GUEST_OVERHEAD_MB = 128;
@@ -36,12 +41,14 @@ export type OciProcess = z.infer<typeof OciProcess>;
 export const OciSpec = z.object({
   process: OciProcess,
   hostname: z.string().optional(),
+  mounts: z.array(OciMount).optional(),
   linux: z
     .object({
       resources: z
         .object({
           memory: z.object({ limit: z.number().int().optional() }).optional(),
           cpu: z.object({ quota: z.number().int().optional(), period: z.number().int().optional() }).optional(),
+          pids: z.object({ limit: z.number().int().optional() }).optional(),
         })
         .optional(),
     })

@@ -197,6 +197,28 @@ export const SetupParams = z.object({
 /** `ping` result. */
 export const PingResult = z.object({ uptime_ms: z.number() }).strict();
 
+/**
+ * `stats` result: the guest's resource use, read by the harness from the
+ * guest kernel's /proc (so it works whatever the rootfs holds): memory from
+ * /proc/meminfo, CPU time from /proc/stat (all CPUs and each one), and the
+ * number of user processes (kernel threads, the harness and the guest init
+ * not counted). Sizes are bytes, times microseconds.
+ */
+export const GuestStats = z.object({
+  mem_total_bytes: z.number().nonnegative(),
+  mem_available_bytes: z.number().nonnegative(),
+  mem_cached_bytes: z.number().nonnegative(),
+  swap_total_bytes: z.number().nonnegative(),
+  swap_free_bytes: z.number().nonnegative(),
+  cpu_user_usec: z.number().nonnegative(),
+  cpu_system_usec: z.number().nonnegative(),
+  cpu_usage_usec: z.number().nonnegative(),
+  cpu_per_cpu_usec: z.array(z.number().nonnegative()).max(1024),
+  processes: z.number().int().nonnegative(),
+  uptime_ms: z.number().nonnegative(),
+}).strict();
+export type GuestStats = z.infer<typeof GuestStats>;
+
 /** Most process ids one `processes.end_untracked` request or answer carries. */
 export const MAX_TRACKED_PROCESSES = 4096;
 
@@ -232,6 +254,7 @@ export const ControlRequests = {
   "tty.resize": { params: TtyResizeParams, result: OkResult },
   "clock.set": { params: ClockSetParams, result: OkResult },
   ping: { params: z.object({}).strict().optional(), result: PingResult },
+  stats: { params: z.object({}).strict().optional(), result: GuestStats },
   "port.wait": { params: PortWaitParams, result: PortWaitResult },
   setup: { params: SetupParams, result: OkResult },
   resume: { params: ResumeParams, result: ResumeResult },
