@@ -11,7 +11,7 @@
  * at most {@link MAX_SCANNED} /proc entries are looked at.
  */
 import { readdirSync, readFileSync } from "node:fs";
-import type { GuestStats } from "../../src/api/schema/control.ts";
+import type { GuestStats } from "../../src/api/schema/stats.ts";
 
 /** Microseconds per USER_HZ tick (USER_HZ is 100). */
 const TICK_USEC = 10_000;

@@ -12,10 +12,10 @@
 import { z } from "zod";
 import { AegisClient } from "../api/client.ts";
 import { Instance } from "../api/schema/instances.ts";
+import { InstanceStats } from "../api/schema/stats.ts";
 import { runningDaemonPid, startDaemon } from "../control/daemon-process.ts";
 import { probeSocket } from "../control/socket.ts";
 import { statePaths, type StatePaths } from "../paths.ts";
-import { InstanceStats } from "./stats.ts";
 
 /** aegisd as seen from the shim. */
 export class AegisdFront {

@@ -16,16 +16,13 @@
  *   - pids.current = the guest's user processes, pids.limit = the spec's
  *     pids limit (0: none).
  */
-import { z } from "zod";
-import { GuestStats } from "../api/schema/control.ts";
+import type { InstanceStats } from "../api/schema/stats.ts";
 import { any, type Msg } from "./proto/index.ts";
 
 /** The type URL of the answer. */
 export const METRICS_TYPE = "io.containerd.cgroups.v2.Metrics";
 
-/** aegisd's answer: the guest sample plus the VM's shape. */
-export const InstanceStats = GuestStats.extend({ vcpus: z.number(), memory_mb: z.number() });
-export type InstanceStats = z.infer<typeof InstanceStats>;
+export type { InstanceStats };
 
 /** What the spec limited (bytes; undefined: no limit). */
 export interface SpecLimits {

@@ -60,6 +60,7 @@
 import { z } from "zod";
 import { FileStat, FsEventParams, FsListParams, FsUnwatchParams, FsWatchParams, FsListResult, FsMkdirParams, FsReadParams, FsReadResult, FsRemoveParams, FsRenameParams, FsSetattrParams, FsStatParams, FsSymlinkParams, FsWriteParams, FsWriteResult } from "./files.ts";
 import { McpBridgeMethods } from "./mcp.ts";
+import { GuestStats } from "./stats.ts";
 
 /** The name of the virtio-serial port that carries the control channel. */
 export const CONTROL_PORT_NAME = "aegis.control";
@@ -197,27 +198,6 @@ export const SetupParams = z.object({
 /** `ping` result. */
 export const PingResult = z.object({ uptime_ms: z.number() }).strict();
 
-/**
- * `stats` result: the guest's resource use, read by the harness from the
- * guest kernel's /proc (so it works whatever the rootfs holds): memory from
- * /proc/meminfo, CPU time from /proc/stat (all CPUs and each one), and the
- * number of user processes (kernel threads, the harness and the guest init
- * not counted). Sizes are bytes, times microseconds.
- */
-export const GuestStats = z.object({
-  mem_total_bytes: z.number().nonnegative(),
-  mem_available_bytes: z.number().nonnegative(),
-  mem_cached_bytes: z.number().nonnegative(),
-  swap_total_bytes: z.number().nonnegative(),
-  swap_free_bytes: z.number().nonnegative(),
-  cpu_user_usec: z.number().nonnegative(),
-  cpu_system_usec: z.number().nonnegative(),
-  cpu_usage_usec: z.number().nonnegative(),
-  cpu_per_cpu_usec: z.array(z.number().nonnegative()).max(1024),
-  processes: z.number().int().nonnegative(),
-  uptime_ms: z.number().nonnegative(),
-}).strict();
-export type GuestStats = z.infer<typeof GuestStats>;
 
 /** Most process ids one `processes.end_untracked` request or answer carries. */
 export const MAX_TRACKED_PROCESSES = 4096;

@@ -7,14 +7,8 @@
  * scale-to-zero): it answers precondition_failed.
  */
 import { PreconditionFailed } from "../../api/errors.ts";
-import type { GuestStats } from "../../api/schema/control.ts";
+import type { InstanceStats } from "../../api/schema/stats.ts";
 import type { InstancesService } from "./service.ts";
-
-/** A sample, with the VM's shape. */
-export interface InstanceStats extends GuestStats {
-  vcpus: number;
-  memory_mb: number;
-}
 
 /** Most time the harness gets to answer. */
 const STATS_TIMEOUT_MS = 10_000;
