@@ -15,6 +15,9 @@
  *   - cpu usage/user/system (µs) from the guest's /proc/stat since boot;
  *   - pids.current = the guest's user processes, pids.limit = the spec's
  *     pids limit (0: none).
+ * A paused task answers its last sample (a frozen VM's figures do not
+ * move, and it is never woken for stats), or FailedPrecondition before
+ * the first one.
  */
 import type { InstanceStats } from "../api/schema/stats.ts";
 import { any, type Msg } from "./proto/index.ts";

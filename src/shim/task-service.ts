@@ -31,7 +31,7 @@ import { bindPlans, mountBinds, unmountBinds } from "./bind-mounts.ts";
 import { mountRootfs, unmountRootfs, type RootfsMount } from "./mounts.ts";
 import { guestProcess, OciProcess, OciSpec, parseSpec, vmShape } from "./oci-spec.ts";
 import { ShimProcess, Status } from "./process.ts";
-import { statsResponse, type SpecLimits } from "./stats.ts";
+import { statsResponse, type InstanceStats, type SpecLimits } from "./stats.ts";
 import { checkUpdate } from "./update.ts";
 import { timestamp, type Msg } from "./proto/index.ts";
 import { Code, TtrpcError, type Method, type Services } from "./ttrpc.ts";
@@ -67,6 +67,7 @@ export class TaskService {
   private binds: string[] = [];
   private shape: { memory_mb?: number; vcpus?: number } = {};
   private limits: SpecLimits = {};
+  private lastStats: InstanceStats | null = null;
 
   constructor(private readonly deps: TaskServiceDeps) {}
 
@@ -240,8 +241,11 @@ export class TaskService {
   private async stats(req: Msg): Promise<Msg> {
     this.proc(req);
     if (!this.instanceId) throw new TtrpcError(Code.notFound, `task ${this.containerId} has no VM`);
-    if (this.paused) throw new TtrpcError(Code.failedPrecondition, `task ${this.containerId} is paused: its VM is not woken for stats`);
-    return statsResponse(await this.deps.front.stats(this.instanceId), this.limits);
+    // A frozen VM's figures do not move: the last sample stands (the VM is never woken for stats).
+    if (this.paused && this.lastStats) return statsResponse(this.lastStats, this.limits);
+    if (this.paused) throw new TtrpcError(Code.failedPrecondition, `task ${this.containerId} is paused and has no stats sample yet: its VM is not woken for stats`);
+    this.lastStats = await this.deps.front.stats(this.instanceId);
+    return statsResponse(this.lastStats, this.limits);
   }
 
   private async pause(pause: boolean): Promise<Msg> {

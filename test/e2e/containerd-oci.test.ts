@@ -5,8 +5,11 @@
  * bind mount from the host; execs see them (MemTotal sized by the limit,
  * nproc by the quota, the bind's file at its destination, the host file
  * untouched by a guest write), an exec as `1000:1000` runs as that user,
- * `ctr task metrics` prints the guest's memory, CPU and pids, and
- * `ctr task checkpoint` is refused with a clear message. One VM.
+ * `ctr task metrics` prints the guest's memory, CPU and pids (and refuses
+ * for a paused task rather than waking it), Update (ctr 1.6 has no command
+ * for it: called on the shim's ttrpc socket as the CRI plugin would) keeps
+ * the booted shape and refuses a new memory limit, and `ctr task
+ * checkpoint` is refused with a clear message. One VM.
  */
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -16,6 +19,7 @@ import { TestContainerd } from "../helpers/containerd.ts";
 import { makeImage, makeLayer } from "../helpers/oci-build.ts";
 import { writeDockerArchive } from "../helpers/oci-layout.ts";
 import { qemuPids } from "../helpers/qemu-pids.ts";
+import { TtrpcClient } from "../../src/shim/ttrpc.ts";
 
 const T = 300_000;
 const IMAGE = "localhost/aegis-oci-e2e:1";
@@ -89,6 +93,24 @@ describe("the OCI spec and resources under containerd 1.6", () => {
       expect(value("memory.usage")).toBeLessThan(384 * 1024 * 1024);
       expect(value("cpu.usage_usec")).toBeGreaterThan(0);
       expect(value("pids.current")).toBeGreaterThanOrEqual(1);
+
+      // Paused: the last sample, and the VM stays paused (not woken for metrics).
+      expect((await ctd.ctr(["task", "pause", "t3"])).code).toBe(0);
+      const paused = await ctd.ctr(["task", "metrics", "t3"]);
+      expect(paused.code).toBe(0);
+      expect(paused.stdout).toContain(`cpu.usage_usec        ${value("cpu.usage_usec")} `);
+      expect((await ctd.ctr(["task", "ls"])).stdout).toMatch(/^t3\s+\S+\s+PAUSED/m);
+      expect((await ctd.ctr(["task", "resume", "t3"])).code).toBe(0);
+
+      // Update, as the CRI plugin sends it: LinuxResources JSON in an Any.
+      const address = readFileSync(join(ctd.dir, "state/io.containerd.runtime.v2.task/default/t3/address"), "utf8").trim();
+      const shim = await TtrpcClient.connect(address);
+      const update = (resources: unknown) =>
+        shim.call("containerd.task.v2.Task", "Update", "containerd.task.v2.UpdateTaskRequest", { id: "t3", resources: { type_url: "types.containerd.io/opencontainers/runtime-spec/1/LinuxResources", value: Buffer.from(JSON.stringify(resources)) } }, "google.protobuf.Empty", { namespace: "default" });
+      expect(await update({ memory: { limit: LIMIT }, cpu: { quota: 200_000, period: 100_000, shares: 1024 } })).toEqual({});
+      await expect(update({ memory: { limit: 2 * LIMIT } })).rejects.toThrow(/cannot change memory after boot.*recreate the task/);
+      await expect(update({ cpu: { quota: 400_000, period: 100_000 } })).rejects.toThrow(/cannot change their vCPUs/);
+      shim.close();
 
       const checkpoint = await ctd.ctr(["task", "checkpoint", "t3"]);
       expect(checkpoint.code).not.toBe(0);
