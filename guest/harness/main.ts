@@ -191,6 +191,7 @@ export async function main(_argv: string[]): Promise<void> {
     "fs.rename": (p) => files.rename(p),
     "fs.symlink": (p) => files.symlink(p),
     "fs.setattr": (p) => files.setattr(p),
+    "fs.readonly": (p) => files.readonly(p),
     "fs.watch": (p) => watches.watch(p),
     "fs.unwatch": (p) => watches.unwatch(p),
   };

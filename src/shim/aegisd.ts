@@ -60,6 +60,11 @@ export class AegisdFront {
     await this.client.raw("POST", `/v1/instances/${encodeURIComponent(id)}/resume`);
   }
 
+  /** Make `path` of the instance's rootfs read-only in the guest (a `ro` bind mount). */
+  async readOnly(id: string, path: string): Promise<void> {
+    await this.client.raw("POST", `/v1/instances/${encodeURIComponent(id)}/files/readonly?path=${encodeURIComponent(path)}`);
+  }
+
   /** One resource-use sample of the instance (shim/stats.ts). */
   async stats(id: string): Promise<InstanceStats> {
     return await this.client.request(InstanceStats, "GET", `/v1/instances/${encodeURIComponent(id)}/stats`);

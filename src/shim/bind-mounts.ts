@@ -13,10 +13,13 @@
  *   - the guest sees the source's files as they are when the VM boots, and
  *     later host changes within the share's cache (`cache=always`: names
  *     and attributes may stay cached);
- *   - `ro` makes the host bind read-only, so nothing the guest does reaches
- *     the source; guest writes to any bind, ro or rw, land in the VM's own
- *     overlay (the root share is the overlay's read-only lower layer), so a
- *     rw bind is copy-on-write from the guest's side, not write-through;
+ *   - `ro` makes the host bind read-only, and once the VM runs the shim has
+ *     the harness make the destination read-only in the guest too
+ *     (`POST /v1/instances/:id/files/readonly`: a bind onto itself,
+ *     remounted ro), so guest writes fail with EROFS, even for guest root;
+ *   - a rw bind is copy-on-write from the guest's side, not write-through:
+ *     the root share is the guest overlay's read-only lower layer, so guest
+ *     writes land in the VM's own overlay and never reach the source;
  *   - the destination is resolved inside the rootfs (symlinks in the image
  *     are followed as the container would see them, never out of the
  *     rootfs), and created when missing (a directory, or an empty file for a

@@ -27,7 +27,7 @@ import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { AegisdFront } from "./aegisd.ts";
 import type { EventPublisher } from "./events.ts";
-import { bindPlans, mountBinds, unmountBinds } from "./bind-mounts.ts";
+import { bindPlans, mountBinds, unmountBinds, type BindPlan } from "./bind-mounts.ts";
 import { mountRootfs, unmountRootfs, type RootfsMount } from "./mounts.ts";
 import { guestProcess, OciProcess, OciSpec, parseSpec, vmShape } from "./oci-spec.ts";
 import { ShimProcess, Status } from "./process.ts";
@@ -124,8 +124,10 @@ export class TaskService {
       await mountRootfs(mounts, rootfs);
       this.mounted = true;
     }
+    let binds: BindPlan[] = [];
     try {
-      this.binds = await mountBinds(bindPlans(spec.mounts ?? []), rootfs);
+      binds = bindPlans(spec.mounts ?? []);
+      this.binds = await mountBinds(binds, rootfs);
     } catch (err) {
       if (this.mounted) await unmountRootfs(rootfs);
       this.mounted = false;
@@ -138,7 +140,11 @@ export class TaskService {
       const inst = await this.deps.front.createInstance(rootfs, this.shape);
       this.instanceId = inst.id;
       writeFileSync(join(bundle, INSTANCE_FILE), inst.id);
+      for (const b of binds) if (b.remount.includes("ro")) await this.deps.front.readOnly(inst.id, b.destination);
     } catch (err) {
+      if (this.instanceId) await this.deps.front.deleteInstance(this.instanceId).catch(() => {});
+      rmSync(join(bundle, INSTANCE_FILE), { force: true });
+      this.instanceId = null;
       await unmountBinds(this.binds, this.deps.log);
       this.binds = [];
       if (this.mounted) await unmountRootfs(rootfs);

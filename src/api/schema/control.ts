@@ -58,7 +58,7 @@
  *   A harness older than this method answers `methodNotFound`.
  */
 import { z } from "zod";
-import { FileStat, FsEventParams, FsListParams, FsUnwatchParams, FsWatchParams, FsListResult, FsMkdirParams, FsReadParams, FsReadResult, FsRemoveParams, FsRenameParams, FsSetattrParams, FsStatParams, FsSymlinkParams, FsWriteParams, FsWriteResult } from "./files.ts";
+import { FileStat, FsEventParams, FsListParams, FsUnwatchParams, FsWatchParams, FsListResult, FsMkdirParams, FsReadParams, FsReadResult, FsReadonlyParams, FsRemoveParams, FsRenameParams, FsSetattrParams, FsStatParams, FsSymlinkParams, FsWriteParams, FsWriteResult } from "./files.ts";
 import { McpBridgeMethods } from "./mcp.ts";
 import { GuestStats } from "./stats.ts";
 
@@ -249,6 +249,7 @@ export const ControlRequests = {
   "fs.rename": { params: FsRenameParams, result: OkResult },
   "fs.symlink": { params: FsSymlinkParams, result: OkResult },
   "fs.setattr": { params: FsSetattrParams, result: OkResult },
+  "fs.readonly": { params: FsReadonlyParams, result: OkResult },
   "fs.watch": { params: FsWatchParams, result: OkResult },
   "fs.unwatch": { params: FsUnwatchParams, result: OkResult },
 } as const;
