@@ -176,7 +176,9 @@ export class ProcessTable {
     if (this.root && !existsSync(`${this.root}${cwd}`)) mkdirSync(`${this.root}${cwd}`, { recursive: true });
     let proc: Bun.Subprocess;
     const root = this.root;
-    const creds = p.user !== undefined && root ? credentialsIn(root, p.user) : null;
+    const resolved = p.user !== undefined && root ? credentialsIn(root, p.user) : null;
+    // OCI additionalGids (the containerd shim): added to the user's own supplementary groups.
+    const creds = resolved && p.groups ? { ...resolved, groups: [...new Set([...(resolved.groups.length > 0 ? resolved.groups : [resolved.gid]), ...p.groups])] } : resolved;
     const env = processEnv(p.env);
     if (creds && p.env.HOME === undefined) env.HOME = creds.home;
     if (p.tty && env.TERM === undefined) env.TERM = "xterm";

@@ -14,10 +14,9 @@
  * /etc/passwd entry for them). Anything else in the spec (namespaces,
  * seccomp, capabilities) is the VM boundary's business and is not applied
  * inside the guest in this version; bind `mounts` are made by
- * bind-mounts.ts. `user.additionalGids` is not passed on: the harness gives
- * a uid the supplementary groups the image's /etc/group lists for it (what
- * containerd computed additionalGids from for `ctr run --user` and the
- * CRI), and explicit extra gids of a hand-written spec are not applied.
+ * bind-mounts.ts. `user.additionalGids` (the CRI's supplementalGroups
+ * among them) are added to the supplementary groups the harness resolves
+ * for the uid in the image's /etc/group.
  */
 import { z } from "zod";
 import { OciMount } from "./bind-mounts.ts";
@@ -32,7 +31,7 @@ export const OciProcess = z.object({
   args: z.array(z.string()).min(1, "process.args must name a program"),
   env: z.array(z.string()).optional(),
   cwd: z.string().startsWith("/", "process.cwd must be absolute").optional(),
-  user: z.object({ uid: z.number().int().min(0), gid: z.number().int().min(0) }).partial().optional(),
+  user: z.object({ uid: z.number().int().min(0), gid: z.number().int().min(0), additionalGids: z.array(z.number().int().min(0)).max(64, "at most 64 additionalGids") }).partial().optional(),
   consoleSize: z.object({ height: z.number().int(), width: z.number().int() }).optional(),
 });
 export type OciProcess = z.infer<typeof OciProcess>;
@@ -62,6 +61,8 @@ export interface GuestProcessSpec {
   env: Record<string, string>;
   cwd?: string;
   user?: string;
+  /** Extra supplementary gids (OCI additionalGids). */
+  groups?: number[];
   terminal: boolean;
 }
 
@@ -87,11 +88,13 @@ export function guestProcess(p: OciProcess): GuestProcessSpec {
   }
   const uid = p.user?.uid ?? 0;
   const gid = p.user?.gid ?? 0;
+  const groups = p.user?.additionalGids ?? [];
   return {
     command: p.args,
     env,
     ...(p.cwd && p.cwd !== "/" ? { cwd: p.cwd } : {}),
-    ...(uid !== 0 || gid !== 0 ? { user: `${uid}:${gid}` } : {}),
+    ...(uid !== 0 || gid !== 0 || groups.length > 0 ? { user: `${uid}:${gid}` } : {}),
+    ...(groups.length > 0 ? { groups } : {}),
     terminal: p.terminal === true,
   };
 }

@@ -29,6 +29,8 @@ export interface GuestProcessOptions {
   cwd?: string;
   /** User to run as (resolved by the harness in the rootfs); root when absent. */
   user?: string;
+  /** Extra supplementary gids on top of the user's. */
+  groups?: number[];
   /** Power the VM off when this process exits (task mode). */
   primary?: boolean;
   /** Output handlers; with `window`, a returned promise holds the chunk's credit until it settles. */
@@ -135,6 +137,7 @@ export async function startGuestProcess(channel: ControlChannel, opts: GuestProc
         env: opts.env ?? {},
         cwd: opts.cwd,
         user: opts.user,
+        ...(opts.groups && opts.groups.length > 0 ? { groups: opts.groups } : {}),
         primary: opts.primary,
         ...(opts.window === undefined ? {} : { window: opts.window }),
         ...(opts.stdin ? { stdin: true } : {}),

@@ -19,6 +19,7 @@ import { TestContainerd } from "../helpers/containerd.ts";
 import { makeImage, makeLayer } from "../helpers/oci-build.ts";
 import { writeDockerArchive } from "../helpers/oci-layout.ts";
 import { qemuPids } from "../helpers/qemu-pids.ts";
+import { statePaths } from "../../src/paths.ts";
 import { TtrpcClient } from "../../src/shim/ttrpc.ts";
 
 const T = 300_000;
@@ -80,6 +81,12 @@ describe("the OCI spec and resources under containerd 1.6", () => {
       // A numeric user:group exec runs as that user.
       const user = await ctd.ctr(["task", "exec", "--exec-id", "e2", "--user", "1000:1000", "t3", "sh", "-c", "id -u; id -g"]);
       expect(user.stdout).toBe("1000\n1000\n");
+      // additionalGids (what the shim passes as `groups`, unit-tested in oci-resources.test.ts) reach the guest process.
+      const instance = readFileSync(join(ctd.dir, "state/io.containerd.runtime.v2.task/default/t3/aegis-instance"), "utf8").trim();
+      const groups = await fetch(`http://aegis/v1/instances/${instance}/exec`, { unix: statePaths(home.dir).socket, method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ command: ["id", "-G"], user: "1000:1000", groups: [44, 55] }) });
+      const records = (await groups.text()).trim().split("\n").map((l) => JSON.parse(l) as { type: string; text?: string; data?: string });
+      const out = records.filter((l) => l.type === "output").map((l) => l.text ?? Buffer.from(l.data ?? "", "base64").toString()).join("");
+      expect(out.trim().split(" ").sort()).toEqual(["1000", "44", "55"]);
       // The ro bind is read-only in the guest, even for guest root, and the host file is untouched.
       const write = await ctd.ctr(["task", "exec", "--exec-id", "e3", "t3", "sh", "-c", "echo changed > /data/hello"]);
       expect(write.code).not.toBe(0);

@@ -97,6 +97,8 @@ export const RunParams = z.object({
    * rootfs's /etc/passwd and /etc/group (supplementary groups included); root when absent.
    */
   user: z.string().optional(),
+  /** Extra supplementary gids added to the user's (needs `user`). */
+  groups: z.array(z.number().int().min(0).max(4_294_967_294)).max(64).optional(),
   /** When this process exits the harness sends its `exit` and powers the VM off. */
   primary: z.boolean().optional(),
   /** Keep stdin open as a pipe, fed by `stdin.write` and closed by `stdin.close`. */

@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { cpuTimes, meminfoBytes, statPpid } from "../../../guest/harness/stats.ts";
 import { bindPlans, resolveInRootfs } from "../../../src/shim/bind-mounts.ts";
+import { guestProcess } from "../../../src/shim/oci-spec.ts";
 import { decode } from "../../../src/shim/proto/index.ts";
 import { METRICS_TYPE, statsResponse, type InstanceStats } from "../../../src/shim/stats.ts";
 import { Code, TtrpcError } from "../../../src/shim/ttrpc.ts";
@@ -62,6 +63,13 @@ describe("Update rule", () => {
     expect(codeOf(() => checkUpdate(json({ cpu: { quota: 400_000, period: 100_000 } }), booted))).toBe(Code.failedPrecondition);
     expect(codeOf(() => checkUpdate(json({ pids: { limit: 10 } }), booted))).toBe(Code.invalidArgument);
     expect(codeOf(() => checkUpdate(new TextEncoder().encode("{"), booted))).toBe(Code.invalidArgument);
+  });
+});
+
+describe("process user", () => {
+  it("passes uid:gid and additionalGids as the exec's user and groups", () => {
+    expect(guestProcess({ args: ["id"], user: { uid: 1000, gid: 1000, additionalGids: [44, 55] } })).toEqual({ command: ["id"], env: {}, user: "1000:1000", groups: [44, 55], terminal: false });
+    expect(guestProcess({ args: ["id"], user: { uid: 0, gid: 0, additionalGids: [7] } })).toEqual({ command: ["id"], env: {}, user: "0:0", groups: [7], terminal: false });
   });
 });
 
