@@ -169,6 +169,7 @@ export async function main(_argv: string[]): Promise<void> {
       return { ok: true };
     },
     ping: () => ({ uptime_ms: uptimeMs() }),
+    stats: async () => (await import("./stats.ts")).guestStats(uptimeMs()),
     "port.wait": async (p) => {
       const { waitForListen } = await import("./net-ports.ts");
       return await waitForListen(p.port, p.timeout_ms);
@@ -190,6 +191,7 @@ export async function main(_argv: string[]): Promise<void> {
     "fs.rename": (p) => files.rename(p),
     "fs.symlink": (p) => files.symlink(p),
     "fs.setattr": (p) => files.setattr(p),
+    "fs.readonly": (p) => files.readonly(p),
     "fs.watch": (p) => watches.watch(p),
     "fs.unwatch": (p) => watches.unwatch(p),
   };

@@ -178,7 +178,9 @@ export class ProcessTable {
     const root = p.root_subdir === undefined ? this.root : containerRoot(this.root, p.root_subdir);
     if (root && !existsSync(`${root}${cwd}`)) mkdirSync(`${root}${cwd}`, { recursive: true });
     let proc: Bun.Subprocess;
-    const creds = p.user !== undefined && root ? credentialsIn(root, p.user) : null;
+    const resolved = p.user !== undefined && root ? credentialsIn(root, p.user) : null;
+    // OCI additionalGids (the containerd shim): added to the user's own supplementary groups.
+    const creds = resolved && p.groups ? { ...resolved, groups: [...new Set([...(resolved.groups.length > 0 ? resolved.groups : [resolved.gid]), ...p.groups])] } : resolved;
     const env = processEnv(p.env);
     if (creds && p.env.HOME === undefined) env.HOME = creds.home;
     if (p.tty && env.TERM === undefined) env.TERM = "xterm";

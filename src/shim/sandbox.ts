@@ -132,8 +132,8 @@ export class PodVm {
       const inst = await this.front.createInstance(this.share, { ...shape, ...(netnsPath ? { netns_path: netnsPath } : {}) });
       this.instanceId = inst.id;
       writeFileSync(join(this.sandboxBundle, POD_INSTANCE_FILE), inst.id);
-      // After the boot, like every container's: virtiofsd's view of the share is a non-recursive bind,
-      // so only mounts that propagate into it later show (one made before would be an empty directory).
+      // After the boot, like every container's: one path (a mount that propagates into virtiofsd's
+      // slave namespace) for every root of the pod, whatever virtiofsd's own bind of the share copies.
       await this.addRoot(this.sandboxId, sandboxRootfs);
       this.log(`pod ${this.sandboxId}: instance ${inst.id} booted from ${this.share}${netnsPath ? ` in network namespace ${netnsPath}` : ""}`);
       return inst.id;

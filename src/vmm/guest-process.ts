@@ -31,6 +31,8 @@ export interface GuestProcessOptions {
   user?: string;
   /** Chroot into this directory of the rootfs (a container of a pod VM); the rootfs itself when absent. */
   rootSubdir?: string;
+  /** Extra supplementary gids on top of the user's. */
+  groups?: number[];
   /** Power the VM off when this process exits (task mode). */
   primary?: boolean;
   /** Output handlers; with `window`, a returned promise holds the chunk's credit until it settles. */
@@ -137,6 +139,7 @@ export async function startGuestProcess(channel: ControlChannel, opts: GuestProc
         env: opts.env ?? {},
         cwd: opts.cwd,
         user: opts.user,
+        ...(opts.groups && opts.groups.length > 0 ? { groups: opts.groups } : {}),
         primary: opts.primary,
         ...(opts.window === undefined ? {} : { window: opts.window }),
         ...(opts.stdin ? { stdin: true } : {}),

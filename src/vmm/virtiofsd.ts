@@ -183,11 +183,14 @@ export async function startVirtiofsd(source: string, socket: string, logPath: st
 /**
  * The mount-namespace wrapper for a root filesystem: bind the directory onto
  * itself, remount that bind read-only, then exec virtiofsd (as root, so
- * owners and modes show as they are). Arguments come positionally.
+ * owners and modes show as they are). Arguments come positionally. The bind
+ * is recursive: the OCI bind mounts the shim put below the rootfs
+ * (shim/bind-mounts.ts) are part of what the guest sees, each with its own
+ * flags (a `ro` one stays read-only).
  */
 const ROOTFS_SCRIPT = `set -eu
 dir=$1 mount=$2; shift 2
-"$mount" --bind "$dir" "$dir"
+"$mount" --rbind "$dir" "$dir"
 "$mount" -o remount,bind,ro "$dir"
 exec "$@"`;
 

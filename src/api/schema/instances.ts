@@ -135,6 +135,8 @@ export const ExecRequest = z
      * holds one directory per container (docs/containerd-shim.md).
      */
     root_subdir: z.string().regex(/^(?!\/)(?!.*(^|\/)\.\.(\/|$)).+$/, "must be a relative path without ..").max(512).optional(),
+    /** Extra supplementary gids on top of the user's own (OCI `user.additionalGids`, the containerd shim's). */
+    groups: z.array(z.number().int().min(0).max(4_294_967_294)).max(64, "at most 64 extra groups").optional(),
     /** Kill the process (SIGKILL) after this many seconds; the exit record then says `timed_out`. No limit when absent. */
     timeout_s: z.number().int().min(1, "must be at least 1 second").max(86_400, "must be at most 86400 seconds (one day)").optional(),
   })
