@@ -15,7 +15,7 @@
  *
  * Layout of one asset directory:
  *   vmlinuz            the guest kernel (copied)
- *   initrd.cpio.gz     busybox + glibc + modules + /init
+ *   initrd.cpio        busybox + glibc + modules + /init (uncompressed newc)
  *   tools.ext4         read-only; /aegis = the harness (this same binary)
  *   rootfs.ext4        the base busybox rootfs
  *   manifest.json      the GuestAssets record
@@ -34,7 +34,7 @@ import { builtinModules, GUEST_MODULES, loadOrder, moduleLookup, type ModuleInfo
 import { buildBaseRootfs } from "./rootfs.ts";
 
 /** Bump when the builder's output changes for identical inputs. */
-export const BUILDER_VERSION = "1";
+export const BUILDER_VERSION = "2"; // 2: initrd.cpio is stored uncompressed
 
 /** Name of the harness binary on the tools disk (mounted at /tools in the guest). */
 export const TOOLS_HARNESS = "/tools/aegis";
@@ -128,7 +128,7 @@ export async function ensureGuestAssets(opts: EnsureGuestAssetsOptions): Promise
   const manifest = join(final, "manifest.json");
   const assetsAt = (d: string): GuestAssets => ({
     kernel: join(d, "vmlinuz"),
-    initrd: join(d, "initrd.cpio.gz"),
+    initrd: join(d, "initrd.cpio"),
     toolsDisk: join(d, "tools.ext4"),
     baseRootfs: join(d, "rootfs.ext4"),
     kernelVersion: kernel.version,
@@ -143,7 +143,7 @@ export async function ensureGuestAssets(opts: EnsureGuestAssetsOptions): Promise
     copyFileSync(kernel.vmlinuz, join(tmp, "vmlinuz"));
     progress(`initramfs: busybox, ${libraries.length} libraries, ${baseModules.length + workspaceModules.length} modules`);
     const initrd = await buildInitramfs({ busybox, libraries, baseModules, workspaceModules, harness: TOOLS_HARNESS });
-    writeFileSync(join(tmp, "initrd.cpio.gz"), initrd);
+    writeFileSync(join(tmp, "initrd.cpio"), initrd);
     progress("tools disk (read-only ext4 with the harness)");
     const toolsDir = join(tmp, "tools-tree");
     mkdirSync(toolsDir);
