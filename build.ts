@@ -33,6 +33,12 @@ async function main(): Promise<void> {
     // guest harness starts sooner too). It needs ESM output, no top-level
     // await, and import.meta only in src/paths.ts (STYLE rule 23).
     "--bytecode",
+    // Code splitting: every role's lazily imported main (src/main.ts) becomes its own chunks
+    // inside the one binary, so a role loads and links only its own code. The guest harness's
+    // closure is 13 chunks / 230 KB of the 2.4 MB bundle; in a TCG guest (warm page cache,
+    // alternating runs in one VM) `aegis __harness` up to its PID-1 check took 0.89-0.91x
+    // the time of the single-bundle build, about 0.5 s less on the loaded build machine.
+    "--splitting",
     "--format=esm",
     "--minify-syntax",
     "--minify-whitespace",
