@@ -14,6 +14,7 @@
  * - `int clock_settime(clockid_t clockid, const struct timespec *tp);`
  * - `void sync(void);`
  * - `int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const void *data);`
+ * - `int umount2(const char *target, int flags);`, `int reboot(int op);` (the power-off path, no fork)
  * - `int socket(int domain, int type, int protocol);`
  * - `int ioctl(int fd, unsigned long request, void *arg);` (variadic in C; glibc's is a plain syscall stub)
  * - `int close(int fd);`
@@ -36,6 +37,8 @@ function open() {
     clock_settime: { args: [FFIType.i32, FFIType.ptr], returns: FFIType.i32 },
     sync: { args: [], returns: FFIType.void },
     mount: { args: [FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.u64, FFIType.ptr], returns: FFIType.i32 },
+    umount2: { args: [FFIType.ptr, FFIType.i32], returns: FFIType.i32 },
+    reboot: { args: [FFIType.i32], returns: FFIType.i32 },
     socket: { args: [FFIType.i32, FFIType.i32, FFIType.i32], returns: FFIType.i32 },
     ioctl: { args: [FFIType.i32, FFIType.u64, FFIType.ptr], returns: FFIType.i32 },
     close: { args: [FFIType.i32], returns: FFIType.i32 },
@@ -92,6 +95,18 @@ export function mount(source: string, target: string, fstype: string, flags = 0,
   const keep = [cstr(source), cstr(target), cstr(fstype), data === undefined ? undefined : cstr(data)];
   const rc = libc().mount(ptr(keep[0]!), ptr(keep[1]!), ptr(keep[2]!), flags, keep[3] ? ptr(keep[3]) : null);
   if (rc !== 0) throw new Error(`mount -t ${fstype} ${source} ${target}${data ? ` -o ${data}` : ""}: ${errnoName()}`);
+}
+
+/** umount2(2) with `flags` (0, or MNT_DETACH = 2). Throws `umount TARGET: ERRNO`. */
+export function umount(target: string, flags = 0): void {
+  const t = cstr(target);
+  if (libc().umount2(ptr(t), flags) !== 0) throw new Error(`umount ${target}${flags ? " (lazy)" : ""}: ${errnoName()}`);
+}
+
+/** reboot(2) with RB_AUTOBOOT, what busybox `reboot -f` does (QEMU runs with -no-reboot, so the VM exits). Returns only on failure. */
+export function rebootNow(): never {
+  libc().reboot(0x01234567);
+  throw new Error(`reboot: ${errnoName()}`);
 }
 
 /** Mount flags (linux/mount.h). */

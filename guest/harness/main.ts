@@ -30,7 +30,7 @@ import { ReplayRing } from "./replay.ts";
 import { reapOrphans } from "./reaper.ts";
 import { McpRelay } from "./mcp-relay.ts";
 import { TetherRelay } from "./tether-relay.ts";
-import { parseMounts, ROOT, setupBase, setupGuest, setupInstance, shutdownScript } from "./setup.ts";
+import { parseMounts, powerOffDirect, ROOT, setupBase, setupGuest, setupInstance, shutdownScript } from "./setup.ts";
 
 /** Milliseconds since exec when this module finished loading its imports (boot diagnostics). */
 const moduleLoadedAt = performance.now();
@@ -110,6 +110,11 @@ export async function main(_argv: string[]): Promise<void> {
     procs.killAll();
     const { syncAll } = await import("./libc.ts");
     syncAll();
+    try {
+      await powerOffDirect(root !== undefined, log);
+    } catch (err) {
+      log(`power off through syscalls failed (${String(err)}); running the shutdown script`);
+    }
     await sh(shutdownScript(root !== undefined), owned);
   };
 

@@ -153,6 +153,49 @@ export function parseMounts(text: string): Set<string> {
   return out;
 }
 
+/**
+ * The unmount order at power-off: every mount under ROOT, deepest first
+ * (reverse lexical order, what `sort -r` gives the script below), then ROOT
+ * itself, the writable layer and the lower layer. `mounted` is the mount
+ * points of /proc/mounts, one per line (a point mounted twice is unmounted twice).
+ */
+export function unmountPlan(mounted: Iterable<string>): string[] {
+  const inner = [...mounted].filter((m) => m.startsWith(`${ROOT}/`)).sort().reverse();
+  return [...inner, ROOT, "/mnt/rw", "/mnt/lower"];
+}
+
+/**
+ * Power off with direct syscalls: unmount the user rootfs (plan above; a busy
+ * mount is detached lazily, a busy writable layer is remounted read-only so its
+ * journal is clean), sync, reboot(2). Each failed step is reported and the next
+ * one still runs. This replaced running {@link shutdownScript} as the only path:
+ * that script forks ~15 times (sh, awk, sort, one umount per mount, sync,
+ * reboot), which under TCG was a few hundred ms between a primary process's
+ * exit and the VM's exit. The script remains the fallback when the FFI path
+ * itself fails. Returns only if reboot(2) failed.
+ */
+export async function powerOffDirect(hasRoot: boolean, report: (msg: string) => void): Promise<void> {
+  const libc = await import("./libc.ts");
+  if (hasRoot) {
+    const { readFileSync } = await import("node:fs");
+    const plan = unmountPlan(readFileSync("/proc/mounts", "utf8").split("\n").map((line) => line.split(" ")[1] ?? ""));
+    for (const target of plan) {
+      try {
+        libc.umount(target);
+      } catch (err) {
+        try {
+          if (target === "/mnt/rw") libc.mount("none", target, "none", libc.MS.REMOUNT | libc.MS.RDONLY);
+          else if (target !== "/mnt/lower") libc.umount(target, 2);
+        } catch (err2) {
+          report(`power off: ${String(err)}; then ${String(err2)}`);
+        }
+      }
+    }
+  }
+  libc.syncAll();
+  libc.rebootNow();
+}
+
 /** Shutdown script: unmount the user rootfs in reverse order (each step reported, not fatal), sync, reboot. */
 export function shutdownScript(hasRoot: boolean): string {
   const L: string[] = [];

@@ -2,7 +2,7 @@ import { describe, expect, it } from "bun:test";
 import { parseCmdline } from "../../../../guest/harness/config.ts";
 import { chrootArgv, DEFAULT_PATH, processEnv, signalNumber } from "../../../../guest/harness/processes.ts";
 import { parseStat } from "../../../../guest/harness/reaper.ts";
-import { baseMountPlan, instanceMountPlan, mountPlan, parseMounts, ROOT, shutdownScript } from "../../../../guest/harness/setup.ts";
+import { baseMountPlan, instanceMountPlan, mountPlan, parseMounts, ROOT, shutdownScript, unmountPlan } from "../../../../guest/harness/setup.ts";
 import { initScript } from "../../../../src/vmm/assets/init-script.ts";
 
 const cfg = { hostname: "h", workspace: false, rootDisk: "/dev/vdb", rootVirtiofs: false, net: true, defer: false };
@@ -58,6 +58,11 @@ describe("harness boot config", () => {
     const s = shutdownScript(true);
     expect(s.indexOf(`umount ${ROOT} `)).toBeLessThan(s.indexOf("reboot -f"));
     expect(shutdownScript(false)).toBe("sync\nreboot -f\n");
+  });
+
+  it("plans the syscall power-off in the script's order: below the rootfs children first, then the rootfs and its layers", () => {
+    const mounted = [ROOT, `${ROOT}/proc`, `${ROOT}/dev`, `${ROOT}/dev/pts`, `${ROOT}/usr/bin/aegis-agent`, `${ROOT}/workspace`, "/tmp", `${ROOT}/dev/pts`];
+    expect(unmountPlan(mounted)).toEqual([`${ROOT}/workspace`, `${ROOT}/usr/bin/aegis-agent`, `${ROOT}/proc`, `${ROOT}/dev/pts`, `${ROOT}/dev/pts`, `${ROOT}/dev`, ROOT, "/mnt/rw", "/mnt/lower"]);
   });
 
   it("unmounts everything below the rootfs, children before parents, including the injected binaries", async () => {
