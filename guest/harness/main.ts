@@ -9,6 +9,15 @@
  * the harness needs are imported (never the CLI or the daemon), and the FFI
  * bits load lazily on first use.
  *
+ * Cold-boot figures (issue 19; TCG on 2 shared cores, 5 interleaved A/B
+ * pairs of QEMU spawn -> `ready` -> first ping against the previous harness,
+ * medians, per-pair ratio medians): exec -> harness main 2210 -> 2050 ms
+ * (0.80, code splitting, see build.ts), setup 370 -> 510 ms (1.50: the port's
+ * first read moved into it, below), first RPC 230 -> 97 ms (0.40); exec ->
+ * first answer 2880 -> 2709 ms (0.85), spawn -> first answer 0.91x. What is
+ * left is mostly the Bun runtime itself: a compiled hello-world Bun binary
+ * takes 1.0-1.9 s to run in this guest with a warm page cache.
+ *
  * After `ready` it serves JSON-RPC requests (see api/schema/control.ts),
  * serves the MCP bridge socket (/run/aegis/mcp.sock in the user rootfs,
  * relayed to the host as guest -> host `mcp.*` requests, see mcp-relay.ts),

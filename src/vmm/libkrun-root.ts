@@ -5,7 +5,7 @@
  * injecting its `/init.krun`, which then execs `/tools/aegis __harness`.
  * That directory holds the same userland as our QEMU initramfs (busybox,
  * glibc and its loader, which the dynamically linked harness and its
- * bun:ffi calls need), so it is made by unpacking `initrd.cpio` (newc; gzip-compressed in assets built before the raw one)
+ * bun:ffi calls need), so it is made by unpacking `initrd.cpio.gz` (newc)
  * and adding the harness binary at `tools/aegis`.
  *
  * Built once per guest-asset hash at `<assets dir>/krun-root`, in a private
@@ -73,8 +73,8 @@ export async function ensureKrunRoot(assets: GuestAssets, harness: string): Prom
   rmSync(tmp, { recursive: true, force: true });
   mkdirSync(tmp, { recursive: true, mode: 0o755 });
   try {
-    const archive = new Uint8Array(await Bun.file(assets.initrd).arrayBuffer());
-    unpackCpio(readCpio(archive[0] === 0x1f && archive[1] === 0x8b ? Bun.gunzipSync(archive) : archive), tmp);
+    const gz = new Uint8Array(await Bun.file(assets.initrd).arrayBuffer());
+    unpackCpio(readCpio(Bun.gunzipSync(gz)), tmp);
     const tool = join(tmp, KRUN_HARNESS_PATH);
     mkdirSync(dirname(tool), { recursive: true });
     copyFileSync(harness, tool);

@@ -15,22 +15,10 @@
  *
  * Layout of one asset directory:
  *   vmlinuz            the guest kernel (copied)
- *   initrd.cpio        busybox + glibc + modules + /init (uncompressed newc)
+ *   initrd.cpio.gz     busybox + glibc + modules + /init
  *   tools.ext4         read-only; /aegis = the harness (this same binary)
  *   rootfs.ext4        the base busybox rootfs
  *   manifest.json      the GuestAssets record
- *
- * Cold-boot figures (issue 19; TCG, 2 loaded cores, load average ~8, so only
- * ratios of interleaved pairs mean anything). 5 A/B pairs of one QEMU cold
- * boot + first ping, main (A) vs this layout (B: uncompressed initrd.cpio,
- * harness reading the control port before setup, code-split binary), medians
- * in ms, ratio = median of the per-pair B/A:
- *   kernel -> /init 3760 -> 3050 (0.92), /init modules + tools mount 0.91,
- *   exec -> harness main 4980 -> 3930 (0.67), setup 800 -> 1270 (1.56: the
- *   port's first read moved here), first RPC 587 -> 166 (0.28); the guest's
- *   part (uptime at `ready` + first RPC) 0.74x. QEMU start + kernel
- *   decompression (before guest t=0) is untouched and as large as the rest
- *   under this load (5-7 s), and the bare boot it shares is 4.7-4.9 s.
  */
 import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -46,7 +34,7 @@ import { builtinModules, GUEST_MODULES, loadOrder, moduleLookup, type ModuleInfo
 import { buildBaseRootfs } from "./rootfs.ts";
 
 /** Bump when the builder's output changes for identical inputs. */
-export const BUILDER_VERSION = "2"; // 2: initrd.cpio is stored uncompressed
+export const BUILDER_VERSION = "1";
 
 /** Name of the harness binary on the tools disk (mounted at /tools in the guest). */
 export const TOOLS_HARNESS = "/tools/aegis";
@@ -140,7 +128,7 @@ export async function ensureGuestAssets(opts: EnsureGuestAssetsOptions): Promise
   const manifest = join(final, "manifest.json");
   const assetsAt = (d: string): GuestAssets => ({
     kernel: join(d, "vmlinuz"),
-    initrd: join(d, "initrd.cpio"),
+    initrd: join(d, "initrd.cpio.gz"),
     toolsDisk: join(d, "tools.ext4"),
     baseRootfs: join(d, "rootfs.ext4"),
     kernelVersion: kernel.version,
@@ -155,7 +143,7 @@ export async function ensureGuestAssets(opts: EnsureGuestAssetsOptions): Promise
     copyFileSync(kernel.vmlinuz, join(tmp, "vmlinuz"));
     progress(`initramfs: busybox, ${libraries.length} libraries, ${baseModules.length + workspaceModules.length} modules`);
     const initrd = await buildInitramfs({ busybox, libraries, baseModules, workspaceModules, harness: TOOLS_HARNESS });
-    writeFileSync(join(tmp, "initrd.cpio"), initrd);
+    writeFileSync(join(tmp, "initrd.cpio.gz"), initrd);
     progress("tools disk (read-only ext4 with the harness)");
     const toolsDir = join(tmp, "tools-tree");
     mkdirSync(toolsDir);
