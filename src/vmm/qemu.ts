@@ -46,7 +46,7 @@
  * where they are, and must be unchanged at restore). The snapshot file is
  * written 0600.
  */
-import { existsSync, mkdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { dirname, join } from "node:path";
 import type { GuestAssets } from "./assets/index.ts";
@@ -79,6 +79,12 @@ export interface QemuBackendOptions {
   accel?: AccelInfo;
   /** Boot watchdog (spawn to `ready`); default 20 s under TCG, 10 s with KVM/HVF, or AEGIS_BOOT_TIMEOUT_MS. */
   bootTimeoutMs?: number;
+  /**
+   * TCG translation cache in MiB (default 32, or AEGIS_TCG_TB_MB). It is
+   * private memory of every VM, paused or not: a smaller one lowers each
+   * idle instance's USS at the cost of more re-translation when it runs.
+   */
+  tbSizeMb?: number;
   /** Where template snapshots live (templates.ts); default `<guest assets dir>/templates`. */
   templatesDir?: string;
   /** AEGIS_HOME, named in the machine-wide network slot claims (network/netns.ts). */
@@ -151,6 +157,14 @@ export class QemuBackend implements Backend {
     return typeof this.opts.assets === "function" ? await this.opts.assets() : this.opts.assets;
   }
 
+  private tbSizeMb(): number | undefined {
+    const env = process.env.AEGIS_TCG_TB_MB;
+    if (env === undefined || env === "") return this.opts.tbSizeMb;
+    const n = Number(env);
+    if (!Number.isInteger(n) || n < 4 || n > 2048) throw new Error(`AEGIS_TCG_TB_MB ${JSON.stringify(env)} is not a whole number of MiB between 4 and 2048\nhint: unset it for the default (32)`);
+    return n;
+  }
+
   private bootTimeoutMs(): number {
     const env = Number(process.env.AEGIS_BOOT_TIMEOUT_MS);
     if (Number.isFinite(env) && env > 0) return env;
@@ -158,7 +172,7 @@ export class QemuBackend implements Backend {
   }
 
   /** The machine and disk identity a snapshot of `spec` records (and a restore must match). */
-  snapshotIdentity(spec: VmSpec, assets: GuestAssets): SnapshotIdentity {
+  snapshotIdentity(spec: VmSpec, assets: GuestAssets, sharedMemoryFile?: string): SnapshotIdentity {
     const rootfs = spec.rootfs || assets.baseRootfs;
     return {
       machine: {
@@ -175,6 +189,7 @@ export class QemuBackend implements Backend {
         rootfs: stampFile(rootfs),
         ...(spec.overlayDisk && existsSync(spec.overlayDisk) ? { overlay: stampFile(spec.overlayDisk) } : {}),
       },
+      ...(sharedMemoryFile && existsSync(sharedMemoryFile) ? { memory: stampFile(sharedMemoryFile) } : {}),
     };
   }
 
@@ -212,9 +227,12 @@ export class QemuBackend implements Backend {
     const assets = await this.prepare();
     if (spec.overlayDisk) await ensureOverlayDisk(spec.overlayDisk, spec.overlayDiskSizeMb);
     const snap = await this.ensureTemplate(spec, assets);
-    const vm = await this.bootWithRetry({ ...spec, restoreFrom: snap }, assets, true);
+    // The template's RAM, mapped copy-on-write: this VM never writes the file (templates.ts).
+    const vm = await this.bootWithRetry({ ...spec, restoreFrom: snap }, assets, true, { path: templateMemoryFile(snap), shared: false });
     try {
+      const t0 = performance.now();
       await vm.channel.call("setup", { hostname: spec.hostname, epoch_ms: Date.now(), entropy: randomBytes(64).toString("base64") }, { timeoutMs: 10_000 });
+      vm.bootPhases.setupRpc = performance.now() - t0;
     } catch (err) {
       vm.kill();
       await vm.exited;
@@ -243,7 +261,10 @@ export class QemuBackend implements Backend {
       rootfs: stampFile(rootfs), memoryMb: spec.memoryMb, vcpus: spec.vcpus, overlayMb,
     });
     const dir = this.opts.templatesDir ?? join(dirname(assets.kernel), "templates");
-    const snap = join(dir, `${key}.snap.zst`);
+    // Uncompressed: with the RAM in `<key>.ram` the stream is only device state (a few hundred KB).
+    const snap = join(dir, `${key}.snap`);
+    const ram = templateMemoryFile(snap);
+    const staging = stagingMemoryFile(ram, key);
     const pending = this.templates.get(key);
     if (pending) {
       const path = await pending;
@@ -269,13 +290,22 @@ export class QemuBackend implements Backend {
       if (this.templateMismatch(snap, { ...spec, rootfs }, assets) === undefined) return snap;
       removeSnapshot(snap);
       mkdirSync(tspec.runDir, { recursive: true, mode: 0o700 });
+      rmSync(ram, { force: true }); // unlinked, never rewritten: running clones still map the old inode
+      freshMemoryFile(staging);
       if (tspec.overlayDisk) await ensureOverlayDisk(tspec.overlayDisk, overlayMb);
-      const vm = await this.bootWithRetry(tspec, assets, true);
+      const vm = await this.bootWithRetry(tspec, assets, true, { path: staging, shared: true, publishTo: ram });
       try {
+        // Warm the harness before the snapshot: clock.set loads its FFI module (libc.ts), which
+        // every clone's setup needs; in the template it is paid once, not once per clone.
+        await vm.channel.call("clock.set", { epoch_ms: Date.now() }, { timeoutMs: 30_000 });
         await vm.snapshot(snap);
+      } catch (err) {
+        rmSync(ram, { force: true });
+        throw err;
       } finally {
         vm.kill();
         await vm.exited;
+        if (staging !== ram) rmSync(staging, { force: true });
         rmSync(tspec.runDir, { recursive: true, force: true });
         if (tspec.overlayDisk) rmSync(tspec.overlayDisk, { force: true });
       }
@@ -290,7 +320,7 @@ export class QemuBackend implements Backend {
   private templateMismatch(snap: string, spec: VmSpec, assets: GuestAssets): string | undefined {
     const meta = readSnapshotMeta(snap);
     if (!meta) return "no template yet";
-    const id = this.snapshotIdentity({ ...spec, hostname: TEMPLATE_HOSTNAME }, assets);
+    const id = this.snapshotIdentity({ ...spec, hostname: TEMPLATE_HOSTNAME }, assets, templateMemoryFile(snap));
     if (meta.disks.overlay && id.disks.overlay) id.disks.overlay = meta.disks.overlay;
     return snapshotMismatch(meta, id, existsSync(snap) ? statSync(snap).size : undefined);
   }
@@ -390,16 +420,17 @@ export class QemuBackend implements Backend {
     });
   }
 
-  private async bootWithRetry(spec: VmSpec, assets: GuestAssets, defer: boolean): Promise<QemuVm> {
+  private async bootWithRetry(spec: VmSpec, assets: GuestAssets, defer: boolean, memoryFile?: MemoryFile): Promise<QemuVm> {
     try {
-      return await this.bootOnce(spec, assets, defer, 1);
+      return await this.bootOnce(spec, assets, defer, 1, memoryFile);
     } catch (err) {
       if (!(err instanceof VmBootError) || !err.message.includes("watchdog")) throw err;
-      return await this.bootOnce(spec, assets, defer, 2);
+      if (memoryFile?.shared) freshMemoryFile(memoryFile.path); // a fresh file for the fresh boot
+      return await this.bootOnce(spec, assets, defer, 2, memoryFile);
     }
   }
 
-  private async bootOnce(spec: VmSpec, assets: GuestAssets, defer: boolean, attempt: number): Promise<QemuVm> {
+  private async bootOnce(spec: VmSpec, assets: GuestAssets, defer: boolean, attempt: number, memoryFile?: MemoryFile): Promise<QemuVm> {
     const paths = vmPaths(spec.runDir);
     for (const p of [paths.ctl, paths.qmp, paths.vfs, paths.mig]) {
       if (Buffer.byteLength(p) > SUN_PATH_MAX) throw new Error(`socket path ${p} is longer than ${SUN_PATH_MAX} bytes\nhint: use a shorter AEGIS_HOME`);
@@ -437,8 +468,11 @@ export class QemuBackend implements Backend {
         serialLog: paths.console,
         controlSocket: paths.ctl,
         qmpSocket: paths.qmp,
-        incoming: spec.restoreFrom ? restoreUri(spec.restoreFrom) : undefined,
+        // A template's stream needs x-ignore-shared set before it loads: deferred, then started over QMP.
+        incoming: spec.restoreFrom ? (memoryFile ? "defer" : restoreUri(spec.restoreFrom)) : undefined,
         deferSetup: defer,
+        memoryFile,
+        tbSizeMb: this.tbSizeMb(),
       });
       const t0 = performance.now();
       proc = Bun.spawn([...net.wrapper, this.qemuBinary, ...args], {
@@ -460,9 +494,10 @@ export class QemuBackend implements Backend {
       });
       const timeoutMs = this.bootTimeoutMs();
       let qmp: QmpClient | undefined;
+      const phases: Record<string, number> = {};
       try {
         if (spec.restoreFrom) {
-          qmp = await Promise.race([restore(paths.qmp, channel, timeoutMs), exitedEarly]);
+          qmp = await Promise.race([restore(paths.qmp, channel, timeoutMs, (name) => (phases[name] = performance.now() - t0), memoryFile ? restoreUri(spec.restoreFrom) : undefined), exitedEarly]);
         } else {
           await Promise.race([channel.waitReady(timeoutMs), exitedEarly]);
         }
@@ -478,7 +513,10 @@ export class QemuBackend implements Backend {
       }
       exitedEarly.catch(() => undefined); // after boot, the exit is reported through Vm.exited instead
       const bootMs = performance.now() - t0;
-      return new QemuVm(spec, vmProc, channel, paths, qmp, vfsProc, bootMs, () => this.snapshotIdentity(spec, assets), net);
+      const vm = new QemuVm(spec, vmProc, channel, paths, qmp, vfsProc, bootMs, () => this.snapshotIdentity(spec, assets, memoryFile?.shared ? (memoryFile.publishTo ?? memoryFile.path) : undefined), net);
+      vm.bootPhases = phases;
+      if (memoryFile?.shared) vm.sharedRam = { path: memoryFile.path, publishTo: memoryFile.publishTo };
+      return vm;
     } catch (err) {
       if (proc) {
         killGroup(proc.pid);
@@ -515,18 +553,68 @@ export function restoreUri(path: string): string {
   return path.endsWith(".zst") ? `exec:zstd -dc ${q}` : `exec:cat ${q}`;
 }
 
-async function restore(qmpPath: string, channel: ControlChannel, timeoutMs: number): Promise<QmpClient> {
+/** Guest RAM file of a template snapshot (`<key>.snap` -> `<key>.ram`). */
+export function templateMemoryFile(snap: string): string {
+  return snap.replace(/\.snap$/, "") + ".ram";
+}
+
+/**
+ * Replace `path` by a new empty 0600 file (guest RAM: its owner only) that
+ * QEMU sizes. Unlinked, never rewritten in place: running clones of an older
+ * template still map the old inode's pages.
+ */
+function freshMemoryFile(path: string): void {
+  rmSync(path, { force: true });
+  writeFileSync(path, "", { mode: 0o600 });
+}
+
+/**
+ * Where a template VM keeps its RAM while it boots: tmpfs (/dev/shm) when
+ * there is one, copied sparse to `ram` once the snapshot is taken
+ * (snapshot-file.ts publishMemoryFile). Booting straight on a disk file was
+ * measured slower and unsteady: every first write to a hole allocates file
+ * blocks, and the host's dirty-page writeback throttles the vCPU thread
+ * (template boots past the 20 s watchdog on a loaded host).
+ */
+function stagingMemoryFile(ram: string, key: string): string {
+  if (!existsSync("/dev/shm") || !statSync("/dev/shm").isDirectory()) return ram;
+  // A daemon killed mid-build leaves its staging file in RAM: drop those whose process is gone.
+  for (const f of readdirSync("/dev/shm")) {
+    const m = f.match(/^aegis-template-[0-9a-f]+-(\d+)\.ram$/);
+    if (m && processStartTime(Number(m[1])) === null) rmSync(join("/dev/shm", f), { force: true });
+  }
+  return join("/dev/shm", `aegis-template-${key}-${process.pid}.ram`);
+}
+
+/** A memory file backing guest RAM (qemu-args.ts `memoryFile`); `publishTo`: where the snapshot copies it. */
+type MemoryFile = { path: string; shared: boolean; publishTo?: string };
+
+/** Restore after spawn; `mark` records each phase's end (ms since spawn, QemuVm.bootPhases). */
+async function restore(qmpPath: string, channel: ControlChannel, timeoutMs: number, mark: (phase: string) => void, deferredUri?: string): Promise<QmpClient> {
   const deadline = Date.now() + timeoutMs;
   const qmp = await QmpClient.connect(qmpPath, timeoutMs);
+  mark("qmpConnected");
+  if (deferredUri) {
+    // A template snapshot: its RAM is the memory file this VM maps, not in the stream.
+    await qmp.setMigrationCapability("x-ignore-shared", true);
+    await qmp.migrateIncoming(deferredUri);
+  }
   for (;;) {
     const st = await qmp.status();
     if (st !== "inmigrate") break;
     if (Date.now() > deadline) throw new ChannelTimeoutError(`snapshot load did not finish within ${timeoutMs} ms`);
-    await Bun.sleep(10);
+    await Bun.sleep(2);
   }
+  mark("migrationLoaded");
   await qmp.cont();
+  mark("resumed");
   await channel.call("ping", undefined, { timeoutMs: Math.max(1000, deadline - Date.now()) });
-  await channel.call("clock.set", { epoch_ms: Date.now() }, { timeoutMs: 5000 });
+  mark("firstPing");
+  // A template clone gets its clock with the `setup` RPC that follows (bootFromTemplate).
+  if (!deferredUri) {
+    await channel.call("clock.set", { epoch_ms: Date.now() }, { timeoutMs: 5000 });
+    mark("clockSet");
+  }
   return qmp;
 }
 
