@@ -12,7 +12,7 @@ import { shutdownGracefully } from "./graceful-stop.ts";
 import { SnapshotUnsupportedError } from "./errors.ts";
 import { waitGuestPort, type GuestPortState } from "./guest-port.ts";
 import { QmpClient } from "./qmp.ts";
-import { publishMemoryFile, receiveSnapshot, removeSnapshot, writeSnapshotMeta, type SnapshotIdentity } from "./snapshot-file.ts";
+import { publishMemoryFile, receiveSnapshot, removeSnapshot, stampFile, writeSnapshotMeta, type SnapshotIdentity } from "./snapshot-file.ts";
 import { killGroup } from "./virtiofsd.ts";
 import type { VmNetwork } from "./network/index.ts";
 import type { VmProcess } from "./vm-process.ts";
@@ -195,6 +195,8 @@ export class QemuVm implements Vm {
       renameSync(`${path}.partial`, path);
       // The vCPUs are stopped and the migration is complete: the RAM file is final.
       if (this.sharedRam?.publishTo && this.sharedRam.publishTo !== this.sharedRam.path) await publishMemoryFile(this.sharedRam.path, this.sharedRam.publishTo);
+      // The RAM file is stamped as published (the identity above was taken before it existed).
+      if (this.sharedRam) identity.memory = stampFile(this.sharedRam.publishTo ?? this.sharedRam.path);
       writeSnapshotMeta(path, { format: 1, vmId: this.id, createdAt: new Date().toISOString(), bytes: statSync(path).size, ...identity });
       if (bytes <= 0) throw new Error(`snapshot of VM ${this.id} to ${path} received no data`);
       this.snapshotted = true;

@@ -61,6 +61,8 @@ import { buildQemuArgs } from "./qemu-args.ts";
 import { QmpClient } from "./qmp.ts";
 import { QemuVm } from "./qemu-vm.ts";
 import { readSnapshotMeta, removeSnapshot, snapshotMismatch, stampFile, type SnapshotIdentity } from "./snapshot-file.ts";
+import { BootWatchdog } from "./boot-watchdog.ts";
+import { newTemplateBuild, pruneTemplateBuilds, templateBuilds, templateMemoryFile } from "./template-builds.ts";
 import { TEMPLATE_HOSTNAME, templateKey } from "./templates.ts";
 import { killGroup, startRootfsVirtiofsd, startVirtiofsd } from "./virtiofsd.ts";
 import { VmNetwork } from "./network/index.ts";
@@ -77,7 +79,7 @@ export interface QemuBackendOptions {
   qemuBinary?: string;
   arch?: "x86_64" | "aarch64";
   accel?: AccelInfo;
-  /** Boot watchdog (spawn to `ready`); default 20 s under TCG, 10 s with KVM/HVF, or AEGIS_BOOT_TIMEOUT_MS. */
+  /** Boot watchdog budget (spawn to `ready`, counted in QEMU run time: boot-watchdog.ts); default 20 s under TCG, 10 s with KVM/HVF, or AEGIS_BOOT_TIMEOUT_MS. */
   bootTimeoutMs?: number;
   /**
    * TCG translation cache in MiB (default 32, or AEGIS_TCG_TB_MB). It is
@@ -130,6 +132,8 @@ export class QemuBackend implements Backend {
   private readonly tscKhz?: number;
   /** Template snapshots being built or known good, by key (one build per key at a time). */
   private readonly templates = new Map<string, Promise<string>>();
+  /** Template builds a clone is starting from in this process (by snapshot path, a count): never pruned. */
+  private readonly templateLeases = new Map<string, number>();
   /**
    * Every QEMU (and virtiofsd) this backend spawned that still runs, by
    * QEMU pid, including template builds and boots not yet handed to a
@@ -227,8 +231,17 @@ export class QemuBackend implements Backend {
     const assets = await this.prepare();
     if (spec.overlayDisk) await ensureOverlayDisk(spec.overlayDisk, spec.overlayDiskSizeMb);
     const snap = await this.ensureTemplate(spec, assets);
-    // The template's RAM, mapped copy-on-write: this VM never writes the file (templates.ts).
-    const vm = await this.bootWithRetry({ ...spec, restoreFrom: snap }, assets, true, { path: templateMemoryFile(snap), shared: false });
+    // The template's RAM, mapped copy-on-write: this VM never writes the file (templates.ts). Leased until
+    // its QEMU maps the file, so a rebuild finishing meanwhile does not remove it (template-builds.ts).
+    this.templateLeases.set(snap, (this.templateLeases.get(snap) ?? 0) + 1);
+    let vm: QemuVm;
+    try {
+      vm = await this.bootWithRetry({ ...spec, restoreFrom: snap }, assets, true, { path: templateMemoryFile(snap), shared: false });
+    } finally {
+      const n = (this.templateLeases.get(snap) ?? 1) - 1;
+      if (n > 0) this.templateLeases.set(snap, n);
+      else this.templateLeases.delete(snap);
+    }
     try {
       const t0 = performance.now();
       await vm.channel.call("setup", { hostname: spec.hostname, epoch_ms: Date.now(), entropy: randomBytes(64).toString("base64") }, { timeoutMs: 10_000 });
@@ -252,7 +265,11 @@ export class QemuBackend implements Backend {
     await this.ensureTemplate({ id: "warm", runDir: "", ports: [], hostname: TEMPLATE_HOSTNAME, ...shape }, assets);
   }
 
-  /** Path of the template snapshot for `spec`'s shape, built now when missing or stale. */
+  /**
+   * Path of the current template build for `spec`'s shape (template-builds.ts),
+   * built now when there is none that verifies. Once a new build is written,
+   * older ones no process maps any more are removed.
+   */
   private async ensureTemplate(spec: VmSpec, assets: GuestAssets): Promise<string> {
     const rootfs = spec.rootfs || assets.baseRootfs;
     const overlayMb = spec.overlayDisk ? Math.round(statSync(spec.overlayDisk).size / 1024 / 1024) : 0;
@@ -261,19 +278,21 @@ export class QemuBackend implements Backend {
       rootfs: stampFile(rootfs), memoryMb: spec.memoryMb, vcpus: spec.vcpus, overlayMb,
     });
     const dir = this.opts.templatesDir ?? join(dirname(assets.kernel), "templates");
-    // Uncompressed: with the RAM in `<key>.ram` the stream is only device state (a few hundred KB).
-    const snap = join(dir, `${key}.snap`);
-    const ram = templateMemoryFile(snap);
-    const staging = stagingMemoryFile(ram, key);
     const pending = this.templates.get(key);
     if (pending) {
-      const path = await pending;
-      // Still there and valid (someone may have cleaned the templates dir)?
-      if (this.templateMismatch(path, { ...spec, rootfs }, assets) === undefined) return path;
+      const path = await pending.catch(() => undefined);
+      // Still there and valid (someone may have cleaned the templates dir, or changed a file)?
+      if (path && this.templateMismatch(path, { ...spec, rootfs }, assets) === undefined) return path;
       if (this.templates.get(key) === pending) this.templates.delete(key);
+      if (!path) return await pending; // that build failed: its caller retries, and so do we, with its error
       return await this.ensureTemplate(spec, assets);
     }
     const build = (async () => {
+      const current = templateBuilds(dir, key).find((snap) => this.templateMismatch(snap, { ...spec, rootfs }, assets) === undefined);
+      if (current) return current;
+      mkdirSync(dir, { recursive: true });
+      const { snap, ram } = newTemplateBuild(dir, key);
+      const staging = stagingMemoryFile(ram, key);
       const tspec: VmSpec = {
         id: `template-${key.slice(0, 8)}`,
         runDir: join(dir, `${key}.run`),
@@ -287,10 +306,7 @@ export class QemuBackend implements Backend {
         // A template runs no user code, but gets no network either.
         network: { mode: "none", rules: [] },
       };
-      if (this.templateMismatch(snap, { ...spec, rootfs }, assets) === undefined) return snap;
-      removeSnapshot(snap);
       mkdirSync(tspec.runDir, { recursive: true, mode: 0o700 });
-      rmSync(ram, { force: true }); // unlinked, never rewritten: running clones still map the old inode
       freshMemoryFile(staging);
       if (tspec.overlayDisk) await ensureOverlayDisk(tspec.overlayDisk, overlayMb);
       const vm = await this.bootWithRetry(tspec, assets, true, { path: staging, shared: true, publishTo: ram });
@@ -300,6 +316,7 @@ export class QemuBackend implements Backend {
         await vm.channel.call("clock.set", { epoch_ms: Date.now() }, { timeoutMs: 30_000 });
         await vm.snapshot(snap);
       } catch (err) {
+        removeSnapshot(snap);
         rmSync(ram, { force: true });
         throw err;
       } finally {
@@ -309,11 +326,16 @@ export class QemuBackend implements Backend {
         rmSync(tspec.runDir, { recursive: true, force: true });
         if (tspec.overlayDisk) rmSync(tspec.overlayDisk, { force: true });
       }
+      // A build that does not verify right after it was written would be rebuilt forever: say why instead.
+      const why = this.templateMismatch(snap, { ...spec, rootfs }, assets);
+      if (why) throw new Error(`the template ${snap} just built does not verify: ${why}`);
       return snap;
     })();
     this.templates.set(key, build);
     build.catch(() => this.templates.delete(key)); // the caller sees the error; the next call retries
-    return await build;
+    const snap = await build;
+    pruneTemplateBuilds(dir, key, snap, new Set(this.templateLeases.keys()));
+    return snap;
   }
 
   /** Why the template `snap` cannot start `spec`, or undefined when it can. A clone's own overlay disk is fine by design. */
@@ -493,18 +515,19 @@ export class QemuBackend implements Backend {
         throw new VmBootError(`VM ${spec.id}: QEMU exited with code ${code} during boot${log ? `: ${log}` : ""}`, paths.console, fileTail(paths.console));
       });
       const timeoutMs = this.bootTimeoutMs();
+      const watchdog = new BootWatchdog(p.pid, timeoutMs);
       let qmp: QmpClient | undefined;
       const phases: Record<string, number> = {};
       try {
         if (spec.restoreFrom) {
-          qmp = await Promise.race([restore(paths.qmp, channel, timeoutMs, (name) => (phases[name] = performance.now() - t0), memoryFile ? restoreUri(spec.restoreFrom) : undefined), exitedEarly]);
+          qmp = await Promise.race([restore(paths.qmp, channel, watchdog, (name) => (phases[name] = performance.now() - t0), memoryFile ? restoreUri(spec.restoreFrom) : undefined), exitedEarly]);
         } else {
-          await Promise.race([channel.waitReady(timeoutMs), exitedEarly]);
+          await Promise.race([watchdog.guard(channel.waitReady(watchdog.capMs), "harness ready"), exitedEarly]);
         }
       } catch (err) {
         if (err instanceof ChannelTimeoutError) {
           throw new VmBootError(
-            `VM ${spec.id}: boot watchdog fired: no harness ${spec.restoreFrom ? "answer after restore" : "ready"} within ${timeoutMs} ms (attempt ${attempt} of 2)`,
+            `VM ${spec.id}: boot watchdog fired: no harness ${spec.restoreFrom ? "answer after restore" : "ready"} after ${watchdog.elapsedMs()} ms (budget ${timeoutMs} ms of QEMU run time; ${err.message}) (attempt ${attempt} of 2)`,
             paths.console,
             fileTail(paths.console),
           );
@@ -553,11 +576,6 @@ export function restoreUri(path: string): string {
   return path.endsWith(".zst") ? `exec:zstd -dc ${q}` : `exec:cat ${q}`;
 }
 
-/** Guest RAM file of a template snapshot (`<key>.snap` -> `<key>.ram`). */
-export function templateMemoryFile(snap: string): string {
-  return snap.replace(/\.snap$/, "") + ".ram";
-}
-
 /**
  * Replace `path` by a new empty 0600 file (guest RAM: its owner only) that
  * QEMU sizes. Unlinked, never rewritten in place: running clones of an older
@@ -590,9 +608,8 @@ function stagingMemoryFile(ram: string, key: string): string {
 type MemoryFile = { path: string; shared: boolean; publishTo?: string };
 
 /** Restore after spawn; `mark` records each phase's end (ms since spawn, QemuVm.bootPhases). */
-async function restore(qmpPath: string, channel: ControlChannel, timeoutMs: number, mark: (phase: string) => void, deferredUri?: string): Promise<QmpClient> {
-  const deadline = Date.now() + timeoutMs;
-  const qmp = await QmpClient.connect(qmpPath, timeoutMs);
+async function restore(qmpPath: string, channel: ControlChannel, watchdog: BootWatchdog, mark: (phase: string) => void, deferredUri?: string): Promise<QmpClient> {
+  const qmp = await watchdog.guard(QmpClient.connect(qmpPath, watchdog.capMs), "QMP connect");
   mark("qmpConnected");
   if (deferredUri) {
     // A template snapshot: its RAM is the memory file this VM maps, not in the stream.
@@ -602,17 +619,17 @@ async function restore(qmpPath: string, channel: ControlChannel, timeoutMs: numb
   for (;;) {
     const st = await qmp.status();
     if (st !== "inmigrate") break;
-    if (Date.now() > deadline) throw new ChannelTimeoutError(`snapshot load did not finish within ${timeoutMs} ms`);
+    if (watchdog.expired()) throw new ChannelTimeoutError(`snapshot load not finished after ${watchdog.elapsedMs()} ms`);
     await Bun.sleep(2);
   }
   mark("migrationLoaded");
   await qmp.cont();
   mark("resumed");
-  await channel.call("ping", undefined, { timeoutMs: Math.max(1000, deadline - Date.now()) });
+  await watchdog.guard(channel.call("ping", undefined, { timeoutMs: watchdog.capMs }), "first ping after the restore");
   mark("firstPing");
   // A template clone gets its clock with the `setup` RPC that follows (bootFromTemplate).
   if (!deferredUri) {
-    await channel.call("clock.set", { epoch_ms: Date.now() }, { timeoutMs: 5000 });
+    await watchdog.guard(channel.call("clock.set", { epoch_ms: Date.now() }, { timeoutMs: watchdog.capMs }), "clock.set after the restore");
     mark("clockSet");
   }
   return qmp;
