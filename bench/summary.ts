@@ -11,6 +11,7 @@
  */
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { detectAccel } from "../src/vmm/accel.ts";
 import { repoRoot } from "./_lib.ts";
 
 const dir = join(repoRoot, "bench", "results");
@@ -109,12 +110,14 @@ function main(): void {
   const header = ["figure", "value", "baseline (same run)", "ratio", "target", ""];
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
   const print = (cells: string[]) => console.log(cells.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd());
-  console.log("\nAegis performance summary (issue #19)");
+  const accel = detectAccel();
+  // Under TCG only the ratios carry over to another machine; with KVM the absolute values are the product's own.
+  console.log(`\nAegis performance summary (issue #19), accel ${accel.name}: ${accel.name === "tcg" ? "values are absolute but TCG-slow; compare the ratios" : "absolute values and ratios both hold"}`);
   print(header);
   print(widths.map((w) => "-".repeat(w)));
   for (const l of lines) print(l);
   const out = join(dir, "summary.json");
-  Bun.write(out, `${JSON.stringify({ name: "summary", date: new Date().toISOString(), rows }, null, 2)}\n`);
+  Bun.write(out, `${JSON.stringify({ name: "summary", date: new Date().toISOString(), accel: accel.name, rows }, null, 2)}\n`);
   console.log(`\nwrote ${out}`);
 }
 
