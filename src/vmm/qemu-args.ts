@@ -7,8 +7,10 @@
  *   QEMU exit, which is how a VM powers off.
  * - `-cpu max` under TCG (Bun needs SSE4/AVX; the default qemu64 gets SIGILL),
  *   `-cpu host` under KVM/HVF. `tb-size=32` cuts idle RSS ~60 MB with no
- *   measurable boot cost; a booted guest fills all of it, so it is 32 MB of
- *   every idle VM's private memory (QemuBackend `tbSizeMb`, AEGIS_TCG_TB_MB).
+ *   measurable boot cost; a booted guest fills all of it, so it is private
+ *   memory of every idle VM: the backend passes 32 for cold boots and 16 for
+ *   restores (qemu.ts TB_MB_COLD / TB_MB_RESTORED, with the measurements;
+ *   AEGIS_TCG_TB_MB overrides).
  * - `tsc_early_khz=<host kHz>` on the kernel command line: without it ~10% of
  *   TCG boots hang calibrating the TSC (microvm has no HPET/PM timer).
  * - `aegis.nojit=1` under TCG: the harness runs Bun with JavaScriptCore's

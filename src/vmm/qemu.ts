@@ -82,9 +82,10 @@ export interface QemuBackendOptions {
   /** Boot watchdog budget (spawn to `ready`, counted in QEMU run time: boot-watchdog.ts); default 20 s under TCG, 10 s with KVM/HVF, or AEGIS_BOOT_TIMEOUT_MS. */
   bootTimeoutMs?: number;
   /**
-   * TCG translation cache in MiB (default 32, or AEGIS_TCG_TB_MB). It is
-   * private memory of every VM, paused or not: a smaller one lowers each
-   * idle instance's USS at the cost of more re-translation when it runs.
+   * TCG translation cache in MiB for every VM (or AEGIS_TCG_TB_MB); default
+   * {@link TB_MB_COLD} for cold boots and {@link TB_MB_RESTORED} for
+   * restores (template clones, snapshot wakes). It is private memory of
+   * every VM, paused or not, so it bounds each idle instance's USS.
    */
   tbSizeMb?: number;
   /** Where template snapshots live (templates.ts); default `<guest assets dir>/templates`. */
@@ -121,6 +122,27 @@ function hostArch(): "x86_64" | "aarch64" {
 function qemuEnv(): Record<string, string> {
   return { PATH: process.env.PATH ?? "/usr/local/bin:/usr/bin:/bin", HOME: process.env.HOME ?? "/" };
 }
+
+/**
+ * TCG translation cache (MiB) of a cold boot and of a restored VM. The cache
+ * fills up as the guest runs and stays resident, paused or not, so it is
+ * part of every idle instance's USS. Measured with bench/density.ts (N=4,
+ * 512 MB guests from a template, 2 loaded cores, 2026-12-02): paused USS /
+ * PSS / wake (paused -> first byte) / template start -> serving were
+ * 32 MB: 83 / 102-106 MB / 134-266 ms / 2.7-5.1 s;
+ * 16 MB: 64 / 86 MB / 184-343 ms / 2.8-9.5 s;
+ *  8 MB: 56 / 80 MB / 565 ms / 6.2 s.
+ * A cold `aegis run -- true` (AEGIS_TEMPLATES=0, 4 runs alternating) took
+ * 7.5-12.6 s (median ~8.9) at 16 MB against 6.2-7.3 s (~6.7) at 32 MB: the
+ * cold boot translates the whole harness start-up and a small cache makes it
+ * translate parts twice. So cold boots (the template build among them) keep
+ * 32 MB, and restores, which resume a guest whose start-up is already done
+ * and make up most idle instances, get 16 MB: -19 MB USS per instance (the
+ * issue's 64 MB target) for a wake ~50 ms slower. 8 MB saves 8 MB more but
+ * doubles the wake again.
+ */
+export const TB_MB_COLD = 32;
+export const TB_MB_RESTORED = 16;
 
 /** The QEMU implementation of `Backend`. */
 export class QemuBackend implements Backend {
@@ -161,11 +183,11 @@ export class QemuBackend implements Backend {
     return typeof this.opts.assets === "function" ? await this.opts.assets() : this.opts.assets;
   }
 
-  private tbSizeMb(): number | undefined {
+  private tbSizeMb(restoring: boolean): number {
     const env = process.env.AEGIS_TCG_TB_MB;
-    if (env === undefined || env === "") return this.opts.tbSizeMb;
+    if (env === undefined || env === "") return this.opts.tbSizeMb ?? (restoring ? TB_MB_RESTORED : TB_MB_COLD);
     const n = Number(env);
-    if (!Number.isInteger(n) || n < 4 || n > 2048) throw new Error(`AEGIS_TCG_TB_MB ${JSON.stringify(env)} is not a whole number of MiB between 4 and 2048\nhint: unset it for the default (32)`);
+    if (!Number.isInteger(n) || n < 4 || n > 2048) throw new Error(`AEGIS_TCG_TB_MB ${JSON.stringify(env)} is not a whole number of MiB between 4 and 2048\nhint: unset it for the defaults (${TB_MB_COLD} for cold boots, ${TB_MB_RESTORED} for restores)`);
     return n;
   }
 
@@ -494,7 +516,7 @@ export class QemuBackend implements Backend {
         incoming: spec.restoreFrom ? (memoryFile ? "defer" : restoreUri(spec.restoreFrom)) : undefined,
         deferSetup: defer,
         memoryFile,
-        tbSizeMb: this.tbSizeMb(),
+        tbSizeMb: this.tbSizeMb(spec.restoreFrom !== undefined),
       });
       const t0 = performance.now();
       proc = Bun.spawn([...net.wrapper, this.qemuBinary, ...args], {
