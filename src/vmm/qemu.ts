@@ -266,7 +266,9 @@ export class QemuBackend implements Backend {
     }
     try {
       const t0 = performance.now();
-      await vm.channel.call("setup", { hostname: spec.hostname, epoch_ms: Date.now(), entropy: randomBytes(64).toString("base64") }, { timeoutMs: 10_000 });
+      // Bounded like the boot: by the QEMU run time it got (boot-watchdog.ts), not a fixed 10 s a loaded host overruns.
+      const watchdog = new BootWatchdog(vm.pid, Math.min(this.bootTimeoutMs(), 10_000));
+      await watchdog.guard(vm.channel.call("setup", { hostname: spec.hostname, epoch_ms: Date.now(), entropy: randomBytes(64).toString("base64") }, { timeoutMs: watchdog.capMs }), "the guest's setup RPC");
       vm.bootPhases.setupRpc = performance.now() - t0;
     } catch (err) {
       vm.kill();
