@@ -200,7 +200,8 @@ async function main(): Promise<void> {
       let aegisRun: Stat | { error: string };
       const home = join(work, "home");
       try {
-        const up = Bun.spawn([bin, "up"], { env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/root", AEGIS_HOME: home }, stdin: "ignore", stdout: "ignore", stderr: "pipe" });
+        // Router on a free port: another daemon on this machine may hold the default one.
+        const up = Bun.spawn([bin, "up"], { env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/root", AEGIS_HOME: home, AEGIS_ROUTER_PORT: "0" }, stdin: "ignore", stdout: "ignore", stderr: "pipe" });
         const [upErr, upCode] = await Promise.all([new Response(up.stderr).text(), up.exited]);
         if (upCode !== 0) throw new Error(`aegis up exited ${upCode}: ${upErr.trim()}`);
         const xs: number[] = [];
