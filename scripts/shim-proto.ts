@@ -3,7 +3,8 @@
  * Build-time generation of the protobuf descriptors the shim speaks, from
  * the .proto files Debian ships in `golang-github-containerd-containerd-dev`
  * (and the gogo/googleapis packages it depends on): containerd's task v2
- * service, its task events, the ttrpc events service and google.rpc.Status.
+ * service, its task events, the ttrpc events service, cgroups v2 `Metrics`
+ * (what Stats answers) and google.rpc.Status.
  * protobufjs parses them and writes one JSON descriptor
  * (`containerd.gen.json`) that the shim imports, so the compiled binary
  * embeds it and nothing is hand-copied from a .proto file.
@@ -31,6 +32,7 @@ export const PROTO_FILES = [
   "github.com/containerd/containerd/runtime/v2/task/shim.proto",
   "github.com/containerd/containerd/api/events/task.proto",
   "github.com/containerd/containerd/api/services/ttrpc/events/v1/events.proto",
+  "github.com/containerd/cgroups/v2/stats/metrics.proto",
   "google/rpc/status.proto",
 ];
 

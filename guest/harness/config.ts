@@ -2,7 +2,7 @@
  * @module guest/harness/config
  * What the harness learns at boot without the control channel: the kernel
  * command line (only non-secret switches: `aegis.hostname=`, `aegis.workspace=1`, `aegis.rootfs=virtiofs`,
- * `aegis.defer=1`)
+ * `aegis.defer=1`, `aegis.podnet=` for a pod network)
  * and the virtio-blk disks, identified by their `serial=` (QEMU) because
  * erofs and some images carry no label.
  *
@@ -13,6 +13,7 @@
  * i.e. `/dev/vda`, `/dev/vdb`, ...). The environment wins when present.
  */
 import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { decodePodNet, PODNET_KEY, type PodNetConfig } from "../../src/api/schema/pod-network.ts";
 
 /** Boot configuration of this guest. */
 export interface GuestConfig {
@@ -29,6 +30,8 @@ export interface GuestConfig {
   net: boolean;
   /** Deferred setup (`aegis.defer=1`): mount the rootfs only on the `setup` RPC (template VMs). */
   defer: boolean;
+  /** Pod network (`aegis.podnet=`, net-config.ts): eth0 takes the pod's address instead of slirp's. */
+  podNet?: PodNetConfig;
 }
 
 /** Parse `key=value` words of a kernel command line into a map (bare words map to ""). */
@@ -77,5 +80,6 @@ export function readGuestConfig(env = process.env): GuestConfig {
     rootVirtiofs: cmd.get("aegis.rootfs") === "virtiofs",
     net: existsSync("/sys/class/net/eth0"),
     defer: cmd.get("aegis.defer") === "1",
+    ...(cmd.has(PODNET_KEY) ? { podNet: decodePodNet(cmd.get(PODNET_KEY)!) } : {}),
   };
 }

@@ -141,6 +141,25 @@ export class GuestFiles {
     });
   }
 
+  /**
+   * Make `path` (a directory or file of the rootfs, e.g. where the
+   * containerd shim put a read-only OCI bind mount) read-only for the
+   * guest's processes: bound onto itself and remounted read-only, so writes
+   * fail with EROFS instead of landing in the overlay. Lasts until the VM
+   * stops.
+   */
+  async readonly(p: { path: string }): Promise<{ ok: true }> {
+    if (this.root() === undefined) throw new RpcError(RpcErrorCode.fsError, `${p.path}: no rootfs to make read-only`, { errno: "EINVAL" });
+    const host = this.attempt(p.path, () => {
+      const h = this.host(p.path, true);
+      lstatSync(h);
+      return h;
+    });
+    const { bindReadOnly } = await import("./libc.ts");
+    this.attempt(p.path, () => bindReadOnly(host, host));
+    return { ok: true };
+  }
+
   setattr(p: { path: string; mode?: number; mtime_ms?: number }): { ok: true } {
     return this.attempt(p.path, () => {
       const host = this.host(p.path, false);

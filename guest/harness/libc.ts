@@ -46,7 +46,7 @@ function open() {
 }
 
 let lib: ReturnType<typeof open> | undefined;
-function libc(): ReturnType<typeof open> {
+export function libc(): ReturnType<typeof open> {
   lib ??= open();
   return lib;
 }
@@ -77,7 +77,7 @@ export function syncAll(): void {
   libc().sync();
 }
 
-function errnoName(): string {
+export function errnoName(): string {
   const n = read.i32(libc().__errno_location()!, 0);
   const name = Object.entries(constants.errno).find(([, v]) => v === n)?.[0];
   return name ?? `errno ${n}`;

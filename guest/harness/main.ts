@@ -78,7 +78,7 @@ export async function main(_argv: string[]): Promise<void> {
   let root = cfg.rootDisk && setUp ? ROOT : undefined;
   if (!cfg.rootDisk) log("no rootfs disk (serial aegis-root): processes run in the initramfs");
 
-  const port = new ControlPort(findControlPort());
+  const port = new ControlPort(findControlPort(), { log });
   const portAt = performance.now();
   let shuttingDown = false;
   const send = (line: string): Promise<void> => port.send(line);
@@ -169,6 +169,7 @@ export async function main(_argv: string[]): Promise<void> {
       return { ok: true };
     },
     ping: () => ({ uptime_ms: uptimeMs() }),
+    stats: async () => (await import("./stats.ts")).guestStats(uptimeMs()),
     "port.wait": async (p) => {
       const { waitForListen } = await import("./net-ports.ts");
       return await waitForListen(p.port, p.timeout_ms);
@@ -190,6 +191,7 @@ export async function main(_argv: string[]): Promise<void> {
     "fs.rename": (p) => files.rename(p),
     "fs.symlink": (p) => files.symlink(p),
     "fs.setattr": (p) => files.setattr(p),
+    "fs.readonly": (p) => files.readonly(p),
     "fs.watch": (p) => watches.watch(p),
     "fs.unwatch": (p) => watches.unwatch(p),
   };

@@ -16,8 +16,17 @@
  * blocked read never stalls the event loop. A read returning 0 bytes means the
  * host side is not connected (before QEMU's chardev connects, or between a
  * snapshot and its restore); we poll again every 5 ms, which is what makes
- * the channel survive a restore. (On vsock a 0-byte read means the host closed
- * the stream; libkrun has no snapshots, so there is nothing to come back.)
+ * the channel survive a restore. On vsock a 0-byte read means the host closed
+ * the stream: aegisd died or is being upgraded while libkrun's worker, and so
+ * this VM, runs on (live restore). The port then closes its fd and connects
+ * again every {@link VSOCK_REDIAL_MS} for as long as it takes (libkrun
+ * connects each new guest stream to the host's Unix socket, where the next
+ * aegisd listens once it adopts the VM); a write that fails because the
+ * stream broke (EPIPE, ECONNRESET, ENOTCONN) waits for the new stream and is
+ * written again whole on it. Lines cut by the break are lost on both sides;
+ * what matters survives through the replay ring (replay.ts), which the new
+ * host asks for with `resume`, and a stale answer to a call of the previous
+ * host is dropped by the host as unknown.
  * Writes are queued and issued one at a time, and `send` resolves when the
  * bytes are in the port, which gives producers (process output pumps)
  * natural backpressure.
@@ -28,13 +37,21 @@
  * keeps a runaway host from filling guest memory (a longer line is dropped
  * and the port resynchronises at the next newline).
  */
-import { existsSync, openSync, read, readdirSync, readFileSync, write, writeSync } from "node:fs";
+import { closeSync, existsSync, openSync, read, readdirSync, readFileSync, write, writeSync } from "node:fs";
 import { CONTROL_PORT_NAME, CONTROL_VSOCK_PORT } from "../../src/api/schema/control.ts";
 import { LineSplitter } from "../../src/api/jsonrpc.ts";
 
+import { connectVsock, VMADDR_CID_HOST } from "./vsock.ts";
+
 /** Longest line accepted from the host. */
 export const HOST_LINE_MAX_BYTES = 8 * 1024 * 1024;
-import { connectVsock, VMADDR_CID_HOST } from "./vsock.ts";
+/** How often a broken vsock stream is connected again while the host is away. */
+export const VSOCK_REDIAL_MS = 100;
+/** Errors of a stream whose host end went away. */
+const BROKEN_STREAM = new Set(["EPIPE", "ECONNRESET", "ENOTCONN", "ECONNABORTED"]);
+
+/** Connects a stream to the host and returns its fd; throws when it cannot (yet). `timeoutMs` 0 means one attempt. */
+export type Dial = (timeoutMs: number) => number;
 
 /** Where to look for each transport (overridable for tests). */
 export interface ControlPortProbe {
@@ -87,7 +104,13 @@ export function findControlPort(sysRoot = "/sys/class/virtio-ports", probe: Omit
 
 /** A line-oriented duplex over the control port. */
 export class ControlPort {
-  private readonly fd: number;
+  private fd: number;
+  /** Set for a stream transport (vsock): how to connect again once the host end goes away. */
+  private readonly dial?: Dial;
+  /** While the stream is being connected again: resolves once it is. */
+  private redialing?: Promise<void>;
+  /** Bumped at each new stream: a read that started on an older one is stale even if the new fd reuses its number. */
+  private stream = 0;
   private tail: Promise<void> = Promise.resolve();
   private readonly splitter = new LineSplitter({
     maxLineBytes: HOST_LINE_MAX_BYTES,
@@ -97,17 +120,70 @@ export class ControlPort {
   /**
    * Open a device path, or connect a `vsock:<cid>:<port>` endpoint (see
    * `findControlPort`), retrying a refused vsock connect for up to
-   * `connectTimeoutMs` (the host listens before the VM starts).
+   * `connectTimeoutMs` (the host listens before the VM starts). `dial`
+   * replaces the vsock connect (tests: any stream socket fd); a port with
+   * a dialer connects again when its stream breaks.
    */
-  constructor(endpoint: string, opts: { connectTimeoutMs?: number } = {}) {
+  constructor(endpoint: string, opts: { connectTimeoutMs?: number; dial?: Dial; log?: (msg: string) => void } = {}) {
     const vsock = parseVsockEndpoint(endpoint);
-    this.fd = vsock ? connectVsock(vsock.cid, vsock.port, opts.connectTimeoutMs ?? 5000) : openSync(endpoint, "r+");
+    this.dial = opts.dial ?? (vsock ? (timeoutMs) => connectVsock(vsock.cid, vsock.port, timeoutMs) : undefined);
+    this.log = opts.log ?? ((msg) => process.stderr.write(`aegis-harness: ${msg}\n`));
+    this.fd = this.dial ? this.dial(opts.connectTimeoutMs ?? 5000) : openSync(endpoint, "r+");
+  }
+
+  private readonly log: (msg: string) => void;
+
+  /** The stream broke (host end gone): close it and connect again until it works. One redial at a time. */
+  private redial(why: string): Promise<void> {
+    if (this.redialing) return this.redialing;
+    const dial = this.dial!;
+    const broken = this.fd;
+    this.log(`control stream lost (${why}); connecting again every ${VSOCK_REDIAL_MS} ms until the host is back`);
+    this.redialing = (async () => {
+      try {
+        closeSync(broken);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== "EBADF") throw err;
+      }
+      let attempts = 0;
+      for (;;) {
+        attempts++;
+        try {
+          this.fd = dial(0);
+          this.stream++;
+          break;
+        } catch (err) {
+          if (attempts === 1) this.log(`control stream: ${err instanceof Error ? err.message : String(err)}; retrying`);
+          await Bun.sleep(VSOCK_REDIAL_MS);
+        }
+      }
+      this.splitter.reset();
+      this.log(`control stream connected again after ${attempts} attempt(s)`);
+    })().finally(() => {
+      this.redialing = undefined;
+    });
+    return this.redialing;
+  }
+
+  /** Write `bytes` whole, on a new stream if the current one breaks (stream transports only). */
+  private async writeLine(bytes: Buffer): Promise<void> {
+    for (;;) {
+      if (this.redialing) await this.redialing;
+      try {
+        await writeAll(this.fd, bytes);
+        return;
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code ?? "";
+        if (!this.dial || !BROKEN_STREAM.has(code)) throw err;
+        await this.redial(code);
+      }
+    }
   }
 
   /** Queue `text` for writing; resolves once it is fully written. Write errors reject. */
   send(text: string): Promise<void> {
     const bytes = Buffer.from(text);
-    const next = this.tail.then(() => writeAll(this.fd, bytes));
+    const next = this.tail.then(() => this.writeLine(bytes));
     // Later sends must still run after a failed one; the failure is reported to this caller.
     this.tail = next.catch(() => undefined);
     return next;
@@ -126,14 +202,28 @@ export class ControlPort {
   startReading(onLine: (line: string) => void, onError: (err: Error) => void): void {
     const buf = Buffer.allocUnsafe(64 * 1024);
     const loop = (): void => {
+      if (this.redialing) {
+        this.redialing.then(loop, onError);
+        return;
+      }
+      const stream = this.stream;
       read(this.fd, buf, 0, buf.length, null, (err, n) => {
+        if (stream !== this.stream || this.redialing) {
+          loop(); // the stream was replaced while this read waited: what it read belonged to the broken one
+          return;
+        }
         if (err) {
+          if (this.dial && BROKEN_STREAM.has(err.code ?? "")) {
+            this.redial(err.code!).then(loop, onError);
+            return;
+          }
           onError(err);
           setTimeout(loop, 50);
           return;
         }
         if (n === 0) {
-          setTimeout(loop, 5);
+          if (this.dial) this.redial("end of stream").then(loop, onError);
+          else setTimeout(loop, 5);
           return;
         }
         for (const line of this.splitter.push(buf.subarray(0, n))) onLine(line);

@@ -31,6 +31,7 @@ import { constants } from "node:os";
 import { posix } from "node:path";
 import { OUTPUT_CHUNK_BYTES, RpcErrorCode, type RunParams } from "../../src/api/schema/control.ts";
 import { RpcError } from "../../src/api/jsonrpc.ts";
+import { containerRoot } from "./container-root.ts";
 import { findExecutable } from "./exec-path.ts";
 import { INJECT_DIR, INJECTED_BINARIES } from "./inject.ts";
 import { withGroups } from "./libc.ts";
@@ -173,10 +174,13 @@ export class ProcessTable {
     if (this.procs.has(p.id)) throw new RpcError(RpcErrorCode.duplicateId, `process id ${p.id} is already running`);
     // Resolved against "/" so `..` cannot climb out of the rootfs.
     const cwd = posix.resolve("/", p.cwd ?? "/");
-    if (this.root && !existsSync(`${this.root}${cwd}`)) mkdirSync(`${this.root}${cwd}`, { recursive: true });
+    // A pod VM's container runs in its own directory of the rootfs (container-root.ts).
+    const root = p.root_subdir === undefined ? this.root : containerRoot(this.root, p.root_subdir);
+    if (root && !existsSync(`${root}${cwd}`)) mkdirSync(`${root}${cwd}`, { recursive: true });
     let proc: Bun.Subprocess;
-    const root = this.root;
-    const creds = p.user !== undefined && root ? credentialsIn(root, p.user) : null;
+    const resolved = p.user !== undefined && root ? credentialsIn(root, p.user) : null;
+    // OCI additionalGids (the containerd shim): added to the user's own supplementary groups.
+    const creds = resolved && p.groups ? { ...resolved, groups: [...new Set([...(resolved.groups.length > 0 ? resolved.groups : [resolved.gid]), ...p.groups])] } : resolved;
     const env = processEnv(p.env);
     if (creds && p.env.HOME === undefined) env.HOME = creds.home;
     if (p.tty && env.TERM === undefined) env.TERM = "xterm";

@@ -3,7 +3,7 @@
  * Prepares the guest before `ready`: tmpfs on /tmp and /run, the user rootfs
  * (read-only ext4 lower + writable upper on tmpfs or the `aegis-overlay` disk,
  * joined by overlayfs at /mnt/root) with proc/sys/dev/tmp/run inside it, DNS
- * and hostname, loopback and eth0 for QEMU user networking, and the virtiofs
+ * and hostname, loopback and eth0 for QEMU user networking (or a pod network: net-config.ts), and the virtiofs
  * workspace.
  *
  * Inside the rootfs, `/usr/bin/aegis-agent` and `/usr/bin/aegis-harness`
@@ -98,7 +98,8 @@ export async function setupBase(cfg: GuestConfig, mounted: Set<string>): Promise
   writeFileSync("/proc/sys/kernel/hostname", cfg.hostname);
   // What the injection needs from the initramfs, found now: a template snapshot then already holds it.
   if (cfg.rootDisk) (await import("./inject.ts")).selfDependencies();
-  libc.configureNetwork(cfg.net ? { iface: "eth0", address: "10.0.2.15", netmask: "255.255.255.0", gateway: NET.gateway } : undefined);
+  if (cfg.podNet && cfg.net) (await import("./net-config.ts")).configurePodNetwork(cfg.podNet);
+  else libc.configureNetwork(cfg.net ? { iface: "eth0", address: "10.0.2.15", netmask: "255.255.255.0", gateway: NET.gateway } : undefined);
 }
 
 /**
@@ -127,7 +128,7 @@ export async function setupInstance(cfg: GuestConfig): Promise<void> {
     // Images often ship resolv.conf as a symlink into /run (systemd-resolved): replace it in the overlay.
     rmSync(`${ROOT}/etc/resolv.conf`, { force: true });
     mkdirSync(`${ROOT}/etc`, { recursive: true });
-    writeFileSync(`${ROOT}/etc/resolv.conf`, `nameserver ${NET.dns}\n`);
+    writeFileSync(`${ROOT}/etc/resolv.conf`, cfg.podNet ? (await import("./net-config.ts")).podResolvConf(cfg.podNet) : `nameserver ${NET.dns}\n`);
     const hosts = `${ROOT}/etc/hosts`;
     const line = `127.0.1.1 ${cfg.hostname}`;
     const text = existsSync(hosts) ? readFileSync(hosts, "utf8") : "127.0.0.1 localhost\n::1 localhost\n";

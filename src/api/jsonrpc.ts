@@ -103,6 +103,13 @@ export class LineSplitter {
     this.onOverlong = o.onOverlong;
   }
 
+  /** Forget a partial line (its stream ended: what follows comes from a new one). */
+  reset(): void {
+    this.parts = [];
+    this.partsLength = 0;
+    this.discarding = false;
+  }
+
   /** Feed bytes; returns the complete lines they finish (without the newline, empty and over-long lines skipped). */
   push(chunk: Uint8Array): string[] {
     const lines: string[] = [];

@@ -68,6 +68,10 @@ export class Daemon {
 
   /** Start listening; throws if another daemon is alive. */
   async start(): Promise<void> {
+    // For tests only (test/integration/up-slow.test.ts): a start-up as slow as on a loaded machine, so `aegis up`'s
+    // longer wait can be checked; capped at 60 s. No user-facing behaviour depends on it.
+    const delayMs = Number(process.env.AEGIS_TEST_START_DELAY_MS ?? 0);
+    if (Number.isFinite(delayMs) && delayMs > 0) await Bun.sleep(Math.min(delayMs, 60_000));
     checkSocketPath(this.paths.socket);
     if (await probeSocket(this.paths.socket)) {
       throw new Error(`aegisd already running (pid ${readPidFile(this.paths.pidFile) ?? "unknown"})`);

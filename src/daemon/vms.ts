@@ -38,6 +38,8 @@ export interface LaunchRequest {
   rootfsDir?: string;
   /** Restore this memory snapshot instead of cold booting. */
   restoreFrom?: string;
+  /** Pod network namespace that is the VM's network (VmSpec.netnsPath). */
+  netnsPath?: string;
   /** Egress policy; the default (public internet only) when absent. */
   network?: NetworkPolicy;
   /**
@@ -97,6 +99,7 @@ export class VmLauncher {
       restoreFrom: req.restoreFrom,
       network: req.network,
       egressHosts: boundHosts(req.substitutions ?? []),
+      ...(req.netnsPath ? { netnsPath: req.netnsPath } : {}),
     };
     const subs = req.substitutions ?? [];
     this.substitute(req.id, subs);

@@ -12,6 +12,7 @@
 import { z } from "zod";
 import { AegisClient } from "../api/client.ts";
 import { Instance } from "../api/schema/instances.ts";
+import { InstanceStats } from "../api/schema/stats.ts";
 import { runningDaemonPid, startDaemon } from "../control/daemon-process.ts";
 import { probeSocket } from "../control/socket.ts";
 import { statePaths, type StatePaths } from "../paths.ts";
@@ -45,7 +46,7 @@ export class AegisdFront {
   }
 
   /** Boot an instance whose root filesystem is `rootfsDir`; resolves once it runs. */
-  async createInstance(rootfsDir: string, shape: { memory_mb?: number; vcpus?: number }): Promise<Instance> {
+  async createInstance(rootfsDir: string, shape: { memory_mb?: number; vcpus?: number; netns_path?: string }): Promise<Instance> {
     return await this.client.request(Instance, "POST", "/v1/instances", { rootfs_dir: rootfsDir, pause_after_s: 0, stop_after_s: 0, ...shape });
   }
 
@@ -57,6 +58,16 @@ export class AegisdFront {
   /** Resume the instance's VM. */
   async resume(id: string): Promise<void> {
     await this.client.raw("POST", `/v1/instances/${encodeURIComponent(id)}/resume`);
+  }
+
+  /** Make `path` of the instance's rootfs read-only in the guest (a `ro` bind mount). */
+  async readOnly(id: string, path: string): Promise<void> {
+    await this.client.raw("POST", `/v1/instances/${encodeURIComponent(id)}/files/readonly?path=${encodeURIComponent(path)}`);
+  }
+
+  /** One resource-use sample of the instance (shim/stats.ts). */
+  async stats(id: string): Promise<InstanceStats> {
+    return await this.client.request(InstanceStats, "GET", `/v1/instances/${encodeURIComponent(id)}/stats`);
   }
 
   /** Stop and delete the instance; an instance that is already gone is fine. */

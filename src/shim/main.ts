@@ -11,11 +11,14 @@
  *     ttrpc address (containerd 1.6 takes the whole output as the address);
  *   - `delete`: cleanup after a shim that died: delete the VM the bundle
  *     names, unmount the rootfs, print a `DeleteResponse`;
- *   - `serve` (ours, hidden): the ttrpc task server itself.
+ *   - `serve` (ours, hidden): the ttrpc task server itself (every task of a
+ *     CRI pod, shim/task-router.ts).
  *
  * Sockets live in `s/` beside containerd's socket (`-address`), named by a
  * hash of address, namespace and id as containerd's own shims name theirs,
- * so one containerd's shims never collide with another's.
+ * so one containerd's shims never collide with another's; for a container of
+ * a CRI pod the id hashed is the sandbox id, so `start` finds the pod's shim
+ * listening and prints its address instead of starting a second one.
  */
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from "node:fs";
@@ -24,7 +27,9 @@ import { AegisdFront } from "./aegisd.ts";
 import { EventPublisher } from "./events.ts";
 import { unmountRootfs } from "./mounts.ts";
 import { encode, timestamp } from "./proto/index.ts";
-import { INSTANCE_FILE, TaskService } from "./task-service.ts";
+import { groupingId, removePodDirs } from "./sandbox.ts";
+import { INSTANCE_FILE } from "./task-service.ts";
+import { TaskRouter } from "./task-router.ts";
 import { serve } from "./ttrpc.ts";
 import { selfCommand } from "../paths.ts";
 import { VERSION } from "../api/version.ts";
@@ -93,7 +98,8 @@ async function listening(path: string): Promise<boolean> {
 }
 
 async function start(args: ShimArgs): Promise<void> {
-  const sock = args.socket || socketPath(args);
+  // The tasks of a CRI pod share the sandbox's shim: the socket is named by the sandbox id (shim/sandbox.ts).
+  const sock = args.socket || socketPath({ ...args, id: groupingId(process.cwd(), args.id) });
   const address = `unix://${sock}`;
   if (!(await listening(sock))) {
     mkdirSync(dirname(sock), { recursive: true, mode: 0o711 });
@@ -130,7 +136,7 @@ async function serveMain(args: ShimArgs): Promise<void> {
   const log = logger();
   const events = new EventPublisher(process.env.TTRPC_ADDRESS ?? "", args.namespace, log);
   let server: ReturnType<typeof serve> | null = null;
-  const service = new TaskService({
+  const service = new TaskRouter({
     front: new AegisdFront(),
     events,
     log,
@@ -141,7 +147,7 @@ async function serveMain(args: ShimArgs): Promise<void> {
     },
   });
   server = serve(args.socket, service.services(), (err) => log(`ttrpc: ${(err as Error).message ?? String(err)}`));
-  log(`serving task ${args.id} on ${args.socket}`);
+  log(`serving task ${args.id} (and its pod's) on ${args.socket}`);
 }
 
 async function deleteMain(args: ShimArgs): Promise<void> {
@@ -153,6 +159,7 @@ async function deleteMain(args: ShimArgs): Promise<void> {
     rmSync(file, { force: true });
   }
   await unmountRootfs(join(bundle, "rootfs"));
+  await removePodDirs(bundle);
   // The process was killed with the shim: report it as SIGKILLed, as the runc shim does.
   process.stdout.write(encode("containerd.task.v2.DeleteResponse", { pid: 0, exit_status: 128 + 9, exited_at: timestamp(Date.now()) }));
 }

@@ -41,8 +41,16 @@ export function isMounted(target: string): boolean {
     .some((l) => l.split(" ")[1] === target);
 }
 
-/** Unmount `target` and everything below it; nothing mounted is fine. */
+/** Unmount `target` and everything below it (the spec's bind mounts too, see bind-mounts.ts); nothing mounted is fine. */
 export async function unmountRootfs(target: string): Promise<void> {
-  if (!existsSync(target) || !isMounted(target)) return;
-  await run(["umount", "-R", target]);
+  if (!existsSync(target)) return;
+  if (isMounted(target)) return await run(["umount", "-R", target]);
+  // A bundle whose rootfs is a plain directory can still hold bind mounts below it: deepest first.
+  const below = readFileSync("/proc/self/mounts", "utf8")
+    .split("\n")
+    .map((l) => l.split(" ")[1] ?? "")
+    .filter((m) => m.startsWith(`${target}/`))
+    .sort()
+    .reverse();
+  for (const m of below) await run(["umount", "-R", m]).catch(() => {});
 }

@@ -12,10 +12,14 @@
  *     gives 2 vCPUs), else aegisd's default (1).
  * The user is passed as `uid:gid` (OCI gives numbers; the guest needs no
  * /etc/passwd entry for them). Anything else in the spec (namespaces,
- * seccomp, capabilities, mounts) is the VM boundary's business and is not
- * applied inside the guest in this version.
+ * seccomp, capabilities) is the VM boundary's business and is not applied
+ * inside the guest in this version; bind `mounts` are made by
+ * bind-mounts.ts. `user.additionalGids` (the CRI's supplementalGroups
+ * among them) are added to the supplementary groups the harness resolves
+ * for the uid in the image's /etc/group.
  */
 import { z } from "zod";
+import { OciMount } from "./bind-mounts.ts";
 
 /** Memory the guest kernel and harness need on top of the container's limit. */
 export const GUEST_OVERHEAD_MB = 128;
@@ -27,7 +31,7 @@ export const OciProcess = z.object({
   args: z.array(z.string()).min(1, "process.args must name a program"),
   env: z.array(z.string()).optional(),
   cwd: z.string().startsWith("/", "process.cwd must be absolute").optional(),
-  user: z.object({ uid: z.number().int().min(0), gid: z.number().int().min(0) }).partial().optional(),
+  user: z.object({ uid: z.number().int().min(0), gid: z.number().int().min(0), additionalGids: z.array(z.number().int().min(0)).max(64, "at most 64 additionalGids") }).partial().optional(),
   consoleSize: z.object({ height: z.number().int(), width: z.number().int() }).optional(),
 });
 export type OciProcess = z.infer<typeof OciProcess>;
@@ -36,12 +40,14 @@ export type OciProcess = z.infer<typeof OciProcess>;
 export const OciSpec = z.object({
   process: OciProcess,
   hostname: z.string().optional(),
+  mounts: z.array(OciMount).optional(),
   linux: z
     .object({
       resources: z
         .object({
           memory: z.object({ limit: z.number().int().optional() }).optional(),
           cpu: z.object({ quota: z.number().int().optional(), period: z.number().int().optional() }).optional(),
+          pids: z.object({ limit: z.number().int().optional() }).optional(),
         })
         .optional(),
     })
@@ -55,7 +61,11 @@ export interface GuestProcessSpec {
   env: Record<string, string>;
   cwd?: string;
   user?: string;
+  /** Extra supplementary gids (OCI additionalGids). */
+  groups?: number[];
   terminal: boolean;
+  /** Chroot into this directory of the VM's rootfs (a container of a pod VM, shim/sandbox.ts). */
+  rootSubdir?: string;
 }
 
 /** Parse `json` (config.json text or an exec's process spec) with `schema`, naming `what` in errors. */
@@ -80,11 +90,13 @@ export function guestProcess(p: OciProcess): GuestProcessSpec {
   }
   const uid = p.user?.uid ?? 0;
   const gid = p.user?.gid ?? 0;
+  const groups = p.user?.additionalGids ?? [];
   return {
     command: p.args,
     env,
     ...(p.cwd && p.cwd !== "/" ? { cwd: p.cwd } : {}),
-    ...(uid !== 0 || gid !== 0 ? { user: `${uid}:${gid}` } : {}),
+    ...(uid !== 0 || gid !== 0 || groups.length > 0 ? { user: `${uid}:${gid}` } : {}),
+    ...(groups.length > 0 ? { groups } : {}),
     terminal: p.terminal === true,
   };
 }

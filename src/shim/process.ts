@@ -101,6 +101,8 @@ export class ShimProcess {
             env: this.spec.env,
             ...(this.spec.cwd ? { cwd: this.spec.cwd } : {}),
             ...(this.spec.user ? { user: this.spec.user } : {}),
+            ...(this.spec.rootSubdir ? { root_subdir: this.spec.rootSubdir } : {}),
+            ...(this.spec.groups ? { groups: this.spec.groups } : {}),
             stdin: this.stdio.stdin !== "" && !this.stdinClosedEarly,
             ...(this.stdio.terminal ? { tty: size } : {}),
           }),

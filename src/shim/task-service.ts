@@ -13,9 +13,17 @@
  *     and deletes the VM and unmounts the rootfs;
  *   - Pause/Resume are the instance's pause and resume (the whole VM is
  *     frozen, including execs, as a cgroup freezer would);
- *   - Stats, Update and Checkpoint answer Unimplemented: VM memory and
- *     vCPUs are fixed at boot, and snapshots of a virtiofs rootfs cannot be
- *     taken on QEMU 7.2.
+ *   - Stats samples the guest (stats.ts); Update accepts only what leaves
+ *     the VM's boot shape as it is (update.ts); Checkpoint answers
+ *     Unimplemented: snapshots of a virtiofs rootfs cannot be taken on
+ *     QEMU 7.2;
+ *   - the spec's bind mounts are made below the rootfs before boot
+ *     (bind-mounts.ts).
+ *
+ * A task of a CRI pod (`deps.placement`, shim/sandbox.ts) does not boot a
+ * VM of its own: the sandbox boots the pod VM, the pod's containers run in
+ * it, and every process is chrooted into the task's directory of the pod's
+ * rootfs (`rootSubdir`).
  *
  * Pids: the guest's pids are not host pids, so every process reports the
  * shim's own pid (what Kata does with its shim); Pids lists the init only.
@@ -24,9 +32,13 @@ import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { AegisdFront } from "./aegisd.ts";
 import type { EventPublisher } from "./events.ts";
+import { bindPlans, mountBinds, unmountBinds, type BindPlan } from "./bind-mounts.ts";
 import { mountRootfs, unmountRootfs, type RootfsMount } from "./mounts.ts";
-import { guestProcess, OciProcess, OciSpec, parseSpec, vmShape } from "./oci-spec.ts";
+import { type GuestProcessSpec, guestProcess, OciProcess, OciSpec, parseSpec, vmShape } from "./oci-spec.ts";
 import { ShimProcess, Status } from "./process.ts";
+import type { TaskPlacement } from "./sandbox.ts";
+import { statsResponse, type InstanceStats, type SpecLimits } from "./stats.ts";
+import { checkUpdate } from "./update.ts";
 import { timestamp, type Msg } from "./proto/index.ts";
 import { Code, TtrpcError, type Method, type Services } from "./ttrpc.ts";
 
@@ -43,6 +55,8 @@ export interface TaskServiceDeps {
   log: (msg: string) => void;
   /** Called after Shutdown has been answered: the shim exits. */
   shutdown: () => void;
+  /** A task of a CRI pod runs in the pod's VM (shim/sandbox.ts), not in a VM of its own. */
+  placement?: TaskPlacement;
 }
 
 function str(v: unknown): string {
@@ -54,10 +68,16 @@ export class TaskService {
   private containerId = "";
   private bundle = "";
   private instanceId: string | null = null;
+  /** The directory of the VM's rootfs the processes are chrooted into (a pod member), or none. */
+  private rootSubdir: string | undefined;
   private init: ShimProcess | null = null;
   private readonly execs = new Map<string, ShimProcess>();
   private paused = false;
   private mounted = false;
+  private binds: string[] = [];
+  private shape: { memory_mb?: number; vcpus?: number } = {};
+  private limits: SpecLimits = {};
+  private lastStats: InstanceStats | null = null;
 
   constructor(private readonly deps: TaskServiceDeps) {}
 
@@ -79,11 +99,8 @@ export class TaskService {
     add("CloseIO", "CloseIORequest", EMPTY, async (r) => (r.stdin ? this.proc(r).closeStdin() : undefined, {}));
     add("Connect", "ConnectRequest", "ConnectResponse", async () => ({ shim_pid: process.pid, task_pid: this.init?.pid ?? 0, version: "aegis" }));
     add("Shutdown", "ShutdownRequest", EMPTY, async (r) => this.shutdownTask(r));
-    const unimplemented = (what: string) => async (): Promise<Msg> => {
-      throw new TtrpcError(Code.unimplemented, `${what} is not implemented by the aegis runtime (a VM's shape is fixed at boot)`);
-    };
-    add("Stats", "StatsRequest", "StatsResponse", unimplemented("Stats"));
-    add("Update", "UpdateTaskRequest", EMPTY, unimplemented("Update"));
+    add("Stats", "StatsRequest", "StatsResponse", (r) => this.stats(r));
+    add("Update", "UpdateTaskRequest", EMPTY, async (r) => (this.proc(r), checkUpdate(((r.resources as Msg | null)?.value as Uint8Array | undefined) ?? new Uint8Array(), this.shape), {}));
     add("Checkpoint", "CheckpointTaskRequest", EMPTY, async () => {
       throw new TtrpcError(Code.unimplemented, "Checkpoint is not implemented by the aegis runtime (a VM booted from a virtiofs rootfs cannot be snapshotted on QEMU 7.2)");
     });
@@ -117,18 +134,41 @@ export class TaskService {
       await mountRootfs(mounts, rootfs);
       this.mounted = true;
     }
+    let binds: BindPlan[] = [];
     try {
-      await this.deps.front.ensureRunning();
-      const inst = await this.deps.front.createInstance(rootfs, vmShape(spec));
-      this.instanceId = inst.id;
-      writeFileSync(join(bundle, INSTANCE_FILE), inst.id);
+      binds = bindPlans(spec.mounts ?? []);
+      this.binds = await mountBinds(binds, rootfs);
     } catch (err) {
+      if (this.mounted) await unmountRootfs(rootfs);
+      this.mounted = false;
+      throw new TtrpcError(Code.invalidArgument, `task ${id}: ${(err as Error).message}`);
+    }
+    this.shape = vmShape(spec);
+    this.limits = { memoryBytes: spec.linux?.resources?.memory?.limit, pids: spec.linux?.resources?.pids?.limit };
+    try {
+      if (this.deps.placement) {
+        ({ instanceId: this.instanceId, rootSubdir: this.rootSubdir } = await this.deps.placement.place(id, rootfs));
+      } else {
+        await this.deps.front.ensureRunning();
+        const inst = await this.deps.front.createInstance(rootfs, this.shape);
+        this.instanceId = inst.id;
+        writeFileSync(join(bundle, INSTANCE_FILE), inst.id);
+      }
+      // In a pod VM the guest sees this container's root at <share>/<rootSubdir>.
+      const inGuest = (dest: string) => (this.rootSubdir ? `/${this.rootSubdir}${dest.startsWith("/") ? "" : "/"}${dest}` : dest);
+      for (const b of binds) if (b.remount.includes("ro")) await this.deps.front.readOnly(this.instanceId!, inGuest(b.destination));
+    } catch (err) {
+      if (this.instanceId) await this.deps.front.deleteInstance(this.instanceId).catch(() => {});
+      rmSync(join(bundle, INSTANCE_FILE), { force: true });
+      this.instanceId = null;
+      await unmountBinds(this.binds, this.deps.log);
+      this.binds = [];
       if (this.mounted) await unmountRootfs(rootfs);
       this.mounted = false;
       throw new TtrpcError(Code.unknown, `could not boot the VM of task ${id}: ${(err as Error).message}`);
     }
     const stdio = { stdin: str(req.stdin), stdout: str(req.stdout), stderr: str(req.stderr), terminal: req.terminal === true };
-    this.init = new ShimProcess("", guestProcess(spec.process), stdio, process.pid, this.deps.log);
+    this.init = new ShimProcess("", this.processSpec(spec.process), stdio, process.pid, this.deps.log);
     this.deps.log(`task ${id}: instance ${this.instanceId} booted`);
     await this.deps.events.publish("TaskCreate", { container_id: id, bundle, rootfs: mounts, io: stdio, pid: this.init.pid });
     return { pid: this.init.pid };
@@ -186,7 +226,7 @@ export class TaskService {
       throw new TtrpcError(Code.invalidArgument, (err as Error).message);
     }
     const stdio = { stdin: str(req.stdin), stdout: str(req.stdout), stderr: str(req.stderr), terminal: req.terminal === true };
-    this.execs.set(execId, new ShimProcess(execId, guestProcess(spec), stdio, process.pid, this.deps.log));
+    this.execs.set(execId, new ShimProcess(execId, this.processSpec(spec), stdio, process.pid, this.deps.log));
     await this.deps.events.publish("TaskExecAdded", { container_id: this.containerId, exec_id: execId });
     return {};
   }
@@ -205,17 +245,36 @@ export class TaskService {
     return { pid: p.pid, exit_status: exit.status, exited_at: timestamp(exit.at) };
   }
 
+  private processSpec(p: OciProcess): GuestProcessSpec {
+    return { ...guestProcess(p), ...(this.rootSubdir ? { rootSubdir: this.rootSubdir } : {}) };
+  }
+
   /** Delete the VM and unmount the rootfs (also what `delete` does after a crash, see cleanup.ts). */
   private async teardown(): Promise<void> {
-    if (this.instanceId) {
+    if (this.instanceId && this.deps.placement) {
+      await this.deps.placement.release(this.containerId);
+      this.instanceId = null;
+    } else if (this.instanceId) {
       await this.deps.front.deleteInstance(this.instanceId);
       rmSync(join(this.bundle, INSTANCE_FILE), { force: true });
       this.instanceId = null;
     }
+    await unmountBinds(this.binds, this.deps.log);
+    this.binds = [];
     if (this.mounted) {
       await unmountRootfs(join(this.bundle, "rootfs"));
       this.mounted = false;
     }
+  }
+
+  private async stats(req: Msg): Promise<Msg> {
+    this.proc(req);
+    if (!this.instanceId) throw new TtrpcError(Code.notFound, `task ${this.containerId} has no VM`);
+    // A frozen VM's figures do not move: the last sample stands (the VM is never woken for stats).
+    if (this.paused && this.lastStats) return statsResponse(this.lastStats, this.limits);
+    if (this.paused) throw new TtrpcError(Code.failedPrecondition, `task ${this.containerId} is paused and has no stats sample yet: its VM is not woken for stats`);
+    this.lastStats = await this.deps.front.stats(this.instanceId);
+    return statsResponse(this.lastStats, this.limits);
   }
 
   private async pause(pause: boolean): Promise<Msg> {

@@ -73,6 +73,15 @@ export interface VmSpec {
    */
   egressHosts?: BoundHost[];
   /**
+   * Pod network mode (network/pod.ts): the absolute path of an existing
+   * network namespace (CNI's, e.g. /var/run/netns/cni-...) that becomes the
+   * VM's network: QEMU runs in it on a tap redirected from the CNI
+   * interface, and the guest takes the pod's IPv4 address. `network`,
+   * `egressHosts` and `ports` do not apply then; never from a template or
+   * snapshot. Recorded with the VM, so a restarted aegisd re-adopts it.
+   */
+  netnsPath?: string;
+  /**
    * Restore from this memory snapshot instead of cold booting. The spec must
    * match the one snapshotted (memory, vcpus, rootfs, overlayDisk, hostname;
    * no workspace) and the disks must be untouched since: otherwise boot()
@@ -169,7 +178,8 @@ export interface Backend {
   /**
    * Take over a VM a previous daemon left running (live restore): check the
    * process is the one recorded (pid + start time), reconnect its control
-   * channel and QMP, call `beforeReplay` (subscribe to its notifications),
+   * channel (and QEMU's QMP; libkrun's worker has no monitor, so a `ping`
+   * answered is its handshake), call `beforeReplay` (subscribe to its notifications),
    * then replay what the guest held while no daemon listened. Throws when the
    * VM cannot be adopted; the caller then kills it.
    */

@@ -29,6 +29,10 @@ export interface GuestProcessOptions {
   cwd?: string;
   /** User to run as (resolved by the harness in the rootfs); root when absent. */
   user?: string;
+  /** Chroot into this directory of the rootfs (a container of a pod VM); the rootfs itself when absent. */
+  rootSubdir?: string;
+  /** Extra supplementary gids on top of the user's. */
+  groups?: number[];
   /** Power the VM off when this process exits (task mode). */
   primary?: boolean;
   /** Output handlers; with `window`, a returned promise holds the chunk's credit until it settles. */
@@ -135,12 +139,14 @@ export async function startGuestProcess(channel: ControlChannel, opts: GuestProc
         env: opts.env ?? {},
         cwd: opts.cwd,
         user: opts.user,
+        ...(opts.groups && opts.groups.length > 0 ? { groups: opts.groups } : {}),
         primary: opts.primary,
         ...(opts.window === undefined ? {} : { window: opts.window }),
         ...(opts.stdin ? { stdin: true } : {}),
         ...(opts.tty ? { tty: opts.tty } : {}),
         // Only when set, so other runs still reach a harness older than the field.
         ...(opts.endsWithClient ? { ends_with_client: true } : {}),
+        ...(opts.rootSubdir ? { root_subdir: opts.rootSubdir } : {}),
       },
       { timeoutMs: opts.timeoutMs ?? 30_000 },
     ));

@@ -1,13 +1,16 @@
 /**
  * @module vmm/libkrun-vm
  * One running libkrun VM: an `aegis-vmm-worker` process (leader of its own
- * process group) inside which `krun_start_enter` runs the guest. libkrun
+ * session and process group) inside which `krun_start_enter` runs the guest,
+ * either spawned by this daemon or adopted from a previous one (live
+ * restore; its exit code is then unknown, -1, see vm-process.ts). libkrun
  * cannot pause, resume or snapshot a VM, so those throw
  * `LibkrunUnsupportedError`; stop asks the harness to power off and kills
  * the worker's process group after a grace period.
  */
 import type { Vm, VmSpec } from "./backend.ts";
 import type { ControlChannel } from "./control-channel.ts";
+import type { VmProcess } from "./vm-process.ts";
 import { shutdownGracefully } from "./graceful-stop.ts";
 import { waitGuestPort, type GuestPortState } from "./guest-port.ts";
 import { killGroup } from "./virtiofsd.ts";
@@ -40,7 +43,7 @@ export class LibkrunVm implements Vm {
 
   constructor(
     spec: VmSpec,
-    private readonly proc: Bun.Subprocess,
+    private readonly proc: VmProcess,
     readonly channel: ControlChannel,
     readonly consoleLog: string,
     /** Spawn-to-ready time of this boot, in ms. */
@@ -55,7 +58,7 @@ export class LibkrunVm implements Vm {
   }
 
   private get gone(): boolean {
-    return this.proc.exitCode !== null || this.proc.signalCode !== null;
+    return this.proc.gone;
   }
 
   /** Not supported by libkrun. */

@@ -35,11 +35,15 @@
  * - disks found by `serial=` in the guest: `aegis-tools` (read-only, shared
  *   by all VMs), `aegis-root` (read-only image, overlaid in the guest),
  *   `aegis-overlay` (optional writable upper layer).
+ * - network: slirp (`-netdev user`, port forwards as `hostfwd`), or for a
+ *   pod network (network/pod.ts) a tap in the pod's namespace with the CNI
+ *   interface's MAC and the guest's addresses as `aegis.podnet=`.
  * Nothing secret is ever put here: the kernel command line carries only the
- * hostname and feature switches, and QEMU's argv is world-readable.
+ * hostname, feature switches and a pod network's addresses, and QEMU's argv is world-readable.
  */
 import type { AccelName } from "./accel.ts";
 import type { PortForward } from "./backend.ts";
+import { PODNET_KEY } from "../api/schema/pod-network.ts";
 
 /** Everything the command line depends on. */
 export interface QemuArgsInput {
@@ -79,6 +83,13 @@ export interface QemuArgsInput {
   memoryFile?: { path: string; shared: boolean };
   /** Deferred setup (template VMs): the harness mounts the rootfs only on its `setup` RPC. */
   deferSetup?: boolean;
+  /**
+   * Pod network mode (network/pod.ts): a tap in the pod's namespace instead
+   * of slirp, the virtio-net MAC the CNI interface's, and the guest's
+   * address, routes and DNS as the `aegis.podnet=` word (api/schema/pod-network.ts).
+   * `ports`, `hostfwdAddress` and `restrict` do not apply then.
+   */
+  podNet?: { tap: string; mac: string; word: string };
 }
 
 const HOSTNAME_RE = /^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$/;
@@ -90,7 +101,7 @@ function optValue(what: string, v: string): string {
 }
 
 /** The guest kernel command line. */
-export function kernelCmdline(input: Pick<QemuArgsInput, "arch" | "accel" | "tscKhz" | "hostname" | "virtiofsSocket" | "virtiofsTag" | "deferSetup">): string {
+export function kernelCmdline(input: Pick<QemuArgsInput, "arch" | "accel" | "tscKhz" | "hostname" | "virtiofsSocket" | "virtiofsTag" | "deferSetup" | "podNet">): string {
   if (!HOSTNAME_RE.test(input.hostname)) throw new Error(`hostname ${JSON.stringify(input.hostname)} is not a valid DNS label`);
   const console = input.arch === "x86_64" ? "ttyS0" : "ttyAMA0";
   const parts = [`console=${console}`, "quiet", "panic=-1"];
@@ -101,6 +112,10 @@ export function kernelCmdline(input: Pick<QemuArgsInput, "arch" | "accel" | "tsc
   parts.push(`aegis.hostname=${input.hostname}`);
   if (input.virtiofsSocket) parts.push(input.virtiofsTag === "aegis-root" ? "aegis.rootfs=virtiofs" : "aegis.workspace=1");
   if (input.deferSetup) parts.push("aegis.defer=1");
+  if (input.podNet) {
+    if (!/^[A-Za-z0-9_-]+$/.test(input.podNet.word)) throw new Error("the aegis.podnet value must be base64url");
+    parts.push(`${PODNET_KEY}=${input.podNet.word}`);
+  }
   return parts.join(" ");
 }
 
@@ -112,6 +127,20 @@ function memoryBackend(input: QemuArgsInput): string {
     return `memory-backend-file,id=mem0,${size},mem-path=${optValue("memory file path", input.memoryFile.path)},share=${input.memoryFile.shared ? "on" : "off"}`;
   }
   return `memory-backend-ram,id=mem0,${size}`;
+}
+
+/** The guest's one NIC: slirp (`user`, with the port forwards) or, for a pod network, the pod namespace's tap. */
+function netdevArgs(input: QemuArgsInput): string[] {
+  if (input.podNet) {
+    const { tap, mac } = input.podNet;
+    if (!/^[A-Za-z0-9_.-]{1,15}$/.test(tap)) throw new Error(`tap device name ${JSON.stringify(tap)} is not a valid interface name`);
+    if (!/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/.test(mac)) throw new Error(`MAC address ${JSON.stringify(mac)} is not lowercase aa:bb:cc:dd:ee:ff`);
+    if (input.ports.length > 0) throw new Error("port forwards need QEMU user networking, which a VM on a pod network has not");
+    return ["-netdev", `tap,id=n0,ifname=${tap},script=no,downscript=no`, "-device", `virtio-net-device,netdev=n0,mac=${mac}`];
+  }
+  const addr = input.hostfwdAddress ?? "127.0.0.1";
+  const fwd = input.ports.map((p) => `,hostfwd=tcp:${addr}:${p.hostPort}-:${p.guestPort}`).join("");
+  return ["-netdev", `user,id=n0${input.restrict ? ",restrict=on" : ""}${fwd}`, "-device", "virtio-net-device,netdev=n0"];
 }
 
 /** Build the argv (without the qemu binary itself). */
@@ -151,9 +180,7 @@ export function buildQemuArgs(input: QemuArgsInput): string[] {
       "-device", "virtio-blk-device,drive=overlay,serial=aegis-overlay",
     );
   }
-  const addr = input.hostfwdAddress ?? "127.0.0.1";
-  const fwd = input.ports.map((p) => `,hostfwd=tcp:${addr}:${p.hostPort}-:${p.guestPort}`).join("");
-  a.push("-netdev", `user,id=n0${input.restrict ? ",restrict=on" : ""}${fwd}`, "-device", "virtio-net-device,netdev=n0");
+  a.push(...netdevArgs(input));
   if (input.virtiofsSocket) {
     a.push(
       "-chardev", `socket,id=vfs,path=${optValue("virtiofs socket path", input.virtiofsSocket)}`,

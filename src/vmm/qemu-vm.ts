@@ -15,6 +15,7 @@ import { QmpClient } from "./qmp.ts";
 import { publishMemoryFile, receiveSnapshot, removeSnapshot, stampFile, writeSnapshotMeta, type SnapshotIdentity } from "./snapshot-file.ts";
 import { killGroup } from "./virtiofsd.ts";
 import type { VmNetwork } from "./network/index.ts";
+import type { PodNetwork } from "./network/pod.ts";
 import type { VmProcess } from "./vm-process.ts";
 
 /** Size at which a VM's console log is rotated (one previous generation is kept). */
@@ -65,8 +66,8 @@ export class QemuVm implements Vm {
     readonly bootMs: number,
     /** Async for an adopted VM: its guest assets are located only when a snapshot needs them (not on the restart window). */
     private readonly identity: () => SnapshotIdentity | Promise<SnapshotIdentity>,
-    /** The VM's host-side network (namespace, policy, relays), torn down when QEMU exits. */
-    private readonly net?: VmNetwork,
+    /** The VM's host-side network (namespace, policy, relays; or the pod network's tap and filters), torn down when QEMU exits. */
+    private readonly net?: VmNetwork | PodNetwork,
   ) {
     this.id = spec.id;
     this.pid = proc.pid;
@@ -109,6 +110,7 @@ export class QemuVm implements Vm {
 
   /** Forward 127.0.0.1:`hostPort` to the guest's `guestPort` on the running VM (user network `n0`). */
   async addPortForward(hostPort: number, guestPort: number): Promise<void> {
+    if (this.net?.mode === "pod") return await this.net.addForward(hostPort); // refused: no slirp to forward with
     // Success prints nothing; a failure prints why ("Could not set up host forwarding rule ...").
     const cmd = `hostfwd_add n0 tcp:${this.net?.hostfwdAddress ?? "127.0.0.1"}:${hostPort}-:${guestPort}`;
     const out = await this.monitor(cmd);

@@ -66,6 +66,7 @@ import { newTemplateBuild, pruneTemplateBuilds, templateBuilds, templateMemoryFi
 import { TEMPLATE_HOSTNAME, templateKey } from "./templates.ts";
 import { killGroup, startRootfsVirtiofsd, startVirtiofsd } from "./virtiofsd.ts";
 import { VmNetwork } from "./network/index.ts";
+import { PodNetwork } from "./network/pod.ts";
 import { DEFAULT_NETWORK } from "../api/network-policy.ts";
 
 /** Linux `sun_path` holds 108 bytes including the NUL. */
@@ -248,7 +249,8 @@ export class QemuBackend implements Backend {
    * restores of their own snapshot go through boot() instead.
    */
   async bootFromTemplate(spec: VmSpec): Promise<QemuVm> {
-    if (spec.workspace || spec.rootfsDir || spec.restoreFrom) return await this.boot(spec);
+    // A pod network VM boots cold: a template's guest configured slirp's addresses before its snapshot.
+    if (spec.workspace || spec.rootfsDir || spec.restoreFrom || spec.netnsPath) return await this.boot(spec);
     mkdirSync(spec.runDir, { recursive: true, mode: 0o700 });
     const assets = await this.prepare();
     if (spec.overlayDisk) await ensureOverlayDisk(spec.overlayDisk, spec.overlayDiskSizeMb);
@@ -404,7 +406,9 @@ export class QemuBackend implements Backend {
     const phases: Record<string, number> = {};
     const mark = (phase: string) => (phases[phase] = Math.round(performance.now() - t0));
     // The namespace and nft rules survived the old aegisd; its resolver and relays did not.
-    const net = await VmNetwork.adopt(rec.netSlot, spec.network ?? DEFAULT_NETWORK, spec.runDir, this.home(spec), this.opts.log ?? (() => {}), { vmId: spec.id, hosts: spec.egressHosts ?? [] });
+    const net = spec.netnsPath
+      ? await PodNetwork.adopt(spec.netnsPath)
+      : await VmNetwork.adopt(rec.netSlot, spec.network ?? DEFAULT_NETWORK, spec.runDir, this.home(spec), this.opts.log ?? (() => {}), { vmId: spec.id, hosts: spec.egressHosts ?? [] });
     let channel: ControlChannel | undefined;
     let qmp: QmpClient | undefined;
     try {
@@ -487,9 +491,12 @@ export class QemuBackend implements Backend {
     const channel = ControlChannel.listen(paths.ctl, undefined, { seqFile: paths.seq });
     let virtiofsd: Bun.Subprocess | undefined;
     let proc: Bun.Subprocess | undefined;
-    let net: VmNetwork | undefined;
+    let net: VmNetwork | PodNetwork | undefined;
     try {
-      net = await VmNetwork.setup(spec.network ?? DEFAULT_NETWORK, spec.runDir, this.home(spec), this.opts.log ?? (() => {}), { vmId: spec.id, hosts: spec.egressHosts ?? [] });
+      if (spec.netnsPath && spec.restoreFrom) throw new Error(`VM ${spec.id}: a VM on a pod network (netns_path) cannot be restored from a snapshot`);
+      net = spec.netnsPath
+        ? await PodNetwork.setup(spec.netnsPath)
+        : await VmNetwork.setup(spec.network ?? DEFAULT_NETWORK, spec.runDir, this.home(spec), this.opts.log ?? (() => {}), { vmId: spec.id, hosts: spec.egressHosts ?? [] });
       for (const p of spec.ports) await net.addForward(p.hostPort);
       if (spec.workspace && spec.rootfsDir) throw new Error(`VM ${spec.id}: a host-directory rootfs and a workspace cannot be combined yet`);
       if (spec.workspace) virtiofsd = await startVirtiofsd(spec.workspace, paths.vfs, join(spec.runDir, "virtiofsd.log"), qemuEnv());
@@ -507,7 +514,7 @@ export class QemuBackend implements Backend {
         overlayDisk: spec.overlayDisk,
         ports: spec.ports,
         hostfwdAddress: net.hostfwdAddress,
-        restrict: net.restrict,
+        restrict: net.mode !== "pod" && net.restrict,
         hostname: spec.hostname,
         virtiofsSocket: virtiofsd ? paths.vfs : undefined,
         virtiofsTag: spec.rootfsDir ? "aegis-root" : "workspace",
@@ -519,6 +526,7 @@ export class QemuBackend implements Backend {
         deferSetup: defer,
         memoryFile,
         tbSizeMb: this.tbSizeMb(spec.restoreFrom !== undefined),
+        podNet: net.mode === "pod" ? { tap: net.tap, mac: net.mac, word: net.guestWord! } : undefined,
       });
       const t0 = performance.now();
       proc = Bun.spawn([...net.wrapper, this.qemuBinary, ...args], {

@@ -130,7 +130,7 @@ export function selectBackend(opts: { log?: (msg: string, fields?: Record<string
   const qemu = Bun.which(`qemu-system-${arch}`);
   const choice = chooseBackend(forced, libkrun, qemu);
   if (choice.name === "libkrun" && libkrun.ok) {
-    const backend = new LibkrunBackend({ library: libkrun.path, guest: krunGuestProvider(opts.log) });
+    const backend = new LibkrunBackend({ library: libkrun.path, guest: krunGuestProvider(opts.log), log: opts.log });
     const accel = process.platform === "darwin" ? "hvf" : "kvm";
     return { backend, name: "libkrun", reason: choice.reason, accel, capabilities: backend.capabilities };
   }

@@ -55,6 +55,11 @@
  * with EROFS on the host, and the guest's overlayfs puts its writes in the
  * VM's own upper layer. `cache=always`: nobody changes that tree while
  * the VM runs (containerd's snapshot is ours until the task is deleted).
+ * The namespace is a *slave* copy of the host's (not private): mounts made
+ * later under a directory the host made a shared mount reach virtiofsd
+ * (the shim's pod directory, where each container's rootfs is moved
+ * read-only, shim/sandbox.ts); nothing propagates back to the host, and a
+ * host tree that is not a shared mount behaves exactly as with a private one.
  *
  * `cache=auto`: the guest caches attributes and names for 1 s, so a file the
  * host creates or changes shows in the guest within ~1 s; guest writes reach
@@ -178,18 +183,21 @@ export async function startVirtiofsd(source: string, socket: string, logPath: st
 /**
  * The mount-namespace wrapper for a root filesystem: bind the directory onto
  * itself, remount that bind read-only, then exec virtiofsd (as root, so
- * owners and modes show as they are). Arguments come positionally.
+ * owners and modes show as they are). Arguments come positionally. The bind
+ * is recursive: the OCI bind mounts the shim put below the rootfs
+ * (shim/bind-mounts.ts) are part of what the guest sees, each with its own
+ * flags (a `ro` one stays read-only).
  */
 const ROOTFS_SCRIPT = `set -eu
 dir=$1 mount=$2; shift 2
-"$mount" --bind "$dir" "$dir"
+"$mount" --rbind "$dir" "$dir"
 "$mount" -o remount,bind,ro "$dir"
 exec "$@"`;
 
 /** The argv that serves `source` read-only on `socket` (see the module notes). */
 export function rootfsVirtiofsdArgv(bin: string, source: string, socket: string): string[] {
   const inner = [bin, `--socket-path=${socket}`, "-o", `source=${source}`, "-o", "cache=always", "--thread-pool-size=2"];
-  return [tool("unshare"), "--mount", "--propagation", "private", "--", "/bin/sh", "-c", ROOTFS_SCRIPT, "aegis-rootfs", source, tool("mount"), ...inner];
+  return [tool("unshare"), "--mount", "--propagation", "slave", "--", "/bin/sh", "-c", ROOTFS_SCRIPT, "aegis-rootfs", source, tool("mount"), ...inner];
 }
 
 /** Start a read-only virtiofsd for a root filesystem directory and wait for its socket. */

@@ -3,7 +3,10 @@
  * Debian's containerd started by a test itself (no systemd): its own config,
  * root, state and sockets under a temporary directory, the CRI plugin off
  * unless asked for, and `bin/` first on its PATH so it finds
- * `containerd-shim-aegis-v2`. `ctr` runs against its socket. Disposal stops
+ * `containerd-shim-aegis-v2`. `ctr` runs against its socket. With `cri`, the
+ * CRI plugin serves on the same socket with a runtime handler `aegis`
+ * (`io.containerd.aegis.v2`), the given sandbox image (imported, never
+ * pulled), CNI plugins from /usr/lib/cni and a CNI config dir of the test's. Disposal stops
  * containerd, unmounts whatever it left under the directory and removes it.
  */
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -12,6 +15,38 @@ import { join } from "node:path";
 import { repoRoot, type RunResult } from "./aegis.ts";
 
 /** One containerd for one test. */
+/** What the CRI plugin is configured with. */
+export interface CriOptions {
+  /** `sandbox_image`: must be imported into namespace k8s.io before a pod runs. */
+  sandboxImage: string;
+  /** Directory of the CNI network configs. */
+  cniConfDir: string;
+}
+
+/** The CRI plugin's config section (runtime handler `aegis`, streaming on loopback). */
+function criConfig(cri: CriOptions): string[] {
+  const p = `[plugins."io.containerd.grpc.v1.cri"`;
+  return [
+    `${p}]`,
+    `  sandbox_image = "${cri.sandboxImage}"`,
+    `  stream_server_address = "127.0.0.1"`,
+    `  stream_server_port = "0"`,
+    `  enable_selinux = false`,
+    `  disable_apparmor = true`,
+    `  restrict_oom_score_adj = true`,
+    `${p}.containerd]`,
+    `  snapshotter = "overlayfs"`,
+    `  default_runtime_name = "runc"`,
+    `${p}.containerd.runtimes.runc]`,
+    `  runtime_type = "io.containerd.runc.v2"`,
+    `${p}.containerd.runtimes.aegis]`,
+    `  runtime_type = "io.containerd.aegis.v2"`,
+    `${p}.cni]`,
+    `  bin_dir = "/usr/lib/cni"`,
+    `  conf_dir = "${cri.cniConfDir}"`,
+  ];
+}
+
 export class TestContainerd {
   readonly dir = mkdtempSync(join(tmpdir(), "ctd-"));
   readonly socket = join(this.dir, "containerd.sock");
@@ -20,6 +55,8 @@ export class TestContainerd {
   constructor(
     /** The AEGIS_HOME the shim (and the aegisd it starts) uses. */
     readonly aegisHome: string,
+    /** Enable the CRI plugin with these settings (off when absent). */
+    private readonly cri?: CriOptions,
   ) {}
 
   /** Environment containerd (and so the shim) runs with. */
@@ -33,7 +70,7 @@ export class TestContainerd {
       "version = 2",
       `root = "${this.dir}/root"`,
       `state = "${this.dir}/state"`,
-      `disabled_plugins = ["io.containerd.grpc.v1.cri"]`,
+      ...(this.cri ? [] : [`disabled_plugins = ["io.containerd.grpc.v1.cri"]`]),
       "[grpc]",
       `  address = "${this.socket}"`,
       "[ttrpc]",
@@ -41,6 +78,7 @@ export class TestContainerd {
       "[debug]",
       `  address = "${this.dir}/debug.sock"`,
       `  level = "debug"`,
+      ...(this.cri ? criConfig(this.cri) : []),
       "",
     ].join("\n");
     mkdirSync(join(this.dir, "root"), { recursive: true });
@@ -82,6 +120,12 @@ export class TestContainerd {
       .split("\n")
       .map((l) => l.split(" ")[1] ?? "")
       .filter((m) => m.startsWith(this.dir));
+  }
+
+  /** Pids of the shim processes serving this containerd (they name its socket in their arguments). */
+  shimPids(): number[] {
+    const out = Bun.spawnSync(["pgrep", "-f", `shim.*${this.dir}`]).stdout.toString().trim();
+    return out ? out.split("\n").map(Number) : [];
   }
 
   /** Stop containerd, unmount what is left, remove the directory. */

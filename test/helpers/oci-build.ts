@@ -85,10 +85,10 @@ function doc(obj: unknown, mediaType: string): TestDoc {
 export const hostArch = process.arch === "x64" ? "amd64" : "arm64";
 
 /** Build config + manifest for some layers. */
-export function makeImage(layers: TestLayer[], opts: { architecture?: string; env?: string[]; workingDir?: string; docker?: boolean } = {}): TestImage {
+export function makeImage(layers: TestLayer[], opts: { architecture?: string; env?: string[]; workingDir?: string; docker?: boolean; cmd?: string[] } = {}): TestImage {
   const architecture = opts.architecture ?? hostArch;
   const config = doc(
-    { architecture, os: "linux", config: { Env: opts.env ?? ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"], WorkingDir: opts.workingDir ?? "", Cmd: ["/bin/sh"] }, rootfs: { type: "layers", diff_ids: layers.map((l) => l.diffId) } },
+    { architecture, os: "linux", config: { Env: opts.env ?? ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"], WorkingDir: opts.workingDir ?? "", Cmd: opts.cmd ?? ["/bin/sh"] }, rootfs: { type: "layers", diff_ids: layers.map((l) => l.diffId) } },
     opts.docker ? "application/vnd.docker.container.image.v1+json" : "application/vnd.oci.image.config.v1+json",
   );
   const mt = opts.docker ? "application/vnd.docker.distribution.manifest.v2+json" : "application/vnd.oci.image.manifest.v1+json";

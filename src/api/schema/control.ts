@@ -58,8 +58,9 @@
  *   A harness older than this method answers `methodNotFound`.
  */
 import { z } from "zod";
-import { FileStat, FsEventParams, FsListParams, FsUnwatchParams, FsWatchParams, FsListResult, FsMkdirParams, FsReadParams, FsReadResult, FsRemoveParams, FsRenameParams, FsSetattrParams, FsStatParams, FsSymlinkParams, FsWriteParams, FsWriteResult } from "./files.ts";
+import { FileStat, FsEventParams, FsListParams, FsUnwatchParams, FsWatchParams, FsListResult, FsMkdirParams, FsReadParams, FsReadResult, FsReadonlyParams, FsRemoveParams, FsRenameParams, FsSetattrParams, FsStatParams, FsSymlinkParams, FsWriteParams, FsWriteResult } from "./files.ts";
 import { McpBridgeMethods } from "./mcp.ts";
+import { GuestStats } from "./stats.ts";
 
 /** The name of the virtio-serial port that carries the control channel. */
 export const CONTROL_PORT_NAME = "aegis.control";
@@ -96,6 +97,13 @@ export const RunParams = z.object({
    * rootfs's /etc/passwd and /etc/group (supplementary groups included); root when absent.
    */
   user: z.string().optional(),
+  /**
+   * Chroot into this directory of the rootfs instead of the rootfs itself
+   * (a container of a pod VM, guest/harness/container-root.ts); relative, no `..`.
+   */
+  root_subdir: z.string().min(1).max(512).optional(),
+  /** Extra supplementary gids added to the user's (needs `user`). */
+  groups: z.array(z.number().int().min(0).max(4_294_967_294)).max(64).optional(),
   /** When this process exits the harness sends its `exit` and powers the VM off. */
   primary: z.boolean().optional(),
   /** Keep stdin open as a pipe, fed by `stdin.write` and closed by `stdin.close`. */
@@ -197,6 +205,7 @@ export const SetupParams = z.object({
 /** `ping` result. */
 export const PingResult = z.object({ uptime_ms: z.number() }).strict();
 
+
 /** Most process ids one `processes.end_untracked` request or answer carries. */
 export const MAX_TRACKED_PROCESSES = 4096;
 
@@ -232,6 +241,7 @@ export const ControlRequests = {
   "tty.resize": { params: TtyResizeParams, result: OkResult },
   "clock.set": { params: ClockSetParams, result: OkResult },
   ping: { params: z.object({}).strict().optional(), result: PingResult },
+  stats: { params: z.object({}).strict().optional(), result: GuestStats },
   "port.wait": { params: PortWaitParams, result: PortWaitResult },
   setup: { params: SetupParams, result: OkResult },
   resume: { params: ResumeParams, result: ResumeResult },
@@ -246,6 +256,7 @@ export const ControlRequests = {
   "fs.rename": { params: FsRenameParams, result: OkResult },
   "fs.symlink": { params: FsSymlinkParams, result: OkResult },
   "fs.setattr": { params: FsSetattrParams, result: OkResult },
+  "fs.readonly": { params: FsReadonlyParams, result: OkResult },
   "fs.watch": { params: FsWatchParams, result: OkResult },
   "fs.unwatch": { params: FsUnwatchParams, result: OkResult },
 } as const;

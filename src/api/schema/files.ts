@@ -66,6 +66,9 @@ export const FsWriteResult = z.object({ size: z.number().int().nonnegative() }).
 /** `fs.mkdir` params (parents are created; an existing directory is fine). */
 export const FsMkdirParams = z.object({ path: GuestPath, mode: z.number().int().min(0).max(0o7777).optional() }).strict();
 
+/** `fs.readonly` params: a path of the rootfs made read-only in the guest (a bind onto itself, remounted ro). */
+export const FsReadonlyParams = z.object({ path: GuestPath }).strict();
+
 /** `fs.remove` params (a directory needs `recursive`). */
 export const FsRemoveParams = z.object({ path: GuestPath, recursive: z.boolean().optional() }).strict();
 

@@ -47,6 +47,16 @@ export const InstanceCreate = z
     capabilities: SpawnCapabilitiesGrant.optional(),
     /** Egress policy (`--allow`, `--deny`, `--no-network`); the default (public internet only) when absent. */
     network: NetworkPolicySchema.optional(),
+    /**
+     * Pod network mode (vmm/network/pod.ts): the absolute path of an existing
+     * network namespace (`/var/run/netns/cni-...`, `/proc/PID/ns/net`) that
+     * CNI prepared; the VM takes its interface's IPv4 address, MAC, routes
+     * and DNS, and a server in the guest answers on that address. Needs
+     * aegisd as root; excludes `network` (the pod's policy is CNI's) and
+     * `expose` (no port forwards: use the pod IP). The namespace stays the
+     * caller's: aegisd never deletes it.
+     */
+    netns_path: z.string().startsWith("/", "must be an absolute path").optional(),
   })
   .strict();
 export type InstanceCreate = z.infer<typeof InstanceCreate>;
@@ -98,6 +108,8 @@ export const Instance = z.object({
   capabilities: SpawnCapabilities,
   /** Egress policy: `--no-network` (`none`) or the ordered rules over the default. */
   network: NetworkPolicyView,
+  /** The pod network namespace the VM's network is (InstanceCreate.netns_path); absent otherwise. */
+  netns_path: z.string().optional(),
   /** For an E2B sandbox (created through the E2B API): its template, metadata and lifetime; null otherwise. */
   e2b: z
     .object({ template: z.string(), metadata: z.record(z.string(), z.string()), timeout_s: z.number().int(), end_at: z.string(), auto_pause: z.boolean() })
@@ -117,6 +129,14 @@ export const ExecRequest = z
     cwd: GuestDir.optional(),
     /** User; the instance's when absent. */
     user: GuestUser.optional(),
+    /**
+     * Run chrooted into this directory of the instance's root filesystem
+     * (relative, no `..`): a container of a containerd pod VM, whose rootfs
+     * holds one directory per container (docs/containerd-shim.md).
+     */
+    root_subdir: z.string().regex(/^(?!\/)(?!.*(^|\/)\.\.(\/|$)).+$/, "must be a relative path without ..").max(512).optional(),
+    /** Extra supplementary gids on top of the user's own (OCI `user.additionalGids`, the containerd shim's). */
+    groups: z.array(z.number().int().min(0).max(4_294_967_294)).max(64, "at most 64 extra groups").optional(),
     /** Kill the process (SIGKILL) after this many seconds; the exit record then says `timed_out`. No limit when absent. */
     timeout_s: z.number().int().min(1, "must be at least 1 second").max(86_400, "must be at most 86400 seconds (one day)").optional(),
   })

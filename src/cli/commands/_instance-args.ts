@@ -77,6 +77,7 @@ export const instanceArgs = {
   workspace: { type: "string", valueHint: "NAME|PATH", description: "Host directory mounted at /workspace (a name under AEGIS_HOME/data/workspaces, or an absolute path)" },
   "pause-after": { type: "string", valueHint: "SECONDS", description: "Pause after this many idle seconds (0 = never; default 60)" },
   "stop-after": { type: "string", valueHint: "SECONDS", description: "Stop after this many more idle seconds once paused (0 = never; default 1200)" },
+  netns: { type: "string", valueHint: "PATH", description: "Pod network: the VM's network is this network namespace (e.g. /var/run/netns/cni-...), answering on its IPv4 address (aegisd as root; no --allow/--deny/--no-network/--expose)" },
 } as const satisfies AegisArgsDef;
 
 function seconds(flag: string, value: string | undefined): number | undefined {
@@ -105,6 +106,7 @@ export function instanceBody(values: ParsedCommandLine["values"], cl: ParsedComm
   if (cl.multi.env) body.env = parseEnv(cl.multi.env);
   if (cl.multi.expose) body.expose = checkExpose(cl.multi.expose);
   if (str("workspace")) body.workspace = str("workspace");
+  if (str("netns")) body.netns_path = str("netns");
   const memory = parsePositive("memory", str("memory"));
   if (memory !== undefined) body.memory_mb = memory;
   const cpus = parsePositive("cpus", str("cpus"));

@@ -61,7 +61,7 @@ export default defineCommand({
   },
   async run({ args }) {
     const port = parsePort(args.port);
-    const { already, pid } = await startDaemon(statePaths());
+    const { already, pid } = await startDaemon(statePaths(), { onSlowStart: () => say("aegis: aegisd is still starting...") });
     if (!already) say(`aegisd started (pid ${pid})`);
     const opened = await client().request(UiOpened, "POST", "/v1/ui", port === undefined ? {} : { port });
     if (args.json) printJson(opened);

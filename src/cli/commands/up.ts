@@ -2,6 +2,11 @@
  * @module cli/commands/up
  * `aegis up [--no-daemons]`: start aegisd (idempotent), then report the kit
  * daemons it supervises (spec: agent-kit.md, "Start the gateway").
+ *
+ * The wait for aegisd's pid file: the spec's 2 s, then one progress line on
+ * stderr (`aegis: aegisd is still starting...`) and on up to 15 s in all
+ * (control/daemon-process.ts `START_MAX_WAIT_MS`, which says why) before it
+ * fails with the daemon log's tail.
  */
 import { defineCommand } from "citty";
 import { homedir } from "node:os";
@@ -20,7 +25,10 @@ export default defineCommand({
   meta: { name: "up", description: "Start the aegisd daemon (and the kit daemons whose config exists)" },
   args: { "no-daemons": { type: "boolean", description: "Do not start kit daemons such as aegis-gateway" } },
   async run({ args }) {
-    const { pid, already } = await startDaemon(statePaths(), { noDaemons: args["no-daemons"] === true });
+    const { pid, already } = await startDaemon(statePaths(), {
+      noDaemons: args["no-daemons"] === true,
+      onSlowStart: () => say("aegis: aegisd is still starting..."),
+    });
     say(already ? `aegisd is already running (pid ${pid})` : `aegisd started (pid ${pid})`);
     const status = await client().status();
     for (const d of status.daemons) {

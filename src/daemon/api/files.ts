@@ -21,6 +21,7 @@ export function fileRoutes(deps: ApiDeps) {
   const path = (q: Record<string, string>) => parseWith(FilesQuery, q, "query").path;
   return new Hono()
     .get("/:id/files/stat", async (c) => c.json(await files.stat(c.req.param("id"), path(c.req.query()))))
+    .post("/:id/files/readonly", async (c) => c.json(await files.readonly(c.req.param("id"), path(c.req.query()))))
     .get("/:id/files/list", async (c) => c.json(await files.list(c.req.param("id"), path(c.req.query()))))
     .get("/:id/files/content", async (c) => {
       const { size, stream } = await files.read(c.req.param("id"), path(c.req.query()));

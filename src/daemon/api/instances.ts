@@ -1,7 +1,7 @@
 /**
  * @module daemon/api/instances
  * `/v1/instances` (id or handle everywhere): create, list, info, delete,
- * start, pause, resume, stop, exec (NDJSON), logs (NDJSON), tether ingress
+ * start, pause, resume, stop, stats, exec (NDJSON), logs (NDJSON), tether ingress
  * and stream, and expose / unexpose of router-served guest ports.
  */
 import { Hono } from "hono";
@@ -10,6 +10,7 @@ import { ExecRequest, ExposeRequest, InstanceCreate } from "../../api/schema/ins
 import { TetherIngress, TetherStreamQuery } from "../../api/schema/tether.ts";
 import { execInInstance } from "../instances/exec.ts";
 import { exposePort, unexposePort } from "../instances/expose.ts";
+import { instanceStats } from "../instances/stats.ts";
 import type { ApiDeps } from "./deps.ts";
 import { sessionRoutes } from "./sessions.ts";
 import { ndjsonResponse } from "./ndjson.ts";
@@ -33,6 +34,7 @@ export function instanceRoutes(deps: ApiDeps) {
     .post("/:id/start", async (c) => c.json(await instances.start(c.req.param("id"))))
     .post("/:id/resume", async (c) => c.json(await instances.start(c.req.param("id"))))
     .post("/:id/pause", async (c) => c.json(await instances.pause(c.req.param("id"))))
+    .get("/:id/stats", async (c) => c.json(await instanceStats(instances, c.req.param("id"))))
     .post("/:id/stop", async (c) => {
       return c.json(await instances.stop(c.req.param("id"), await optionalJsonBody(c, StopBody)));
     })

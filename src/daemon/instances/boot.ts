@@ -153,6 +153,7 @@ export class InstanceBoot {
       workspace: row.spec.workspace ?? undefined,
       rootfsDir: row.spec.rootfs_dir ?? undefined,
       network: row.spec.network,
+      netnsPath: row.spec.netns_path,
       restoreFrom,
       substitutions,
     });

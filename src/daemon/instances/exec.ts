@@ -33,13 +33,13 @@ export const EXEC_OUTPUT_WINDOW = 1024 * 1024;
 export async function startInInstance(
   instances: InstancesService,
   id: string,
-  req: { command: string[]; env: Record<string, string>; cwd?: string; user?: string },
-  opts: Omit<GuestProcessOptions, "argv" | "env" | "cwd" | "user">,
+  req: { command: string[]; env: Record<string, string>; cwd?: string; user?: string; root_subdir?: string; groups?: number[] },
+  opts: Omit<GuestProcessOptions, "argv" | "env" | "cwd" | "user" | "rootSubdir" | "groups">,
 ): Promise<GuestProcess> {
   const rt = await instances.ensureRunning(id);
   if (!rt.vm) throw new Error(`instance ${id} has no running VM`);
   const base = await instances.commandEnvironment(id);
-  return startGuestProcess(rt.vm.channel, { ...opts, argv: req.command, env: { ...base.env, ...req.env }, cwd: req.cwd ?? base.cwd, user: req.user ?? base.user });
+  return startGuestProcess(rt.vm.channel, { ...opts, argv: req.command, env: { ...base.env, ...req.env }, cwd: req.cwd ?? base.cwd, user: req.user ?? base.user, ...(req.root_subdir ? { rootSubdir: req.root_subdir } : {}), groups: req.groups });
 }
 
 /** Whether the guest refused to start the program itself (not found, unknown user): exit 127 territory. */

@@ -51,6 +51,11 @@ export class InstanceFiles {
     return this.with(ref, (ch) => ch.call("fs.stat", { path }));
   }
 
+  /** Make a rootfs path read-only in the guest (see guest/harness/files.ts readonly). */
+  readonly(ref: string, path: string): Promise<{ ok: true }> {
+    return this.with(ref, (ch) => ch.call("fs.readonly", { path }));
+  }
+
   /** A directory's entries. */
   list(ref: string, path: string): Promise<{ entries: FileStat[]; truncated: boolean }> {
     return this.with(ref, (ch) => ch.call("fs.list", { path }));

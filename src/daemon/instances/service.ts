@@ -25,7 +25,7 @@
 import { endOrphanedExecs } from "./orphans.ts";
 import { existsSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { Conflict, NotFound, PreconditionFailed } from "../../api/errors.ts";
+import { Conflict, InvalidRequest, NotFound, PreconditionFailed } from "../../api/errors.ts";
 import type { SpawnCapabilities } from "../../api/schema/capabilities.ts";
 import type { Instance, InstanceCreate } from "../../api/schema/instances.ts";
 import type { Backend, Vm } from "../../vmm/backend.ts";
@@ -287,7 +287,7 @@ export class InstancesService {
   /** Whether an instance's memory may be written to a snapshot (see the module notes). */
   snapshottable(row: InstanceRow): boolean {
     const noRawSecret = row.spec.secrets.length === 0 || this.runtimes.of(row.id).rawSecrets === false;
-    return this.deps.backend?.capabilities.memorySnapshots === true && noRawSecret && row.spec.workspace === null && !row.spec.rootfs_dir;
+    return this.deps.backend?.capabilities.memorySnapshots === true && noRawSecret && row.spec.workspace === null && !row.spec.rootfs_dir && !row.spec.netns_path;
   }
 
   /** The instances `id` spawned (its direct children). */
@@ -335,7 +335,7 @@ export class InstancesService {
     if (!rt || !vm) return null;
     const known = rt.hostPorts.get(guestPort);
     if (known !== undefined) return known;
-    if (!vm.addPortForward) return null;
+    if (!vm.addPortForward || this.row(id).spec.netns_path) return null; // a pod network VM has no slirp to forward with
     const host = await freePort();
     await vm.addPortForward(host, guestPort);
     rt.hostPorts.set(guestPort, host);
@@ -363,6 +363,9 @@ export class InstancesService {
    */
   async setExpose(id: string, expose: InstanceRow["spec"]["expose"]): Promise<void> {
     const row = this.row(id);
+    if (row.spec.netns_path && expose.length > 0) {
+      throw new InvalidRequest(`instance "${id}" is on a pod network (netns_path ${row.spec.netns_path}): it has no forwarded ports`, "connect to the pod IP instead");
+    }
     this.deps.table.updateSpec(id, { ...row.spec, expose });
     const rt = this.runtimes.peek(id);
     const vm = rt?.vm;

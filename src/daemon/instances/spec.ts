@@ -18,6 +18,7 @@ import type { InstanceSpec } from "../registry/instances.ts";
 import type { SecretsService } from "../secrets/service.ts";
 import { workspaceOwner } from "../../vmm/virtiofsd.ts";
 import { DEFAULT_NETWORK } from "../../api/network-policy.ts";
+import { netnsPathProblem } from "../../vmm/network/pod.ts";
 
 /** Daemon-wide defaults (AEGIS_PAUSE_AFTER / AEGIS_STOP_AFTER seconds on aegisd). */
 export interface InstanceDefaults {
@@ -91,6 +92,21 @@ export function checkRootfsDir(input: InstanceCreate): string {
   return dir;
 }
 
+/**
+ * Validate `netns_path` (vmm/network/pod.ts): an existing namespace file,
+ * aegisd root, and nothing that needs slirp (an egress policy, exposed
+ * ports). The namespace's interface is read at boot, when CNI has surely
+ * set it up. Returns the path.
+ */
+export function checkNetnsPath(input: InstanceCreate, expose: InstanceSpec["expose"]): string {
+  const path = input.netns_path!;
+  if (input.network !== undefined) throw new InvalidRequest(`netns_path cannot be combined with network (--allow, --deny, --no-network)`, "a pod network's policy is CNI's (a NetworkPolicy): drop the network field");
+  if (expose.length > 0) throw new InvalidRequest(`netns_path cannot be combined with expose (${expose.map((e) => e.guest_port).join(", ")})`, "a server in a VM on a pod network answers on the pod IP: drop expose and connect to the pod IP");
+  const why = netnsPathProblem(path);
+  if (why) throw new InvalidRequest(why, "pass the path of a network namespace CNI prepared (e.g. /var/run/netns/cni-..., /proc/PID/ns/net), with aegisd running as root");
+  return path;
+}
+
 /** What the spec builder reads from. */
 export interface SpecSources {
   kits: KitsService;
@@ -135,6 +151,8 @@ export function buildSpec(input: InstanceCreate, src: SpecSources, image: ImageR
     user: input.user,
     env: { ...(kit?.instance?.env ?? {}), ...(input.env ?? {}) },
   });
+  const expose = parseExpose(input.expose ?? app?.expose.map(String) ?? kit?.instance?.expose ?? []);
+  const netnsPath = input.netns_path === undefined ? null : checkNetnsPath(input, expose);
   return {
     image: ref,
     kit: kit?.name ?? null,
@@ -145,12 +163,14 @@ export function buildSpec(input: InstanceCreate, src: SpecSources, image: ImageR
     user: run.user,
     secrets,
     env: run.env,
-    expose: parseExpose(input.expose ?? app?.expose.map(String) ?? kit?.instance?.expose ?? []),
+    expose,
     workspace: input.workspace ? resolveWorkspace(input.workspace, src.workspacesDir) : null,
     ...(rootfsDir !== null ? { rootfs_dir: rootfsDir } : {}),
     memory_mb: input.memory_mb ?? kit?.instance?.memory ?? src.defaults.memoryMb,
     vcpus: input.vcpus ?? kit?.instance?.cpus ?? src.defaults.vcpus,
-    pause_after_s: input.pause_after_s ?? src.defaults.pauseAfterS,
+    // A pod network VM is reached at its pod IP, traffic aegisd never sees: idle pausing would
+    // freeze it with nothing to wake it, so it never pauses unless asked to.
+    pause_after_s: input.pause_after_s ?? (netnsPath !== null ? 0 : src.defaults.pauseAfterS),
     stop_after_s: input.stop_after_s ?? src.defaults.stopAfterS,
     parent_id: null,
     depth: 0,
@@ -158,5 +178,6 @@ export function buildSpec(input: InstanceCreate, src: SpecSources, image: ImageR
     capabilities: SpawnCapabilities.parse({ ...(kit?.instance?.capabilities ?? {}), ...(input.capabilities ?? {}) }),
     // Like every field: the request's policy replaces the app's, which replaces the kit's.
     network: input.network ?? app?.network ?? kit?.instance?.network ?? DEFAULT_NETWORK,
+    ...(netnsPath !== null ? { netns_path: netnsPath } : {}),
   };
 }

@@ -39,6 +39,7 @@ export function instanceView(row: InstanceRow, hostPorts: Map<number, number> | 
     depth: spec.depth,
     capabilities: spec.capabilities,
     network: spec.network,
+    ...(spec.netns_path ? { netns_path: spec.netns_path } : {}),
     e2b: spec.e2b ? { template: spec.e2b.template, metadata: spec.e2b.metadata, timeout_s: spec.e2b.timeout_s, end_at: spec.e2b.end_at, auto_pause: spec.e2b.auto_pause } : null,
   };
 }

@@ -37,6 +37,8 @@ export interface InstanceSpec {
   workspace: string | null;
   /** Host directory booted as the root filesystem (the containerd shim's bundle rootfs); absent otherwise. */
   rootfs_dir?: string | null;
+  /** The pod network namespace that is the VM's network (VmSpec.netnsPath); absent otherwise. */
+  netns_path?: string;
   memory_mb: number;
   vcpus: number;
   pause_after_s: number;

@@ -25,6 +25,10 @@
  * that sends its TLS to those hosts there, and the resolver records their
  * addresses for it.
  *
+ * A third mode lives apart, in pod.ts: a VM on a pod network (`netns_path`,
+ * the containerd/CNI path) runs in a namespace it was given, on a tap, with
+ * none of the above.
+ *
  * `--no-network` VMs still get a namespace (so their port forwards work the
  * same way) with every packet refused, plus `restrict=on`.
  */

@@ -53,3 +53,23 @@ describe("the egress policy of a new instance", () => {
     expect(JSON.stringify(r.error?.issues)).toContain('invalid network rule \\"10.0.0.0/99\\"');
   });
 });
+
+describe("a pod network instance (netns_path)", () => {
+  const pod = { kit: "plainkit", command: ["true"], netns_path: "/proc/self/ns/net" };
+  it("records the namespace and never pauses by default (aegisd sees none of its traffic)", () => {
+    if (process.getuid?.() !== 0) {
+      expect(() => buildSpec(pod, src(app(appPolicy)))).toThrow("needs aegisd to run as root");
+      return;
+    }
+    const spec = buildSpec(pod, src(app(appPolicy)));
+    expect(spec.netns_path).toBe("/proc/self/ns/net");
+    expect(spec.pause_after_s).toBe(0);
+    expect(buildSpec({ ...pod, pause_after_s: 30 }, src(app(appPolicy))).pause_after_s).toBe(30);
+    expect(buildSpec({ kit: "plainkit", command: ["true"] }, src(app(appPolicy))).netns_path).toBeUndefined();
+  });
+  it("refuses an egress policy, exposed ports and a file that is not a namespace", () => {
+    expect(() => buildSpec({ ...pod, network: { mode: "none", rules: [] } }, src(app(appPolicy)))).toThrow("netns_path cannot be combined with network");
+    expect(() => buildSpec({ ...pod, expose: ["8080"] }, src(app(appPolicy)))).toThrow("netns_path cannot be combined with expose (8080)");
+    if (process.getuid?.() === 0) expect(() => buildSpec({ ...pod, netns_path: dir }, src(app(appPolicy)))).toThrow("is not a namespace file");
+  });
+});

@@ -7,6 +7,7 @@ import { CONTROL_VSOCK_PORT } from "../../../src/api/schema/control.ts";
 import { KrunWorkerConfig, workerConfig } from "../../../src/vmm/libkrun-config.ts";
 import { readCpio, unpackCpio } from "../../../src/vmm/libkrun-root.ts";
 import { isLibkrunUnsupported, LibkrunUnsupportedError } from "../../../src/vmm/libkrun-vm.ts";
+import { isWorkerOf, krunPaths } from "../../../src/vmm/libkrun.ts";
 import { parseWorkerArgs, parseWorkerConfig } from "../../../src/vmm/worker-main.ts";
 import { BackendUnavailableError, chooseBackend, type LibkrunProbe } from "../../../src/vmm/select.ts";
 
@@ -117,5 +118,28 @@ describe("LibkrunUnsupportedError", () => {
     expect(e.message).toMatch(/cannot snapshot VM i1: the libkrun backend does not support memory snapshots\nhint: /);
     expect(e.code).toBe("backend_unsupported");
     expect(isLibkrunUnsupported(e)).toBe(true);
+  });
+});
+
+describe("recognising a libkrun worker (live restore)", () => {
+  it("takes a pid for the worker of a run directory only when its argv has --run-dir followed by exactly that directory", async () => {
+    // bash -c keeps the argv after the script whole, as the worker's own argv is.
+    const worker = Bun.spawn(["bash", "-c", "sleep 30; :", "__vmm", "--run-dir", "/r/instances/a"], { stdout: "ignore", stderr: "ignore" });
+    try {
+      // Right after the fork /proc shows the parent's argv until the exec.
+      for (let i = 0; i < 200 && !readFileSync(`/proc/${worker.pid}/cmdline`, "utf8").startsWith("bash"); i++) await Bun.sleep(10);
+      expect(isWorkerOf(worker.pid, "/r/instances/a")).toBe(true);
+      expect(isWorkerOf(worker.pid, "/r/instances/ab")).toBe(false);
+      expect(isWorkerOf(worker.pid, "/r/instances")).toBe(false);
+      expect(isWorkerOf(process.pid, "/r/instances/a")).toBe(false);
+    } finally {
+      worker.kill();
+      await worker.exited;
+    }
+    expect(isWorkerOf(worker.pid, "/r/instances/a")).toBe(false); // gone (reaped): no /proc entry
+  });
+
+  it("keeps the control socket and the seq file in the run directory", () => {
+    expect(krunPaths("/r/x")).toEqual({ ctl: "/r/x/ctl.sock", console: "/r/x/console.log", workerLog: "/r/x/worker.log", seq: "/r/x/ctl.seq" });
   });
 });
