@@ -53,8 +53,10 @@ formula:
 	bun run scripts/formula.ts
 	for f in dist/homebrew/*.rb; do ruby -c $$f || exit 1; done
 
+# Every benchmark (bench/_*.ts are shared helpers), then the one summary table of them all.
 bench: build
-	for b in bench/*.ts; do bun run $$b || exit 1; done
+	for b in bench/[a-z]*.ts; do [ $$b = bench/summary.ts ] || bun run $$b || exit 1; done
+	bun run bench/summary.ts
 
 clean:
 	rm -rf bin dist

@@ -11,11 +11,15 @@ import type { GuestAssets } from "../src/vmm/assets/index.ts";
 import { initramfsEntries } from "../src/vmm/assets/initramfs.ts";
 import { detectAccel, tscKhzFromCpuinfo } from "../src/vmm/accel.ts";
 import { buildQemuArgs } from "../src/vmm/qemu-args.ts";
+import { parseBaselineUptime } from "./_phases.ts";
 
 /** The baseline initramfs: identical content, but /init reboots (= QEMU exits) immediately. */
 export async function baselineInitrd(work: string): Promise<string> {
   const entries = await initramfsEntries({ busybox: await staticBusybox(), libraries: [], baseModules: [], workspaceModules: [], harness: "/bin/true" });
-  const init = new TextEncoder().encode("#!/bin/busybox sh\n/bin/busybox reboot -f\n");
+  // It reports its uptime (bench/_phases.ts) so the kernel part of the floor is known too.
+  const init = new TextEncoder().encode(
+    '#!/bin/busybox sh\n/bin/busybox mount -t proc proc /proc\nread -r t _ < /proc/uptime\necho "aegis-baseline: uptime $t s" >&2\n/bin/busybox reboot -f\n',
+  );
   const patched = entries.map((e) => (e.type === "file" && e.path === "init" ? { ...e, data: init } : e));
   mkdirSync(work, { recursive: true });
   const path = join(work, "baseline.cpio.gz");
@@ -23,8 +27,8 @@ export async function baselineInitrd(work: string): Promise<string> {
   return path;
 }
 
-/** One baseline boot (ms from spawn to exit). */
-export async function baselineBoot(assets: GuestAssets, initrd: string, runDir: string): Promise<number> {
+/** One baseline boot: ms from spawn to exit, and the guest uptime (ms) when its /init ran, when printed. */
+export async function baselineBootPhases(assets: GuestAssets, initrd: string, runDir: string): Promise<{ ms: number; initUptimeMs?: number }> {
   mkdirSync(runDir, { recursive: true });
   const accel = detectAccel();
   const args = buildQemuArgs({
@@ -51,6 +55,11 @@ export async function baselineBoot(assets: GuestAssets, initrd: string, runDir: 
   const ms = performance.now() - t0;
   server.stop(true);
   if (code !== 0) throw new Error(`baseline QEMU exited ${code}`);
-  return ms;
+  return { ms, initUptimeMs: parseBaselineUptime(readFileSync(join(runDir, "console.log"), "utf8")) };
+}
+
+/** One baseline boot (ms from spawn to exit). */
+export async function baselineBoot(assets: GuestAssets, initrd: string, runDir: string): Promise<number> {
+  return (await baselineBootPhases(assets, initrd, runDir)).ms;
 }
 

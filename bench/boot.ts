@@ -13,6 +13,13 @@
  *   (the stopped-instance wake path), against the cold boot above,
  * - start from a template snapshot (bootFromTemplate: restore + `setup` with
  *   a fresh overlay disk) -> usable, and the one-off template build.
+ * Cold boots are broken down by phase (bench/_phases.ts: QEMU start + kernel
+ * decompression, kernel to /init, module loading, tools disk mount, harness
+ * load, harness setup, port + ready, first RPC) next to the baseline's own
+ * kernel-to-/init time; restores by phase (QEMU start to QMP, incoming
+ * migration incl. decompression, resume, first ping, clock, setup RPC), with
+ * host-side `zstd -dc` of the same snapshot and a raw (uncompressed) restore
+ * of it alternating with the zstd one, in the same run.
  * Usage: `bun run bench/boot.ts [--runs N]` (needs bin/aegis). Writes bench/results/boot.json.
  */
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
@@ -22,7 +29,9 @@ import { ensureGuestAssets } from "../src/vmm/assets/index.ts";
 import { sourceRoot } from "../src/paths.ts";
 import { runInGuest, startGuestProcess } from "../src/vmm/guest-process.ts";
 import { QemuBackend, type QemuVm } from "../src/vmm/qemu.ts";
-import { baselineBoot, baselineInitrd } from "./_baseline.ts";
+import { readSnapshotMeta, writeSnapshotMeta } from "../src/vmm/snapshot-file.ts";
+import { baselineBootPhases, baselineInitrd } from "./_baseline.ts";
+import { parseBootPhases, type BootPhases } from "./_phases.ts";
 
 interface Stat {
   n: number;
@@ -40,6 +49,31 @@ function stat(xs: number[]): Stat {
 function flagNumber(name: string, dflt: number): number {
   const i = process.argv.indexOf(name);
   return i >= 0 ? Number(process.argv[i + 1]) : dflt;
+}
+
+/** Median of each key over a list of records with the same keys. */
+function medianBy<K extends string>(xs: Array<Record<K, number>>): Record<K, number> {
+  const out = {} as Record<K, number>;
+  for (const k of Object.keys(xs[0] ?? {}) as K[]) out[k] = stat(xs.map((x) => x[k])).median;
+  return out;
+}
+
+/** Wait (bounded) until the harness's boot line is on the console, then parse the phases. */
+async function bootPhasesOf(vm: QemuVm, bootMs: number): Promise<BootPhases> {
+  for (let i = 0; i < 100; i++) {
+    const p = parseBootPhases(readFileSync(vm.consoleLog, "utf8"), bootMs);
+    if (p) return p;
+    await Bun.sleep(20);
+  }
+  throw new Error(`no boot phase lines in ${vm.consoleLog}`);
+}
+
+/** Host time of `zstd -dc file > /dev/null` (the decompression a zstd restore streams through). */
+async function zstdDecompressMs(file: string): Promise<number> {
+  const t0 = performance.now();
+  const p = Bun.spawn(["zstd", "-dc", file], { stdin: "ignore", stdout: "ignore", stderr: "ignore" });
+  if ((await p.exited) !== 0) throw new Error(`zstd -dc ${file} failed`);
+  return performance.now() - t0;
 }
 
 function rssMb(pid: number): number {
@@ -62,18 +96,27 @@ async function main(): Promise<void> {
   if (!existsSync(bin)) throw new Error(`${bin} is missing: run \`bun run build.ts\` first`);
   const work = mkdtempSync(join(tmpdir(), "agb-"));
   const log = (m: string) => process.stderr.write(`bench: ${m}\n`);
+  let backend: QemuBackend | undefined;
   try {
     const assets = await ensureGuestAssets({ dir: join(work, "guest"), binary: bin, progress: log });
     const initrd = await baselineInitrd(work);
-    const backend = new QemuBackend({ assets });
+    backend = new QemuBackend({ assets });
     const baseline: number[] = [];
+    const baselineInit: number[] = [];
     const boot: number[] = [];
     const guestReady: number[] = [];
+    const phases: Array<BootPhases & { firstRpc: number }> = [];
     for (let i = 0; i < runs; i++) {
-      baseline.push(await baselineBoot(assets, initrd, join(work, `b${i}`)));
+      const bb = await baselineBootPhases(assets, initrd, join(work, `b${i}`));
+      baseline.push(bb.ms);
+      if (bb.initUptimeMs !== undefined) baselineInit.push(bb.initUptimeMs);
       const vm = (await backend.boot({ id: `r${i}`, runDir: join(work, `r${i}`), memoryMb: 512, vcpus: 1, rootfs: assets.baseRootfs, ports: [], hostname: `r${i}` })) as QemuVm;
+      const tPing = performance.now();
+      await vm.channel.call("ping");
+      const firstRpc = performance.now() - tPing;
       boot.push(vm.bootMs);
       guestReady.push((await vm.channel.waitReady()).uptime_ms);
+      phases.push({ ...(await bootPhasesOf(vm, vm.bootMs)), firstRpc });
       if (i < runs - 1) {
         vm.kill();
         await vm.exited;
@@ -100,15 +143,29 @@ async function main(): Promise<void> {
       await vm.snapshot(snapFile);
       const snapshotMs = performance.now() - tSnap;
       const snapshotMb = Math.round(statSync(snapFile).size / 1024 / 1024);
+      // The same paused state uncompressed (A/B of the decompression; QEMU migrates a VM only once).
+      const rawFile = join(work, "idle.snap");
+      const unz = Bun.spawn(["zstd", "-dq", "-o", rawFile, snapFile], { stdin: "ignore", stdout: "ignore", stderr: "inherit" });
+      if ((await unz.exited) !== 0) throw new Error(`zstd -d ${snapFile} failed`);
+      writeSnapshotMeta(rawFile, { ...readSnapshotMeta(snapFile)!, bytes: statSync(rawFile).size });
+      const rawMb = Math.round(statSync(rawFile).size / 1024 / 1024);
       vm.kill();
       await vm.exited;
       const restore: number[] = [];
+      const restoreRaw: number[] = [];
+      const restorePhases: Array<Record<string, number>> = [];
+      const restoreRawPhases: Array<Record<string, number>> = [];
+      const decompress: number[] = [];
       for (let j = 0; j < runs; j++) {
-        // Same id/runDir/spec as the snapshotted VM: a restore must match it exactly.
-        const rvm = (await backend.boot({ id: `r${i}`, runDir: join(work, `r${i}`), memoryMb: 512, vcpus: 1, rootfs: assets.baseRootfs, ports: [], hostname: `r${i}`, restoreFrom: snapFile })) as QemuVm;
-        restore.push(rvm.bootMs);
-        rvm.kill();
-        await rvm.exited;
+        for (const [file, into, intoPhases] of [[snapFile, restore, restorePhases], [rawFile, restoreRaw, restoreRawPhases]] as const) {
+          // Same id/runDir/spec as the snapshotted VM: a restore must match it exactly.
+          const rvm = (await backend.boot({ id: `r${i}`, runDir: join(work, `r${i}`), memoryMb: 512, vcpus: 1, rootfs: assets.baseRootfs, ports: [], hostname: `r${i}`, restoreFrom: file })) as QemuVm;
+          into.push(rvm.bootMs);
+          intoPhases.push(rvm.bootPhases);
+          rvm.kill();
+          await rvm.exited;
+        }
+        decompress.push(await zstdDecompressMs(snapFile));
       }
       const tplSpec = (id: string) => ({ id, runDir: join(work, id), memoryMb: 512, vcpus: 1, rootfs: assets.baseRootfs, ports: [], hostname: id, overlayDisk: join(work, id, "overlay.ext4") });
       const tBuild = performance.now();
@@ -117,11 +174,14 @@ async function main(): Promise<void> {
       first.kill();
       await first.exited;
       const fromTemplate: number[] = [];
+      const templatePhases: Array<Record<string, number>> = [];
       for (let j = 1; j <= runs; j++) {
         const t0 = performance.now();
         const tvm = await backend.bootFromTemplate(tplSpec(`tpl${j}`));
+        const tExec = performance.now();
         await runInGuest(tvm.channel, { argv: ["true"] });
         fromTemplate.push(performance.now() - t0);
+        templatePhases.push({ ...tvm.bootPhases, firstExec: performance.now() - tExec });
         tvm.kill();
         await tvm.exited;
       }
@@ -140,7 +200,8 @@ async function main(): Promise<void> {
       let aegisRun: Stat | { error: string };
       const home = join(work, "home");
       try {
-        const up = Bun.spawn([bin, "up"], { env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/root", AEGIS_HOME: home }, stdin: "ignore", stdout: "ignore", stderr: "pipe" });
+        // Router on a free port: another daemon on this machine may hold the default one.
+        const up = Bun.spawn([bin, "up"], { env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/root", AEGIS_HOME: home, AEGIS_ROUTER_PORT: "0" }, stdin: "ignore", stdout: "ignore", stderr: "pipe" });
         const [upErr, upCode] = await Promise.all([new Response(up.stderr).text(), up.exited]);
         if (upCode !== 0) throw new Error(`aegis up exited ${upCode}: ${upErr.trim()}`);
         const xs: number[] = [];
@@ -173,7 +234,13 @@ async function main(): Promise<void> {
         qemu_rss_idle_mb: rss,
         snapshot_idle_ms: Math.round(snapshotMs),
         snapshot_idle_zstd_mb: snapshotMb,
+        snapshot_idle_raw_mb: rawMb,
         restore_spawn_to_answering_ms: stat(restore),
+        restore_raw_spawn_to_answering_ms: stat(restoreRaw),
+        restore_phases_median_ms: { zstd: medianBy(restorePhases), raw: medianBy(restoreRawPhases), host_zstd_dc_ms: stat(decompress).median },
+        template_phases_median_ms: medianBy(templatePhases),
+        boot_phases_median_ms: medianBy(phases),
+        baseline_init_uptime_median_ms: baselineInit.length ? stat(baselineInit).median : null,
         ratio_cold_boot_to_restore_median: Math.round((r.median / stat(restore).median) * 10) / 10,
         template_build_and_first_start_ms: Math.round(templateBuildMs),
         template_start_to_first_exec_ms: stat(fromTemplate),
@@ -194,15 +261,41 @@ async function main(): Promise<void> {
         ["template: build once + first start", `${results.template_build_and_first_start_ms} ms`],
         ["from template: spawn -> setup -> `true` ran", `${fmt(results.template_start_to_first_exec_ms)} (cold boot / this x${results.ratio_cold_boot_to_template_start_median})`],
       ];
-      const w = Math.max(...rows.map(([k]) => k.length));
-      process.stdout.write(`\nAegis boot benchmark (${backend.accel.name}, kernel ${assets.kernelVersion}, runs=${runs})\n`);
-      for (const [k, v] of rows) process.stdout.write(`${k.padEnd(w)}  ${v}\n`);
+      const bp = results.boot_phases_median_ms;
+      const bInit = results.baseline_init_uptime_median_ms;
+      const phaseRows: [string, string][] = [
+        ["QEMU start + firmware + kernel decompression", `${bp.qemuAndDecompress.toFixed(0)} ms` + (bInit !== null ? ` (baseline: ${(b.median - bInit).toFixed(0)} ms incl. its power-off)` : "")],
+        ["kernel boot -> /init", `${bp.kernelToInit.toFixed(0)} ms` + (bInit !== null ? ` (baseline: ${bInit.toFixed(0)} ms)` : "")],
+        ["/init: module loading", `${bp.moduleLoading.toFixed(0)} ms`],
+        ["/init: find + mount tools disk", `${bp.toolsMount.toFixed(0)} ms`],
+        ["exec -> harness main (ELF page-in, Bun start, imports)", `${bp.harnessLoad.toFixed(0)} ms`],
+        ["harness setup (tmpfs, rootfs overlay, network)", `${bp.harnessSetup.toFixed(0)} ms`],
+        ["open control port + ready", `${bp.portAndReady.toFixed(0)} ms`],
+        ["first RPC (ping) after ready", `${bp.firstRpc.toFixed(1)} ms`],
+      ];
+      const phaseLine = (ph: Record<string, number>) => Object.entries(ph).map(([k, v]) => `${k} ${v.toFixed(0)}`).join(", ");
+      const restoreRows: [string, string][] = [
+        ["zstd (ms since spawn)", phaseLine(results.restore_phases_median_ms.zstd)],
+        ["raw (ms since spawn)", phaseLine(results.restore_phases_median_ms.raw)],
+        ["host zstd -dc of the snapshot", `${results.restore_phases_median_ms.host_zstd_dc_ms.toFixed(0)} ms`],
+        ["template start (since spawn; setupRpc/firstExec own)", phaseLine(results.template_phases_median_ms)],
+      ];
+      const table = (title: string, rs: [string, string][]) => {
+        const w = Math.max(...rs.map(([k]) => k.length));
+        process.stdout.write(`\n${title}\n`);
+        for (const [k, v] of rs) process.stdout.write(`${k.padEnd(w)}  ${v}\n`);
+      };
+      rows.splice(11, 0, ["restore raw (same state, uncompressed)", `${fmt(results.restore_raw_spawn_to_answering_ms)}, ${rawMb} MB`]);
+      table(`Aegis boot benchmark (${backend.accel.name}, kernel ${assets.kernelVersion}, runs=${runs})`, rows);
+      table("Cold boot by phase (medians; guest clock + host spawn -> ready)", phaseRows);
+      table("Restore by phase (medians)", restoreRows);
       const outDir = resolve(sourceRoot, "bench", "results");
       mkdirSync(outDir, { recursive: true });
       writeFileSync(join(outDir, "boot.json"), `${JSON.stringify(results, null, 2)}\n`);
       process.stdout.write(`\nwrote ${join(outDir, "boot.json")}\n`);
     }
   } finally {
+    await backend?.killAll(); // a failed run must not leave VMs behind
     rmSync(work, { recursive: true, force: true });
   }
 }

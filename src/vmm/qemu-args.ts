@@ -7,13 +7,25 @@
  *   QEMU exit, which is how a VM powers off.
  * - `-cpu max` under TCG (Bun needs SSE4/AVX; the default qemu64 gets SIGILL),
  *   `-cpu host` under KVM/HVF. `tb-size=32` cuts idle RSS ~60 MB with no
- *   measurable boot cost.
+ *   measurable boot cost; a booted guest fills all of it, so it is private
+ *   memory of every idle VM: the backend passes 32 for cold boots and 16 for
+ *   restores (qemu.ts TB_MB_COLD / TB_MB_RESTORED, with the measurements;
+ *   AEGIS_TCG_TB_MB overrides).
  * - `tsc_early_khz=<host kHz>` on the kernel command line: without it ~10% of
  *   TCG boots hang calibrating the TSC (microvm has no HPET/PM timer).
  * - `aegis.nojit=1` under TCG: the harness runs Bun with JavaScriptCore's
  *   baseline JIT off, because QEMU re-translating JIT output made Bun's
  *   start-up ~3x slower (2.0 s vs 0.7 s in the guest).
  * - modern virtio-mmio (`force-legacy=false`), required by vhost-user-fs.
+ * - guest RAM is always the explicit backend `mem0` (so its migration block
+ *   name is the same whatever backs it): anonymous by default, a shared memfd
+ *   for virtiofs, or a file (`memoryFile`) for templates. A template VM's RAM
+ *   is its shared file and it migrates with the `x-ignore-shared` capability
+ *   (set over QMP: QEMU 7.2 has no `-global` for it), so its snapshot holds
+ *   only the device state; a VM started from the template maps that file
+ *   copy-on-write (`share=off`) instead of streaming and decompressing it,
+ *   with `-incoming defer` so the same capability is set before the load
+ *   (templates.ts). Other snapshots migrate all RAM as before.
  * - control channel: virtio-serial port `aegis.control` on a unix socket
  *   that the HOST listens on (QEMU connects as the client, so the guest's
  *   first write blocks until the host is there and `ready` cannot be lost),
@@ -63,6 +75,12 @@ export interface QemuArgsInput {
   incoming?: string;
   /** TCG translation-block cache size in MiB. */
   tbSizeMb?: number;
+  /**
+   * Guest RAM backed by a file: `shared` (template builds: the file becomes
+   * the template's memory image) or private copy-on-write (VMs started from
+   * the template; the file is never written).
+   */
+  memoryFile?: { path: string; shared: boolean };
   /** Deferred setup (template VMs): the harness mounts the rootfs only on its `setup` RPC. */
   deferSetup?: boolean;
   /**
@@ -101,6 +119,16 @@ export function kernelCmdline(input: Pick<QemuArgsInput, "arch" | "accel" | "tsc
   return parts.join(" ");
 }
 
+/** The `mem0` RAM backend object. */
+function memoryBackend(input: QemuArgsInput): string {
+  const size = `size=${input.memoryMb}M`;
+  if (input.virtiofsSocket) return `memory-backend-memfd,id=mem0,${size},share=on`;
+  if (input.memoryFile) {
+    return `memory-backend-file,id=mem0,${size},mem-path=${optValue("memory file path", input.memoryFile.path)},share=${input.memoryFile.shared ? "on" : "off"}`;
+  }
+  return `memory-backend-ram,id=mem0,${size}`;
+}
+
 /** The guest's one NIC: slirp (`user`, with the port forwards) or, for a pod network, the pod namespace's tap. */
 function netdevArgs(input: QemuArgsInput): string[] {
   if (input.podNet) {
@@ -119,13 +147,15 @@ function netdevArgs(input: QemuArgsInput): string[] {
 export function buildQemuArgs(input: QemuArgsInput): string[] {
   const x86 = input.arch === "x86_64";
   const machine = x86 ? "microvm" : "virt";
-  const machineOpt = input.virtiofsSocket ? `${machine},memory-backend=mem0` : machine;
+  if (input.virtiofsSocket && input.memoryFile) throw new Error("a VM with a virtiofs workspace needs memfd RAM and cannot use a memory file");
+  const machineOpt = `${machine},memory-backend=mem0`;
   const accel = input.accel === "tcg" ? `tcg,tb-size=${input.tbSizeMb ?? 32}` : input.accel;
   const a: string[] = [
     "-M", machineOpt,
     "-accel", accel,
     "-cpu", input.accel === "tcg" ? "max" : "host",
     "-m", String(input.memoryMb),
+    "-object", memoryBackend(input),
     "-smp", String(input.vcpus),
     "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
     // Appending, so the host can rotate the file under QEMU (vmm/console-ring.ts) by copy and truncate.
@@ -153,7 +183,6 @@ export function buildQemuArgs(input: QemuArgsInput): string[] {
   a.push(...netdevArgs(input));
   if (input.virtiofsSocket) {
     a.push(
-      "-object", `memory-backend-memfd,id=mem0,size=${input.memoryMb}M,share=on`,
       "-chardev", `socket,id=vfs,path=${optValue("virtiofs socket path", input.virtiofsSocket)}`,
       "-device", `vhost-user-fs-device,chardev=vfs,tag=${input.virtiofsTag ?? "workspace"}`,
     );

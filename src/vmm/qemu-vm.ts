@@ -12,7 +12,7 @@ import { shutdownGracefully } from "./graceful-stop.ts";
 import { SnapshotUnsupportedError } from "./errors.ts";
 import { waitGuestPort, type GuestPortState } from "./guest-port.ts";
 import { QmpClient } from "./qmp.ts";
-import { receiveSnapshot, removeSnapshot, writeSnapshotMeta, type SnapshotIdentity } from "./snapshot-file.ts";
+import { publishMemoryFile, receiveSnapshot, removeSnapshot, stampFile, writeSnapshotMeta, type SnapshotIdentity } from "./snapshot-file.ts";
 import { killGroup } from "./virtiofsd.ts";
 import type { VmNetwork } from "./network/index.ts";
 import type { PodNetwork } from "./network/pod.ts";
@@ -37,6 +37,18 @@ export class QemuVm implements Vm {
   /** PID of this VM's virtiofsd (leader of its own process group), when a workspace is shared. */
   readonly virtiofsdPid?: number;
   private qmp?: QmpClient;
+  /**
+   * Restore phases of this boot, in ms since QEMU was spawned (qmpConnected,
+   * migrationLoaded, resumed, firstPing, clockSet) plus `setupRpc` (its own
+   * duration) for template starts; empty for a cold boot. For benchmarks.
+   */
+  bootPhases: Record<string, number> = {};
+  /**
+   * Set when guest RAM is a shared memory file (template builds): the
+   * snapshot then migrates with `x-ignore-shared`, streaming device state
+   * only, and copies the file to `publishTo` (when set) before the metadata.
+   */
+  sharedRam?: { path: string; publishTo?: string };
   /** True when restored from a template snapshot (set by QemuBackend.bootFromTemplate). */
   fromTemplate = false;
   private paused = false;
@@ -169,6 +181,9 @@ export class QemuVm implements Vm {
     try {
       // QEMU 7.2 throttles migration to 32 MiB/s by default; the VM is paused, so go as fast as the disk allows.
       await qmp.execute("migrate-set-parameters", { "max-bandwidth": 8 * 1024 ** 3 });
+      // Always explicit: a template clone's QEMU loaded its state with the capability on, and its own
+      // snapshot must stream all RAM in the format a plain restore reads.
+      await qmp.setMigrationCapability("x-ignore-shared", this.sharedRam !== undefined);
       await qmp.migrate(`unix:${this.paths.mig}`);
       for (;;) {
         const st = await qmp.queryMigrate();
@@ -180,6 +195,10 @@ export class QemuVm implements Vm {
       }
       const bytes = await receiver.done;
       renameSync(`${path}.partial`, path);
+      // The vCPUs are stopped and the migration is complete: the RAM file is final.
+      if (this.sharedRam?.publishTo && this.sharedRam.publishTo !== this.sharedRam.path) await publishMemoryFile(this.sharedRam.path, this.sharedRam.publishTo);
+      // The RAM file is stamped as published (the identity above was taken before it existed).
+      if (this.sharedRam) identity.memory = stampFile(this.sharedRam.publishTo ?? this.sharedRam.path);
       writeSnapshotMeta(path, { format: 1, vmId: this.id, createdAt: new Date().toISOString(), bytes: statSync(path).size, ...identity });
       if (bytes <= 0) throw new Error(`snapshot of VM ${this.id} to ${path} received no data`);
       this.snapshotted = true;

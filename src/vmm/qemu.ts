@@ -46,7 +46,7 @@
  * where they are, and must be unchanged at restore). The snapshot file is
  * written 0600.
  */
-import { existsSync, mkdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { dirname, join } from "node:path";
 import type { GuestAssets } from "./assets/index.ts";
@@ -61,6 +61,8 @@ import { buildQemuArgs } from "./qemu-args.ts";
 import { QmpClient } from "./qmp.ts";
 import { QemuVm } from "./qemu-vm.ts";
 import { readSnapshotMeta, removeSnapshot, snapshotMismatch, stampFile, type SnapshotIdentity } from "./snapshot-file.ts";
+import { BootWatchdog } from "./boot-watchdog.ts";
+import { newTemplateBuild, pruneTemplateBuilds, templateBuilds, templateMemoryFile } from "./template-builds.ts";
 import { TEMPLATE_HOSTNAME, templateKey } from "./templates.ts";
 import { killGroup, startRootfsVirtiofsd, startVirtiofsd } from "./virtiofsd.ts";
 import { VmNetwork } from "./network/index.ts";
@@ -78,8 +80,15 @@ export interface QemuBackendOptions {
   qemuBinary?: string;
   arch?: "x86_64" | "aarch64";
   accel?: AccelInfo;
-  /** Boot watchdog (spawn to `ready`); default 20 s under TCG, 10 s with KVM/HVF, or AEGIS_BOOT_TIMEOUT_MS. */
+  /** Boot watchdog budget (spawn to `ready`, counted in QEMU run time: boot-watchdog.ts); default 20 s under TCG, 10 s with KVM/HVF, or AEGIS_BOOT_TIMEOUT_MS. */
   bootTimeoutMs?: number;
+  /**
+   * TCG translation cache in MiB for every VM (or AEGIS_TCG_TB_MB); default
+   * {@link TB_MB_COLD} for cold boots and {@link TB_MB_RESTORED} for
+   * restores (template clones, snapshot wakes). It is private memory of
+   * every VM, paused or not, so it bounds each idle instance's USS.
+   */
+  tbSizeMb?: number;
   /** Where template snapshots live (templates.ts); default `<guest assets dir>/templates`. */
   templatesDir?: string;
   /** AEGIS_HOME, named in the machine-wide network slot claims (network/netns.ts). */
@@ -115,6 +124,27 @@ function qemuEnv(): Record<string, string> {
   return { PATH: process.env.PATH ?? "/usr/local/bin:/usr/bin:/bin", HOME: process.env.HOME ?? "/" };
 }
 
+/**
+ * TCG translation cache (MiB) of a cold boot and of a restored VM. The cache
+ * fills up as the guest runs and stays resident, paused or not, so it is
+ * part of every idle instance's USS. Measured with bench/density.ts (N=4,
+ * 512 MB guests from a template, 2 loaded cores, 2026-12-02): paused USS /
+ * PSS / wake (paused -> first byte) / template start -> serving were
+ * 32 MB: 83 / 102-106 MB / 134-266 ms / 2.7-5.1 s;
+ * 16 MB: 64 / 86 MB / 184-343 ms / 2.8-9.5 s;
+ *  8 MB: 56 / 80 MB / 565 ms / 6.2 s.
+ * A cold `aegis run -- true` (AEGIS_TEMPLATES=0, 4 runs alternating) took
+ * 7.5-12.6 s (median ~8.9) at 16 MB against 6.2-7.3 s (~6.7) at 32 MB: the
+ * cold boot translates the whole harness start-up and a small cache makes it
+ * translate parts twice. So cold boots (the template build among them) keep
+ * 32 MB, and restores, which resume a guest whose start-up is already done
+ * and make up most idle instances, get 16 MB: -19 MB USS per instance (the
+ * issue's 64 MB target) for a wake ~50 ms slower. 8 MB saves 8 MB more but
+ * doubles the wake again.
+ */
+export const TB_MB_COLD = 32;
+export const TB_MB_RESTORED = 16;
+
 /** The QEMU implementation of `Backend`. */
 export class QemuBackend implements Backend {
   readonly name = "qemu" as const;
@@ -125,6 +155,8 @@ export class QemuBackend implements Backend {
   private readonly tscKhz?: number;
   /** Template snapshots being built or known good, by key (one build per key at a time). */
   private readonly templates = new Map<string, Promise<string>>();
+  /** Template builds a clone is starting from in this process (by snapshot path, a count): never pruned. */
+  private readonly templateLeases = new Map<string, number>();
   /**
    * Every QEMU (and virtiofsd) this backend spawned that still runs, by
    * QEMU pid, including template builds and boots not yet handed to a
@@ -152,6 +184,14 @@ export class QemuBackend implements Backend {
     return typeof this.opts.assets === "function" ? await this.opts.assets() : this.opts.assets;
   }
 
+  private tbSizeMb(restoring: boolean): number {
+    const env = process.env.AEGIS_TCG_TB_MB;
+    if (env === undefined || env === "") return this.opts.tbSizeMb ?? (restoring ? TB_MB_RESTORED : TB_MB_COLD);
+    const n = Number(env);
+    if (!Number.isInteger(n) || n < 4 || n > 2048) throw new Error(`AEGIS_TCG_TB_MB ${JSON.stringify(env)} is not a whole number of MiB between 4 and 2048\nhint: unset it for the defaults (${TB_MB_COLD} for cold boots, ${TB_MB_RESTORED} for restores)`);
+    return n;
+  }
+
   private bootTimeoutMs(): number {
     const env = Number(process.env.AEGIS_BOOT_TIMEOUT_MS);
     if (Number.isFinite(env) && env > 0) return env;
@@ -159,7 +199,7 @@ export class QemuBackend implements Backend {
   }
 
   /** The machine and disk identity a snapshot of `spec` records (and a restore must match). */
-  snapshotIdentity(spec: VmSpec, assets: GuestAssets): SnapshotIdentity {
+  snapshotIdentity(spec: VmSpec, assets: GuestAssets, sharedMemoryFile?: string): SnapshotIdentity {
     const rootfs = spec.rootfs || assets.baseRootfs;
     return {
       machine: {
@@ -176,6 +216,7 @@ export class QemuBackend implements Backend {
         rootfs: stampFile(rootfs),
         ...(spec.overlayDisk && existsSync(spec.overlayDisk) ? { overlay: stampFile(spec.overlayDisk) } : {}),
       },
+      ...(sharedMemoryFile && existsSync(sharedMemoryFile) ? { memory: stampFile(sharedMemoryFile) } : {}),
     };
   }
 
@@ -214,9 +255,23 @@ export class QemuBackend implements Backend {
     const assets = await this.prepare();
     if (spec.overlayDisk) await ensureOverlayDisk(spec.overlayDisk, spec.overlayDiskSizeMb);
     const snap = await this.ensureTemplate(spec, assets);
-    const vm = await this.bootWithRetry({ ...spec, restoreFrom: snap }, assets, true);
+    // The template's RAM, mapped copy-on-write: this VM never writes the file (templates.ts). Leased until
+    // its QEMU maps the file, so a rebuild finishing meanwhile does not remove it (template-builds.ts).
+    this.templateLeases.set(snap, (this.templateLeases.get(snap) ?? 0) + 1);
+    let vm: QemuVm;
     try {
-      await vm.channel.call("setup", { hostname: spec.hostname, epoch_ms: Date.now(), entropy: randomBytes(64).toString("base64") }, { timeoutMs: 10_000 });
+      vm = await this.bootWithRetry({ ...spec, restoreFrom: snap }, assets, true, { path: templateMemoryFile(snap), shared: false });
+    } finally {
+      const n = (this.templateLeases.get(snap) ?? 1) - 1;
+      if (n > 0) this.templateLeases.set(snap, n);
+      else this.templateLeases.delete(snap);
+    }
+    try {
+      const t0 = performance.now();
+      // Bounded like the boot: by the QEMU run time it got (boot-watchdog.ts), not a fixed 10 s a loaded host overruns.
+      const watchdog = new BootWatchdog(vm.pid, Math.min(this.bootTimeoutMs(), 10_000));
+      await watchdog.guard(vm.channel.call("setup", { hostname: spec.hostname, epoch_ms: Date.now(), entropy: randomBytes(64).toString("base64") }, { timeoutMs: watchdog.capMs }), "the guest's setup RPC");
+      vm.bootPhases.setupRpc = performance.now() - t0;
     } catch (err) {
       vm.kill();
       await vm.exited;
@@ -236,7 +291,11 @@ export class QemuBackend implements Backend {
     await this.ensureTemplate({ id: "warm", runDir: "", ports: [], hostname: TEMPLATE_HOSTNAME, ...shape }, assets);
   }
 
-  /** Path of the template snapshot for `spec`'s shape, built now when missing or stale. */
+  /**
+   * Path of the current template build for `spec`'s shape (template-builds.ts),
+   * built now when there is none that verifies. Once a new build is written,
+   * older ones no process maps any more are removed.
+   */
   private async ensureTemplate(spec: VmSpec, assets: GuestAssets): Promise<string> {
     const rootfs = spec.rootfs || assets.baseRootfs;
     const overlayMb = spec.overlayDisk ? Math.round(statSync(spec.overlayDisk).size / 1024 / 1024) : 0;
@@ -245,16 +304,21 @@ export class QemuBackend implements Backend {
       rootfs: stampFile(rootfs), memoryMb: spec.memoryMb, vcpus: spec.vcpus, overlayMb,
     });
     const dir = this.opts.templatesDir ?? join(dirname(assets.kernel), "templates");
-    const snap = join(dir, `${key}.snap.zst`);
     const pending = this.templates.get(key);
     if (pending) {
-      const path = await pending;
-      // Still there and valid (someone may have cleaned the templates dir)?
-      if (this.templateMismatch(path, { ...spec, rootfs }, assets) === undefined) return path;
+      const path = await pending.catch(() => undefined);
+      // Still there and valid (someone may have cleaned the templates dir, or changed a file)?
+      if (path && this.templateMismatch(path, { ...spec, rootfs }, assets) === undefined) return path;
       if (this.templates.get(key) === pending) this.templates.delete(key);
+      if (!path) return await pending; // that build failed: its caller retries, and so do we, with its error
       return await this.ensureTemplate(spec, assets);
     }
     const build = (async () => {
+      const current = templateBuilds(dir, key).find((snap) => this.templateMismatch(snap, { ...spec, rootfs }, assets) === undefined);
+      if (current) return current;
+      mkdirSync(dir, { recursive: true });
+      const { snap, ram } = newTemplateBuild(dir, key);
+      const staging = stagingMemoryFile(ram, key);
       const tspec: VmSpec = {
         id: `template-${key.slice(0, 8)}`,
         runDir: join(dir, `${key}.run`),
@@ -268,31 +332,43 @@ export class QemuBackend implements Backend {
         // A template runs no user code, but gets no network either.
         network: { mode: "none", rules: [] },
       };
-      if (this.templateMismatch(snap, { ...spec, rootfs }, assets) === undefined) return snap;
-      removeSnapshot(snap);
       mkdirSync(tspec.runDir, { recursive: true, mode: 0o700 });
+      freshMemoryFile(staging);
       if (tspec.overlayDisk) await ensureOverlayDisk(tspec.overlayDisk, overlayMb);
-      const vm = await this.bootWithRetry(tspec, assets, true);
+      const vm = await this.bootWithRetry(tspec, assets, true, { path: staging, shared: true, publishTo: ram });
       try {
+        // Warm the harness before the snapshot: clock.set loads its FFI module (libc.ts), which
+        // every clone's setup needs; in the template it is paid once, not once per clone.
+        await vm.channel.call("clock.set", { epoch_ms: Date.now() }, { timeoutMs: 30_000 });
         await vm.snapshot(snap);
+      } catch (err) {
+        removeSnapshot(snap);
+        rmSync(ram, { force: true });
+        throw err;
       } finally {
         vm.kill();
         await vm.exited;
+        if (staging !== ram) rmSync(staging, { force: true });
         rmSync(tspec.runDir, { recursive: true, force: true });
         if (tspec.overlayDisk) rmSync(tspec.overlayDisk, { force: true });
       }
+      // A build that does not verify right after it was written would be rebuilt forever: say why instead.
+      const why = this.templateMismatch(snap, { ...spec, rootfs }, assets);
+      if (why) throw new Error(`the template ${snap} just built does not verify: ${why}`);
       return snap;
     })();
     this.templates.set(key, build);
     build.catch(() => this.templates.delete(key)); // the caller sees the error; the next call retries
-    return await build;
+    const snap = await build;
+    pruneTemplateBuilds(dir, key, snap, new Set(this.templateLeases.keys()));
+    return snap;
   }
 
   /** Why the template `snap` cannot start `spec`, or undefined when it can. A clone's own overlay disk is fine by design. */
   private templateMismatch(snap: string, spec: VmSpec, assets: GuestAssets): string | undefined {
     const meta = readSnapshotMeta(snap);
     if (!meta) return "no template yet";
-    const id = this.snapshotIdentity({ ...spec, hostname: TEMPLATE_HOSTNAME }, assets);
+    const id = this.snapshotIdentity({ ...spec, hostname: TEMPLATE_HOSTNAME }, assets, templateMemoryFile(snap));
     if (meta.disks.overlay && id.disks.overlay) id.disks.overlay = meta.disks.overlay;
     return snapshotMismatch(meta, id, existsSync(snap) ? statSync(snap).size : undefined);
   }
@@ -394,16 +470,17 @@ export class QemuBackend implements Backend {
     });
   }
 
-  private async bootWithRetry(spec: VmSpec, assets: GuestAssets, defer: boolean): Promise<QemuVm> {
+  private async bootWithRetry(spec: VmSpec, assets: GuestAssets, defer: boolean, memoryFile?: MemoryFile): Promise<QemuVm> {
     try {
-      return await this.bootOnce(spec, assets, defer, 1);
+      return await this.bootOnce(spec, assets, defer, 1, memoryFile);
     } catch (err) {
       if (!(err instanceof VmBootError) || !err.message.includes("watchdog")) throw err;
-      return await this.bootOnce(spec, assets, defer, 2);
+      if (memoryFile?.shared) freshMemoryFile(memoryFile.path); // a fresh file for the fresh boot
+      return await this.bootOnce(spec, assets, defer, 2, memoryFile);
     }
   }
 
-  private async bootOnce(spec: VmSpec, assets: GuestAssets, defer: boolean, attempt: number): Promise<QemuVm> {
+  private async bootOnce(spec: VmSpec, assets: GuestAssets, defer: boolean, attempt: number, memoryFile?: MemoryFile): Promise<QemuVm> {
     const paths = vmPaths(spec.runDir);
     for (const p of [paths.ctl, paths.qmp, paths.vfs, paths.mig]) {
       if (Buffer.byteLength(p) > SUN_PATH_MAX) throw new Error(`socket path ${p} is longer than ${SUN_PATH_MAX} bytes\nhint: use a shorter AEGIS_HOME`);
@@ -444,8 +521,11 @@ export class QemuBackend implements Backend {
         serialLog: paths.console,
         controlSocket: paths.ctl,
         qmpSocket: paths.qmp,
-        incoming: spec.restoreFrom ? restoreUri(spec.restoreFrom) : undefined,
+        // A template's stream needs x-ignore-shared set before it loads: deferred, then started over QMP.
+        incoming: spec.restoreFrom ? (memoryFile ? "defer" : restoreUri(spec.restoreFrom)) : undefined,
         deferSetup: defer,
+        memoryFile,
+        tbSizeMb: this.tbSizeMb(spec.restoreFrom !== undefined),
         podNet: net.mode === "pod" ? { tap: net.tap, mac: net.mac, word: net.guestWord! } : undefined,
       });
       const t0 = performance.now();
@@ -467,17 +547,19 @@ export class QemuBackend implements Backend {
         throw new VmBootError(`VM ${spec.id}: QEMU exited with code ${code} during boot${log ? `: ${log}` : ""}`, paths.console, fileTail(paths.console));
       });
       const timeoutMs = this.bootTimeoutMs();
+      const watchdog = new BootWatchdog(p.pid, timeoutMs);
       let qmp: QmpClient | undefined;
+      const phases: Record<string, number> = {};
       try {
         if (spec.restoreFrom) {
-          qmp = await Promise.race([restore(paths.qmp, channel, timeoutMs), exitedEarly]);
+          qmp = await Promise.race([restore(paths.qmp, channel, watchdog, (name) => (phases[name] = performance.now() - t0), memoryFile ? restoreUri(spec.restoreFrom) : undefined), exitedEarly]);
         } else {
-          await Promise.race([channel.waitReady(timeoutMs), exitedEarly]);
+          await Promise.race([watchdog.guard(channel.waitReady(watchdog.capMs), "harness ready"), exitedEarly]);
         }
       } catch (err) {
         if (err instanceof ChannelTimeoutError) {
           throw new VmBootError(
-            `VM ${spec.id}: boot watchdog fired: no harness ${spec.restoreFrom ? "answer after restore" : "ready"} within ${timeoutMs} ms (attempt ${attempt} of 2)`,
+            `VM ${spec.id}: boot watchdog fired: no harness ${spec.restoreFrom ? "answer after restore" : "ready"} after ${watchdog.elapsedMs()} ms (budget ${timeoutMs} ms of QEMU run time; ${err.message}) (attempt ${attempt} of 2)`,
             paths.console,
             fileTail(paths.console),
           );
@@ -486,7 +568,10 @@ export class QemuBackend implements Backend {
       }
       exitedEarly.catch(() => undefined); // after boot, the exit is reported through Vm.exited instead
       const bootMs = performance.now() - t0;
-      return new QemuVm(spec, vmProc, channel, paths, qmp, vfsProc, bootMs, () => this.snapshotIdentity(spec, assets), net);
+      const vm = new QemuVm(spec, vmProc, channel, paths, qmp, vfsProc, bootMs, () => this.snapshotIdentity(spec, assets, memoryFile?.shared ? (memoryFile.publishTo ?? memoryFile.path) : undefined), net);
+      vm.bootPhases = phases;
+      if (memoryFile?.shared) vm.sharedRam = { path: memoryFile.path, publishTo: memoryFile.publishTo };
+      return vm;
     } catch (err) {
       if (proc) {
         killGroup(proc.pid);
@@ -523,18 +608,62 @@ export function restoreUri(path: string): string {
   return path.endsWith(".zst") ? `exec:zstd -dc ${q}` : `exec:cat ${q}`;
 }
 
-async function restore(qmpPath: string, channel: ControlChannel, timeoutMs: number): Promise<QmpClient> {
-  const deadline = Date.now() + timeoutMs;
-  const qmp = await QmpClient.connect(qmpPath, timeoutMs);
+/**
+ * Replace `path` by a new empty 0600 file (guest RAM: its owner only) that
+ * QEMU sizes. Unlinked, never rewritten in place: running clones of an older
+ * template still map the old inode's pages.
+ */
+function freshMemoryFile(path: string): void {
+  rmSync(path, { force: true });
+  writeFileSync(path, "", { mode: 0o600 });
+}
+
+/**
+ * Where a template VM keeps its RAM while it boots: tmpfs (/dev/shm) when
+ * there is one, copied sparse to `ram` once the snapshot is taken
+ * (snapshot-file.ts publishMemoryFile). Booting straight on a disk file was
+ * measured slower and unsteady: every first write to a hole allocates file
+ * blocks, and the host's dirty-page writeback throttles the vCPU thread
+ * (template boots past the 20 s watchdog on a loaded host).
+ */
+function stagingMemoryFile(ram: string, key: string): string {
+  if (!existsSync("/dev/shm") || !statSync("/dev/shm").isDirectory()) return ram;
+  // A daemon killed mid-build leaves its staging file in RAM: drop those whose process is gone.
+  for (const f of readdirSync("/dev/shm")) {
+    const m = f.match(/^aegis-template-[0-9a-f]+-(\d+)\.ram$/);
+    if (m && processStartTime(Number(m[1])) === null) rmSync(join("/dev/shm", f), { force: true });
+  }
+  return join("/dev/shm", `aegis-template-${key}-${process.pid}.ram`);
+}
+
+/** A memory file backing guest RAM (qemu-args.ts `memoryFile`); `publishTo`: where the snapshot copies it. */
+type MemoryFile = { path: string; shared: boolean; publishTo?: string };
+
+/** Restore after spawn; `mark` records each phase's end (ms since spawn, QemuVm.bootPhases). */
+async function restore(qmpPath: string, channel: ControlChannel, watchdog: BootWatchdog, mark: (phase: string) => void, deferredUri?: string): Promise<QmpClient> {
+  const qmp = await watchdog.guard(QmpClient.connect(qmpPath, watchdog.capMs), "QMP connect");
+  mark("qmpConnected");
+  if (deferredUri) {
+    // A template snapshot: its RAM is the memory file this VM maps, not in the stream.
+    await qmp.setMigrationCapability("x-ignore-shared", true);
+    await qmp.migrateIncoming(deferredUri);
+  }
   for (;;) {
     const st = await qmp.status();
     if (st !== "inmigrate") break;
-    if (Date.now() > deadline) throw new ChannelTimeoutError(`snapshot load did not finish within ${timeoutMs} ms`);
-    await Bun.sleep(10);
+    if (watchdog.expired()) throw new ChannelTimeoutError(`snapshot load not finished after ${watchdog.elapsedMs()} ms`);
+    await Bun.sleep(2);
   }
+  mark("migrationLoaded");
   await qmp.cont();
-  await channel.call("ping", undefined, { timeoutMs: Math.max(1000, deadline - Date.now()) });
-  await channel.call("clock.set", { epoch_ms: Date.now() }, { timeoutMs: 5000 });
+  mark("resumed");
+  await watchdog.guard(channel.call("ping", undefined, { timeoutMs: watchdog.capMs }), "first ping after the restore");
+  mark("firstPing");
+  // A template clone gets its clock with the `setup` RPC that follows (bootFromTemplate).
+  if (!deferredUri) {
+    await watchdog.guard(channel.call("clock.set", { epoch_ms: Date.now() }, { timeoutMs: watchdog.capMs }), "clock.set after the restore");
+    mark("clockSet");
+  }
   return qmp;
 }
 

@@ -99,6 +99,16 @@ export class QmpClient {
     return this.execute("migrate", { uri });
   }
 
+  /** Turn one migration capability on or off (both ends of a migration must agree). */
+  setMigrationCapability(capability: string, state: boolean): Promise<unknown> {
+    return this.execute("migrate-set-capabilities", { capabilities: [{ capability, state }] });
+  }
+
+  /** Start loading an incoming migration on a VM spawned with `-incoming defer`. */
+  migrateIncoming(uri: string): Promise<unknown> {
+    return this.execute("migrate-incoming", { uri });
+  }
+
   /** `query-migrate` -> status and error description. */
   queryMigrate(): Promise<{ status?: string; "error-desc"?: string }> {
     return this.execute("query-migrate");

@@ -20,7 +20,9 @@
  * flushed it at the end of the migration, so any later write (a cold boot,
  * or the restored VM itself writing) makes the snapshot stale, which is the
  * correct answer: restoring old RAM over a newer disk corrupts the
- * filesystem. `snapshotMismatch` compares; it is a pure function.
+ * filesystem. A template's RAM is not in the stream but in its memory file
+ * (`memory`, templates.ts), stamped the same way once the VM is paused.
+ * `snapshotMismatch` compares; it is a pure function.
  */
 import { chmodSync, closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
 import type { Socket, UnixSocketListener } from "bun";
@@ -51,6 +53,12 @@ export interface SnapshotMeta {
     hostname: string;
   };
   disks: { tools: FileStamp; rootfs: FileStamp; overlay?: FileStamp };
+  /**
+   * The shared memory file holding the guest RAM when the VM ran file-backed
+   * (template builds, qemu-args.ts `memoryFile`): the stream then has no RAM,
+   * so the file must be exactly the one QEMU wrote.
+   */
+  memory?: FileStamp;
 }
 
 /** What snapshot metadata records about a VM, computed from its spec and the files as they are now. */
@@ -117,7 +125,36 @@ export function snapshotMismatch(meta: SnapshotMeta, expected: SnapshotIdentity,
     if (a.path !== b.path) return `${disk} disk moved: snapshot ${a.path}, now ${b.path}`;
     return `${disk} disk ${a.path} changed since the snapshot (size ${a.size} -> ${b.size}, mtime ${a.mtimeNs} -> ${b.mtimeNs})`;
   }
+  if (!sameStamp(meta.memory, expected.memory)) {
+    if (!meta.memory) return `the snapshot holds its RAM but the VM now maps the memory file ${expected.memory!.path}`;
+    if (!expected.memory) return `the snapshot's RAM is in the memory file ${meta.memory.path}, which is missing`;
+    return `memory file ${meta.memory.path} changed since the snapshot (size ${meta.memory.size} -> ${expected.memory.size}, mtime ${meta.memory.mtimeNs} -> ${expected.memory.mtimeNs})`;
+  }
   return undefined;
+}
+
+/**
+ * Copy a template's RAM file `from` (tmpfs while it booted) to `to`: sparse
+ * (`cp --sparse=always` leaves the guest's never-touched, zero pages as
+ * holes), 0600, fsynced, then renamed into place so `to` is complete or absent.
+ */
+export async function publishMemoryFile(from: string, to: string): Promise<void> {
+  const partial = `${to}.partial`;
+  rmSync(partial, { force: true });
+  const cp = Bun.spawn(["cp", "--sparse=always", from, partial], { stdin: "ignore", stdout: "ignore", stderr: "pipe" });
+  const [err, code] = await Promise.all([new Response(cp.stderr).text(), cp.exited]);
+  if (code !== 0) {
+    rmSync(partial, { force: true });
+    throw new Error(`copying the template memory ${from} to ${partial} failed (cp exited ${code}): ${err.trim()}`);
+  }
+  chmodSync(partial, 0o600);
+  const fd = openSync(partial, "r");
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(partial, to);
 }
 
 /** Receives one migration stream on a unix socket and writes it to a file. */

@@ -17,9 +17,28 @@
  * rootfs overlay mounted and the hostname set.
  *
  * Never in a template: secrets, env, user processes, workspace (virtiofs
- * cannot be migrated), hostnames. Files: `<dir>/<key>.snap.zst` and its
- * `.json` metadata (snapshot-file.ts). The template's own overlay disk and
- * run directory are deleted once the snapshot is written.
+ * cannot be migrated), hostnames. Files, one set per build (template-builds.ts):
+ * `<dir>/<key>.<build>.snap` (the migration stream: device state only),
+ * `<key>.<build>.ram` (the guest RAM) and the `.json` metadata
+ * (snapshot-file.ts) with the stamps of both. The template's own
+ * overlay disk and run directory are deleted once the snapshot is written.
+ *
+ * Memory. The template VM runs with its RAM in a shared file mapping on
+ * tmpfs (/dev/shm; a disk file made its boot slow, see qemu.ts
+ * stagingMemoryFile) and migrates with `x-ignore-shared`, so the snapshot
+ * streams no RAM at all: the file already is the RAM. It is then copied
+ * sparse to `<key>.ram` beside the snapshot (fsynced, before the metadata). A VM started from the template
+ * maps that file privately (`share=off`, copy-on-write): no stream, no
+ * decompression, pages fault in on first touch from the host page cache,
+ * and the pages a clone only reads stay shared by every clone (density).
+ * The file is never written after the snapshot (clones write their own
+ * private copies; free-page reporting is not enabled for clones because
+ * QEMU 7.2 would punch holes in the file when discarding pages), and a
+ * rebuild writes a new build under a new name; the old one is removed once
+ * no process maps it, so running and starting clones keep theirs.
+ * A clone's own snapshot (idle stop) streams all its RAM as before.
+ * Disk cost: the pages the template touched (~250 MB for 512 MB) instead
+ * of an ~80 MB zstd file; it is a cache, rebuilt when missing.
  */
 import type { FileStamp } from "./snapshot-file.ts";
 
@@ -43,7 +62,7 @@ export interface TemplateKeyInput {
 export function templateKey(k: TemplateKeyInput): string {
   const h = new Bun.CryptoHasher("sha256");
   h.update(
-    JSON.stringify([1, k.qemuBinary, k.accel, k.arch, k.assetsHash, k.rootfs.path, k.rootfs.size, k.rootfs.mtimeNs, k.rootfs.ino, k.memoryMb, k.vcpus, k.overlayMb]),
+    JSON.stringify([3, k.qemuBinary, k.accel, k.arch, k.assetsHash, k.rootfs.path, k.rootfs.size, k.rootfs.mtimeNs, k.rootfs.ino, k.memoryMb, k.vcpus, k.overlayMb]),
   );
   return h.digest("hex").slice(0, 20);
 }

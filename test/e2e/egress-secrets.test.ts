@@ -15,7 +15,7 @@
  * The agent (Bun's fetch) must trust the injected CA for any of it to work.
  */
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import dnsPacket from "dns-packet";
@@ -187,11 +187,23 @@ describe("secrets kept out of the guest", () => {
     const deadline = Date.now() + 120_000;
     while ((await info("snap")).state !== "stopped" && Date.now() < deadline) await Bun.sleep(1000);
     expect((await info("snap")).state).toBe("stopped");
-    expect(existsSync(join(home.dir, "instances", id, "snapshot.zst"))).toBe(true);
+    const raw = join(home.dir, "instances", id, "snapshot.raw");
+    expect(existsSync(raw)).toBe(true);
+    // Made legacy, as an older aegisd left it (zstd, `snapshot.zst`): it must still restore, not cold boot.
+    const zst = join(home.dir, "instances", id, "snapshot.zst");
+    const z = Bun.spawnSync(["zstd", "-q", "-1", "--rm", raw, "-o", zst], { stderr: "pipe" });
+    expect(z.exitCode).toBe(0);
+    const meta = JSON.parse(readFileSync(`${raw}.json`, "utf8")) as { bytes: number };
+    writeFileSync(`${zst}.json`, JSON.stringify({ ...meta, bytes: statSync(zst).size }));
+    rmSync(`${raw}.json`);
+    const restores = () => readFileSync(join(home.dir, "data", "aegisd.log"), "utf8").split('"msg":"instance restored"').length;
+    const restoredBefore = restores();
     const before = openai.requests.length;
     const frames = await ask("snap", "after the restore");
     expect(answerText(frames)).toContain("after the restore");
     expect(openai.requests.length).toBe(before + 1);
     expect(openai.requests.at(-1)!.headers.authorization).toBe(`Bearer ${REAL_KEY}`);
+    expect(restores()).toBe(restoredBefore + 1);
+    expect(existsSync(zst)).toBe(false); // consumed by the wake
   }, T);
 });

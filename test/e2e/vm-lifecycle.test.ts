@@ -10,15 +10,16 @@
  * which runs one template VM, then its clones one at a time.
  */
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
-import { chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chownSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { ensureGuestAssets, type GuestAssets } from "../../src/vmm/assets/index.ts";
 import type { VmSpec } from "../../src/vmm/backend.ts";
 import { GuestPortTimeoutError, isSnapshotStale, isSnapshotUnsupported } from "../../src/vmm/errors.ts";
 import { runInGuest, startGuestProcess } from "../../src/vmm/guest-process.ts";
 import { QemuBackend, type QemuVm } from "../../src/vmm/qemu.ts";
+import { stampFile } from "../../src/vmm/snapshot-file.ts";
 import { aegisBin } from "../helpers/aegis.ts";
 
 const BOOT_TIMEOUT = 180_000;
@@ -52,6 +53,20 @@ function alive(pid: number): boolean {
   // A zombie counts as gone.
   const stat = existsSync(`/proc/${pid}/stat`) ? readFileSync(`/proc/${pid}/stat`, "utf8") : "";
   return !/\) Z /.test(stat);
+}
+
+/** The one template memory file (templates.ts) in the backend's templates directory. */
+function templateRam(): string {
+  const tdir = join(dirname(assets.kernel), "templates");
+  const rams = readdirSync(tdir).filter((f) => f.endsWith(".ram"));
+  if (rams.length !== 1) throw new Error(`expected one template memory file in ${tdir}, found ${rams.join(", ") || "none"}`);
+  return join(tdir, rams[0]!);
+}
+
+async function sha256(path: string): Promise<string> {
+  const h = new Bun.CryptoHasher("sha256");
+  for await (const chunk of Bun.file(path).stream()) h.update(chunk);
+  return h.digest("hex");
 }
 
 const sh = (vm: QemuVm, script: string) => runInGuest(vm.channel, { argv: ["/bin/sh", "-c", script] });
@@ -196,6 +211,8 @@ describe("VMs started from a template snapshot", () => {
     let t0 = performance.now();
     const c1 = await backend.bootFromTemplate(s1);
     const firstMs = performance.now() - t0;
+    const ram = templateRam();
+    const before = { ...stampFile(ram), sha: await sha256(ram) };
     let rnd1: string;
     try {
       expect(c1.fromTemplate).toBe(true);
@@ -203,6 +220,8 @@ describe("VMs started from a template snapshot", () => {
       rnd1 = await out(c1, urandom);
       expect(await out(c1, "hostname; grep -c t1 /etc/hosts; echo mine > /root/mine; cat /root/mine")).toBe("t1\n1\nmine");
       expect(Math.abs(Number(await out(c1, "date +%s")) - Date.now() / 1000)).toBeLessThan(2);
+      // 24 MB of fresh guest RAM (tmpfs): a clone's writes must stay in its private copy, never the template's memory file.
+      expect(await out(c1, "head -c 25165824 /dev/urandom > /tmp/fill && wc -c < /tmp/fill")).toBe("25165824");
       await startGuestProcess(c1.channel, { argv: ["/bin/sh", "-c", "mkdir -p /www && echo from-t1 > /www/index.html && exec httpd -f -p 8080 -h /www"] });
       await c1.waitForPort(8080, 10_000);
       expect(await (await fetch(`http://127.0.0.1:${s1.ports[0]!.hostPort}/index.html`)).text()).toBe("from-t1\n");
@@ -211,6 +230,7 @@ describe("VMs started from a template snapshot", () => {
       c1.kill();
       await c1.exited;
     }
+    expect({ ...stampFile(ram), sha: await sha256(ram) }).toEqual(before);
     const s2 = await tspec("t2");
     t0 = performance.now();
     const c2 = await backend.bootFromTemplate(s2);
@@ -225,6 +245,7 @@ describe("VMs started from a template snapshot", () => {
       c2.kill();
       await c2.exited;
     }
+    expect({ ...stampFile(ram), sha: await sha256(ram) }).toEqual(before);
     t0 = performance.now();
     const cold = (await backend.boot(s1)) as QemuVm;
     const coldMs = performance.now() - t0;
@@ -234,6 +255,20 @@ describe("VMs started from a template snapshot", () => {
       cold.kill();
       await cold.exited;
     }
+    // A template whose memory file changed is rebuilt (a new file), never restored.
+    const fd = openSync(ram, "r+");
+    writeSync(fd, Buffer.from([0x5a]), 0, 1, 4096);
+    closeSync(fd);
+    const s3 = await tspec("t3");
+    const c3 = await backend.bootFromTemplate(s3);
+    try {
+      expect(c3.fromTemplate).toBe(true);
+      expect(stampFile(templateRam()).ino).not.toBe(before.ino);
+      expect(await out(c3, "hostname")).toBe("t3");
+    } finally {
+      c3.kill();
+      await c3.exited;
+    }
     process.stderr.write(`vm-lifecycle: template build + first clone ${firstMs.toFixed(0)} ms, clone restore-to-usable ${cloneMs.toFixed(0)} ms, cold boot ${coldMs.toFixed(0)} ms\n`);
-  }, 180_000);
+  }, 300_000);
 });

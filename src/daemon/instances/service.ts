@@ -38,7 +38,7 @@ import type { SecretsService } from "../secrets/service.ts";
 import type { VmLauncher } from "../vms.ts";
 import { freePort } from "./ports.ts";
 import { InstanceActivity } from "./activity.ts";
-import { InstanceBoot, snapshotPath } from "./boot.ts";
+import { existingSnapshot, InstanceBoot, removeInstanceSnapshots, snapshotPath } from "./boot.ts";
 import { type Runtime, Runtimes } from "./runtime.ts";
 import { idleAction } from "./idle.ts";
 import { SerialQueue } from "./serial.ts";
@@ -96,7 +96,7 @@ export class InstancesService {
   /** The API view of a row. */
   view(row: InstanceRow): Instance {
     const rt = this.runtimes.peek(row.id);
-    return instanceView(row, rt?.vm ? rt.hostPorts : null, existsSync(this.snapshotPath(row.id)));
+    return instanceView(row, rt?.vm ? rt.hostPorts : null, existingSnapshot(this.deps.instancesDir, row.id) !== undefined);
   }
 
   /** A row by id or handle; NotFound otherwise. */
@@ -265,10 +265,11 @@ export class InstancesService {
       const snapshot = opts.snapshot && this.snapshottable(row);
       if (snapshot && vm.snapshot) {
         try {
+          removeInstanceSnapshots(this.deps.instancesDir, id); // a legacy snapshot.zst would shadow nothing, but is stale now
           await vm.snapshot(this.snapshotPath(id));
           this.deps.log.info("instance snapshotted", { instance: id });
         } catch (err) {
-          rmSync(this.snapshotPath(id), { force: true });
+          removeInstanceSnapshots(this.deps.instancesDir, id);
           this.deps.log.warn("snapshot failed; the instance will cold boot", { instance: id, error: String(err) });
         }
         vm.kill();
@@ -439,7 +440,7 @@ export class InstancesService {
         if (row.state === "stopped") return;
         if (!rec && row.vmm_pid) killStale(row.vmm_pid);
         // A VM that was running when the daemon died ran past any snapshot it had.
-        if (row.state !== "failed") rmSync(this.snapshotPath(row.id), { force: true });
+        if (row.state !== "failed") removeInstanceSnapshots(this.deps.instancesDir, row.id);
         this.deps.table.update(row.id, { state: row.state === "failed" ? "failed" : "stopped", vmm_pid: null });
       }),
     );

@@ -26,7 +26,7 @@ function opt(args: string[], flag: string): string[] {
 describe("buildQemuArgs", () => {
   it("uses microvm, -cpu max with TCG, a bounded TB cache and no defaults", () => {
     const a = buildQemuArgs(base);
-    expect(opt(a, "-M")).toEqual(["microvm"]);
+    expect(opt(a, "-M")).toEqual(["microvm,memory-backend=mem0"]);
     expect(opt(a, "-cpu")).toEqual(["max"]);
     expect(opt(a, "-accel")).toEqual(["tcg,tb-size=32"]);
     for (const f of ["-nodefaults", "-no-user-config", "-no-reboot"]) expect(a).toContain(f);
@@ -90,10 +90,20 @@ describe("buildQemuArgs", () => {
   });
 
   it("attaches no overlay disk and no shared memory backend unless asked", () => {
-    const j = buildQemuArgs(base).join(" ");
+    const a = buildQemuArgs(base);
+    const j = a.join(" ");
     expect(j).not.toContain("aegis-overlay");
-    expect(j).not.toContain("memory-backend");
+    // Always the named anonymous backend, so the migration block is `mem0` whatever backs it.
+    expect(opt(a, "-M")).toEqual(["microvm,memory-backend=mem0"]);
+    expect(opt(a, "-object")).toEqual(["memory-backend-ram,id=mem0,size=512M"]);
     expect(j).not.toContain("-incoming");
+  });
+
+  it("backs RAM with a template memory file: shared to build it, copy-on-write to start from it", () => {
+    expect(opt(buildQemuArgs({ ...base, memoryFile: { path: "/t/k.ram", shared: true } }), "-object")).toEqual(["memory-backend-file,id=mem0,size=512M,mem-path=/t/k.ram,share=on"]);
+    expect(opt(buildQemuArgs({ ...base, memoryFile: { path: "/t/k.ram", shared: false } }), "-object")).toEqual(["memory-backend-file,id=mem0,size=512M,mem-path=/t/k.ram,share=off"]);
+    expect(() => buildQemuArgs({ ...base, memoryFile: { path: "/t/a,b.ram", shared: false } })).toThrow(/comma/);
+    expect(() => buildQemuArgs({ ...base, virtiofsSocket: "/v.sock", memoryFile: { path: "/t/k.ram", shared: false } })).toThrow(/memfd/);
   });
 
   it("rejects hostnames and paths that would break the command line", () => {

@@ -45,6 +45,14 @@ describe("snapshotMismatch", () => {
     expect(snapshotMismatch(meta, { ...identity, disks: noOverlay }, 1000)).toMatch(/needs the overlay disk/);
     expect(snapshotMismatch({ ...meta, disks: noOverlay }, identity, 1000)).toMatch(/has no overlay disk/);
   });
+
+  it("refuses a template whose memory file changed, went missing or was never recorded", () => {
+    const withMem = { ...meta, memory: stamp("/t/k.ram") };
+    expect(snapshotMismatch(withMem, { ...identity, memory: stamp("/t/k.ram") }, 1000)).toBeUndefined();
+    expect(snapshotMismatch(withMem, { ...identity, memory: stamp("/t/k.ram", "300") }, 1000)).toMatch(/memory file \/t\/k.ram changed since the snapshot/);
+    expect(snapshotMismatch(withMem, identity, 1000)).toMatch(/memory file \/t\/k.ram, which is missing/);
+    expect(snapshotMismatch(meta, { ...identity, memory: stamp("/t/k.ram") }, 1000)).toMatch(/holds its RAM/);
+  });
 });
 
 describe("snapshot files", () => {
