@@ -38,6 +38,7 @@ import { join } from "node:path";
 import { z } from "zod";
 import type { AegisdFront } from "./aegisd.ts";
 import { unmountRootfs } from "./mounts.ts";
+import type { VmShape } from "./pod-shape.ts";
 
 /** CRI's annotation naming a container's role in its pod. */
 export const CONTAINER_TYPE = "io.kubernetes.cri.container-type";
@@ -53,7 +54,7 @@ const PodFields = z.object({
 });
 
 /** A container's place in a CRI pod (or none). */
-export type PodRole = { kind: "solo" } | { kind: "sandbox"; sandboxId: string; netnsPath?: string } | { kind: "container"; sandboxId: string };
+export type PodRole = { kind: "solo" } | { kind: "sandbox"; sandboxId: string; annotations: Record<string, string>; netnsPath?: string } | { kind: "container"; sandboxId: string };
 
 /** The pod role of the bundle whose config.json text is `json` (solo for anything not from CRI). */
 export function podRole(json: string, id: string): PodRole {
@@ -63,7 +64,7 @@ export function podRole(json: string, id: string): PodRole {
   const type = a[CONTAINER_TYPE];
   if (type === "sandbox") {
     const netns = parsed.data.linux?.namespaces?.find((n) => n.type === "network")?.path;
-    return { kind: "sandbox", sandboxId: a[SANDBOX_ID] ?? id, ...(netns ? { netnsPath: netns } : {}) };
+    return { kind: "sandbox", sandboxId: a[SANDBOX_ID] ?? id, annotations: a, ...(netns ? { netnsPath: netns } : {}) };
   }
   if (type === "container" && a[SANDBOX_ID]) return { kind: "container", sandboxId: a[SANDBOX_ID] };
   return { kind: "solo" };
@@ -115,12 +116,14 @@ export class PodVm {
     readonly sandboxId: string,
     private readonly sandboxBundle: string,
     private readonly log: (msg: string) => void,
+    /** The VM's size (shim/pod-shape.ts): fixed at boot, containers must fit in it. */
+    readonly shape: VmShape = {},
   ) {
     ({ share: this.share, stage: this.stage } = podDirs(sandboxBundle));
   }
 
   /** Make the shared pod directory and the private staging point, mount the sandbox's rootfs, boot the VM. */
-  async boot(sandboxRootfs: string, shape: { memory_mb?: number; vcpus?: number }, netnsPath: string | undefined): Promise<string> {
+  async boot(sandboxRootfs: string, netnsPath: string | undefined): Promise<string> {
     try {
       for (const dir of [this.share, this.stage]) {
         mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -129,7 +132,7 @@ export class PodVm {
       }
       await mountCmd(["--make-shared", this.share]);
       await this.front.ensureRunning();
-      const inst = await this.front.createInstance(this.share, { ...shape, ...(netnsPath ? { netns_path: netnsPath } : {}) });
+      const inst = await this.front.createInstance(this.share, { ...this.shape, ...(netnsPath ? { netns_path: netnsPath } : {}) });
       this.instanceId = inst.id;
       writeFileSync(join(this.sandboxBundle, POD_INSTANCE_FILE), inst.id);
       // After the boot, like every container's: one path (a mount that propagates into virtiofsd's

@@ -16,7 +16,8 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { AegisdFront } from "./aegisd.ts";
 import type { EventPublisher } from "./events.ts";
-import { OciSpec, parseSpec, vmShape } from "./oci-spec.ts";
+import { OciSpec, parseSpec } from "./oci-spec.ts";
+import { misfit, podShape } from "./pod-shape.ts";
 import type { Msg } from "./proto/index.ts";
 import { PodVm, podRole, type TaskPlacement } from "./sandbox.ts";
 import { TaskService } from "./task-service.ts";
@@ -105,12 +106,18 @@ export class TaskRouter {
     if (role.kind === "sandbox") {
       if (this.pods.has(role.sandboxId)) throw new TtrpcError(Code.alreadyExists, `pod ${role.sandboxId} already has a sandbox in this shim`);
       const spec = parseSpec(OciSpec, configText, `${bundle}/config.json`);
-      const pod = new PodVm(this.deps.front, role.sandboxId, bundle, this.deps.log);
+      let shape: ReturnType<typeof podShape>;
+      try {
+        shape = podShape(role.annotations, spec);
+      } catch (err) {
+        throw new TtrpcError(Code.invalidArgument, (err as Error).message);
+      }
+      const pod = new PodVm(this.deps.front, role.sandboxId, bundle, this.deps.log, shape);
       this.pods.set(role.sandboxId, pod);
       return {
         place: async (taskId, rootfs) => {
           try {
-            return { instanceId: await pod.boot(rootfs, vmShape(spec), role.netnsPath), rootSubdir: taskId };
+            return { instanceId: await pod.boot(rootfs, role.netnsPath), rootSubdir: taskId };
           } catch (err) {
             this.pods.delete(role.sandboxId);
             throw err;
@@ -124,6 +131,8 @@ export class TaskRouter {
     }
     const pod = this.pods.get(role.sandboxId);
     if (!pod?.instanceId) throw new TtrpcError(Code.failedPrecondition, `container ${id} belongs to pod ${role.sandboxId}, whose sandbox is not running in this shim`);
+    const tooBig = misfit(id, parseSpec(OciSpec, configText, `${bundle}/config.json`), pod.shape);
+    if (tooBig) throw new TtrpcError(Code.failedPrecondition, tooBig);
     return {
       place: async (taskId, rootfs) => {
         await pod.addRoot(taskId, rootfs);

@@ -55,7 +55,7 @@ async function busyboxArchive(file: string, work: string, ref: string, cmd: stri
 }
 
 function podConfig(logDir: string): CriMsg {
-  return { metadata: { name: "web", uid: `uid-${process.pid}`, namespace: "default", attempt: 0 }, hostname: "web", log_directory: logDir, linux: {} };
+  return { metadata: { name: "web", uid: `uid-${process.pid}`, namespace: "default", attempt: 0 }, hostname: "web", log_directory: logDir, linux: {}, annotations: { "io.aegis.pod.memory-mb": "640" } };
 }
 
 beforeAll(async () => {
@@ -141,6 +141,25 @@ describe("the CRI API with runtime handler aegis (containerd 1.6)", () => {
       expect(exec.exit_code).toBe(0);
       const tExec = performance.now();
       process.stderr.write(`cri: RunPodSandbox ${((tPod - t0) / 1000).toFixed(1)} s, CreateContainer+StartContainer ${((tCtr - tPod) / 1000).toFixed(2)} s, first ExecSync ${((tExec - tCtr) / 1000).toFixed(2)} s\n`);
+      // The pod VM has the size its annotation asks for (640 MiB: MemTotal a little less).
+      const meminfo = await cri.call("ExecSync", { container_id: ctrId, cmd: ["/bin/sh", "-c", "grep MemTotal /proc/meminfo"], timeout: 60 }, 120_000);
+      const memTotalMb = Number(/MemTotal:\s+(\d+) kB/.exec(Buffer.from(meminfo.stdout as Uint8Array).toString())?.[1]) / 1024;
+      expect(memTotalMb).toBeGreaterThan(500);
+      expect(memTotalMb).toBeLessThanOrEqual(640);
+      // A container bigger than its pod VM (which cannot grow) is refused when its task is made
+      // (StartContainer: CRI's CreateContainer only records it), saying what to set.
+      const big = await cri.call("CreateContainer", {
+        pod_sandbox_id: podId,
+        config: { metadata: { name: "big", attempt: 0 }, image: { image: PAUSE_IMAGE }, command: ["/bin/sleep", "1000"], log_path: "big.log", linux: { resources: { memory_limit_in_bytes: 2048 * 1024 * 1024 } } },
+        sandbox_config: sandboxConfig,
+      }, T);
+      const tooBig = await cri.call("StartContainer", { container_id: String(big.container_id) }, T).then(
+        () => "started",
+        (err: unknown) => (err as Error).message,
+      );
+      await cri.call("RemoveContainer", { container_id: String(big.container_id) }, T);
+      expect(tooBig).toContain("io.aegis.pod.memory-mb");
+      expect(tooBig).toContain("its pod VM has 640 MiB");
       const failing = await cri.call("ExecSync", { container_id: ctrId, cmd: ["/bin/sh", "-c", "echo oops >&2; exit 4"], timeout: 60 }, 120_000);
       expect(Buffer.from(failing.stderr as Uint8Array).toString()).toBe("oops\n");
       expect(failing.exit_code).toBe(4);

@@ -41,6 +41,8 @@ function criConfig(cri: CriOptions): string[] {
     `  runtime_type = "io.containerd.runc.v2"`,
     `${p}.containerd.runtimes.aegis]`,
     `  runtime_type = "io.containerd.aegis.v2"`,
+    // The pod's VM size travels as pod annotations (src/shim/pod-shape.ts).
+    `  pod_annotations = ["io.aegis.*"]`,
     `${p}.cni]`,
     `  bin_dir = "/usr/lib/cni"`,
     `  conf_dir = "${cri.cniConfDir}"`,

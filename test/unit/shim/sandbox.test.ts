@@ -12,8 +12,8 @@ const cri = (type: string, sandbox: string, extra: object = {}) => JSON.stringif
 describe("CRI pod roles", () => {
   it("reads the sandbox, its network namespace, and the containers of a pod from the annotations", () => {
     const netns = { linux: { namespaces: [{ type: "pid" }, { type: "network", path: "/var/run/netns/cni-1" }] } };
-    expect(podRole(cri("sandbox", "s1", netns), "s1")).toEqual({ kind: "sandbox", sandboxId: "s1", netnsPath: "/var/run/netns/cni-1" });
-    expect(podRole(cri("sandbox", "s1"), "s1")).toEqual({ kind: "sandbox", sandboxId: "s1" });
+    expect(podRole(cri("sandbox", "s1", netns), "s1")).toEqual({ kind: "sandbox", sandboxId: "s1", annotations: expect.any(Object), netnsPath: "/var/run/netns/cni-1" });
+    expect(podRole(cri("sandbox", "s1"), "s1")).toEqual({ kind: "sandbox", sandboxId: "s1", annotations: { "io.kubernetes.cri.container-type": "sandbox", "io.kubernetes.cri.sandbox-id": "s1" } });
     expect(podRole(cri("container", "s1"), "c1")).toEqual({ kind: "container", sandboxId: "s1" });
   });
 
