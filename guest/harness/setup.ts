@@ -99,7 +99,7 @@ export async function setupBase(cfg: GuestConfig, mounted: Set<string>): Promise
   // What the injection needs from the initramfs, found now: a template snapshot then already holds it.
   if (cfg.rootDisk) (await import("./inject.ts")).selfDependencies();
   if (cfg.podNet && cfg.net) (await import("./net-config.ts")).configurePodNetwork(cfg.podNet);
-  else libc.configureNetwork(cfg.net ? { iface: "eth0", address: "10.0.2.15", netmask: "255.255.255.0", gateway: NET.gateway } : undefined);
+  else (await import("./inet-ioctl.ts")).configureNetwork(cfg.net ? { iface: "eth0", address: "10.0.2.15", netmask: "255.255.255.0", gateway: NET.gateway } : undefined);
 }
 
 /**

@@ -21,8 +21,7 @@ import { join } from "node:path";
 import { TestHome } from "../helpers/aegis.ts";
 import { TestContainerd } from "../helpers/containerd.ts";
 import { CriClient, type CriMsg } from "../helpers/cri/client.ts";
-import { makeImage, makeLayer, type TestEntry } from "../helpers/oci-build.ts";
-import { writeDockerArchive } from "../helpers/oci-layout.ts";
+import { busyboxArchive } from "../helpers/busybox-image.ts";
 import { qemuPids } from "../helpers/qemu-pids.ts";
 
 const T = 600_000;
@@ -40,19 +39,7 @@ function netnsList(): string[] {
   return existsSync("/var/run/netns") ? readdirSync("/var/run/netns") : [];
 }
 
-async function busyboxArchive(file: string, work: string, ref: string, cmd: string[], extra: TestEntry[]): Promise<void> {
-  const bb = new Uint8Array(await Bun.file("/bin/busybox").arrayBuffer());
-  const applets = ["sh", "sleep", "cat", "echo", "httpd", "hostname", "ls"];
-  const layer = makeLayer([
-    { path: "bin/", type: "Directory" },
-    { path: "bin/busybox", content: bb, mode: 0o755 },
-    ...applets.map((a) => ({ path: `bin/${a}`, type: "SymbolicLink" as const, linkpath: "busybox", mode: 0o777 })),
-    { path: "etc/", type: "Directory" },
-    { path: "etc/passwd", content: "root:x:0:0:root:/root:/bin/sh\n" },
-    ...extra,
-  ]);
-  await writeDockerArchive(file, work, makeImage([layer], { env: ["PATH=/bin"], cmd }), ref);
-}
+const CRI_APPLETS = ["sh", "sleep", "cat", "echo", "httpd", "hostname", "ls"];
 
 function podConfig(logDir: string): CriMsg {
   return { metadata: { name: "web", uid: `uid-${process.pid}`, namespace: "default", attempt: 0 }, hostname: "web", log_directory: logDir, linux: {}, annotations: { "io.aegis.pod.memory-mb": "640" } };
@@ -70,11 +57,11 @@ beforeAll(async () => {
   ctd = new TestContainerd(home.dir, { sandboxImage: PAUSE_IMAGE, cniConfDir: cniDir });
   await ctd.start();
   // The sandbox's program keeps the pod alive until it is killed (what the pause image does).
-  await busyboxArchive(join(ctd.dir, "pause.tar"), join(ctd.dir, "pause"), PAUSE_IMAGE, ["/bin/sleep", "2147483647"], []);
-  await busyboxArchive(join(ctd.dir, "app.tar"), join(ctd.dir, "app"), APP_IMAGE, ["/bin/sh"], [
+  await busyboxArchive(join(ctd.dir, "pause.tar"), join(ctd.dir, "pause"), PAUSE_IMAGE, CRI_APPLETS, { cmd: ["/bin/sleep", "2147483647"] });
+  await busyboxArchive(join(ctd.dir, "app.tar"), join(ctd.dir, "app"), APP_IMAGE, CRI_APPLETS, { cmd: ["/bin/sh"], extra: [
     { path: "www/", type: "Directory" },
     { path: "www/index.html", content: PAGE },
-  ]);
+  ] });
   for (const f of ["pause.tar", "app.tar"]) {
     const imported = await ctd.ctr(["-n", "k8s.io", "images", "import", join(ctd.dir, f)]);
     expect(imported.stderr).toBe("");

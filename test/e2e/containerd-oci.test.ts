@@ -16,8 +16,7 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { TestHome } from "../helpers/aegis.ts";
 import { TestContainerd } from "../helpers/containerd.ts";
-import { makeImage, makeLayer } from "../helpers/oci-build.ts";
-import { writeDockerArchive } from "../helpers/oci-layout.ts";
+import { busyboxArchive } from "../helpers/busybox-image.ts";
 import { qemuPids } from "../helpers/qemu-pids.ts";
 import { statePaths } from "../../src/paths.ts";
 import { TtrpcClient } from "../../src/shim/ttrpc.ts";
@@ -33,16 +32,7 @@ beforeAll(async () => {
   home = new TestHome();
   ctd = new TestContainerd(home.dir);
   await ctd.start();
-  const bb = new Uint8Array(await Bun.file("/bin/busybox").arrayBuffer());
-  const applets = ["sh", "sleep", "cat", "echo", "id", "pwd", "nproc", "grep", "seq"];
-  const layer = makeLayer([
-    { path: "bin/", type: "Directory" },
-    { path: "bin/busybox", content: bb, mode: 0o755 },
-    ...applets.map((a) => ({ path: `bin/${a}`, type: "SymbolicLink" as const, linkpath: "busybox", mode: 0o777 })),
-    { path: "etc/", type: "Directory" },
-    { path: "etc/passwd", content: "root:x:0:0:root:/root:/bin/sh\n" },
-  ]);
-  await writeDockerArchive(join(ctd.dir, "image.tar"), join(ctd.dir, "image"), makeImage([layer], { env: ["PATH=/bin"] }), IMAGE);
+  await busyboxArchive(join(ctd.dir, "image.tar"), join(ctd.dir, "image"), IMAGE, ["sh", "sleep", "cat", "echo", "id", "pwd", "nproc", "grep", "seq"]);
   const imported = await ctd.ctr(["images", "import", join(ctd.dir, "image.tar")]);
   expect(imported.code).toBe(0);
 }, T);

@@ -14,8 +14,7 @@ import { join } from "node:path";
 import { kernelCacheDir } from "../../src/vmm/assets/kernel.ts";
 import { TestHome } from "../helpers/aegis.ts";
 import { TestContainerd } from "../helpers/containerd.ts";
-import { makeImage, makeLayer } from "../helpers/oci-build.ts";
-import { writeDockerArchive } from "../helpers/oci-layout.ts";
+import { busyboxArchive } from "../helpers/busybox-image.ts";
 import { qemuPids } from "../helpers/qemu-pids.ts";
 
 const T = 300_000;
@@ -26,26 +25,13 @@ let ctd: TestContainerd;
 let events: ReturnType<typeof Bun.spawn>;
 let eventText: Promise<string>;
 
-async function busyboxImage(file: string, work: string): Promise<void> {
-  const bb = new Uint8Array(await Bun.file("/bin/busybox").arrayBuffer());
-  const applets = ["sh", "uname", "sleep", "cat", "echo", "tty", "true"];
-  const layer = makeLayer([
-    { path: "bin/", type: "Directory" },
-    { path: "bin/busybox", content: bb, mode: 0o755 },
-    ...applets.map((a) => ({ path: `bin/${a}`, type: "SymbolicLink" as const, linkpath: "busybox", mode: 0o777 })),
-    { path: "etc/", type: "Directory" },
-    { path: "etc/passwd", content: "root:x:0:0:root:/root:/bin/sh\n" },
-  ]);
-  await writeDockerArchive(file, work, makeImage([layer], { env: ["PATH=/bin"] }), IMAGE);
-}
-
 beforeAll(async () => {
   home = new TestHome();
   ctd = new TestContainerd(home.dir);
   await ctd.start();
   events = ctd.spawnCtr(["events"]);
   eventText = new Response(events.stdout as ReadableStream<Uint8Array>).text();
-  await busyboxImage(join(ctd.dir, "image.tar"), join(ctd.dir, "image"));
+  await busyboxArchive(join(ctd.dir, "image.tar"), join(ctd.dir, "image"), IMAGE, ["sh", "uname", "sleep", "cat", "echo", "tty", "true"]);
   const imported = await ctd.ctr(["images", "import", join(ctd.dir, "image.tar")]);
   expect(imported.stderr).toBe("");
   expect(imported.code).toBe(0);
