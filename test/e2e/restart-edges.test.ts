@@ -107,7 +107,8 @@ it("an interactive task ends with the killed daemon's connection: the CLI says s
 }, 180_000);
 
 it("aegis down stops a running instance as the idle policy does: with a memory snapshot, so its next wake resumes where it was", async () => {
-  const counter = ["sh", "-c", "i=0; while true; do i=$((i+1)); echo $i > /tmp/n; sleep 0.2; done"];
+  // Written whole by a rename, so a snapshot (or a read) never catches the file truncated and empty.
+  const counter = ["sh", "-c", "i=0; while true; do i=$((i+1)); echo $i > /tmp/n.new; mv /tmp/n.new /tmp/n; sleep 0.2; done"];
   await home.ok(["instance", "start", "--name", "keeper", "--pause-after", "0", "--", ...counter], { env });
   await Bun.sleep(1500);
   const before = Number((await home.ok(["exec", "keeper", "--", "cat", "/tmp/n"])).stdout);
