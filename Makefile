@@ -28,11 +28,15 @@ deps:
 setup: build
 	$(BIN) setup
 
+# Bun 1.4 ignores a `timeout` in bunfig.toml: without --timeout every test and
+# every beforeAll/afterAll hook that sets no timeout of its own gets 5 s, which a
+# VM test's clean-up (aegis down, QEMU exit) exceeds on a busy machine.
+TEST_TIMEOUT_MS := 60000
 test: build
-	bun test
+	bun test --timeout $(TEST_TIMEOUT_MS)
 
 test-unit:
-	bun test test/unit
+	bun test --timeout $(TEST_TIMEOUT_MS) test/unit
 
 install: build
 	install -d $(DESTDIR)$(PREFIX)/bin

@@ -40,7 +40,7 @@ describe("aegis mcp over stdio (SDK client)", () => {
     home = new TestHome();
     // No daemon yet: the server must start it.
     mcp = await connectHostMcp(home);
-  }, 30_000);
+  }, 60_000);
   afterAll(async () => {
     await mcp?.close();
     await home?.[Symbol.asyncDispose]();
