@@ -46,7 +46,7 @@
  * where they are, and must be unchanged at restore). The snapshot file is
  * written 0600.
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { dirname, join } from "node:path";
 import type { GuestAssets } from "./assets/index.ts";
@@ -60,7 +60,7 @@ import { lastLines } from "../control/file-ring.ts";
 import { buildQemuArgs } from "./qemu-args.ts";
 import { QmpClient } from "./qmp.ts";
 import { QemuVm } from "./qemu-vm.ts";
-import { readSnapshotMeta, removeSnapshot, snapshotMismatch, stampFile, type SnapshotIdentity } from "./snapshot-file.ts";
+import { readSnapshotMeta, removeSnapshot, snapshotMismatch, splitMemoryFile, stampFile, type SnapshotIdentity } from "./snapshot-file.ts";
 import { BootWatchdog } from "./boot-watchdog.ts";
 import { newTemplateBuild, pruneTemplateBuilds, templateBuilds, templateMemoryFile } from "./template-builds.ts";
 import { TEMPLATE_HOSTNAME, templateKey } from "./templates.ts";
@@ -237,7 +237,7 @@ export class QemuBackend implements Backend {
     if (!meta) throw new SnapshotStaleError(snap, `it has no metadata ${snap}.json (incomplete, or not written by Aegis)`);
     if (spec.overlayDisk && !existsSync(spec.overlayDisk)) throw new SnapshotStaleError(snap, `its overlay disk ${spec.overlayDisk} is missing`);
     const bytes = existsSync(snap) ? statSync(snap).size : undefined;
-    const why = snapshotMismatch(meta, this.snapshotIdentity(spec, assets), bytes);
+    const why = snapshotMismatch(meta, this.snapshotIdentity(spec, assets, splitMemoryFile(snap)), bytes);
     if (why) throw new SnapshotStaleError(snap, why);
   }
 
@@ -247,7 +247,12 @@ export class QemuBackend implements Backend {
     const assets = await this.prepare();
     if (spec.restoreFrom) this.checkRestorable(spec as VmSpec & { restoreFrom: string }, assets);
     else if (spec.overlayDisk) await ensureOverlayDisk(spec.overlayDisk, spec.overlayDiskSizeMb);
-    return await this.bootWithRetry(spec, assets, false);
+    const checkedAt = performance.now();
+    // A split snapshot's RAM file is mapped copy-on-write, as a template's is (snapshot-split.ts).
+    const ram = spec.restoreFrom ? splitMemoryFile(spec.restoreFrom) : undefined;
+    const vm = await this.bootWithRetry(spec, assets, false, ram ? { path: ram, shared: false } : undefined);
+    vm.bootMarks = { checked: checkedAt, ...vm.bootMarks };
+    return vm;
   }
 
   /**
@@ -280,6 +285,7 @@ export class QemuBackend implements Backend {
       const watchdog = new BootWatchdog(vm.pid, Math.min(this.bootTimeoutMs(), 10_000));
       await watchdog.guard(vm.channel.call("setup", { hostname: spec.hostname, epoch_ms: Date.now(), entropy: randomBytes(64).toString("base64") }, { timeoutMs: watchdog.capMs }), "the guest's setup RPC");
       vm.bootPhases.setupRpc = performance.now() - t0;
+      vm.bootMarks.setup = performance.now();
     } catch (err) {
       vm.kill();
       await vm.exited;
@@ -506,6 +512,7 @@ export class QemuBackend implements Backend {
         ? await PodNetwork.setup(spec.netnsPath)
         : await VmNetwork.setup(spec.network ?? DEFAULT_NETWORK, spec.runDir, this.home(spec), this.opts.log ?? (() => {}), { vmId: spec.id, hosts: spec.egressHosts ?? [] });
       for (const p of spec.ports) await net.addForward(p.hostPort);
+      const networkAt = performance.now();
       if (spec.workspace && spec.rootfsDir) throw new Error(`VM ${spec.id}: a host-directory rootfs and a workspace cannot be combined yet`);
       if (spec.workspace) virtiofsd = await startVirtiofsd(spec.workspace, paths.vfs, join(spec.runDir, "virtiofsd.log"), qemuEnv());
       if (spec.rootfsDir) virtiofsd = await startRootfsVirtiofsd(spec.rootfsDir, paths.vfs, join(spec.runDir, "virtiofsd.log"), qemuEnv());
@@ -537,13 +544,17 @@ export class QemuBackend implements Backend {
         podNet: net.mode === "pod" ? { tap: net.tap, mac: net.mac, word: net.guestWord! } : undefined,
       });
       const t0 = performance.now();
-      proc = Bun.spawn([...net.wrapper, this.qemuBinary, ...args], {
-        stdin: "ignore",
-        stdout: "ignore",
-        stderr: Bun.file(paths.qemuLog),
-        env: qemuEnv(),
-        detached: true,
-      });
+      // An uncompressed snapshot reaches QEMU as fd 3 (restoreUri); `ip netns exec` passes it on.
+      const incomingFd = spec.restoreFrom ? openIncoming(spec.restoreFrom) : undefined;
+      try {
+        proc = Bun.spawn([...net.wrapper, this.qemuBinary, ...args], {
+          stdio: ["ignore", "ignore", Bun.file(paths.qemuLog), ...(incomingFd !== undefined ? [incomingFd] : [])],
+          env: qemuEnv(),
+          detached: true,
+        });
+      } finally {
+        if (incomingFd !== undefined) closeSync(incomingFd);
+      }
       const p = proc;
       const vmProc = spawnedProcess(p);
       const vfsProc = virtiofsd ? spawnedProcess(virtiofsd) : undefined;
@@ -558,9 +569,14 @@ export class QemuBackend implements Backend {
       const watchdog = new BootWatchdog(p.pid, timeoutMs);
       let qmp: QmpClient | undefined;
       const phases: Record<string, number> = {};
+      const marks: Record<string, number> = { network: networkAt, spawned: t0 };
+      const mark = (name: string) => {
+        marks[name] = performance.now();
+        phases[name] = marks[name] - t0;
+      };
       try {
         if (spec.restoreFrom) {
-          qmp = await Promise.race([restore(paths.qmp, channel, watchdog, (name) => (phases[name] = performance.now() - t0), memoryFile ? restoreUri(spec.restoreFrom) : undefined), exitedEarly]);
+          qmp = await Promise.race([restore(paths.qmp, channel, watchdog, mark, { deferredUri: memoryFile ? restoreUri(spec.restoreFrom) : undefined, setupFollows: defer }), exitedEarly]);
         } else {
           await Promise.race([watchdog.guard(channel.waitReady(watchdog.capMs), "harness ready"), exitedEarly]);
         }
@@ -578,6 +594,7 @@ export class QemuBackend implements Backend {
       const bootMs = performance.now() - t0;
       const vm = new QemuVm(spec, vmProc, channel, paths, qmp, vfsProc, bootMs, () => this.snapshotIdentity(spec, assets, memoryFile?.shared ? (memoryFile.publishTo ?? memoryFile.path) : undefined), net);
       vm.bootPhases = phases;
+      vm.bootMarks = marks;
       if (memoryFile?.shared) vm.sharedRam = { path: memoryFile.path, publishTo: memoryFile.publishTo };
       return vm;
     } catch (err) {
@@ -610,10 +627,23 @@ export function vmPaths(runDir: string) {
   };
 }
 
-/** `-incoming` URI for a snapshot file (zstd-compressed when it ends in .zst). */
+/** The file descriptor number a restored QEMU reads an uncompressed snapshot from (see {@link restoreUri}). */
+export const INCOMING_FD = 3;
+
+/**
+ * `-incoming` URI for a snapshot file: a zstd one (`.zst`) streams through
+ * `zstd -dc`; any other is opened by aegisd and given to QEMU as fd
+ * {@link INCOMING_FD}, which QEMU 7.2 reads as a file channel (no `cat`
+ * process and pipe in between: see the wake numbers in the module notes).
+ */
 export function restoreUri(path: string): string {
   const q = `'${path.replaceAll("'", `'\\''`)}'`;
-  return path.endsWith(".zst") ? `exec:zstd -dc ${q}` : `exec:cat ${q}`;
+  return path.endsWith(".zst") ? `exec:zstd -dc ${q}` : `fd:${INCOMING_FD}`;
+}
+
+/** The snapshot opened for QEMU when {@link restoreUri} names an fd (the caller closes it once QEMU is spawned). */
+function openIncoming(path: string): number | undefined {
+  return restoreUri(path).startsWith("fd:") ? openSync(path, "r") : undefined;
 }
 
 /**
@@ -648,11 +678,18 @@ function stagingMemoryFile(ram: string, key: string): string {
 type MemoryFile = { path: string; shared: boolean; publishTo?: string };
 
 /** Restore after spawn; `mark` records each phase's end (ms since spawn, QemuVm.bootPhases). */
-async function restore(qmpPath: string, channel: ControlChannel, watchdog: BootWatchdog, mark: (phase: string) => void, deferredUri?: string): Promise<QmpClient> {
+async function restore(
+  qmpPath: string,
+  channel: ControlChannel,
+  watchdog: BootWatchdog,
+  mark: (phase: string) => void,
+  opts: { deferredUri?: string; setupFollows: boolean },
+): Promise<QmpClient> {
+  const { deferredUri } = opts;
   const qmp = await watchdog.guard(QmpClient.connect(qmpPath, watchdog.capMs), "QMP connect");
   mark("qmpConnected");
   if (deferredUri) {
-    // A template snapshot: its RAM is the memory file this VM maps, not in the stream.
+    // A template or split snapshot: its RAM is the memory file this VM maps, not in the stream.
     await qmp.setMigrationCapability("x-ignore-shared", true);
     await qmp.migrateIncoming(deferredUri);
   }
@@ -665,10 +702,12 @@ async function restore(qmpPath: string, channel: ControlChannel, watchdog: BootW
   mark("migrationLoaded");
   await qmp.cont();
   mark("resumed");
-  await watchdog.guard(channel.call("ping", undefined, { timeoutMs: watchdog.capMs }), "first ping after the restore");
-  mark("firstPing");
-  // A template clone gets its clock with the `setup` RPC that follows (bootFromTemplate).
-  if (!deferredUri) {
+  if (opts.setupFollows) {
+    // A template clone gets its clock with the `setup` RPC that follows (bootFromTemplate).
+    await watchdog.guard(channel.call("ping", undefined, { timeoutMs: watchdog.capMs }), "first ping after the restore");
+    mark("firstPing");
+  } else {
+    // The clock is the first answer: a separate ping first cost a guest round trip (~17 ms under TCG).
     await watchdog.guard(channel.call("clock.set", { epoch_ms: Date.now() }, { timeoutMs: watchdog.capMs }), "clock.set after the restore");
     mark("clockSet");
   }
