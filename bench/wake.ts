@@ -9,9 +9,14 @@
  * turns, and a wake starts only once every instance is stopped with its
  * snapshot, so no idle-stop snapshot is written during another's wake.
  *
- * Usage: `bun bench/wake.ts [--runs N] [--vs /path/to/other/aegis]` (needs
- * bin/aegis). Prints each wake, the per-phase medians from aegisd's log
- * (bench/_wake.ts) and writes bench/results/wake.json.
+ * Usage: `bun bench/wake.ts [--runs N] [--vs /path/to/other/aegis]
+ * [--vs-env KEY=VALUE] [--cold N]` (needs bin/aegis). `--vs-env` starts the
+ * second daemon with that variable (with `--vs bin/aegis`: the same binary,
+ * e.g. AEGIS_SNAPSHOT_SPLIT=0); `--cold N` then times N cold boots ->
+ * serving (AEGIS_TEMPLATES=0) for the issue's ratio (idle-stopped -> first
+ * byte / cold boot -> serving, target <= 0.05x). Prints each wake, the
+ * per-phase medians from aegisd's log (bench/_wake.ts) and writes
+ * bench/results/wake.json.
  */
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -36,12 +41,17 @@ interface Side {
   phases: Record<string, number>[];
 }
 
-async function prepare(label: string, binary: string): Promise<Side> {
+function privateCli(label: string, binary: string): Cli {
   const home = mkdtempSync(join(tmpdir(), `aw-${label}-`));
   const bin = join(home, "aegis");
   copyFileSync(binary, bin); // a rebuild during the run must not change what is measured
-  const cli = new Cli(bin, home);
-  const { router } = await up(cli);
+  return new Cli(bin, home);
+}
+
+async function prepare(label: string, binary: string, env: Record<string, string> = {}): Promise<Side> {
+  const cli = privateCli(label, binary);
+  const home = cli.home;
+  const { router } = await up(cli, env);
   const t0 = performance.now();
   await startToServing(cli, router, "warm"); // builds the instance template
   await cli.ok(["instance", "delete", "warm"]);
@@ -74,18 +84,35 @@ async function main(): Promise<void> {
   const built = join(repoRoot, "bin", "aegis");
   if (!existsSync(built)) throw new Error(`${built} is missing: run \`make build\` first`);
   const other = arg("--vs");
+  const vsEnv = arg("--vs-env");
+  const coldRuns = Number(arg("--cold") ?? 0);
   const sides: Side[] = [];
+  const cold: number[] = [];
   try {
     sides.push(await prepare("this", built));
-    if (other) sides.push(await prepare("vs", other));
+    if (other) sides.push(await prepare("vs", other, vsEnv ? { [vsEnv.split("=")[0]!]: vsEnv.slice(vsEnv.indexOf("=") + 1) } : {}));
     for (let i = 0; i < RUNS; i++) {
       for (const s of i % 2 ? [...sides].reverse() : sides) {
         for (const t of sides) await stoppedWithSnapshot(t);
         await wakeOnce(s);
       }
     }
+    for (const s of sides) await s.cli.ok(["down"]);
+    if (coldRuns > 0) {
+      const c = privateCli("cold", built);
+      sides.push({ label: "cold", cli: c, router: "", id: "", ttfb: [], phases: [] }); // cleaned up below
+      const { router } = await up(c, { AEGIS_TEMPLATES: "0" });
+      for (let i = 0; i < coldRuns; i++) {
+        cold.push(await startToServing(c, router, `cold${i}`));
+        log(`cold boot -> serving: ${cold.at(-1)!.toFixed(0)} ms`);
+        await c.ok(["instance", "delete", `cold${i}`]);
+      }
+      sides.pop();
+      await c.ok(["down"]);
+      rmSync(c.home, { recursive: true, force: true });
+    }
     const rows: Row[] = [];
-    const extra: Record<string, unknown> = { runs: RUNS };
+    const extra: Record<string, unknown> = { runs: RUNS, vs: other ?? null, vs_env: vsEnv ?? null, ...(cold.length ? { cold_boot_to_serving_ms: stats(cold) } : {}) };
     for (const s of sides) {
       const med = medianPhases(s.phases);
       process.stdout.write(`\n${s.label} (${s.cli.home}): wake median ${stats(s.ttfb).median.toFixed(0)} ms, runs ${s.ttfb.map((x) => x.toFixed(0)).join(", ")}\n${phaseTable(med)}\n`);
@@ -93,6 +120,7 @@ async function main(): Promise<void> {
     }
     const [a, b] = sides;
     rows.push({ metric: "idle-stopped -> first byte, snapshot restore", value: stats(a!.ttfb).median, unit: "ms", ...(b ? { baseline: { name: `--vs ${other}`, value: stats(b.ttfb).median } } : {}), better: "lower" });
+    if (cold.length) rows.push({ metric: "idle-stopped -> first byte / cold boot -> serving", value: stats(a!.ttfb).median, unit: "ms", baseline: { name: "cold boot -> serving (AEGIS_TEMPLATES=0)", value: stats(cold).median }, better: "lower" });
     process.stdout.write("\n");
     report("wake", rows, extra);
   } finally {

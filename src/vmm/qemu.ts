@@ -30,10 +30,28 @@
  * unix socket we write to a file, metadata beside it. Restore
  * (`spec.restoreFrom`): the metadata is checked against the spec and the
  * disks first (`SnapshotStaleError`), then the same command line plus
- * `-incoming exec:...`; the snapshot was taken paused, so we wait for QMP
- * `query-status` to leave `inmigrate`, `cont`, check the harness with
- * `ping` (its port reconnects to our new listener by itself) and set its
- * clock (the guest clock stood still since the snapshot).
+ * `-incoming`: `fd:3` for an uncompressed snapshot (aegisd opens the file,
+ * QEMU reads it as a file channel), `exec:zstd -dc` for a `.zst` one, or,
+ * for a split snapshot (`.dev` + `.ram`, snapshot-split.ts), the RAM file
+ * mapped copy-on-write and `-incoming defer` with `x-ignore-shared`, as a
+ * template clone. The snapshot was taken paused, so we wait for QMP
+ * `query-status` to leave `inmigrate`, `cont`, and set the guest's clock
+ * (it stood still since the snapshot): that `clock.set` is also the first
+ * answer that shows the harness is back (its port reconnects to our new
+ * listener by itself). A template clone is pinged instead, its `setup`
+ * follows. Each phase end is in `QemuVm.bootMarks` (the wake trace).
+ *
+ * What the wake of an idle-stopped instance costs, by phase (bench/wake.ts,
+ * medians of 4, a 512 MB instance from a template, on 2 cores shared with
+ * other work at load 7-13, so absolute values are inflated; aegisd's log
+ * `instance wake` has them per wake). Before (main): network 33, QEMU start
+ * -> QMP 126, incoming migration (`exec:cat`, ~200 MB) 309, first ping 80,
+ * clock 17, consumed snapshot's unlink 47-60, port.wait 30, router + first
+ * byte 87 ms. With `fd:3` the same load took 162 ms; split, the load is the
+ * device state only (34 ms at load 13), the guest then faults its pages in
+ * from the file's page cache as it touches them; the unlink happens 3 s
+ * later, the ping and the port.wait are gone (the restored guest is the one
+ * whose port was seen accepting).
  *
  * What a snapshot contains, and so what must never be in one unless the
  * user agreed: ALL guest RAM. That is the kernel, page cache (recently read
