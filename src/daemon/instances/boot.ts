@@ -33,8 +33,10 @@ export const MAIN = "main";
  * Where an instance's memory snapshot lives: split (vmm/snapshot-split.ts)
  * into `snapshot.dev`, the device state QEMU loads, and `snapshot.ram`, the
  * guest RAM as a sparse file the restored VM maps copy-on-write, so a wake
- * does not copy the RAM before the guest runs (bench/wake.ts: the incoming
- * migration load went from ~160-300 ms to a few ms under load). The
+ * does not copy the RAM before the guest runs (bench/wake.ts, same binary,
+ * A/B with AEGIS_SNAPSHOT_SPLIT=0, 5 wakes each on a loaded host: incoming
+ * migration load 18 ms split vs 243 ms whole, the phases after it within
+ * noise: first answer 239 vs 264, router + first byte 216 vs 206). The
  * price: the restored VM keeps the RAM file (deleted, ~200 MB for a 512 MB
  * guest) allocated on disk until it stops again. AEGIS_SNAPSHOT_SPLIT=0
  * writes the whole stream to `snapshot.raw` instead ({@link rawSnapshotPath}).
