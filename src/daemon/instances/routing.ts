@@ -8,7 +8,6 @@
  * listeners of `--expose PUBLIC:GUEST` in step with the instances.
  */
 import { BackendError } from "../../api/errors.ts";
-import type { Vm } from "../../vmm/backend.ts";
 import type { Logger } from "../api/deps.ts";
 import type { HostAddress, RouteTarget, RouterHooks, ServedInstance } from "../router/types.ts";
 import type { Router } from "../router/router.ts";
