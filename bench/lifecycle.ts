@@ -11,7 +11,8 @@
  * 2. paused instance -> first byte of a GET through the router, vs the same
  *    GET while it runs;
  * 3. idle-stopped instance with a memory snapshot -> first byte through the
- *    router (restore + serve), vs the same wake of an instance started with
+ *    router (restore + serve), broken down by phase from aegisd's log
+ *    (bench/_wake.ts), vs the same wake of an instance started with
  *    `--secret` (never snapshotted, so its wake boots afresh: a cold boot with
  *    AEGIS_TEMPLATES=0, a template start otherwise);
  * 4. small GETs (1 and 8 Bun fetch clients) and a 20 MB download through the
@@ -30,6 +31,8 @@ import { ensureGuestAssets, type GuestAssets } from "../src/vmm/assets/index.ts"
 import { detectAccel } from "../src/vmm/accel.ts";
 import { baselineBoot, baselineInitrd } from "./_baseline.ts";
 import { report, repoRoot, type Row, stats } from "./_lib.ts";
+import { Cli, info, startToServing, ttfb, up, wakeFromStopped } from "./_instances.ts";
+import { medianPhases, phaseTable } from "./_wake.ts";
 
 const RUNS = (() => {
   const i = process.argv.indexOf("--runs");
@@ -39,77 +42,9 @@ const REQUESTS = 400;
 /** The small-GET requests run as this many alternating router/direct rounds. */
 const ROUNDS = 4;
 const BIG_BYTES = 20 * 1024 * 1024;
-const HTTPD = ["sh", "-c", "mkdir -p /www && echo ok > /www/index.html && exec httpd -f -p 8080 -h /www"];
 const log = (m: string) => process.stderr.write(`bench: ${m}\n`);
 const median = (xs: number[]) => stats(xs).median;
 const p90 = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.ceil(xs.length * 0.9) - 1]!;
-
-/** The CLI against one private AEGIS_HOME. */
-class Cli {
-  constructor(
-    readonly bin: string,
-    readonly home: string,
-  ) {}
-
-  env(extra: Record<string, string> = {}): Record<string, string> {
-    return { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/root", AEGIS_HOME: this.home, AEGIS_ROUTER_PORT: "0", ...extra };
-  }
-
-  /** Run `aegis ...args`, draining both pipes; throws unless it exits 0. */
-  async ok(args: string[], extra: Record<string, string> = {}): Promise<string> {
-    const p = Bun.spawn([this.bin, ...args], { env: this.env(extra), stdin: "ignore", stdout: "pipe", stderr: "pipe" });
-    const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
-    if (code !== 0) throw new Error(`aegis ${args.join(" ")} exited ${code}\nstdout: ${out}\nstderr: ${err}`);
-    return out;
-  }
-
-  async json<T = Record<string, unknown>>(args: string[]): Promise<T> {
-    return JSON.parse(await this.ok([...args, "--json"])) as T;
-  }
-}
-
-interface InstanceInfo {
-  id: string;
-  state: string;
-  has_snapshot: boolean;
-  expose: { guest_port: number; host_port: number | null }[];
-}
-
-const info = (cli: Cli, name: string) => cli.json<InstanceInfo>(["instance", "info", name]);
-
-async function waitFor(cli: Cli, name: string, what: string, ok: (i: InstanceInfo) => boolean, timeoutMs = 60_000): Promise<InstanceInfo> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const i = await info(cli, name);
-    if (ok(i)) return i;
-    if (Date.now() > deadline) throw new Error(`instance ${name} did not become ${what} within ${timeoutMs} ms (state ${i.state}, has_snapshot ${i.has_snapshot})`);
-    await Bun.sleep(100);
-  }
-}
-
-/** One GET on a fresh connection: ms to the response head, then the body is read and checked. */
-async function ttfb(url: string): Promise<number> {
-  const t0 = performance.now();
-  const res = await fetch(url, { keepalive: false, signal: AbortSignal.timeout(60_000) });
-  const ms = performance.now() - t0;
-  const body = await res.text();
-  if (res.status !== 200 || body !== "ok\n") throw new Error(`GET ${url}: ${res.status} ${body.slice(0, 200)}`);
-  return ms;
-}
-
-/** `instance start` of the httpd, then poll through the router until a 200: ms from the CLI spawn. */
-async function startToServing(cli: Cli, router: string, name: string, flags: string[] = []): Promise<number> {
-  const t0 = performance.now();
-  await cli.ok(["instance", "start", "--name", name, "--expose", "8080", ...flags, "--", ...HTTPD]);
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    const res = await fetch(`${router}/${name}/`, { signal: AbortSignal.timeout(60_000) });
-    const body = await res.text();
-    if (res.status === 200 && body === "ok\n") return performance.now() - t0;
-    if (Date.now() > deadline) throw new Error(`${name} not serving through the router after 60 s: ${res.status} ${body.slice(0, 200)}`);
-    await Bun.sleep(20);
-  }
-}
 
 async function aegisRunTrue(cli: Cli): Promise<number> {
   const t0 = performance.now();
@@ -141,21 +76,6 @@ function qemuRssMb(instanceId: string): number {
   const m = readFileSync(`/proc/${pids[0]}/status`, "utf8").match(/^VmRSS:\s+(\d+) kB/m);
   if (!m) throw new Error(`no VmRSS for pid ${pids[0]}`);
   return Number(m[1]) / 1024;
-}
-
-/** Wake an idle-stopped instance `RUNS` times: wait for the stop (with or without a snapshot), time a GET through the router. */
-async function wakeFromStopped(cli: Cli, router: string, name: string, flags: string[], snapshot: boolean): Promise<number[]> {
-  await startToServing(cli, router, name, ["--pause-after", "1", "--stop-after", "1", ...flags]);
-  const out: number[] = [];
-  for (let i = 0; i < RUNS; i++) {
-    const s = await waitFor(cli, name, snapshot ? "stopped with a snapshot" : "stopped", (x) => x.state === "stopped" && (!snapshot || x.has_snapshot));
-    if (s.has_snapshot !== snapshot) throw new Error(`${name}: has_snapshot is ${s.has_snapshot}, expected ${snapshot}`);
-    out.push(await ttfb(`${router}/${name}/`));
-    const after = await info(cli, name);
-    if (after.state !== "running" || after.has_snapshot) throw new Error(`${name} after the wake: state ${after.state}, has_snapshot ${after.has_snapshot}`);
-  }
-  await cli.ok(["instance", "delete", name]);
-  return out;
 }
 
 /** `requests` small GETs from `concurrency` keep-alive clients: wall time and per-request latencies (ms). */
@@ -195,12 +115,6 @@ async function bareQemuBoots(assets: GuestAssets, work: string): Promise<number[
   return out;
 }
 
-async function up(cli: Cli, extra: Record<string, string> = {}): Promise<{ router: string; pid: number }> {
-  await cli.ok(["up"], extra);
-  const s = await cli.json<{ router_url: string; pid: number }>(["status"]);
-  return { router: s.router_url, pid: s.pid };
-}
-
 const CLK_TCK = Number(Bun.spawnSync(["getconf", "CLK_TCK"]).stdout.toString().trim());
 
 /** CPU time (user + system) a process has used so far, in ms. */
@@ -229,7 +143,7 @@ async function coldPhase(cli: Cli) {
   const run: number[] = [];
   for (let i = 0; i < RUNS; i++) run.push(await aegisRunTrue(cli));
   log(`cold aegis run -- true: ${run.map((x) => x.toFixed(0)).join(", ")} ms`);
-  const secretWake = await wakeFromStopped(cli, router, "secc", ["--secret", "BENCH_KEY"], false);
+  const secretWake = (await wakeFromStopped(cli, router, "secc", ["--secret", "BENCH_KEY"], false, RUNS)).map((w) => w.ttfb);
   log(`secret instance wake (cold boot): ${secretWake.map((x) => x.toFixed(0)).join(", ")} ms`);
   await cli.ok(["down"]);
   return { boot, run, secretWake, rss };
@@ -310,12 +224,14 @@ async function templatePhase(cli: Cli) {
   log(`20 MB: router ${median(bigRouter).toFixed(1)} MB/s, direct ${median(bigDirect).toFixed(1)} MB/s`);
   await cli.ok(["instance", "delete", "web"]);
 
-  const snapWake = await wakeFromStopped(cli, router, "snap", [], true);
-  log(`snapshot restore wake: ${snapWake.map((x) => x.toFixed(0)).join(", ")} ms`);
-  const secretWake = await wakeFromStopped(cli, router, "sect", ["--secret", "BENCH_KEY"], false);
+  const snapWakes = await wakeFromStopped(cli, router, "snap", [], true, RUNS);
+  const snapWake = snapWakes.map((w) => w.ttfb);
+  const snapWakePhases = medianPhases(snapWakes.map((w) => w.phases));
+  log(`snapshot restore wake: ${snapWake.map((x) => x.toFixed(0)).join(", ")} ms; by phase (medians, aegisd's log):\n${phaseTable(snapWakePhases)}`);
+  const secretWake = (await wakeFromStopped(cli, router, "sect", ["--secret", "BENCH_KEY"], false, RUNS)).map((w) => w.ttfb);
   log(`secret instance wake (template start): ${secretWake.map((x) => x.toFixed(0)).join(", ")} ms`);
   await cli.ok(["down"]);
-  return { templateBuildMs, boot, run, running, resumed, rssRunning, rssPaused, rps, bigRouter, bigDirect, snapWake, secretWake };
+  return { templateBuildMs, boot, run, running, resumed, rssRunning, rssPaused, rps, bigRouter, bigDirect, snapWake, snapWakePhases, secretWake };
 }
 
 /** After `aegis down`, no QEMU of this home may be left; any that is gets killed and reported. */
@@ -384,6 +300,7 @@ async function main(): Promise<void> {
         running_ttfb: s(tpl.running),
         paused_ttfb: s(tpl.resumed),
         snapshot_restore_wake_ttfb: s(tpl.snapWake),
+        snapshot_restore_wake_phases_median_ms: tpl.snapWakePhases,
         secret_wake_cold_ttfb: s(cold.secretWake),
         secret_wake_template_ttfb: s(tpl.secretWake),
       },

@@ -135,6 +135,14 @@ export interface Vm {
    * Throws `SnapshotUnsupportedError` (VM untouched) when it cannot be migrated.
    */
   snapshot?(path: string): Promise<void>;
+  /**
+   * Where this VM's boot went: phase name -> `performance.now()` at its end,
+   * on the daemon's clock (the backend runs in the daemon). QEMU marks
+   * `checked` (snapshot validated), `network`, `spawned`, then for a restore
+   * `qmpConnected`, `migrationLoaded`, `resumed`, `firstPing`, `clockSet`.
+   * For wake traces (daemon/instances/wake-trace.ts) and benchmarks.
+   */
+  readonly bootMarks?: Readonly<Record<string, number>>;
   /** True when this VM was restored from a template snapshot (bootFromTemplate). */
   readonly fromTemplate?: boolean;
   /** Resolve once something listens on guest TCP `port`; throws `GuestPortTimeoutError`. */

@@ -25,7 +25,9 @@
  *   only the device state; a VM started from the template maps that file
  *   copy-on-write (`share=off`) instead of streaming and decompressing it,
  *   with `-incoming defer` so the same capability is set before the load
- *   (templates.ts). Other snapshots migrate all RAM as before.
+ *   (templates.ts). Other VMs migrate all RAM; aegisd splits an instance's
+ *   idle snapshot into the same two parts (snapshot-split.ts), so its wake
+ *   maps the RAM file the same way.
  * - control channel: virtio-serial port `aegis.control` on a unix socket
  *   that the HOST listens on (QEMU connects as the client, so the guest's
  *   first write blocks until the host is there and `ready` cannot be lost),

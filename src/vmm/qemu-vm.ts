@@ -12,7 +12,8 @@ import { shutdownGracefully } from "./graceful-stop.ts";
 import { SnapshotUnsupportedError } from "./errors.ts";
 import { waitGuestPort, type GuestPortState } from "./guest-port.ts";
 import { QmpClient } from "./qmp.ts";
-import { publishMemoryFile, receiveSnapshot, removeSnapshot, stampFile, writeSnapshotMeta, type SnapshotIdentity } from "./snapshot-file.ts";
+import { publishMemoryFile, receiveSnapshot, removeSnapshot, splitMemoryFile, stampFile, writeSnapshotMeta, type SnapshotIdentity } from "./snapshot-file.ts";
+import { SnapshotFormatError } from "./snapshot-split.ts";
 import { killGroup } from "./virtiofsd.ts";
 import type { VmNetwork } from "./network/index.ts";
 import type { PodNetwork } from "./network/pod.ts";
@@ -43,6 +44,8 @@ export class QemuVm implements Vm {
    * duration) for template starts; empty for a cold boot. For benchmarks.
    */
   bootPhases: Record<string, number> = {};
+  /** See Vm.bootMarks: the same phases as absolute `performance.now()` values, plus the host's set-up before the spawn. */
+  bootMarks: Record<string, number> = {};
   /**
    * Set when guest RAM is a shared memory file (template builds): the
    * snapshot then migrates with `x-ignore-shared`, streaming device state
@@ -189,12 +192,20 @@ export class QemuVm implements Vm {
         const st = await qmp.queryMigrate();
         if (st.status === "completed") break;
         if (st.status === "failed" || st.status === "cancelled") {
+          // The receiver may have ended the stream itself (a format it cannot split): its error says why.
+          const why = await Promise.race([receiver.done.then(() => undefined, (e: unknown) => e), Bun.sleep(1000).then(() => undefined)]);
+          if (why instanceof SnapshotFormatError) throw why;
           throw new Error(`snapshot of VM ${this.id} to ${path} ${st.status}: ${st["error-desc"] ?? "no detail from QEMU"}`);
         }
         await Bun.sleep(20);
       }
       const bytes = await receiver.done;
       renameSync(`${path}.partial`, path);
+      const splitRam = splitMemoryFile(path);
+      if (splitRam) {
+        renameSync(`${splitRam}.partial`, splitRam);
+        identity.memory = stampFile(splitRam);
+      }
       // The vCPUs are stopped and the migration is complete: the RAM file is final.
       if (this.sharedRam?.publishTo && this.sharedRam.publishTo !== this.sharedRam.path) await publishMemoryFile(this.sharedRam.path, this.sharedRam.publishTo);
       // The RAM file is stamped as published (the identity above was taken before it existed).

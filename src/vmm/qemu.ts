@@ -30,10 +30,35 @@
  * unix socket we write to a file, metadata beside it. Restore
  * (`spec.restoreFrom`): the metadata is checked against the spec and the
  * disks first (`SnapshotStaleError`), then the same command line plus
- * `-incoming exec:...`; the snapshot was taken paused, so we wait for QMP
- * `query-status` to leave `inmigrate`, `cont`, check the harness with
- * `ping` (its port reconnects to our new listener by itself) and set its
- * clock (the guest clock stood still since the snapshot).
+ * `-incoming`: `fd:3` for an uncompressed snapshot (aegisd opens the file,
+ * QEMU reads it as a file channel), `exec:zstd -dc` for a `.zst` one, or,
+ * for a split snapshot (`.dev` + `.ram`, snapshot-split.ts), the RAM file
+ * mapped copy-on-write and `-incoming defer` with `x-ignore-shared`, as a
+ * template clone. The snapshot was taken paused, so we wait for QMP
+ * `query-status` to leave `inmigrate`, `cont`, and set the guest's clock
+ * (it stood still since the snapshot): that `clock.set` is also the first
+ * answer that shows the harness is back (its port reconnects to our new
+ * listener by itself). A template clone is pinged instead, its `setup`
+ * follows. Each phase end is in `QemuVm.bootMarks` (the wake trace).
+ *
+ * What the wake of an idle-stopped instance costs, by phase (bench/wake.ts,
+ * medians of 4, a 512 MB instance from a template, on 2 cores shared with
+ * other work at load 7-13, so absolute values are inflated; aegisd's log
+ * `instance wake` has them per wake). Before (main): network 33, QEMU start
+ * -> QMP 126, incoming migration (`exec:cat`, ~200 MB) 309, first ping 80,
+ * clock 17, consumed snapshot's unlink 47-60, port.wait 30, router + first
+ * byte 87 ms. With `fd:3` the same load took 162 ms; split, the load is the
+ * device state only (34 ms at load 13), the guest then faults its pages in
+ * from the file's page cache as it touches them; the unlink happens 3 s
+ * later, the ping and the port.wait are gone (the restored guest is the one
+ * whose port was seen accepting). Same run, 5 wakes each, load 5-9: split
+ * vs whole-stream (AEGIS_SNAPSHOT_SPLIT=0, fd:3) load 18 vs 243 ms, first
+ * answer 239 vs 264, router + first byte 216 vs 206; this branch against
+ * main, wake 855 vs 1817 ms median (0.47x), and 0.04x of a cold boot ->
+ * serving timed in the same run (23.7 s there, TCG under load). What is left
+ * is QEMU's own start (~100 ms), the guest's first RPC after a restore (its
+ * TCG translation cache starts empty, and it faults its pages in) and the
+ * first request's path through slirp and the guest's server.
  *
  * What a snapshot contains, and so what must never be in one unless the
  * user agreed: ALL guest RAM. That is the kernel, page cache (recently read
@@ -46,7 +71,7 @@
  * where they are, and must be unchanged at restore). The snapshot file is
  * written 0600.
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { dirname, join } from "node:path";
 import type { GuestAssets } from "./assets/index.ts";
@@ -60,7 +85,7 @@ import { lastLines } from "../control/file-ring.ts";
 import { buildQemuArgs } from "./qemu-args.ts";
 import { QmpClient } from "./qmp.ts";
 import { QemuVm } from "./qemu-vm.ts";
-import { readSnapshotMeta, removeSnapshot, snapshotMismatch, stampFile, type SnapshotIdentity } from "./snapshot-file.ts";
+import { readSnapshotMeta, removeSnapshot, snapshotMismatch, splitMemoryFile, stampFile, type SnapshotIdentity } from "./snapshot-file.ts";
 import { BootWatchdog } from "./boot-watchdog.ts";
 import { newTemplateBuild, pruneTemplateBuilds, templateBuilds, templateMemoryFile } from "./template-builds.ts";
 import { TEMPLATE_HOSTNAME, templateKey } from "./templates.ts";
@@ -237,7 +262,7 @@ export class QemuBackend implements Backend {
     if (!meta) throw new SnapshotStaleError(snap, `it has no metadata ${snap}.json (incomplete, or not written by Aegis)`);
     if (spec.overlayDisk && !existsSync(spec.overlayDisk)) throw new SnapshotStaleError(snap, `its overlay disk ${spec.overlayDisk} is missing`);
     const bytes = existsSync(snap) ? statSync(snap).size : undefined;
-    const why = snapshotMismatch(meta, this.snapshotIdentity(spec, assets), bytes);
+    const why = snapshotMismatch(meta, this.snapshotIdentity(spec, assets, splitMemoryFile(snap)), bytes);
     if (why) throw new SnapshotStaleError(snap, why);
   }
 
@@ -247,7 +272,12 @@ export class QemuBackend implements Backend {
     const assets = await this.prepare();
     if (spec.restoreFrom) this.checkRestorable(spec as VmSpec & { restoreFrom: string }, assets);
     else if (spec.overlayDisk) await ensureOverlayDisk(spec.overlayDisk, spec.overlayDiskSizeMb);
-    return await this.bootWithRetry(spec, assets, false);
+    const checkedAt = performance.now();
+    // A split snapshot's RAM file is mapped copy-on-write, as a template's is (snapshot-split.ts).
+    const ram = spec.restoreFrom ? splitMemoryFile(spec.restoreFrom) : undefined;
+    const vm = await this.bootWithRetry(spec, assets, false, ram ? { path: ram, shared: false } : undefined);
+    vm.bootMarks = { checked: checkedAt, ...vm.bootMarks };
+    return vm;
   }
 
   /**
@@ -280,6 +310,7 @@ export class QemuBackend implements Backend {
       const watchdog = new BootWatchdog(vm.pid, Math.min(this.bootTimeoutMs(), 10_000));
       await watchdog.guard(vm.channel.call("setup", { hostname: spec.hostname, epoch_ms: Date.now(), entropy: randomBytes(64).toString("base64") }, { timeoutMs: watchdog.capMs }), "the guest's setup RPC");
       vm.bootPhases.setupRpc = performance.now() - t0;
+      vm.bootMarks.setup = performance.now();
     } catch (err) {
       vm.kill();
       await vm.exited;
@@ -506,6 +537,7 @@ export class QemuBackend implements Backend {
         ? await PodNetwork.setup(spec.netnsPath)
         : await VmNetwork.setup(spec.network ?? DEFAULT_NETWORK, spec.runDir, this.home(spec), this.opts.log ?? (() => {}), { vmId: spec.id, hosts: spec.egressHosts ?? [] });
       for (const p of spec.ports) await net.addForward(p.hostPort);
+      const networkAt = performance.now();
       if (spec.workspace && spec.rootfsDir) throw new Error(`VM ${spec.id}: a host-directory rootfs and a workspace cannot be combined yet`);
       if (spec.workspace) virtiofsd = await startVirtiofsd(spec.workspace, paths.vfs, join(spec.runDir, "virtiofsd.log"), qemuEnv());
       if (spec.rootfsDir) virtiofsd = await startRootfsVirtiofsd(spec.rootfsDir, paths.vfs, join(spec.runDir, "virtiofsd.log"), qemuEnv());
@@ -537,13 +569,17 @@ export class QemuBackend implements Backend {
         podNet: net.mode === "pod" ? { tap: net.tap, mac: net.mac, word: net.guestWord! } : undefined,
       });
       const t0 = performance.now();
-      proc = Bun.spawn([...net.wrapper, this.qemuBinary, ...args], {
-        stdin: "ignore",
-        stdout: "ignore",
-        stderr: Bun.file(paths.qemuLog),
-        env: qemuEnv(),
-        detached: true,
-      });
+      // An uncompressed snapshot reaches QEMU as fd 3 (restoreUri); `ip netns exec` passes it on.
+      const incomingFd = spec.restoreFrom ? openIncoming(spec.restoreFrom) : undefined;
+      try {
+        proc = Bun.spawn([...net.wrapper, this.qemuBinary, ...args], {
+          stdio: ["ignore", "ignore", Bun.file(paths.qemuLog), ...(incomingFd !== undefined ? [incomingFd] : [])],
+          env: qemuEnv(),
+          detached: true,
+        });
+      } finally {
+        if (incomingFd !== undefined) closeSync(incomingFd);
+      }
       const p = proc;
       const vmProc = spawnedProcess(p);
       const vfsProc = virtiofsd ? spawnedProcess(virtiofsd) : undefined;
@@ -558,9 +594,14 @@ export class QemuBackend implements Backend {
       const watchdog = new BootWatchdog(p.pid, timeoutMs);
       let qmp: QmpClient | undefined;
       const phases: Record<string, number> = {};
+      const marks: Record<string, number> = { network: networkAt, spawned: t0 };
+      const mark = (name: string) => {
+        marks[name] = performance.now();
+        phases[name] = marks[name] - t0;
+      };
       try {
         if (spec.restoreFrom) {
-          qmp = await Promise.race([restore(paths.qmp, channel, watchdog, (name) => (phases[name] = performance.now() - t0), memoryFile ? restoreUri(spec.restoreFrom) : undefined), exitedEarly]);
+          qmp = await Promise.race([restore(paths.qmp, channel, watchdog, mark, { deferredUri: memoryFile ? restoreUri(spec.restoreFrom) : undefined, setupFollows: defer }), exitedEarly]);
         } else {
           await Promise.race([watchdog.guard(channel.waitReady(watchdog.capMs), "harness ready"), exitedEarly]);
         }
@@ -578,6 +619,7 @@ export class QemuBackend implements Backend {
       const bootMs = performance.now() - t0;
       const vm = new QemuVm(spec, vmProc, channel, paths, qmp, vfsProc, bootMs, () => this.snapshotIdentity(spec, assets, memoryFile?.shared ? (memoryFile.publishTo ?? memoryFile.path) : undefined), net);
       vm.bootPhases = phases;
+      vm.bootMarks = marks;
       if (memoryFile?.shared) vm.sharedRam = { path: memoryFile.path, publishTo: memoryFile.publishTo };
       return vm;
     } catch (err) {
@@ -610,10 +652,23 @@ export function vmPaths(runDir: string) {
   };
 }
 
-/** `-incoming` URI for a snapshot file (zstd-compressed when it ends in .zst). */
+/** The file descriptor number a restored QEMU reads an uncompressed snapshot from (see {@link restoreUri}). */
+export const INCOMING_FD = 3;
+
+/**
+ * `-incoming` URI for a snapshot file: a zstd one (`.zst`) streams through
+ * `zstd -dc`; any other is opened by aegisd and given to QEMU as fd
+ * {@link INCOMING_FD}, which QEMU 7.2 reads as a file channel (no `cat`
+ * process and pipe in between: see the wake numbers in the module notes).
+ */
 export function restoreUri(path: string): string {
   const q = `'${path.replaceAll("'", `'\\''`)}'`;
-  return path.endsWith(".zst") ? `exec:zstd -dc ${q}` : `exec:cat ${q}`;
+  return path.endsWith(".zst") ? `exec:zstd -dc ${q}` : `fd:${INCOMING_FD}`;
+}
+
+/** The snapshot opened for QEMU when {@link restoreUri} names an fd (the caller closes it once QEMU is spawned). */
+function openIncoming(path: string): number | undefined {
+  return restoreUri(path).startsWith("fd:") ? openSync(path, "r") : undefined;
 }
 
 /**
@@ -648,11 +703,18 @@ function stagingMemoryFile(ram: string, key: string): string {
 type MemoryFile = { path: string; shared: boolean; publishTo?: string };
 
 /** Restore after spawn; `mark` records each phase's end (ms since spawn, QemuVm.bootPhases). */
-async function restore(qmpPath: string, channel: ControlChannel, watchdog: BootWatchdog, mark: (phase: string) => void, deferredUri?: string): Promise<QmpClient> {
+async function restore(
+  qmpPath: string,
+  channel: ControlChannel,
+  watchdog: BootWatchdog,
+  mark: (phase: string) => void,
+  opts: { deferredUri?: string; setupFollows: boolean },
+): Promise<QmpClient> {
+  const { deferredUri } = opts;
   const qmp = await watchdog.guard(QmpClient.connect(qmpPath, watchdog.capMs), "QMP connect");
   mark("qmpConnected");
   if (deferredUri) {
-    // A template snapshot: its RAM is the memory file this VM maps, not in the stream.
+    // A template or split snapshot: its RAM is the memory file this VM maps, not in the stream.
     await qmp.setMigrationCapability("x-ignore-shared", true);
     await qmp.migrateIncoming(deferredUri);
   }
@@ -665,10 +727,12 @@ async function restore(qmpPath: string, channel: ControlChannel, watchdog: BootW
   mark("migrationLoaded");
   await qmp.cont();
   mark("resumed");
-  await watchdog.guard(channel.call("ping", undefined, { timeoutMs: watchdog.capMs }), "first ping after the restore");
-  mark("firstPing");
-  // A template clone gets its clock with the `setup` RPC that follows (bootFromTemplate).
-  if (!deferredUri) {
+  if (opts.setupFollows) {
+    // A template clone gets its clock with the `setup` RPC that follows (bootFromTemplate).
+    await watchdog.guard(channel.call("ping", undefined, { timeoutMs: watchdog.capMs }), "first ping after the restore");
+    mark("firstPing");
+  } else {
+    // The clock is the first answer: a separate ping first cost a guest round trip (~17 ms under TCG).
     await watchdog.guard(channel.call("clock.set", { epoch_ms: Date.now() }, { timeoutMs: watchdog.capMs }), "clock.set after the restore");
     mark("clockSet");
   }

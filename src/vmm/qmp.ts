@@ -61,7 +61,8 @@ export class QmpClient {
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code;
         if ((code !== "ENOENT" && code !== "ECONNREFUSED") || Date.now() > deadline) throw err;
-        await Bun.sleep(20);
+        // A restore waits on this (QEMU start -> QMP): polled often, a connect attempt is cheap.
+        await Bun.sleep(5);
       }
     }
     await c.execute("qmp_capabilities");

@@ -24,7 +24,8 @@
  * (`memory`, templates.ts), stamped the same way once the VM is paused.
  * `snapshotMismatch` compares; it is a pure function.
  */
-import { chmodSync, closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
+import { chmodSync, closeSync, existsSync, fsyncSync, ftruncateSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
+import { MigrationSplitter, PAGE } from "./snapshot-split.ts";
 import type { Socket, UnixSocketListener } from "bun";
 
 /** Identity of one file at one moment. */
@@ -90,11 +91,25 @@ export function writeSnapshotMeta(path: string, meta: SnapshotMeta): void {
   renameSync(tmp, metaPath);
 }
 
-/** Delete a snapshot and its metadata (missing files are fine). */
+/** Delete a snapshot and its metadata (missing files are fine); a split one's RAM file too. */
 export function removeSnapshot(path: string): void {
   rmSync(snapshotMetaPath(path), { force: true });
   rmSync(path, { force: true });
   rmSync(`${path}.partial`, { force: true });
+  const ram = splitMemoryFile(path);
+  if (ram) {
+    rmSync(ram, { force: true });
+    rmSync(`${ram}.partial`, { force: true });
+  }
+}
+
+/**
+ * The RAM file of a split snapshot (`<name>.dev` holds the device stream,
+ * `<name>.ram` the guest RAM: snapshot-split.ts), or undefined for a
+ * snapshot of any other name, which holds its RAM in the stream.
+ */
+export function splitMemoryFile(path: string): string | undefined {
+  return path.endsWith(".dev") ? `${path.slice(0, -".dev".length)}.ram` : undefined;
 }
 
 function sameStamp(a: FileStamp | undefined, b: FileStamp | undefined): boolean {
@@ -199,7 +214,89 @@ function zstdSink(path: string): Sink {
   };
 }
 
-/** Listen on `socketPath` for QEMU's migration stream and write it to `<path>.partial`. */
+/**
+ * A split snapshot (snapshot-split.ts): the device stream to `devPath`, the
+ * RAM to `ramPath` (sized by the stream, sparse: zero pages are never
+ * written), contiguous pages gathered into writes of up to 1 MiB.
+ */
+function splitSink(devPath: string, ramPath: string): Sink {
+  const dev = openSync(devPath, "w", 0o600);
+  const ram = openSync(ramPath, "w", 0o600);
+  const RUN = 1024 * 1024;
+  const run = new Uint8Array(RUN);
+  let runStart = 0;
+  let runLen = 0;
+  let written: Uint8Array | undefined; // one bit per page already holding data
+  let devBuf: Uint8Array[] = [];
+  let devLen = 0;
+  const all = (fd: number, b: Uint8Array, pos?: number) => {
+    for (let off = 0; off < b.length; ) off += writeSync(fd, b, off, b.length - off, pos === undefined ? null : pos + off);
+  };
+  const flushDev = () => {
+    for (const b of devBuf) all(dev, b);
+    devBuf = [];
+    devLen = 0;
+  };
+  const flushRun = () => {
+    if (runLen > 0) all(ram, run.subarray(0, runLen), runStart);
+    runLen = 0;
+  };
+  const mark = (offset: number) => {
+    const n = offset / PAGE;
+    if (written) written[n >> 3]! |= 1 << (n & 7);
+  };
+  const splitter = new MigrationSplitter({
+    device(bytes) {
+      devBuf.push(bytes);
+      devLen += bytes.length;
+      if (devLen >= RUN) flushDev();
+    },
+    ramSize(bytes) {
+      ftruncateSync(ram, bytes);
+      written = new Uint8Array(Math.ceil(bytes / PAGE / 8));
+    },
+    page(offset, data) {
+      if (runLen === 0 || offset !== runStart + runLen || runLen + PAGE > RUN) {
+        flushRun();
+        runStart = offset;
+      }
+      run.set(data, runLen);
+      runLen += PAGE;
+      mark(offset);
+    },
+    fill(offset, fill) {
+      const n = offset / PAGE;
+      // A hole reads as zeros: only a page that already holds data (sent twice) or a non-zero fill is written.
+      if (fill === 0 && !(written && written[n >> 3]! & (1 << (n & 7)))) return;
+      flushRun();
+      all(ram, new Uint8Array(PAGE).fill(fill), offset);
+      mark(offset);
+    },
+  });
+  return {
+    write(chunk) {
+      splitter.feed(chunk);
+    },
+    async end() {
+      try {
+        splitter.end();
+        flushRun();
+        flushDev();
+        fsyncSync(ram);
+        fsyncSync(dev);
+      } finally {
+        closeSync(ram);
+        closeSync(dev);
+      }
+    },
+  };
+}
+
+/**
+ * Listen on `socketPath` for QEMU's migration stream and write it to
+ * `<path>.partial`: through zstd for `.zst`, split for `.dev` (its RAM to
+ * `splitMemoryFile(path)` + `.partial`), as it comes otherwise.
+ */
 export function receiveSnapshot(socketPath: string, path: string): SnapshotReceiver {
   rmSync(socketPath, { force: true });
   const partial = `${path}.partial`;
@@ -214,6 +311,7 @@ export function receiveSnapshot(socketPath: string, path: string): SnapshotRecei
   let bytes = 0;
   let listener: UnixSocketListener<undefined> | undefined;
   let conn: Socket<undefined> | undefined;
+  let failed: Error | undefined;
   const finish = (err?: Error): void => {
     listener?.stop(true);
     listener = undefined;
@@ -225,7 +323,8 @@ export function receiveSnapshot(socketPath: string, path: string): SnapshotRecei
     sink = undefined;
     s.end().then(
       () => (err ? rejectDone(err) : resolveDone(bytes)),
-      (e: unknown) => rejectDone(e instanceof Error ? e : new Error(String(e))),
+      // The first error is the cause (closing a split file after a format error fails too).
+      (e: unknown) => rejectDone(err ?? (e instanceof Error ? e : new Error(String(e)))),
     );
   };
   listener = Bun.listen<undefined>({
@@ -237,18 +336,27 @@ export function receiveSnapshot(socketPath: string, path: string): SnapshotRecei
           return;
         }
         conn = s;
-        sink = path.endsWith(".zst") ? zstdSink(partial) : rawSink(partial);
+        const ram = splitMemoryFile(path);
+        if (ram) rmSync(`${ram}.partial`, { force: true });
+        sink = path.endsWith(".zst") ? zstdSink(partial) : ram ? splitSink(partial, `${ram}.partial`) : rawSink(partial);
       },
       data: (s, data) => {
-        if (s !== conn) return;
+        if (s !== conn || failed) return;
         bytes += data.length;
-        sink!.write(new Uint8Array(data));
+        try {
+          sink!.write(new Uint8Array(data));
+        } catch (err) {
+          // A stream the splitter does not know (SnapshotFormatError), or a write error: QEMU's migration fails with it.
+          failed = err instanceof Error ? err : new Error(String(err));
+          s.end();
+          finish(failed);
+        }
       },
       close: (s) => {
-        if (s === conn) finish();
+        if (s === conn && !failed) finish();
       },
       error: (s, e) => {
-        if (s === conn) finish(new Error(`migration socket ${socketPath}: ${e.message}`));
+        if (s === conn && !failed) finish(new Error(`migration socket ${socketPath}: ${e.message}`));
       },
     },
   });

@@ -7,7 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
 import { createHash } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { RpcError } from "../../src/api/jsonrpc.ts";
@@ -180,6 +180,55 @@ describe("a booted VM", () => {
     expect(r.stdout.toString()).toBe("before-snapshot\n");
     expect(restoreMs).toBeLessThan(30_000);
   }, 120_000);
+
+  it("splits a snapshot into a sparse RAM file it maps copy-on-write at restore, and snapshots the restored VM again whole", async () => {
+    // 16 MB of random bytes in tmpfs (guest RAM) and a process holding state in its memory.
+    await sh("head -c 16777216 /dev/urandom > /tmp/blob && sha256sum /tmp/blob | cut -d' ' -f1 > /tmp/blob.sum");
+    const sum = (await sh("cat /tmp/blob.sum")).stdout.toString().trim();
+    expect(sum).toMatch(/^[0-9a-f]{64}$/);
+    const first = join(dir, "split1.dev");
+    await vm.snapshot(first);
+    vm.kill();
+    await vm.exited;
+    const ram = join(dir, "split1.ram");
+    const dev = statSync(first);
+    const st = statSync(ram);
+    expect(st.size).toBe(512 * 1024 * 1024); // the guest's RAM, page N at offset N * 4096
+    expect(st.blocks * 512).toBeLessThan(st.size); // zero pages are holes
+    expect(st.blocks * 512).toBeGreaterThan(16 * 1024 * 1024); // the blob is in it
+    expect(dev.size).toBeLessThan(4 * 1024 * 1024); // device state and ROMs only
+    expect(st.mode & 0o777).toBe(0o600);
+    expect(dev.mode & 0o777).toBe(0o600);
+    vm = (await backend.boot({ ...spec("vm1"), restoreFrom: first })) as QemuVm;
+    expect(vm.bootPhases.migrationLoaded).toBeDefined();
+    expect(readFileSync(`/proc/${vm.pid}/cmdline`, "utf8")).toContain(`mem-path=${ram},share=off`);
+    expect((await sh("sha256sum /tmp/blob | cut -d' ' -f1")).stdout.toString().trim()).toBe(sum);
+    // The restored VM's own snapshot holds all of its RAM: the first RAM file is gone before the next restore.
+    await sh("echo after-restore >> /tmp/blob.sum");
+    const second = join(dir, "split2.dev");
+    await vm.snapshot(second);
+    vm.kill();
+    await vm.exited;
+    rmSync(first);
+    rmSync(ram);
+    vm = (await backend.boot({ ...spec("vm1"), restoreFrom: second })) as QemuVm;
+    expect((await sh("sha256sum /tmp/blob | cut -d' ' -f1; tail -n1 /tmp/blob.sum")).stdout.toString()).toBe(`${sum}\nafter-restore\n`);
+    await sh("rm /tmp/blob");
+  }, 180_000);
+
+  it("refuses a split snapshot whose RAM file changed since (stale, so the caller cold boots)", async () => {
+    const snap = join(dir, "split3.dev");
+    await vm.snapshot(snap);
+    vm.kill();
+    await vm.exited;
+    const ram = join(dir, "split3.ram");
+    const fd = openSync(ram, "r+");
+    writeSync(fd, Buffer.from("x"), 0, 1, 4096);
+    closeSync(fd);
+    await expect(backend.boot({ ...spec("vm1"), restoreFrom: snap })).rejects.toThrow(/memory file .*split3\.ram changed since the snapshot/);
+    // The tests that follow get a cold-booted VM.
+    vm = (await backend.boot(spec("vm1"))) as QemuVm;
+  }, 180_000);
 
   it("powers off cleanly on stop()", async () => {
     const t0 = performance.now();

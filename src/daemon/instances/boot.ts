@@ -4,13 +4,15 @@
  * (taken at idle stop; the guest resumes where it was, its clock reset),
  * otherwise cold boot (or template start) and start the command again. The
  * snapshot is consumed by the restore: once the VM runs on, its disk moves
- * ahead of the snapshot. Also the command's environment (spec env, granted
+ * ahead of the snapshot (its metadata is removed at once, its data a few
+ * seconds later: {@link retireInstanceSnapshots}). Also the command's environment (spec env, granted
  * secrets, the image's PATH and WorkingDir), the main process's output into
  * the log store, and what a VM's exit means for the instance's state.
  *
  * Callers (service.ts) serialise boots per instance.
  */
-import { existsSync, rmSync } from "node:fs";
+import { existsSync, renameSync, rmSync } from "node:fs";
+import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { BackendError, isAppError } from "../../api/errors.ts";
 import type { Vm } from "../../vmm/backend.ts";
@@ -21,24 +23,43 @@ import type { Runtime, Runtimes } from "./runtime.ts";
 import type { InstanceDeps } from "./service.ts";
 import type { Substitution } from "../../api/egress-secrets.ts";
 import { withTrustEnv } from "../secrets/trust.ts";
+import type { WakeTrace } from "./wake-trace.ts";
+import { splitMemoryFile } from "../../vmm/snapshot-file.ts";
 
 /** The process id of an instance's command inside its VM. */
 export const MAIN = "main";
 
 /**
- * Where an instance's memory snapshot lives. Uncompressed: the wake streams
- * it straight into QEMU, which bench/boot.ts measured ~2x faster to load than
- * through `zstd -dc` (the disk holds the guest's touched pages, ~200 MB for
- * 512 MB, instead of ~85 MB).
+ * Where an instance's memory snapshot lives: split (vmm/snapshot-split.ts)
+ * into `snapshot.dev`, the device state QEMU loads, and `snapshot.ram`, the
+ * guest RAM as a sparse file the restored VM maps copy-on-write, so a wake
+ * does not copy the RAM before the guest runs (bench/wake.ts, same binary,
+ * A/B with AEGIS_SNAPSHOT_SPLIT=0, 5 wakes each on a loaded host: incoming
+ * migration load 18 ms split vs 243 ms whole, the phases after it within
+ * noise: first answer 239 vs 264, router + first byte 216 vs 206). The
+ * price: the restored VM keeps the RAM file (deleted, ~200 MB for a 512 MB
+ * guest) allocated on disk until it stops again. AEGIS_SNAPSHOT_SPLIT=0
+ * writes the whole stream to `snapshot.raw` instead ({@link rawSnapshotPath}).
  */
 export function snapshotPath(instancesDir: string, id: string): string {
+  return process.env.AEGIS_SNAPSHOT_SPLIT === "0" ? rawSnapshotPath(instancesDir, id) : join(instancesDir, id, "snapshot.dev");
+}
+
+/**
+ * The whole migration stream, uncompressed: written when a stream cannot be
+ * split (SnapshotFormatError) or the split is turned off. The wake reads it
+ * into QEMU as a file (fd 3), which bench/boot.ts measured ~2x faster to
+ * load than through `zstd -dc`.
+ */
+export function rawSnapshotPath(instancesDir: string, id: string): string {
   return join(instancesDir, id, "snapshot.raw");
 }
 
 /**
- * The snapshot an instance can wake from: `snapshot.raw`, or the zstd
- * `snapshot.zst` an older aegisd wrote (restoreUri decompresses by the name),
- * so an upgrade does not turn every idle instance into a cold boot.
+ * The snapshot an instance can wake from: `snapshot.dev` (with its RAM
+ * file), `snapshot.raw`, or the zstd `snapshot.zst` an older aegisd wrote
+ * (restoreUri decompresses by the name), so an upgrade does not turn every
+ * idle instance into a cold boot.
  */
 export function existingSnapshot(instancesDir: string, id: string): string | undefined {
   return snapshotFiles(instancesDir, id).find((p) => existsSync(p));
@@ -46,16 +67,54 @@ export function existingSnapshot(instancesDir: string, id: string): string | und
 
 /** Every snapshot file name an instance may have, current first (for removal and lookup). */
 export function snapshotFiles(instancesDir: string, id: string): string[] {
-  return [snapshotPath(instancesDir, id), join(instancesDir, id, "snapshot.zst")];
+  return [join(instancesDir, id, "snapshot.dev"), rawSnapshotPath(instancesDir, id), join(instancesDir, id, "snapshot.zst")];
 }
 
-/** Remove an instance's snapshots, whichever format, with their metadata. */
+/** The data files of snapshot `p`: the stream, and a split snapshot's RAM file. */
+function dataFiles(p: string): string[] {
+  const ram = splitMemoryFile(p);
+  return ram ? [p, ram] : [p];
+}
+
+/** Remove an instance's snapshots, whichever format, with their metadata (and one still being retired). */
 export function removeInstanceSnapshots(instancesDir: string, id: string): void {
   for (const p of snapshotFiles(instancesDir, id)) {
-    rmSync(p, { force: true });
     rmSync(`${p}.json`, { force: true });
-    rmSync(`${p}.partial`, { force: true });
+    for (const f of dataFiles(p)) {
+      rmSync(f, { force: true });
+      rmSync(`${f}.partial`, { force: true });
+      rmSync(`${f}.consumed`, { force: true });
+    }
   }
+}
+
+/** How long a consumed snapshot waits before it is deleted (off the wake's path). */
+export const RETIRE_DELAY_MS = 3000;
+
+/**
+ * Take an instance's snapshots out of use at once, delete their data later.
+ * The metadata goes first (without it nothing restores the file), the data
+ * file is renamed `<file>.consumed` and unlinked {@link RETIRE_DELAY_MS}
+ * later: deleting a ~200 MB snapshot drops its page cache, which took
+ * ~60 ms of a wake under load (bench/wake.ts). `onError` hears a failed delete.
+ */
+export function retireInstanceSnapshots(instancesDir: string, id: string, onError: (err: unknown) => void): void {
+  const retired: string[] = [];
+  for (const p of snapshotFiles(instancesDir, id)) {
+    rmSync(`${p}.json`, { force: true });
+    for (const f of dataFiles(p)) {
+      rmSync(`${f}.partial`, { force: true });
+      if (!existsSync(f)) continue;
+      // A restored VM maps a split snapshot's RAM file: renamed and unlinked, never written, it stays its own.
+      renameSync(f, `${f}.consumed`);
+      retired.push(`${f}.consumed`);
+    }
+  }
+  if (retired.length === 0) return;
+  setTimeout(() => {
+    // force: the instance may have been deleted (its directory with it), or snapshotted again meanwhile.
+    Promise.all(retired.map((f) => rm(f, { force: true }))).catch(onError);
+  }, RETIRE_DELAY_MS).unref();
 }
 
 /** Boots and restores instance VMs. */
@@ -69,28 +128,37 @@ export class InstanceBoot {
   ) {}
 
   /** Boot (or restore) `row`'s VM, start its command unless restored, and mark it running; failed on error. */
-  async boot(row: InstanceRow, rt: Runtime): Promise<void> {
+  async boot(row: InstanceRow, rt: Runtime, trace?: WakeTrace): Promise<void> {
     const id = row.id;
     this.deps.table.update(id, { state: "starting", error: null, exit_code: null });
     const snapshot = existingSnapshot(this.deps.instancesDir, id);
     try {
       const image = row.spec.image ? await this.deps.images.resolve(row.spec.image) : null;
+      trace?.mark("image");
       let restored = false;
       let vm: Vm | null = null;
       if (snapshot && this.deps.backend?.capabilities.memorySnapshots) {
         try {
-          vm = await this.launch(row, rt, image?.rootfs, snapshot, this.secretPlan(row).substitutions);
+          vm = await this.launch(row, rt, image?.rootfs, snapshot, this.secretPlan(row).substitutions, trace);
+          trace?.mark("launched");
           restored = true;
         } catch (err) {
           // A snapshot that does not restore (stale, corrupt) is only a cache: cold boot instead.
           this.deps.log.warn("snapshot restore failed; cold booting", { instance: id, error: String(err) });
         }
-        removeInstanceSnapshots(this.deps.instancesDir, id);
+        retireInstanceSnapshots(this.deps.instancesDir, id, (e) => this.deps.log.warn("could not delete a consumed snapshot", { instance: id, error: String(e) }));
+        trace?.mark("snapshotRemoved");
       }
       const plan = this.secretPlan(row);
-      vm ??= await this.launch(row, rt, image?.rootfs, undefined, plan.substitutions);
+      if (!vm) {
+        vm = await this.launch(row, rt, image?.rootfs, undefined, plan.substitutions, trace);
+        trace?.mark("launched");
+      }
+      trace?.markAll(vm.bootMarks);
       // A restored guest holds only what a snapshot may hold (the snapshot rule: no raw secret).
       rt.rawSecrets = restored ? false : plan.raw.length > 0;
+      // The snapshotted guest's listeners are back with it (a wake skips its port.wait); a new guest has none yet.
+      if (!restored) rt.readyPorts = new Set();
       rt.vm = vm;
       rt.expectingExit = false;
       this.watchExit(id, vm, rt);
@@ -103,6 +171,10 @@ export class InstanceBoot {
       }
       rt.lastActivity = Date.now();
       this.deps.table.update(id, { state: "running", vmm_pid: vm.pid, started_at: new Date().toISOString() });
+      if (trace) {
+        trace.booted = restored ? "restored" : "booted";
+        trace.mark("running");
+      }
       this.deps.log.info(restored ? "instance restored" : "instance booted", { instance: id });
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
@@ -140,9 +212,10 @@ export class InstanceBoot {
   }
 
   /** Boot (or restore) the instance's VM with fresh host ports for its exposed guest ports. */
-  private async launch(row: InstanceRow, rt: Runtime, rootfs: string | undefined, restoreFrom: string | undefined, substitutions: Substitution[]): Promise<Vm> {
+  private async launch(row: InstanceRow, rt: Runtime, rootfs: string | undefined, restoreFrom: string | undefined, substitutions: Substitution[], trace?: WakeTrace): Promise<Vm> {
     rt.hostPorts = new Map();
     for (const e of row.spec.expose) rt.hostPorts.set(e.guest_port, await freePort());
+    trace?.mark("ports");
     return this.deps.vms.launch({
       id: row.id,
       memoryMb: row.spec.memory_mb,

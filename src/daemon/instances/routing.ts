@@ -8,20 +8,17 @@
  * listeners of `--expose PUBLIC:GUEST` in step with the instances.
  */
 import { BackendError } from "../../api/errors.ts";
-import type { Vm } from "../../vmm/backend.ts";
 import type { Logger } from "../api/deps.ts";
 import type { HostAddress, RouteTarget, RouterHooks, ServedInstance } from "../router/types.ts";
 import type { Router } from "../router/router.ts";
 import type { InstancesService } from "./service.ts";
+import { WakeTrace } from "./wake-trace.ts";
 
 /** How long a woken guest may take to listen on its port. */
 const PORT_WAIT_MS = 60_000;
 
 /** Router hooks over the instance service. */
 export class InstanceRouting implements RouterHooks {
-  /** Guest ports known to accept, per VM (a new VM must be checked again). */
-  private readonly ready = new WeakMap<Vm, Set<number>>();
-
   constructor(
     private readonly instances: InstancesService,
     private readonly log: Logger,
@@ -37,22 +34,23 @@ export class InstanceRouting implements RouterHooks {
   }
 
   async ensureReachable(target: RouteTarget): Promise<HostAddress> {
-    const rt = await this.instances.ensureRunning(target.instanceId);
+    const trace = new WakeTrace();
+    const rt = await this.instances.ensureRunning(target.instanceId, trace);
     const vm = rt.vm;
     // A direct port route (router/types.ts) may name a port nobody exposed: forward it now.
     const hostPort = rt.hostPorts.get(target.guestPort) ?? (await this.instances.forwardPort(target.instanceId, target.guestPort)) ?? undefined;
     if (!vm || hostPort === undefined) throw new BackendError(`instance ${target.instanceId} does not forward guest port ${target.guestPort}`);
-    let ports = this.ready.get(vm);
-    if (!ports) {
-      ports = new Set();
-      this.ready.set(vm, ports);
-    }
+    const ports = rt.readyPorts;
     if (!ports.has(target.guestPort) && vm.waitForPort) {
       const { loopbackOnly } = await vm.waitForPort(target.guestPort, PORT_WAIT_MS);
       if (loopbackOnly) {
         throw new BackendError(`the server in ${target.instanceId} listens on 127.0.0.1:${target.guestPort} only`, "make it listen on 0.0.0.0 so the port can be forwarded");
       }
       ports.add(target.guestPort);
+    }
+    if (trace.booted) {
+      trace.mark("portReady");
+      this.log.info("instance wake", { instance: target.instanceId, guest_port: target.guestPort, how: trace.booted, ms: trace.phases() });
     }
     return { host: "127.0.0.1", port: hostPort };
   }

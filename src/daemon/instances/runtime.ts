@@ -26,11 +26,18 @@ export interface Runtime {
   rawSecrets?: boolean;
   /** Adopted paused from a previous daemon: its orphaned execs are ended when it is resumed (orphans.ts). */
   orphansPending?: boolean;
+  /**
+   * Guest ports known to accept connections in this instance's guest (the
+   * router checks a port once per guest: routing.ts). Kept across a restore
+   * of the instance's own snapshot, whose guest is the one snapshotted,
+   * listeners included; emptied by every other boot (boot.ts).
+   */
+  readyPorts: Set<number>;
 }
 
 /** A fresh runtime. */
 export function newRuntime(now = Date.now()): Runtime {
-  return { vm: null, hostPorts: new Map(), active: 0, lastActivity: now, expectingExit: false };
+  return { vm: null, hostPorts: new Map(), active: 0, lastActivity: now, expectingExit: false, readyPorts: new Set() };
 }
 
 /** Runtimes by instance id, created on first use. */

@@ -38,9 +38,11 @@ import type { SecretsService } from "../secrets/service.ts";
 import type { VmLauncher } from "../vms.ts";
 import { freePort } from "./ports.ts";
 import { InstanceActivity } from "./activity.ts";
-import { existingSnapshot, InstanceBoot, removeInstanceSnapshots, snapshotPath } from "./boot.ts";
+import { existingSnapshot, InstanceBoot, rawSnapshotPath, removeInstanceSnapshots, snapshotPath } from "./boot.ts";
+import { SnapshotFormatError } from "../../vmm/snapshot-split.ts";
 import { type Runtime, Runtimes } from "./runtime.ts";
 import { idleAction } from "./idle.ts";
+import type { WakeTrace } from "./wake-trace.ts";
 import { SerialQueue } from "./serial.ts";
 import { instanceView } from "./view.ts";
 import { buildSpec, type SpecSources, specImage } from "./spec.ts";
@@ -197,14 +199,18 @@ export class InstancesService {
   /** Settles once the VMs of a previous daemon are re-adopted (set by the daemon at start; see reconcile). */
   restored: Promise<void> = Promise.resolve();
 
-  /** Make sure the instance's VM runs: resume when paused, restore or boot when stopped. */
-  async ensureRunning(ref: string): Promise<Runtime> {
+  /**
+   * Make sure the instance's VM runs: resume when paused, restore or boot
+   * when stopped. `trace` (the router's) gets the phases of a boot or restore.
+   */
+  async ensureRunning(ref: string, trace?: WakeTrace): Promise<Runtime> {
     await this.restored;
     const id = this.row(ref).id;
     return this.serial.run(id, async () => {
       const row = this.row(id);
       const rt = this.runtimes.of(id);
       if (row.state === "running" && rt.vm) return rt;
+      trace?.mark("queued");
       if (row.state === "paused" && rt.vm) {
         await rt.vm.resume();
         // Adopted paused: its harness could not be asked before (orphans.ts); nothing of ours runs in it yet.
@@ -216,7 +222,7 @@ export class InstancesService {
         this.deps.log.info("instance resumed", { instance: id });
         return rt;
       }
-      await this.booter.boot(row, rt);
+      await this.booter.boot(row, rt, trace);
       return rt;
     });
   }
@@ -266,7 +272,14 @@ export class InstancesService {
       if (snapshot && vm.snapshot) {
         try {
           removeInstanceSnapshots(this.deps.instancesDir, id); // a legacy snapshot.zst would shadow nothing, but is stale now
-          await vm.snapshot(this.snapshotPath(id));
+          try {
+            await vm.snapshot(this.snapshotPath(id));
+          } catch (err) {
+            if (!(err instanceof SnapshotFormatError)) throw err;
+            // Not a stream the splitter knows (another QEMU): the whole stream, which any QEMU restores.
+            this.deps.log.warn("snapshot not split; writing it whole", { instance: id, error: err.message });
+            await vm.snapshot(rawSnapshotPath(this.deps.instancesDir, id));
+          }
           this.deps.log.info("instance snapshotted", { instance: id });
         } catch (err) {
           removeInstanceSnapshots(this.deps.instancesDir, id);

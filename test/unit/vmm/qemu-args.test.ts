@@ -111,8 +111,9 @@ describe("buildQemuArgs", () => {
     expect(() => buildQemuArgs({ ...base, rootfs: "/x,y.ext4" })).toThrow(/comma/);
   });
 
-  it("quotes snapshot paths for QEMU's exec: incoming migration", () => {
+  it("quotes zstd snapshot paths for QEMU's exec: incoming migration, and gives it an uncompressed one as fd 3", () => {
     expect(restoreUri("/s/it's.zst")).toBe("exec:zstd -dc '/s/it'\\''s.zst'");
-    expect(restoreUri("/s/a.bin")).toBe("exec:cat '/s/a.bin'");
+    expect(restoreUri("/s/a.bin")).toBe("fd:3");
+    expect(restoreUri("/s/it's.raw")).toBe("fd:3");
   });
 });
