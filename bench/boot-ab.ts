@@ -6,7 +6,9 @@
  * inputs; its own tools disk). Prints per-phase medians (bench/_phases.ts),
  * the harness's own "since exec" marks and first RPC, and per-pair ratios
  * of spawn -> ready against the first binary.
- * Usage: `bun run bench/boot-ab.ts [--runs N] BIN_A BIN_B ...`.
+ * `BIN@INITRD` boots BIN with another initramfs (A/B of /init changes: build
+ * the other one with the other code first).
+ * Usage: `bun run bench/boot-ab.ts [--runs N] BIN_A[@INITRD] BIN_B[@INITRD] ...`.
  */
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -35,14 +37,21 @@ async function main(): Promise<void> {
   const args = process.argv.slice(2);
   const ri = args.indexOf("--runs");
   const runs = ri >= 0 ? Number(args.splice(ri, 2)[1]) : 3;
-  const bins = args.map((b) => resolve(b));
+  const specs = args.map((a) => {
+    const [bin, initrd] = a.split("@") as [string, string?];
+    return { bin: resolve(bin), initrd: initrd ? resolve(initrd) : undefined };
+  });
+  const bins = specs.map((s) => (s.initrd ? `${s.bin}@${s.initrd}` : s.bin));
   if (bins.length < 1) throw new Error("usage: bun run bench/boot-ab.ts [--runs N] BIN_A [BIN_B ...]");
   const work = mkdtempSync(join(tmpdir(), "agab-"));
   const log = (m: string) => process.stderr.write(`boot-ab: ${m}\n`);
   const backends: QemuBackend[] = [];
   try {
     const assets: GuestAssets[] = [];
-    for (const [i, bin] of bins.entries()) assets.push(await ensureGuestAssets({ dir: join(work, `g${i}`), binary: bin, progress: log }));
+    for (const [i, { bin, initrd }] of specs.entries()) {
+      const a = await ensureGuestAssets({ dir: join(work, `g${i}`), binary: bin, progress: log });
+      assets.push(initrd ? { ...a, initrd } : a);
+    }
     for (const a of assets) backends.push(new QemuBackend({ assets: a }));
     const rows: Array<Array<Record<string, number>>> = bins.map(() => []);
     for (let r = 0; r < runs; r++) {
@@ -61,6 +70,7 @@ async function main(): Promise<void> {
         const row = { spawnToReady: vm.bootMs, ...phases, firstRpc, ...sinceExec(readFileSync(vm.consoleLog, "utf8")) };
         rows[i]!.push(row);
         log(`${bins[i]} run ${r}: ${Object.entries(row).map(([k, v]) => `${k} ${v.toFixed(0)}`).join(", ")}`);
+        if (process.env.SHOW_FIRST) { await Bun.sleep(1500); log((readFileSync(vm.consoleLog, "utf8").match(/aegis-harness: (first request|since).*/g) ?? []).join("\n")); }
         vm.kill();
         await vm.exited;
       }
