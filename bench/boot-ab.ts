@@ -70,7 +70,6 @@ async function main(): Promise<void> {
         const row = { spawnToReady: vm.bootMs, ...phases, firstRpc, ...sinceExec(readFileSync(vm.consoleLog, "utf8")) };
         rows[i]!.push(row);
         log(`${bins[i]} run ${r}: ${Object.entries(row).map(([k, v]) => `${k} ${v.toFixed(0)}`).join(", ")}`);
-        if (process.env.SHOW_FIRST) { await Bun.sleep(1500); log((readFileSync(vm.consoleLog, "utf8").match(/aegis-harness: (first request|since).*/g) ?? []).join("\n")); }
         vm.kill();
         await vm.exited;
       }
