@@ -26,11 +26,19 @@
  * evaluating imports, of which zod and the schemas built with it were
  * ~0.7 s, and mcp.ts alone pulled the daemon API's schemas (150-290 ms) for
  * three constants. This split (boot path without zod, handlers after
- * `ready`, log.ts instead of process.stderr), 4 pairs on a host at load
- * 7-12: exec -> harness main 3176 -> 784 ms, harness setup 1310 -> 1020 ms,
- * spawn -> `ready` per-pair ratio 0.78; the handlers then take 0.8-1.7 s
- * after `ready` (zod, schemas, process table), so the first ping's answer
- * came 631 -> 1503 ms after `ready`, exec -> first answer 6331 -> 4463 ms.
+ * `ready`, log.ts instead of process.stderr), 6 pairs on a quieter host:
+ * exec -> harness main 1236 -> 460 ms (harness load phase 1860 -> 1080,
+ * per-pair 0.57), setup 590 -> 700 ms (first uses of FFI and of dynamic
+ * import that the import phase used to pay), spawn -> `ready` 5098 -> 4342
+ * ms (per-pair 0.89). The handlers then take ~390 ms after `ready` (zod,
+ * the request schemas, the process table), so the first ping is answered
+ * 141 -> 406 ms after `ready`; exec -> first answer 2651 -> 2186 ms.
+ * What is left: Bun's own start (of the 1080 ms, ~620 ms pass before Bun's
+ * clock starts: ELF load and page-in from the tools disk, runtime init; the
+ * boot-path modules have all run ~440 ms after that, most of it JSC's own start),
+ * zod's evaluation and schema construction (~0.3-0.4 s, now after `ready`),
+ * and setup's many small first-time costs (~0.2 s from main to setup, then
+ * ~0.5 s of setup: FFI, mounts, network ioctls, injection).
  */
 import { readFileSync } from "node:fs";
 import { notification } from "../../src/api/jsonrpc.ts";
