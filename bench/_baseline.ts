@@ -15,7 +15,7 @@ import { parseBaselineUptime } from "./_phases.ts";
 
 /** The baseline initramfs: identical content, but /init reboots (= QEMU exits) immediately. */
 export async function baselineInitrd(work: string): Promise<string> {
-  const entries = await initramfsEntries({ busybox: await staticBusybox(), libraries: [], baseModules: [], workspaceModules: [], harness: "/bin/true" });
+  const entries = await initramfsEntries({ busybox: await staticBusybox(), libraries: [], baseModules: [], workspaceModules: [], harness: "/bin/true", release: "baseline" });
   // It reports its uptime (bench/_phases.ts) so the kernel part of the floor is known too.
   const init = new TextEncoder().encode(
     '#!/bin/busybox sh\n/bin/busybox mount -t proc proc /proc\nread -r t _ < /proc/uptime\necho "aegis-baseline: uptime $t s" >&2\n/bin/busybox reboot -f\n',

@@ -24,6 +24,8 @@ export interface BootPhases {
   harnessSetup: number;
   /** Open the control port and send `ready`. */
   portAndReady: number;
+  /** `ready` -> the request handlers are installed (serve.ts loads after `ready`); absent for an older harness. */
+  handlersLoad?: number;
 }
 
 /** Parse the console log of a harness boot; undefined when a line is missing (e.g. rotated away). */
@@ -31,6 +33,7 @@ export function parseBootPhases(consoleText: string, spawnToReadyMs: number): Bo
   const init = consoleText.match(/aegis-init: \/init at ([\d.]+) s, modules loaded at ([\d.]+) s, exec harness at ([\d.]+) s/);
   const ready = consoleText.match(/aegis-harness: ready: guest uptime at harness main (\d+) ms, setup (\d+)-(\d+) ms, ready (\d+) ms/);
   if (!init || !ready) return undefined;
+  const serving = consoleText.match(/aegis-harness: serving: handlers installed at guest uptime (\d+) ms/);
   const [t0, tm, t1] = [init[1], init[2], init[3]].map((v) => Number(v) * 1000) as [number, number, number];
   const [main, setupEnd, readyAt] = [ready[1], ready[3], ready[4]].map(Number) as [number, number, number];
   return {
@@ -41,6 +44,7 @@ export function parseBootPhases(consoleText: string, spawnToReadyMs: number): Bo
     harnessLoad: main - t1,
     harnessSetup: setupEnd - main,
     portAndReady: readyAt - setupEnd,
+    ...(serving ? { handlersLoad: Number(serving[1]) - readyAt } : {}),
   };
 }
 

@@ -15,7 +15,7 @@
  *   a fresh overlay disk) -> usable, and the one-off template build.
  * Cold boots are broken down by phase (bench/_phases.ts: QEMU start + kernel
  * decompression, kernel to /init, module loading, tools disk mount, harness
- * load, harness setup, port + ready, first RPC) next to the baseline's own
+ * load, harness setup, port + ready, handlers loaded after ready, first RPC) next to the baseline's own
  * kernel-to-/init time; restores by phase (QEMU start to QMP, incoming
  * migration incl. decompression, resume, first ping, clock, setup RPC), with
  * host-side `zstd -dc` of the same snapshot and a raw (uncompressed) restore
@@ -105,7 +105,8 @@ async function main(): Promise<void> {
     const baselineInit: number[] = [];
     const boot: number[] = [];
     const guestReady: number[] = [];
-    const phases: Array<BootPhases & { firstRpc: number }> = [];
+    // handlersLoad is NaN for a harness that does not report it.
+    const phases: Array<BootPhases & { firstRpc: number; handlersLoad: number }> = [];
     for (let i = 0; i < runs; i++) {
       const bb = await baselineBootPhases(assets, initrd, join(work, `b${i}`));
       baseline.push(bb.ms);
@@ -116,7 +117,8 @@ async function main(): Promise<void> {
       const firstRpc = performance.now() - tPing;
       boot.push(vm.bootMs);
       guestReady.push((await vm.channel.waitReady()).uptime_ms);
-      phases.push({ ...(await bootPhasesOf(vm, vm.bootMs)), firstRpc });
+      const p = await bootPhasesOf(vm, vm.bootMs);
+      phases.push({ ...p, handlersLoad: p.handlersLoad ?? NaN, firstRpc });
       if (i < runs - 1) {
         vm.kill();
         await vm.exited;
@@ -271,6 +273,7 @@ async function main(): Promise<void> {
         ["exec -> harness main (ELF page-in, Bun start, imports)", `${bp.harnessLoad.toFixed(0)} ms`],
         ["harness setup (tmpfs, rootfs overlay, network)", `${bp.harnessSetup.toFixed(0)} ms`],
         ["open control port + ready", `${bp.portAndReady.toFixed(0)} ms`],
+        ...(!Number.isNaN(bp.handlersLoad) ? [["ready -> request handlers loaded (guest)", `${bp.handlersLoad.toFixed(0)} ms`] as [string, string]] : []),
         ["first RPC (ping) after ready", `${bp.firstRpc.toFixed(1)} ms`],
       ];
       const phaseLine = (ph: Record<string, number>) => Object.entries(ph).map(([k, v]) => `${k} ${v.toFixed(0)}`).join(", ");

@@ -13,7 +13,8 @@
  * i.e. `/dev/vda`, `/dev/vdb`, ...). The environment wins when present.
  */
 import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { decodePodNet, PODNET_KEY, type PodNetConfig } from "../../src/api/schema/pod-network.ts";
+import { PODNET_KEY } from "../../src/api/schema/guest-wire.ts";
+import type { PodNetConfig } from "../../src/api/schema/pod-network.ts";
 
 /** Boot configuration of this guest. */
 export interface GuestConfig {
@@ -68,8 +69,12 @@ export function disksFromEnv(value: string): Map<string, string> {
   return out;
 }
 
-/** Read the boot configuration from /proc and /sys (and, under libkrun, the environment). */
-export function readGuestConfig(env = process.env): GuestConfig {
+/**
+ * Read the boot configuration from /proc and /sys (and, under libkrun, the
+ * environment). The pod network's schema (zod) is loaded only when the
+ * command line has one, so a plain boot never evaluates zod here.
+ */
+export async function readGuestConfig(env = process.env): Promise<GuestConfig> {
   const cmd = parseCmdline(readFileSync("/proc/cmdline", "utf8"));
   const disks = env.AEGIS_DISKS ? disksFromEnv(env.AEGIS_DISKS) : disksBySerial();
   return {
@@ -80,6 +85,6 @@ export function readGuestConfig(env = process.env): GuestConfig {
     rootVirtiofs: cmd.get("aegis.rootfs") === "virtiofs",
     net: existsSync("/sys/class/net/eth0"),
     defer: cmd.get("aegis.defer") === "1",
-    ...(cmd.has(PODNET_KEY) ? { podNet: decodePodNet(cmd.get(PODNET_KEY)!) } : {}),
+    ...(cmd.has(PODNET_KEY) ? { podNet: (await import("../../src/api/schema/pod-network.ts")).decodePodNet(cmd.get(PODNET_KEY)!) } : {}),
   };
 }

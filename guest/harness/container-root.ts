@@ -15,7 +15,7 @@
  */
 import { existsSync, mkdirSync, statSync } from "node:fs";
 import { RpcError } from "../../src/api/jsonrpc.ts";
-import { RpcErrorCode } from "../../src/api/schema/control.ts";
+import { RpcErrorCode } from "../../src/api/schema/guest-wire.ts";
 import { MS, mount } from "./libc.ts";
 
 const MS_REC = 16384;

@@ -11,7 +11,7 @@
 import { type Stats, chmodSync, closeSync, lstatSync, lutimesSync, mkdirSync, openSync, readdirSync, readlinkSync, readSync, renameSync, rmSync, symlinkSync, utimesSync, writeSync } from "node:fs";
 import { posix } from "node:path";
 import { RpcError } from "../../src/api/jsonrpc.ts";
-import { RpcErrorCode } from "../../src/api/schema/control.ts";
+import { RpcErrorCode } from "../../src/api/schema/guest-wire.ts";
 import { FS_LIST_MAX, type FileStat } from "../../src/api/schema/files.ts";
 import { resolveInRoot } from "./exec-path.ts";
 

@@ -15,11 +15,16 @@
  * When the host cannot be reached (the control port write fails, or no
  * answer within {@link HOST_TIMEOUT_MS}) the caller gets `unavailable`
  * (-32013).
+ *
+ * The socket is Bun's own (`Bun.listen`), not node:net: loading node:net
+ * (and the node:stream machinery under it) took 65-170 ms of the harness's
+ * start under TCG with the JIT off, for a socket most VMs never use.
+ * Answers are queued per connection and written as the socket drains.
  */
+import type { Socket, UnixSocketListener } from "bun";
 import { chmodSync, mkdirSync, unlinkSync } from "node:fs";
-import { createServer, type Server, type Socket } from "node:net";
 import { dirname } from "node:path";
-import { McpBridgeErrorCode, McpBridgeMethods } from "../../src/api/schema/mcp.ts";
+import { MCP_BRIDGE_METHOD_NAMES, McpBridgeErrorCode } from "../../src/api/schema/guest-wire.ts";
 import { errorResponse, isParseFailure, LineSplitter, parseMessage, request, response, type RpcErrorObject } from "../../src/api/jsonrpc.ts";
 
 /**
@@ -31,6 +36,9 @@ export const HOST_TIMEOUT_MS = 300_000;
 /** Longest bridge request line (a spawn request is a few KiB). */
 export const BRIDGE_LINE_MAX_BYTES = 1024 * 1024;
 
+/** The bridge methods relayed; anything else is answered `methodNotFound` here. */
+const BRIDGE_METHODS: ReadonlySet<string> = new Set(MCP_BRIDGE_METHOD_NAMES);
+
 /** The host's answer to one relayed request. */
 export type HostAnswer = { result: unknown } | { error: RpcErrorObject };
 
@@ -39,11 +47,18 @@ interface Pending {
   timer: ReturnType<typeof setTimeout>;
 }
 
+/** One bridge connection: its line splitter, the bytes it still has to take, and whether it is gone. */
+interface Conn {
+  splitter: LineSplitter;
+  out: Buffer[];
+  closed: boolean;
+}
+
 /** Relays bridge requests to the host over the control channel. */
 export class McpRelay {
   readonly #pending = new Map<number, Pending>();
   #nextId = 1;
-  #server: Server | undefined;
+  #server: UnixSocketListener<Conn> | undefined;
 
   /** `send` writes one line to the control port (rejects when it cannot). */
   constructor(
@@ -53,30 +68,39 @@ export class McpRelay {
   ) {}
 
   /** Serve the bridge socket at `path` (its directory is created; a stale socket is replaced). */
-  listen(path: string): Promise<void> {
+  async listen(path: string): Promise<void> {
     mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
     try {
       unlinkSync(path);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
     }
-    const server = createServer((socket) => this.#serve(socket));
-    this.#server = server;
-    return new Promise((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(path, () => {
-        server.off("error", reject);
-        server.on("error", (err) => this.log(`mcp bridge: ${err.message}`));
-        // Any process in the guest may use the instance's MCP server, whatever its uid.
-        chmodSync(path, 0o666);
-        resolve();
-      });
+    this.#server = Bun.listen<Conn>({
+      unix: path,
+      socket: {
+        open: (socket) => {
+          socket.data = { splitter: this.#splitter(socket), out: [], closed: false };
+        },
+        data: (socket, chunk) => {
+          for (const line of socket.data.splitter.push(chunk)) {
+            this.#onLine(socket, line).catch((err: unknown) => this.log(`mcp bridge: ${String(err)}`));
+          }
+        },
+        drain: (socket) => this.#flush(socket),
+        close: (socket) => {
+          socket.data.closed = true;
+          socket.data.out.length = 0;
+        },
+        error: (_socket, err) => this.log(`mcp bridge connection: ${err.message}`),
+      },
     });
+    // Any process in the guest may use the instance's MCP server, whatever its uid.
+    chmodSync(path, 0o666);
   }
 
   /** Stop serving (requests in flight still get their answers). */
   close(): void {
-    this.#server?.close();
+    this.#server?.stop();
     this.#server = undefined;
   }
 
@@ -112,34 +136,47 @@ export class McpRelay {
     return answer;
   }
 
-  #serve(socket: Socket): void {
-    const splitter = new LineSplitter({
+  #splitter(socket: Socket<Conn>): LineSplitter {
+    return new LineSplitter({
       maxLineBytes: BRIDGE_LINE_MAX_BYTES,
-      onOverlong: () => {
-        if (!socket.destroyed) socket.write(errorResponse(null, { code: McpBridgeErrorCode.invalidParams, message: `request too large: at most ${BRIDGE_LINE_MAX_BYTES} bytes per line` }));
-      },
+      onOverlong: () => this.#write(socket, errorResponse(null, { code: McpBridgeErrorCode.invalidParams, message: `request too large: at most ${BRIDGE_LINE_MAX_BYTES} bytes per line` })),
     });
-    socket.on("data", (chunk: Buffer) => {
-      for (const line of splitter.push(chunk)) {
-        this.#onLine(socket, line).catch((err: unknown) => this.log(`mcp bridge: ${String(err)}`));
-      }
-    });
-    socket.on("error", (err) => this.log(`mcp bridge connection: ${err.message}`));
   }
 
-  async #onLine(socket: Socket, line: string): Promise<void> {
+  /** Queue one answer line for `socket` (dropped once it is closed). */
+  #write(socket: Socket<Conn>, line: string): void {
+    if (socket.data.closed) return;
+    socket.data.out.push(Buffer.from(line));
+    if (socket.data.out.length === 1) this.#flush(socket);
+  }
+
+  /** Write what the socket takes; the rest waits for `drain`. */
+  #flush(socket: Socket<Conn>): void {
+    const out = socket.data.out;
+    while (out.length > 0 && !socket.data.closed) {
+      const head = out[0]!;
+      const n = socket.write(head);
+      if (n < head.length) {
+        out[0] = head.subarray(Math.max(n, 0));
+        return;
+      }
+      out.shift();
+    }
+  }
+
+  async #onLine(socket: Socket<Conn>, line: string): Promise<void> {
     const msg = parseMessage(line);
     let out: string;
     if (isParseFailure(msg)) {
       out = errorResponse(null, msg);
     } else if (msg.id === undefined || msg.id === null) {
       return; // A notification: the bridge has none, and nobody waits for an answer.
-    } else if (msg.method === undefined || !Object.hasOwn(McpBridgeMethods, msg.method)) {
+    } else if (msg.method === undefined || !BRIDGE_METHODS.has(msg.method)) {
       out = errorResponse(msg.id, { code: McpBridgeErrorCode.methodNotFound, message: `unknown bridge method ${msg.method ?? "(none)"}` });
     } else {
       const answer = await this.ask(msg.method, msg.params ?? {});
       out = "error" in answer ? errorResponse(msg.id, answer.error) : response(msg.id, answer.result);
     }
-    if (!socket.destroyed) socket.write(out);
+    this.#write(socket, out);
   }
 }

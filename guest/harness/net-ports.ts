@@ -7,7 +7,7 @@
  * fork (a `ss`/`netstat` per poll would cost 10-20 ms under TCG).
  */
 import { existsSync, readFileSync } from "node:fs";
-import { RpcErrorCode } from "../../src/api/schema/control.ts";
+import { RpcErrorCode } from "../../src/api/schema/guest-wire.ts";
 import { RpcError } from "../../src/api/jsonrpc.ts";
 
 /** How often /proc/net/tcp* is re-read while waiting. */

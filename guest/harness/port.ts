@@ -38,9 +38,10 @@
  * and the port resynchronises at the next newline).
  */
 import { closeSync, existsSync, openSync, read, readdirSync, readFileSync, write, writeSync } from "node:fs";
-import { CONTROL_PORT_NAME, CONTROL_VSOCK_PORT } from "../../src/api/schema/control.ts";
+import { CONTROL_PORT_NAME, CONTROL_VSOCK_PORT } from "../../src/api/schema/guest-wire.ts";
 import { LineSplitter } from "../../src/api/jsonrpc.ts";
 
+import { log } from "./log.ts";
 import { connectVsock, VMADDR_CID_HOST } from "./vsock.ts";
 
 /** Longest line accepted from the host. */
@@ -114,7 +115,7 @@ export class ControlPort {
   private tail: Promise<void> = Promise.resolve();
   private readonly splitter = new LineSplitter({
     maxLineBytes: HOST_LINE_MAX_BYTES,
-    onOverlong: () => process.stderr.write(`aegis-harness: dropped a control line over ${HOST_LINE_MAX_BYTES} bytes from the host\n`),
+    onOverlong: () => log(`dropped a control line over ${HOST_LINE_MAX_BYTES} bytes from the host`),
   });
 
   /**
@@ -127,7 +128,7 @@ export class ControlPort {
   constructor(endpoint: string, opts: { connectTimeoutMs?: number; dial?: Dial; log?: (msg: string) => void } = {}) {
     const vsock = parseVsockEndpoint(endpoint);
     this.dial = opts.dial ?? (vsock ? (timeoutMs) => connectVsock(vsock.cid, vsock.port, timeoutMs) : undefined);
-    this.log = opts.log ?? ((msg) => process.stderr.write(`aegis-harness: ${msg}\n`));
+    this.log = opts.log ?? log;
     this.fd = this.dial ? this.dial(opts.connectTimeoutMs ?? 5000) : openSync(endpoint, "r+");
   }
 
@@ -198,9 +199,15 @@ export class ControlPort {
     for (let off = 0; off < bytes.length; ) off += writeSync(this.fd, bytes, off, bytes.length - off);
   }
 
-  /** Start the read loop; `onLine` receives each complete line. Runs until the process exits. */
-  startReading(onLine: (line: string) => void, onError: (err: Error) => void): void {
+  /**
+   * Start the read loop; `onLine` receives each complete line. Runs until the process exits.
+   * With `holdAfterFirstRead`, the loop reads no more after its first chunk until that
+   * promise settles (the harness's handlers load after `ready`: backpressure instead of
+   * an unbounded queue of early lines).
+   */
+  startReading(onLine: (line: string) => void, onError: (err: Error) => void, opts: { holdAfterFirstRead?: Promise<void> } = {}): void {
     const buf = Buffer.allocUnsafe(64 * 1024);
+    let hold = opts.holdAfterFirstRead;
     const loop = (): void => {
       if (this.redialing) {
         this.redialing.then(loop, onError);
@@ -227,6 +234,12 @@ export class ControlPort {
           return;
         }
         for (const line of this.splitter.push(buf.subarray(0, n))) onLine(line);
+        if (hold) {
+          const h = hold;
+          hold = undefined;
+          h.then(loop, onError);
+          return;
+        }
         loop();
       });
     };

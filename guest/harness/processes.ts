@@ -29,7 +29,8 @@
 import { closeSync, existsSync, mkdirSync, readFileSync } from "node:fs";
 import { constants } from "node:os";
 import { posix } from "node:path";
-import { OUTPUT_CHUNK_BYTES, RpcErrorCode, type RunParams } from "../../src/api/schema/control.ts";
+import type { RunParams } from "../../src/api/schema/control.ts";
+import { OUTPUT_CHUNK_BYTES, RpcErrorCode } from "../../src/api/schema/guest-wire.ts";
 import { RpcError } from "../../src/api/jsonrpc.ts";
 import { containerRoot } from "./container-root.ts";
 import { findExecutable } from "./exec-path.ts";
@@ -38,6 +39,7 @@ import { withGroups } from "./libc.ts";
 import { masterStream, openPty, type Pty, resizePty, writeMaster } from "./pty.ts";
 import { type Credentials, resolveUser } from "./users.ts";
 import { OutputCredit } from "./output-credit.ts";
+import { log } from "./log.ts";
 import type { z } from "zod";
 
 /** The interactive end of a process: a pipe to its stdin, or the master of its terminal. */
@@ -220,7 +222,7 @@ export class ProcessTable {
     // Start pumping after the current microtasks, so the `run` response is queued before the first `output`.
     setImmediate(() => {
       this.supervise(p.id, proc, p.primary === true, credit, pty).catch((err: unknown) => {
-        process.stderr.write(`aegis-harness: process ${p.id} supervision failed: ${String(err)}\n`);
+        log(`process ${p.id} supervision failed: ${String(err)}`);
       });
     });
     return { pid: proc.pid };
@@ -295,7 +297,7 @@ export class ProcessTable {
         try {
           process.kill(-proc.pid, "SIGKILL");
         } catch (err) {
-          if ((err as NodeJS.ErrnoException).code !== "ESRCH") process.stderr.write(`aegis-harness: cannot kill untracked process ${id}: ${String(err)}\n`);
+          if ((err as NodeJS.ErrnoException).code !== "ESRCH") log(`cannot kill untracked process ${id}: ${String(err)}`);
         }
       }, graceMs);
     }

@@ -124,7 +124,7 @@ export async function setupInstance(cfg: GuestConfig): Promise<void> {
     const { injectBinaries, INJECTED_BINARIES } = await import("./inject.ts");
     const steps = await injectBinaries(ROOT);
     const glibc = steps.length > INJECTED_BINARIES.length ? `; the image has no glibc loader, bound in ${steps.slice(INJECTED_BINARIES.length).map((s) => s.source).join(", ")}` : "";
-    process.stderr.write(`aegis-harness: injected ${INJECTED_BINARIES.join(", ")} in ${(performance.now() - t0).toFixed(1)} ms${glibc}\n`);
+    (await import("./log.ts")).log(`injected ${INJECTED_BINARIES.join(", ")} in ${(performance.now() - t0).toFixed(1)} ms${glibc}`);
     // Images often ship resolv.conf as a symlink into /run (systemd-resolved): replace it in the overlay.
     rmSync(`${ROOT}/etc/resolv.conf`, { force: true });
     mkdirSync(`${ROOT}/etc`, { recursive: true });

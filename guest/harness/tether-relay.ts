@@ -15,7 +15,7 @@
  */
 import type { Socket } from "bun";
 import { LineSplitter } from "../../src/api/jsonrpc.ts";
-import { MAX_FRAME_BYTES } from "../../src/api/schema/tether.ts";
+import { MAX_FRAME_BYTES } from "../../src/api/schema/guest-wire.ts";
 import { clip } from "../../src/api/untrusted-text.ts";
 
 /** Longest line accepted from the agent: a largest frame plus room for the envelope. */

@@ -13,7 +13,7 @@
 import { type FSWatcher, existsSync, statSync, watch } from "node:fs";
 import { posix } from "node:path";
 import { RpcError } from "../../src/api/jsonrpc.ts";
-import { RpcErrorCode } from "../../src/api/schema/control.ts";
+import { RpcErrorCode } from "../../src/api/schema/guest-wire.ts";
 import { FS_WATCH_EVENTS_PER_S, FS_WATCH_MAX } from "../../src/api/schema/files.ts";
 import { resolveInRoot } from "./exec-path.ts";
 

@@ -52,8 +52,6 @@ import { closeSync, existsSync, openSync, readFileSync, unlinkSync, writeSync } 
 import type { Socket, UnixSocketListener } from "bun";
 import {
   ControlNotifications,
-  GuestRequests,
-  type GuestRequestMethod,
   ControlRequests,
   MAX_REPLAY_ENTRIES,
   type ControlNotificationMethod,
@@ -62,6 +60,7 @@ import {
   type ControlRequestParams,
   type ControlRequestResult,
 } from "../api/schema/control.ts";
+import { GuestRequests, type GuestRequestMethod } from "../api/schema/mcp.ts";
 import type { z } from "zod";
 import { basename, dirname } from "node:path";
 import { clip } from "../api/untrusted-text.ts";

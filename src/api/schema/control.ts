@@ -31,7 +31,7 @@
  *   (guest -> host), rate-limited per watch, until `fs.unwatch` or the path goes.
  * - `mcp.*` (requests, guest -> host): the guest's MCP server asks aegisd to
  *   spawn, list or stop child instances, expose ports, hold a keepalive
- *   ({@link GuestRequests}, schemas in mcp.ts). The harness relays them from
+ *   (`GuestRequests`, schemas in mcp.ts). The harness relays them from
  *   its bridge socket with ids of its own; the host answers with a result or
  *   a JSON-RPC error and identifies the caller by the channel, never by
  *   anything in the request.
@@ -59,20 +59,12 @@
  */
 import { z } from "zod";
 import { FileStat, FsEventParams, FsListParams, FsUnwatchParams, FsWatchParams, FsListResult, FsMkdirParams, FsReadParams, FsReadResult, FsReadonlyParams, FsRemoveParams, FsRenameParams, FsSetattrParams, FsStatParams, FsSymlinkParams, FsWriteParams, FsWriteResult } from "./files.ts";
-import { McpBridgeMethods } from "./mcp.ts";
 import { GuestStats } from "./stats.ts";
 
-/** The name of the virtio-serial port that carries the control channel. */
-export const CONTROL_PORT_NAME = "aegis.control";
+import { MAX_OUTPUT_WINDOW, MAX_TRACKED_PROCESSES, OUTPUT_CHUNK_BYTES } from "./guest-wire.ts";
 
-/** vsock port the harness connects to on the host under libkrun (libkrun maps it to `<runDir>/ctl.sock`). */
-export const CONTROL_VSOCK_PORT = 1025;
-
-/** Largest raw chunk of process output carried by one `output` notification (before base64). */
-export const OUTPUT_CHUNK_BYTES = 32 * 1024;
-
-/** Largest flow-control window a `run` may ask for. */
-export const MAX_OUTPUT_WINDOW = 64 * 1024 * 1024;
+// The zod-free constants of the wire live in guest-wire.ts (the harness's boot path imports them from there).
+export { CONTROL_PORT_NAME, CONTROL_VSOCK_PORT, MAX_OUTPUT_WINDOW, MAX_TRACKED_PROCESSES, OUTPUT_CHUNK_BYTES, RpcErrorCode } from "./guest-wire.ts";
 
 /** Host-chosen process id: unique per VM, used to correlate `output`/`exit` with `run`. */
 export const ProcessId = z.string().min(1).max(128);
@@ -206,9 +198,6 @@ export const SetupParams = z.object({
 export const PingResult = z.object({ uptime_ms: z.number() }).strict();
 
 
-/** Most process ids one `processes.end_untracked` request or answer carries. */
-export const MAX_TRACKED_PROCESSES = 4096;
-
 /** Longest grace between SIGTERM and SIGKILL the host may ask for. */
 export const MAX_END_GRACE_MS = 30_000;
 
@@ -261,12 +250,6 @@ export const ControlRequests = {
   "fs.unwatch": { params: FsUnwatchParams, result: OkResult },
 } as const;
 
-/** Request methods the host serves (guest -> host), with their param and result schemas. */
-export const GuestRequests = McpBridgeMethods;
-
-/** A guest -> host request method name. */
-export type GuestRequestMethod = keyof typeof GuestRequests;
-
 /** Notifications and their param schemas (both directions). */
 /**
  * `tether.frame` notification params, both directions: host -> guest frames
@@ -294,24 +277,3 @@ export type ControlRequestParams<M extends ControlRequestMethod> = z.input<(type
 export type ControlRequestResult<M extends ControlRequestMethod> = z.output<(typeof ControlRequests)[M]["result"]>;
 /** Params type of a notification. */
 export type ControlNotificationParams<M extends ControlNotificationMethod> = z.output<(typeof ControlNotifications)[M]>;
-
-/** JSON-RPC error codes used by the harness (the standard ones plus an application range). */
-export const RpcErrorCode = {
-  parseError: -32700,
-  invalidRequest: -32600,
-  methodNotFound: -32601,
-  invalidParams: -32602,
-  internal: -32603,
-  /** The process id is unknown or already exited. */
-  noSuchProcess: -32001,
-  /** The program could not be started (ENOENT, EACCES...). */
-  spawnFailed: -32002,
-  /** The id is already in use. */
-  duplicateId: -32003,
-  /** A wait (`port.wait`) ran out of time. */
-  timeout: -32004,
-  /** The VM waits for its `setup` request (deferred setup) and cannot run processes yet. */
-  notSetUp: -32005,
-  /** A filesystem request failed; `data.errno` names the error (ENOENT, EEXIST, ENOTDIR...). */
-  fsError: -32006,
-} as const;

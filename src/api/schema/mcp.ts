@@ -27,11 +27,10 @@ import { Port, ResourceName, SecretName } from "./common.ts";
 import { InstanceState } from "./instances.ts";
 import { EnvName } from "./tasks.ts";
 
-/** Environment variable naming the bridge's unix socket inside the guest. */
-export const MCP_BRIDGE_ENV = "AEGIS_MCP_BRIDGE";
+import type { MCP_BRIDGE_METHOD_NAMES } from "./guest-wire.ts";
 
-/** Where `aegis-mcp-guest` looks for the bridge when `AEGIS_MCP_BRIDGE` is unset. */
-export const MCP_BRIDGE_DEFAULT_PATH = "/run/aegis/mcp.sock";
+// The bridge's zod-free constants live in guest-wire.ts (the harness relays bridge lines without these schemas).
+export { MCP_BRIDGE_DEFAULT_PATH, MCP_BRIDGE_ENV, McpBridgeErrorCode } from "./guest-wire.ts";
 
 /** Longest keepalive a guest may hold in one acquire, in seconds (one hour). */
 export const KEEPALIVE_MAX_S = 3600;
@@ -142,25 +141,21 @@ export const McpBridgeMethods = {
 
 /** A bridge method name. */
 export type McpBridgeMethod = keyof typeof McpBridgeMethods;
+
+/** Request methods the host serves (guest -> host, see control.ts), with their param and result schemas. */
+export const GuestRequests = McpBridgeMethods;
+
+/** A guest -> host request method name. */
+export type GuestRequestMethod = keyof typeof GuestRequests;
+
+// guest-wire.ts names the same methods for the harness: a method added here without it fails to compile.
+type SameNames<A, B> = [A] extends [B] ? ([B] extends [A] ? true : never) : never;
+const bridgeNamesMatch: SameNames<McpBridgeMethod, (typeof MCP_BRIDGE_METHOD_NAMES)[number]> = true;
+void bridgeNamesMatch;
 /** Params of a bridge method. */
 export type McpBridgeParams<M extends McpBridgeMethod> = z.output<(typeof McpBridgeMethods)[M]["params"]>;
 /** Result of a bridge method. */
 export type McpBridgeResult<M extends McpBridgeMethod> = z.output<(typeof McpBridgeMethods)[M]["result"]>;
-
-/** JSON-RPC error codes of the bridge (the standard ones plus an application range). */
-export const McpBridgeErrorCode = {
-  methodNotFound: -32601,
-  invalidParams: -32602,
-  internal: -32603,
-  /** A capability or ownership check refused the request; nothing was changed. */
-  denied: -32010,
-  /** The named child, port or image does not exist (or is not this instance's). */
-  notFound: -32011,
-  /** The request conflicts with current state (name taken, wrong lifecycle state). */
-  conflict: -32012,
-  /** The harness could not reach the host (control channel down, daemon gone). */
-  unavailable: -32013,
-} as const;
 
 /** `data` of a bridge JSON-RPC error: the daemon's error code (`invalid_request`, `not_found`...) and a remedy. */
 export const McpBridgeErrorData = z.object({

@@ -43,8 +43,10 @@ export const PodNetConfig = z
   .strict();
 export type PodNetConfig = z.infer<typeof PodNetConfig>;
 
-/** The kernel command line key. */
-export const PODNET_KEY = "aegis.podnet";
+// The kernel command line key lives in guest-wire.ts (the harness reads it before it loads zod).
+import { PODNET_KEY } from "./guest-wire.ts";
+
+export { PODNET_KEY };
 
 /** Longest `aegis.podnet=` value accepted (characters). */
 export const MAX_PODNET_WORD = 1200;

@@ -66,15 +66,8 @@ export const TetherUser = z
   .strict();
 export type TetherUser = z.infer<typeof TetherUser>;
 
-/**
- * Largest frame, as JSON bytes (the complete frame as aegisd stores and
- * streams it). The bound that matters is on bytes, not characters: a text of
- * control characters is 6 bytes per character as JSON and non-ASCII up to 3,
- * so a character limit alone let one frame take 6 MiB. A frame over the cap
- * is refused: ingress with a 400, egress dropped with a note in the
- * instance log (api: `frameBytes`).
- */
-export const MAX_FRAME_BYTES = 1024 * 1024;
+// The frame cap lives in guest-wire.ts (the harness relays frames without these schemas).
+export { MAX_FRAME_BYTES } from "./guest-wire.ts";
 
 /** Size of a frame as JSON bytes (what {@link MAX_FRAME_BYTES} limits). */
 export function frameBytes(frame: unknown): number {

@@ -21,7 +21,7 @@
  *   manifest.json      the GuestAssets record
  */
 import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { isCompiled, selfExe, statePaths } from "../../paths.ts";
 import { staticBusybox } from "./busybox.ts";
 import { mkfsExt4 } from "./ext4.ts";
@@ -121,7 +121,9 @@ export async function ensureGuestAssets(opts: EnsureGuestAssetsOptions): Promise
   h.update(`kernel ${kernel.version} ${await cachedSha256(opts.dir, kernel.vmlinuz)}\n`);
   for (const m of [...baseModules, ...workspaceModules]) h.update(`module ${m.name} ${await cachedSha256(opts.dir, m.path)}\n`);
   h.update(`busybox ${await cachedSha256(opts.dir, busybox.path)}\n`);
-  h.update(initScript({ base: baseModules.map((m) => m.name), workspace: workspaceModules.map((m) => m.name), harness: TOOLS_HARNESS }));
+  // modprobe looks in /lib/modules/$(uname -r): the modules tree's own name is the kernel's release.
+  const release = kernel.modulesDir ? basename(kernel.modulesDir) : kernel.version;
+  h.update(initScript({ base: baseModules.map((m) => m.name), workspace: workspaceModules.map((m) => m.name), harness: TOOLS_HARNESS, release }));
   for (const lib of libraries) h.update(`lib ${lib} ${await cachedSha256(opts.dir, lib)}\n`);
   const hash = h.digest("hex").slice(0, 24);
   const final = join(opts.dir, hash);
@@ -142,7 +144,7 @@ export async function ensureGuestAssets(opts: EnsureGuestAssetsOptions): Promise
     progress(`building guest assets ${hash} (kernel ${kernel.version})`);
     copyFileSync(kernel.vmlinuz, join(tmp, "vmlinuz"));
     progress(`initramfs: busybox, ${libraries.length} libraries, ${baseModules.length + workspaceModules.length} modules`);
-    const initrd = await buildInitramfs({ busybox, libraries, baseModules, workspaceModules, harness: TOOLS_HARNESS });
+    const initrd = await buildInitramfs({ busybox, libraries, baseModules, workspaceModules, harness: TOOLS_HARNESS, release });
     writeFileSync(join(tmp, "initrd.cpio.gz"), initrd);
     progress("tools disk (read-only ext4 with the harness)");
     const toolsDir = join(tmp, "tools-tree");

@@ -1,7 +1,7 @@
 /**
  * @module vmm/assets/init-script
  * The initramfs `/init`: a busybox shell script that mounts proc/sys/dev,
- * insmods the virtio modules (fuse+virtiofs only with `aegis.workspace=1` or `aegis.rootfs=virtiofs`),
+ * loads the virtio modules with one `modprobe -a` (fuse+virtiofs only with `aegis.workspace=1` or `aegis.rootfs=virtiofs`),
  * finds the read-only tools disk by its virtio serial (`aegis-tools`),
  * mounts it on /tools and execs the harness there as PID 1. It avoids
  * subshells and external commands where a builtin will do, because every
@@ -12,9 +12,29 @@
  * host sees it) instead of hanging.
  */
 
-/** Render /init for the given module load orders (names of `/lib/modules/<name>.ko`). */
-export function initScript(opts: { base: string[]; workspace: string[]; harness: string }): string {
-  const ld = (mods: string[], indent: string) => mods.map((m) => `${indent}ld ${m}`).join("\n");
+/** Where the initramfs keeps its modules: `/lib/modules/<release>`, which busybox modprobe reads. */
+export function modulesPath(release: string): string {
+  return `/lib/modules/${release}`;
+}
+
+/**
+ * Render /init for the given module load orders (names of
+ * `/lib/modules/<release>/<name>.ko`, dependencies first). Each list is
+ * loaded by one `modprobe -a` (one fork instead of one per module; forks
+ * are what /init's time goes to under TCG), which follows the list's order;
+ * if modprobe fails (e.g. a custom kernel whose `uname -r` is not
+ * `release`), the modules are loaded one by one with insmod as before.
+ * Measured for issue 19 (bench/boot-ab.ts, the same binary with the old
+ * initramfs and this one, 4 interleaved cold boots on a loaded host): the
+ * 9 base modules took 290 ms median against 430 ms with 9 insmods (per-pair
+ * 0.59-0.84 in the three pairs not swamped by other load).
+ */
+export function initScript(opts: { base: string[]; workspace: string[]; harness: string; release: string }): string {
+  const dir = modulesPath(opts.release);
+  const ld = (mods: string[], indent: string) =>
+    mods.length === 0
+      ? `${indent}:`
+      : `${indent}modprobe -a ${mods.join(" ")} || { echo "aegis-init: modprobe -a failed; loading the modules one by one" >&2; ${mods.map((m) => `ld ${m};`).join(" ")} }`;
   return `#!/bin/busybox sh
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin
 fail() { echo "aegis-init: $*" >&2; sync; reboot -f; }
@@ -22,7 +42,7 @@ mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 read -r t0 _ < /proc/uptime
-ld() { insmod "/lib/modules/$1.ko" || echo "aegis-init: insmod $1 failed" >&2; }
+ld() { insmod "${dir}/$1.ko" || echo "aegis-init: insmod $1 failed" >&2; }
 ${ld(opts.base, "")}
 read -r tm _ < /proc/uptime
 read -r cmdline < /proc/cmdline

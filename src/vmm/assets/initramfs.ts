@@ -2,7 +2,8 @@
  * @module vmm/assets/initramfs
  * The small initramfs (~3 MB gzip): busybox-static with its applet links,
  * the glibc files the harness binary links against (at the paths ldd
- * reports), the virtio modules in load order, and /init. The 100 MB harness
+ * reports), the virtio modules under `/lib/modules/<release>` with a
+ * `modules.dep` (for /init's one `modprobe -a`), and /init. The 100 MB harness
  * binary is NOT in here: it sits on the read-only tools disk, which the notes
  * measured as ~1 s faster to boot and half the RAM (demand paging beats
  * unpacking it into tmpfs).
@@ -10,7 +11,7 @@
 import { readFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { writeCpio, type CpioEntry } from "./cpio.ts";
-import { initScript } from "./init-script.ts";
+import { initScript, modulesPath } from "./init-script.ts";
 import { run } from "./exec.ts";
 import { type ModuleInfo } from "./modules.ts";
 
@@ -25,6 +26,8 @@ export interface InitramfsInputs {
   workspaceModules: ModuleInfo[];
   /** Path of the harness inside the guest, on the tools disk. */
   harness: string;
+  /** The guest kernel's release (`uname -r`): the modules go in `/lib/modules/<release>` for modprobe. */
+  release: string;
 }
 
 async function moduleBytes(path: string): Promise<Uint8Array> {
@@ -36,7 +39,8 @@ async function moduleBytes(path: string): Promise<Uint8Array> {
 
 /** Build the archive entries (exported for tests). */
 export async function initramfsEntries(inp: InitramfsInputs): Promise<CpioEntry[]> {
-  const dirs = new Set<string>(["bin", "sbin", "usr", "usr/bin", "usr/sbin", "dev", "proc", "sys", "tmp", "run", "mnt", "tools", "etc", "lib", "lib/modules"]);
+  const modDir = modulesPath(inp.release).slice(1);
+  const dirs = new Set<string>(["bin", "sbin", "usr", "usr/bin", "usr/sbin", "dev", "proc", "sys", "tmp", "run", "mnt", "tools", "etc", "lib", "lib/modules", modDir]);
   const entries: CpioEntry[] = [];
   const files: CpioEntry[] = [];
   files.push({ type: "file", path: "bin/busybox", data: readFileSync(inp.busybox.path), mode: 0o755 });
@@ -50,14 +54,22 @@ export async function initramfsEntries(inp: InitramfsInputs): Promise<CpioEntry[
     files.push({ type: "file", path: rel, data: readFileSync(lib), mode: 0o755 });
     addParents(dirs, rel);
   }
-  for (const m of [...inp.baseModules, ...inp.workspaceModules]) {
-    files.push({ type: "file", path: `lib/modules/${m.name}.ko`, data: await moduleBytes(m.path) });
+  const mods = [...inp.baseModules, ...inp.workspaceModules];
+  for (const m of mods) {
+    files.push({ type: "file", path: `${modDir}/${m.name}.ko`, data: await moduleBytes(m.path) });
   }
-  const init = initScript({ base: inp.baseModules.map((m) => m.name), workspace: inp.workspaceModules.map((m) => m.name), harness: inp.harness });
+  files.push({ type: "file", path: `${modDir}/modules.dep`, data: new TextEncoder().encode(modulesDep(mods)) });
+  const init = initScript({ base: inp.baseModules.map((m) => m.name), workspace: inp.workspaceModules.map((m) => m.name), harness: inp.harness, release: inp.release });
   files.push({ type: "file", path: "init", data: new TextEncoder().encode(init), mode: 0o755 });
   for (const d of [...dirs].sort()) entries.push({ type: "dir", path: d, mode: d === "tmp" ? 0o1777 : 0o755 });
   entries.push({ type: "char", path: "dev/console", major: 5, minor: 1 }, { type: "char", path: "dev/null", major: 1, minor: 3, mode: 0o666 });
   return [...entries, ...files];
+}
+
+/** `modules.dep` for the modules in the initramfs (busybox modprobe's format); dependencies outside it are built in. */
+export function modulesDep(mods: ModuleInfo[]): string {
+  const have = new Set(mods.map((m) => m.name));
+  return mods.map((m) => `${m.name}.ko:${m.deps.filter((d) => have.has(d)).map((d) => ` ${d}.ko`).join("")}\n`).join("");
 }
 
 function addParents(dirs: Set<string>, rel: string): void {

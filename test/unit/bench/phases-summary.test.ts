@@ -17,6 +17,12 @@ describe("parseBootPhases", () => {
     expect(Object.values(p).reduce((a, b) => a + b, 0)).toBeCloseTo(3400, 6);
   });
 
+  it("adds the handlers' load after ready when the harness reports it", () => {
+    const p = parseBootPhases(`${consoleText}\naegis-harness: serving: handlers installed at guest uptime 2990 ms`, 3400)!;
+    expect(p.handlersLoad).toBe(380);
+    expect(p.portAndReady).toBe(10);
+  });
+
   it("gives undefined when a line is missing, and reads the baseline's uptime", () => {
     expect(parseBootPhases(consoleText.split("\n").slice(0, 2).join("\n"), 3400)).toBeUndefined();
     expect(parseBaselineUptime("x\naegis-baseline: uptime 1.25 s\n")).toBe(1250);

@@ -1,9 +1,13 @@
 import { describe, expect, it } from "bun:test";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { parseCmdline } from "../../../../guest/harness/config.ts";
 import { chrootArgv, DEFAULT_PATH, processEnv, signalNumber } from "../../../../guest/harness/processes.ts";
 import { parseStat } from "../../../../guest/harness/reaper.ts";
 import { baseMountPlan, instanceMountPlan, mountPlan, parseMounts, ROOT, shutdownScript, unmountPlan } from "../../../../guest/harness/setup.ts";
 import { initScript } from "../../../../src/vmm/assets/init-script.ts";
+import { modulesDep } from "../../../../src/vmm/assets/initramfs.ts";
 
 const cfg = { hostname: "h", workspace: false, rootDisk: "/dev/vdb", rootVirtiofs: false, net: true, defer: false };
 
@@ -109,11 +113,46 @@ describe("harness processes", () => {
 });
 
 describe("initramfs /init", () => {
-  it("loads modules in the given order, the workspace ones only on request, then execs the harness", () => {
-    const s = initScript({ base: ["virtio", "virtio_blk"], workspace: ["fuse", "virtiofs"], harness: "/tools/aegis" });
+  const s = initScript({ base: ["virtio", "virtio_blk"], workspace: ["fuse", "virtiofs"], harness: "/tools/aegis", release: "6.1.0-57-cloud-amd64" });
+
+  it("loads the base modules in the given order with one modprobe, the workspace ones only on request, then execs the harness", () => {
     expect(s.startsWith("#!/bin/busybox sh\n")).toBe(true);
-    expect(s.indexOf("ld virtio\n")).toBeLessThan(s.indexOf("ld virtio_blk\n"));
-    expect(s).toContain('*" aegis.workspace=1 "*|*" aegis.rootfs=virtiofs "*)\n  ld fuse\n  ld virtiofs');
+    expect(s).toContain("\nmodprobe -a virtio virtio_blk || ");
+    expect(s).toContain('*" aegis.workspace=1 "*|*" aegis.rootfs=virtiofs "*)\n  modprobe -a fuse virtiofs || ');
+    expect(s.indexOf("modprobe -a virtio ")).toBeLessThan(s.indexOf("modprobe -a fuse"));
+    expect(s).toContain('insmod "/lib/modules/6.1.0-57-cloud-amd64/$1.ko"');
     expect(s.trimEnd().endsWith("exec /tools/aegis __harness")).toBe(true);
+  });
+
+  it("falls back to one insmod per module, in order, when modprobe fails", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "init-"));
+    try {
+      // The script's module lines, run by the host shell with stand-ins that log each call.
+      const lines = s.split("\n").filter((l) => l.startsWith("ld() ") || l.startsWith("modprobe -a "));
+      const script = (modprobeExit: number) =>
+        [`modprobe() { echo "modprobe $*" >> ${dir}/log; return ${modprobeExit}; }`, `insmod() { echo "insmod $1" >> ${dir}/log; }`, ...lines].join("\n");
+      for (const [exit, want] of [
+        [0, ["modprobe -a virtio virtio_blk"]],
+        [1, ["modprobe -a virtio virtio_blk", "insmod /lib/modules/6.1.0-57-cloud-amd64/virtio.ko", "insmod /lib/modules/6.1.0-57-cloud-amd64/virtio_blk.ko"]],
+      ] as const) {
+        rmSync(join(dir, "log"), { force: true });
+        const p = Bun.spawn(["sh", "-c", script(exit)], { stdout: "pipe", stderr: "pipe" });
+        const [, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+        expect(code).toBe(0);
+        expect(readFileSync(join(dir, "log"), "utf8").trim().split("\n")).toEqual([...want]);
+        if (exit !== 0) expect(err).toContain("aegis-init: modprobe -a failed; loading the modules one by one");
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("writes modules.dep with each module's dependencies that are in the initramfs", () => {
+    const dep = modulesDep([
+      { name: "virtio", path: "/x/virtio.ko", deps: [] },
+      { name: "virtio_ring", path: "/x/virtio_ring.ko", deps: [] },
+      { name: "virtio_blk", path: "/x/virtio_blk.ko", deps: ["virtio", "virtio_ring", "builtin_thing"] },
+    ]);
+    expect(dep).toBe("virtio.ko:\nvirtio_ring.ko:\nvirtio_blk.ko: virtio.ko virtio_ring.ko\n");
   });
 });

@@ -59,6 +59,19 @@ describe("McpRelay", () => {
     expect(sent[1].params).toEqual({ image: "x" });
   });
 
+  it("delivers an answer larger than the socket takes at once whole, after the ones before it", async () => {
+    const big = "x".repeat(6 * 1024 * 1024);
+    const { path } = await relay(async (line, r) => {
+      const msg = parseMessage(line) as any;
+      setTimeout(() => r.deliver(msg.id, { result: msg.params.n === 1 ? { big } : { small: true } }), msg.params.n === 1 ? 0 : 200);
+    });
+    const got = await talk(path, [request("big", "mcp.instance_list", { n: 1 }), request("small", "mcp.instance_list", { n: 2 })], 2);
+    expect(got.map((m) => m.id)).toEqual(["big", "small"]);
+    expect(got[0].result.big.length).toBe(big.length);
+    expect(got[0].result.big).toBe(big);
+    expect(got[1].result).toEqual({ small: true });
+  });
+
   it("refuses methods outside the bridge without asking the host", async () => {
     let asked = 0;
     const { path } = await relay(async () => void asked++);
