@@ -8,7 +8,7 @@
  * - `-cpu max` under TCG (Bun needs SSE4/AVX; the default qemu64 gets SIGILL),
  *   `-cpu host` under KVM/HVF. `tb-size=32` cuts idle RSS ~60 MB with no
  *   measurable boot cost; a booted guest fills all of it, so it is private
- *   memory of every idle VM: the backend passes 32 for cold boots and 16 for
+ *   memory of every idle VM: the backend passes 32 for cold boots and for
  *   restores (qemu.ts TB_MB_COLD / TB_MB_RESTORED, with the measurements;
  *   AEGIS_TCG_TB_MB overrides).
  * - `tsc_early_khz=<host kHz>` on the kernel command line: without it ~10% of
@@ -28,8 +28,23 @@
  *   (templates.ts). Other snapshots migrate all RAM as before.
  * - a restore (`-incoming`) on x86 has no `-kernel`/`-initrd`/`-append`
  *   (bootArgs below): QEMU would hold a 13.5 MB copy of the kernel image in
- *   every restored VM for nothing. Measured with bench/density.ts (N=4,
- *   template clones, paused): USS 81 -> 67 MB.
+ *   every restored VM for nothing. Measured with bench/density.ts (N=20,
+ *   paused template clones, same machine, 2026-12-02): USS median 80.0 ->
+ *   66.4 MB (QEMU's other anonymous memory 28.7 -> 15.1 MB; guest RAM
+ *   14.7, TCG cache 32.0, binaries 4.6 unchanged).
+ * - no virtio-balloon (free page reporting or inflate), although the guest
+ *   kernel has CONFIG_PAGE_REPORTING=y and virtio_balloon.ko: QEMU 7.2
+ *   discards guest pages of a file backend with fallocate(PUNCH_HOLE) on
+ *   the FILE even when it is mapped `share=off`. Checked: a 256 MB
+ *   `share=off` file of 0xAB bytes, balloon inflated by 8 MB -> the file's
+ *   disk usage fell by 8 MB and 2224 of its pages read back as zeros. On
+ *   a template clone that would zero the shared template under every other
+ *   clone and every later one. (Were the discard
+ *   only an madvise, a discarded page would read back the template's content
+ *   instead of zeros; this guest tolerates that, as it does not assume free
+ *   pages are zero: CONFIG_INIT_ON_FREE_DEFAULT_ON and page poisoning are off,
+ *   and init_on_alloc zeroes at allocation.) Anonymous (cold boot) and memfd
+ *   (workspace) RAM could use it; not done, as idle instances are clones.
  * - control channel: virtio-serial port `aegis.control` on a unix socket
  *   that the HOST listens on (QEMU connects as the client, so the guest's
  *   first write blocks until the host is there and `ready` cannot be lost),

@@ -147,7 +147,12 @@ function qemuEnv(): Record<string, string> {
  * doubles the wake again. 16 MB's price shows most in a template `aegis run --
  * true` (setup RPC and first exec run code the template never ran): 5
  * alternating pairs on a quiet machine, 1.75-2.14 s (median 1.99) at 16 MB
- * against 1.08-2.00 s (median 1.39) at 32 MB. Under KVM there is no
+ * against 1.08-2.00 s (median 1.39) at 32 MB. 24 MB for restores (6 pairs
+ * of template clones, alternating, same run, load ~9 on the 2 cores, after
+ * restores stopped carrying the kernel image: qemu-args.ts) saved only
+ * 4.5 MB (paused USS 62.7 -> 58.2 MB) and made template start -> serving
+ * slower in 5 of 6 pairs (median 5.2 -> 5.9 s), wake within noise; with the
+ * target met at 32 MB that was not worth the risk above. Under KVM there is no
  * translation cache at all; this trade-off is TCG's only.
  */
 export const TB_MB_COLD = 32;
