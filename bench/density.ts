@@ -9,7 +9,9 @@
  *   memory file, binaries) — the sum of PSS is the total they cost;
  * - RSS, the figure `ps` shows, as the baseline measured in the same run.
  * Then the wake of each paused instance: ms from a GET through the router to
- * its first byte. It ends with how many such instances fit in MemAvailable.
+ * its first byte. It ends with how many such instances fit in MemAvailable,
+ * and the median split of QEMU's USS by mapping (bench/smaps.ts: guest RAM
+ * the guest wrote, TCG translation cache, binaries, other anonymous memory).
  *
  * Usage: `bun bench/density.ts` (needs bin/aegis); AEGIS_BENCH_DENSITY_N
  * (default 20) sets N, lower it on a small machine; AEGIS_TCG_TB_MB and
@@ -21,6 +23,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { detectAccel } from "../src/vmm/accel.ts";
 import { report, repoRoot, stats } from "./_lib.ts";
+import { ussBreakdown, type UssBreakdown } from "./smaps.ts";
 
 const N = Number(process.env.AEGIS_BENCH_DENSITY_N ?? 20);
 if (!Number.isInteger(N) || N < 1 || N > 200) throw new Error(`AEGIS_BENCH_DENSITY_N ${JSON.stringify(process.env.AEGIS_BENCH_DENSITY_N)} must be an integer 1..200`);
@@ -56,10 +59,13 @@ function pidsOf(exe: string, needle: string): number[] {
   return out;
 }
 
-function instanceMem(id: string): Mem {
+/** The guest memory size of every instance this bench starts (the default shape). */
+const GUEST_MB = 512;
+
+function instanceMem(id: string): Mem & { qemuUss: UssBreakdown } {
   const qemu = pidsOf("qemu-system", id);
   if (qemu.length !== 1) throw new Error(`expected one QEMU for instance ${id}, found ${qemu.length}`);
-  const total: Mem = { uss: 0, pss: 0, rss: 0 };
+  const total = { uss: 0, pss: 0, rss: 0, qemuUss: ussBreakdown(readFileSync(`/proc/${qemu[0]}/smaps`, "utf8"), GUEST_MB) };
   for (const pid of [...qemu, ...pidsOf("virtiofsd", id)]) {
     const m = smapsRollup(readFileSync(`/proc/${pid}/smaps_rollup`, "utf8"));
     total.uss += m.uss;
@@ -126,6 +132,7 @@ async function main(): Promise<void> {
     const pss = stats(mems.map((m) => m.pss));
     const rss = stats(mems.map((m) => m.rss));
     const w = stats(wake);
+    const split = Object.fromEntries((Object.keys(mems[0]!.qemuUss) as (keyof UssBreakdown)[]).map((k) => [k, stats(mems.map((m) => m.qemuUss[k])).median]));
     report(
       "density",
       [
@@ -141,6 +148,7 @@ async function main(): Promise<void> {
         pss_mb: pss,
         rss_mb: rss,
         sum_pss_mb: mems.reduce((a, m) => a + m.pss, 0),
+        qemu_uss_split_median_mb: split,
         wake_ms: w,
         mem_available_mb: memAvailMb,
         more_paused_instances_fit: Math.floor(memAvailMb / pss.median),
@@ -149,6 +157,7 @@ async function main(): Promise<void> {
       },
     );
     process.stdout.write(`paused instances: USS median ${uss.median.toFixed(0)} MB, PSS ${pss.median.toFixed(0)} MB, RSS ${rss.median.toFixed(0)} MB; wake median ${w.median.toFixed(0)} ms (max ${w.max.toFixed(0)}); ~${Math.floor(memAvailMb / pss.median)} more fit in MemAvailable ${memAvailMb.toFixed(0)} MB\n`);
+    process.stdout.write(`QEMU USS by mapping (medians, MB): ${Object.entries(split).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(", ")}\n`);
   } finally {
     // Deleted first: `aegis down` leaves running VMs to the next daemon (live restore).
     for (const name of started) await cli(env, ["instance", "delete", name]).catch((err: unknown) => log(`delete ${name}: ${String(err)}`));

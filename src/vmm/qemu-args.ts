@@ -8,7 +8,7 @@
  * - `-cpu max` under TCG (Bun needs SSE4/AVX; the default qemu64 gets SIGILL),
  *   `-cpu host` under KVM/HVF. `tb-size=32` cuts idle RSS ~60 MB with no
  *   measurable boot cost; a booted guest fills all of it, so it is private
- *   memory of every idle VM: the backend passes 32 for cold boots and 16 for
+ *   memory of every idle VM: the backend passes 32 for cold boots and for
  *   restores (qemu.ts TB_MB_COLD / TB_MB_RESTORED, with the measurements;
  *   AEGIS_TCG_TB_MB overrides).
  * - `tsc_early_khz=<host kHz>` on the kernel command line: without it ~10% of
@@ -28,6 +28,25 @@
  *   (templates.ts). Other VMs migrate all RAM; aegisd splits an instance's
  *   idle snapshot into the same two parts (snapshot-split.ts), so its wake
  *   maps the RAM file the same way.
+ * - a restore (`-incoming`) on x86 has no `-kernel`/`-initrd`/`-append`
+ *   (bootArgs below): QEMU would hold a 13.5 MB copy of the kernel image in
+ *   every restored VM for nothing. Measured with bench/density.ts (N=20,
+ *   paused template clones, same machine, 2026-12-02): USS median 80.0 ->
+ *   66.4 MB (QEMU's other anonymous memory 28.7 -> 15.1 MB; guest RAM
+ *   14.7, TCG cache 32.0, binaries 4.6 unchanged).
+ * - no virtio-balloon (free page reporting or inflate), although the guest
+ *   kernel has CONFIG_PAGE_REPORTING=y and virtio_balloon.ko: QEMU 7.2
+ *   discards guest pages of a file backend with fallocate(PUNCH_HOLE) on
+ *   the FILE even when it is mapped `share=off`. Checked: a 256 MB
+ *   `share=off` file of 0xAB bytes, balloon inflated by 8 MB -> the file's
+ *   disk usage fell by 8 MB and 2224 of its pages read back as zeros. On
+ *   a template clone that would zero the shared template under every other
+ *   clone and every later one. (Were the discard
+ *   only an madvise, a discarded page would read back the template's content
+ *   instead of zeros; this guest tolerates that, as it does not assume free
+ *   pages are zero: CONFIG_INIT_ON_FREE_DEFAULT_ON and page poisoning are off,
+ *   and init_on_alloc zeroes at allocation.) Anonymous (cold boot) and memfd
+ *   (workspace) RAM could use it; not done, as idle instances are clones.
  * - control channel: virtio-serial port `aegis.control` on a unix socket
  *   that the HOST listens on (QEMU connects as the client, so the guest's
  *   first write blocks until the host is there and `ready` cannot be lost),
@@ -145,6 +164,25 @@ function netdevArgs(input: QemuArgsInput): string[] {
   return ["-netdev", `user,id=n0${input.restrict ? ",restrict=on" : ""}${fwd}`, "-device", "virtio-net-device,netdev=n0"];
 }
 
+/**
+ * `-kernel`/`-initrd`/`-append`, except for an x86 restore, where they are
+ * left out: QEMU copies the whole kernel image into its own heap for fw_cfg
+ * (13.5 MB anonymous memory, the USS of every paused instance), and a
+ * restored guest never reads it: its kernel and command line are already in
+ * the restored RAM, and with `-no-reboot` there is no reset that would boot
+ * again. On microvm the RAM blocks a migration carries are the same with and
+ * without `-kernel` (checked with `info ramblock` on QEMU 7.2: mem0, pc.bios
+ * and the three ACPI ROMs; the linuxboot option ROM is no RAM block there), so
+ * snapshots and templates taken with it restore without it. aarch64 (`virt`)
+ * keeps them until that has been checked there. The command line is still
+ * built, so what it validates (the hostname) is validated for restores too.
+ */
+function bootArgs(input: QemuArgsInput): string[] {
+  const append = kernelCmdline(input);
+  if (input.incoming && input.arch === "x86_64") return [];
+  return ["-kernel", input.kernel, "-initrd", input.initrd, "-append", append];
+}
+
 /** Build the argv (without the qemu binary itself). */
 export function buildQemuArgs(input: QemuArgsInput): string[] {
   const x86 = input.arch === "x86_64";
@@ -163,9 +201,7 @@ export function buildQemuArgs(input: QemuArgsInput): string[] {
     // Appending, so the host can rotate the file under QEMU (vmm/console-ring.ts) by copy and truncate.
     "-chardev", `file,id=console,path=${optValue("serial log path", input.serialLog)},append=on`,
     "-serial", "chardev:console",
-    "-kernel", input.kernel,
-    "-initrd", input.initrd,
-    "-append", kernelCmdline(input),
+    ...bootArgs(input),
     "-global", "virtio-mmio.force-legacy=false",
     "-chardev", `socket,id=ctl,path=${optValue("control socket path", input.controlSocket)},reconnect=1`,
     "-device", "virtio-serial-device",

@@ -172,7 +172,17 @@ function qemuEnv(): Record<string, string> {
  * doubles the wake again. 16 MB's price shows most in a template `aegis run --
  * true` (setup RPC and first exec run code the template never ran): 5
  * alternating pairs on a quiet machine, 1.75-2.14 s (median 1.99) at 16 MB
- * against 1.08-2.00 s (median 1.39) at 32 MB. Under KVM there is no
+ * against 1.08-2.00 s (median 1.39) at 32 MB. 24 MB for restores was
+ * measured after restores stopped carrying the kernel image (qemu-args.ts):
+ * 12 pairs of template clones, two daemons side by side, each order once
+ * (the second of a pair is slower whatever it runs, so both orders count),
+ * load 6-12 on the 2 cores: paused USS 66-68 -> 57-58 MB, template start ->
+ * serving slower in 9 of 12 pairs, wake no different (24 MB faster in 8 of
+ * 14). The chaos test then failed with restart windows (kill -> first
+ * request served) of 26.8 / 14.3 / 4.9 s against 6.7 / 1.7 / 1.5 s at 32 MB
+ * in a pass shortly before; the machine was loaded enough that main failed
+ * the test too, so this is a sign, not proof, and it agrees with 16 MB's.
+ * Restores keep 32 MB. Under KVM there is no
  * translation cache at all; this trade-off is TCG's only.
  */
 export const TB_MB_COLD = 32;

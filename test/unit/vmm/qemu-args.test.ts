@@ -85,8 +85,24 @@ describe("buildQemuArgs", () => {
     expect(opt(a, "-M")).toEqual(["microvm,memory-backend=mem0"]);
     expect(j).toContain("memory-backend-memfd,id=mem0,size=512M,share=on");
     expect(j).toContain("vhost-user-fs-device,chardev=vfs,tag=workspace");
-    expect(opt(a, "-append")[0]).toContain("aegis.workspace=1");
     expect(opt(a, "-incoming")).toEqual(["exec:cat /s"]);
+    expect(opt(buildQemuArgs({ ...base, virtiofsSocket: "/run/x/vfs.sock" }), "-append")[0]).toContain("aegis.workspace=1");
+  });
+
+  it("boots the kernel with -kernel/-initrd/-append but leaves them out of an x86 restore, whose kernel is in the restored RAM", () => {
+    const boot = buildQemuArgs(base);
+    expect(opt(boot, "-kernel")).toEqual(["/g/vmlinuz"]);
+    expect(opt(boot, "-initrd")).toEqual(["/g/initrd.cpio.gz"]);
+    expect(opt(boot, "-append")).toEqual([kernelCmdline(base)]);
+    for (const incoming of ["defer", "exec:cat /s"]) {
+      const a = buildQemuArgs({ ...base, incoming, memoryFile: { path: "/t/k.ram", shared: false } });
+      for (const f of ["-kernel", "-initrd", "-append"]) expect(a).not.toContain(f);
+      expect(opt(a, "-incoming")).toEqual([incoming]);
+    }
+    // aarch64 (virt) keeps them: not checked there.
+    expect(opt(buildQemuArgs({ ...base, arch: "aarch64", incoming: "defer" }), "-kernel")).toEqual(["/g/vmlinuz"]);
+    // What the command line validates is still validated for a restore.
+    expect(() => buildQemuArgs({ ...base, incoming: "defer", hostname: "a b" })).toThrow(/hostname/);
   });
 
   it("attaches no overlay disk and no shared memory backend unless asked", () => {
