@@ -39,6 +39,7 @@ import { ReplayRing } from "./replay.ts";
 import { reapOrphans } from "./reaper.ts";
 import { McpRelay } from "./mcp-relay.ts";
 import { TetherRelay } from "./tether-relay.ts";
+import { PhaseLog } from "./phase-log.ts";
 import { parseMounts, powerOffDirect, ROOT, setupBase, setupGuest, setupInstance, shutdownScript } from "./setup.ts";
 
 /** Milliseconds since exec when this module finished loading its imports (boot diagnostics). */
@@ -169,15 +170,21 @@ export async function main(_argv: string[]): Promise<void> {
     },
     setup: async (p) => {
       if (setUp) throw new RpcError(RpcErrorCode.invalidRequest, "setup was already done in this VM");
+      const phases = new PhaseLog();
       const libc = await import("./libc.ts");
+      phases.mark("libc");
       libc.setWallClock(p.epoch_ms);
       libc.reseedRandom(Buffer.from(p.entropy, "base64"));
+      phases.mark("clock + entropy");
       for (const dev of [cfg.rootDisk, cfg.overlayDisk]) if (dev) libc.flushBlockDevice(dev);
-      await setupInstance({ ...cfg, hostname: p.hostname });
+      phases.mark("flush disks");
+      await setupInstance({ ...cfg, hostname: p.hostname }, phases);
       root = cfg.rootDisk ? ROOT : undefined;
       procs.setRoot(root);
       setUp = true;
       serveMcp();
+      phases.mark("mcp");
+      log(phases.line("setup"));
       return { ok: true };
     },
     signal: (p) => {
@@ -229,7 +236,10 @@ export async function main(_argv: string[]): Promise<void> {
     "fs.unwatch": (p) => watches.unwatch(p),
   };
 
+  // The first `run` and the `setup` of a VM are timed in the guest (console line; bench/template-start.ts).
+  let runTimed = false;
   const onLine = async (line: string): Promise<void> => {
+    const rpc = new PhaseLog();
     const msg = parseMessage(line);
     if (isParseFailure(msg)) {
       await send(errorResponse(null, msg));
@@ -276,9 +286,15 @@ export async function main(_argv: string[]): Promise<void> {
       if (isRequest) await send(errorResponse(msg.id!, { code: RpcErrorCode.invalidParams, message: parsed.error.message }));
       return;
     }
+    const timed = msg.method === "setup" || (msg.method === "run" && !runTimed);
+    if (msg.method === "run") runTimed = true;
     try {
+      rpc.mark("parse");
       const result = await handlers[msg.method as ControlRequestMethod](parsed.data);
+      rpc.mark("handler");
       if (isRequest) await send(response(msg.id!, result));
+      rpc.mark("send");
+      if (timed) log(rpc.line(`rpc ${msg.method}`));
     } catch (err) {
       const e = err instanceof RpcError ? err : new RpcError(RpcErrorCode.internal, err instanceof Error ? err.message : String(err));
       if (isRequest) await send(errorResponse(msg.id!, { code: e.code, message: e.message, ...(e.data !== undefined ? { data: e.data } : {}) }));

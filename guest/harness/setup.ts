@@ -21,6 +21,7 @@
  * ~0.5 s. The mount plan is a pure function, unit-tested.
  */
 import type { GuestConfig } from "./config.ts";
+import type { PhaseLog } from "./phase-log.ts";
 
 /** Where the user rootfs is assembled; processes are chrooted here. */
 export const ROOT = "/mnt/root";
@@ -108,7 +109,7 @@ export async function setupBase(cfg: GuestConfig, mounted: Set<string>): Promise
  * Directories are created right before the mount that needs them
  * (upper/work after /mnt/rw is mounted).
  */
-export async function setupInstance(cfg: GuestConfig): Promise<void> {
+export async function setupInstance(cfg: GuestConfig, phases?: PhaseLog): Promise<void> {
   const { mkdirSync, rmSync, writeFileSync, existsSync, readFileSync } = await import("node:fs");
   const libc = await import("./libc.ts");
   for (const step of instanceMountPlan(cfg)) {
@@ -118,6 +119,7 @@ export async function setupInstance(cfg: GuestConfig): Promise<void> {
     }
     mkdirSync(step.target, { recursive: true });
     libc.mount(step.source, step.target, step.fstype, step.flags ?? 0, step.data);
+    phases?.mark(`mount ${step.target}`);
   }
   if (cfg.rootDisk) {
     const t0 = performance.now();
@@ -125,6 +127,7 @@ export async function setupInstance(cfg: GuestConfig): Promise<void> {
     const steps = await injectBinaries(ROOT);
     const glibc = steps.length > INJECTED_BINARIES.length ? `; the image has no glibc loader, bound in ${steps.slice(INJECTED_BINARIES.length).map((s) => s.source).join(", ")}` : "";
     process.stderr.write(`aegis-harness: injected ${INJECTED_BINARIES.join(", ")} in ${(performance.now() - t0).toFixed(1)} ms${glibc}\n`);
+    phases?.mark("inject");
     // Images often ship resolv.conf as a symlink into /run (systemd-resolved): replace it in the overlay.
     rmSync(`${ROOT}/etc/resolv.conf`, { force: true });
     mkdirSync(`${ROOT}/etc`, { recursive: true });
@@ -134,6 +137,7 @@ export async function setupInstance(cfg: GuestConfig): Promise<void> {
     const text = existsSync(hosts) ? readFileSync(hosts, "utf8") : "127.0.0.1 localhost\n::1 localhost\n";
     // A persistent overlay already has the line from an earlier boot: add it once.
     if (!text.split("\n").includes(line)) writeFileSync(hosts, `${text}${text.endsWith("\n") || text === "" ? "" : "\n"}${line}\n`);
+    phases?.mark("resolv.conf + hosts");
   } else {
     // No rootfs: processes run in the initramfs, which has glibc already; links are enough there.
     const { symlinkSync } = await import("node:fs");
@@ -141,6 +145,7 @@ export async function setupInstance(cfg: GuestConfig): Promise<void> {
     for (const name of INJECTED_BINARIES) if (!existsSync(`${INJECT_DIR}/${name}`)) symlinkSync(process.execPath, `${INJECT_DIR}/${name}`);
   }
   writeFileSync("/proc/sys/kernel/hostname", cfg.hostname);
+  phases?.mark("hostname");
 }
 
 /** The set of mount points currently mounted (empty when /proc is not mounted). */
