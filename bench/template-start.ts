@@ -64,7 +64,9 @@ const SHAPE = { memoryMb: 512, vcpus: 1 };
 
 function side(name: string, bin: string, work: string): Side {
   const dir = join(work, name);
-  const backend = new QemuBackend({ assets: () => ensureGuestAssets({ dir: join(dir, "guest"), binary: bin, progress: log }), templatesDir: join(dir, "templates") });
+  // Memoised: the backend asks for the assets on every boot.
+  let assets: ReturnType<typeof ensureGuestAssets> | undefined;
+  const backend = new QemuBackend({ assets: () => (assets ??= ensureGuestAssets({ dir: join(dir, "guest"), binary: bin, progress: log })), templatesDir: join(dir, "templates") });
   return { name, backend, total: [], host: [], guest: {} };
 }
 
