@@ -40,7 +40,7 @@ import { reapOrphans } from "./reaper.ts";
 import { McpRelay } from "./mcp-relay.ts";
 import { TetherRelay } from "./tether-relay.ts";
 import { PhaseLog } from "./phase-log.ts";
-import { parseMounts, powerOffDirect, ROOT, setupBase, setupGuest, setupInstance, shutdownScript } from "./setup.ts";
+import { type EarlySetup, parseMounts, powerOffDirect, ROOT, setupBase, setupGuest, setupInstance, setupTemplate, shutdownScript } from "./setup.ts";
 
 /** Milliseconds since exec when this module finished loading its imports (boot diagnostics). */
 const moduleLoadedAt = performance.now();
@@ -101,8 +101,9 @@ export async function main(_argv: string[]): Promise<void> {
   );
   const setupStartMs = uptimeMs();
   const mounted = parseMounts(readFileSync("/proc/mounts", "utf8"));
-  // Deferred (template) VMs mount the rootfs only on the `setup` RPC, after a restore.
+  // Deferred (template) VMs do only what names no instance before `ready` (setupTemplate); the rest on the `setup` RPC, after a restore.
   await (cfg.defer ? setupBase(cfg, mounted) : setupGuest(cfg, mounted));
+  const template: EarlySetup | undefined = cfg.defer ? await setupTemplate(cfg) : undefined;
   const setupDoneMs = uptimeMs();
   let setUp = !cfg.defer;
   let root = cfg.rootDisk && setUp ? ROOT : undefined;
@@ -145,9 +146,11 @@ export async function main(_argv: string[]): Promise<void> {
     }, log));
 
   const mcp = new McpRelay(send, log);
+  let mcpServed = false;
   // Where the user's processes see /run/aegis/mcp.sock: inside the rootfs, or the initramfs itself without one.
-  const serveMcp = (): void => {
-    mcp.listen(`${root ?? ""}${MCP_BRIDGE_DEFAULT_PATH}`).catch((err: unknown) => log(`mcp bridge: cannot listen: ${String(err)}`));
+  const serveMcp = (at: string | undefined): void => {
+    mcpServed = true;
+    mcp.listen(`${at ?? ""}${MCP_BRIDGE_DEFAULT_PATH}`).catch((err: unknown) => log(`mcp bridge: cannot listen: ${String(err)}`));
   };
 
   const files = new GuestFiles(() => {
@@ -176,13 +179,15 @@ export async function main(_argv: string[]): Promise<void> {
       libc.setWallClock(p.epoch_ms);
       libc.reseedRandom(Buffer.from(p.entropy, "base64"));
       phases.mark("clock + entropy");
-      for (const dev of [cfg.rootDisk, cfg.overlayDisk]) if (dev) libc.flushBlockDevice(dev);
+      // The template probed its own overlay disk at the same device: its cached blocks must go. The rootfs
+      // is the template's own file (the template key), so a lower layer mounted before the snapshot stays.
+      for (const dev of [template?.mounts ? undefined : cfg.rootDisk, cfg.overlayDisk]) if (dev) libc.flushBlockDevice(dev);
       phases.mark("flush disks");
-      await setupInstance({ ...cfg, hostname: p.hostname }, phases);
+      await setupInstance({ ...cfg, hostname: p.hostname }, phases, template);
       root = cfg.rootDisk ? ROOT : undefined;
       procs.setRoot(root);
       setUp = true;
-      serveMcp();
+      if (!mcpServed) serveMcp(root);
       phases.mark("mcp");
       log(phases.line("setup"));
       return { ok: true };
@@ -302,9 +307,15 @@ export async function main(_argv: string[]): Promise<void> {
     if (msg.method === "shutdown") await powerOff();
   };
 
+  if (cfg.defer) {
+    // A template: its assembled root (no overlay disk) already gets the bridge socket, and the code paths
+    // of every clone's setup and first process run once here, before the snapshot (warm.ts).
+    if (template?.rootPrepared) serveMcp(ROOT);
+    await (await import("./warm.ts")).warmClonePaths(template?.rootPrepared ? ROOT : undefined, { own: (pid) => owned.add(pid), disown: (pid) => owned.delete(pid) }, log);
+  }
   port.sendSync(notification("ready", { version: VERSION, uptime_ms: uptimeMs() }));
   const readyAt = performance.now();
-  if (setUp) serveMcp();
+  if (setUp) serveMcp(root);
   dispatch = (line) => {
     onLine(line).catch((err: unknown) => log(`request failed: ${String(err)}`));
   };

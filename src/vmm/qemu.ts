@@ -267,24 +267,16 @@ export class QemuBackend implements Backend {
     // its QEMU maps the file, so a rebuild finishing meanwhile does not remove it (template-builds.ts).
     this.templateLeases.set(snap, (this.templateLeases.get(snap) ?? 0) + 1);
     let vm: QemuVm;
+    // The `setup` request is the clone's first (restore below): fresh clock and entropy for each attempt.
+    const setup = (): SetupRequest => ({ hostname: spec.hostname, epoch_ms: Date.now(), entropy: randomBytes(64).toString("base64") });
     try {
-      vm = await this.bootWithRetry({ ...spec, restoreFrom: snap }, assets, true, { path: templateMemoryFile(snap), shared: false });
+      vm = await this.bootWithRetry({ ...spec, restoreFrom: snap }, assets, true, { path: templateMemoryFile(snap), shared: false }, setup);
     } finally {
       const n = (this.templateLeases.get(snap) ?? 1) - 1;
       if (n > 0) this.templateLeases.set(snap, n);
       else this.templateLeases.delete(snap);
     }
-    try {
-      const t0 = performance.now();
-      // Bounded like the boot: by the QEMU run time it got (boot-watchdog.ts), not a fixed 10 s a loaded host overruns.
-      const watchdog = new BootWatchdog(vm.pid, Math.min(this.bootTimeoutMs(), 10_000));
-      await watchdog.guard(vm.channel.call("setup", { hostname: spec.hostname, epoch_ms: Date.now(), entropy: randomBytes(64).toString("base64") }, { timeoutMs: watchdog.capMs }), "the guest's setup RPC");
-      vm.bootPhases.setupRpc = performance.now() - t0;
-    } catch (err) {
-      vm.kill();
-      await vm.exited;
-      throw err;
-    }
+    vm.bootPhases.setupRpc = vm.bootPhases.setUp! - vm.bootPhases.resumed!;
     vm.fromTemplate = true;
     return vm;
   }
@@ -478,17 +470,17 @@ export class QemuBackend implements Backend {
     });
   }
 
-  private async bootWithRetry(spec: VmSpec, assets: GuestAssets, defer: boolean, memoryFile?: MemoryFile): Promise<QemuVm> {
+  private async bootWithRetry(spec: VmSpec, assets: GuestAssets, defer: boolean, memoryFile?: MemoryFile, setup?: () => SetupRequest): Promise<QemuVm> {
     try {
-      return await this.bootOnce(spec, assets, defer, 1, memoryFile);
+      return await this.bootOnce(spec, assets, defer, 1, memoryFile, setup);
     } catch (err) {
       if (!(err instanceof VmBootError) || !err.message.includes("watchdog")) throw err;
       if (memoryFile?.shared) freshMemoryFile(memoryFile.path); // a fresh file for the fresh boot
-      return await this.bootOnce(spec, assets, defer, 2, memoryFile);
+      return await this.bootOnce(spec, assets, defer, 2, memoryFile, setup);
     }
   }
 
-  private async bootOnce(spec: VmSpec, assets: GuestAssets, defer: boolean, attempt: number, memoryFile?: MemoryFile): Promise<QemuVm> {
+  private async bootOnce(spec: VmSpec, assets: GuestAssets, defer: boolean, attempt: number, memoryFile?: MemoryFile, setup?: () => SetupRequest): Promise<QemuVm> {
     const paths = vmPaths(spec.runDir);
     for (const p of [paths.ctl, paths.qmp, paths.vfs, paths.mig]) {
       if (Buffer.byteLength(p) > SUN_PATH_MAX) throw new Error(`socket path ${p} is longer than ${SUN_PATH_MAX} bytes\nhint: use a shorter AEGIS_HOME`);
@@ -560,7 +552,7 @@ export class QemuBackend implements Backend {
       const phases: Record<string, number> = {};
       try {
         if (spec.restoreFrom) {
-          qmp = await Promise.race([restore(paths.qmp, channel, watchdog, (name) => (phases[name] = performance.now() - t0), memoryFile ? restoreUri(spec.restoreFrom) : undefined), exitedEarly]);
+          qmp = await Promise.race([restore(paths.qmp, channel, watchdog, (name) => (phases[name] = performance.now() - t0), memoryFile ? restoreUri(spec.restoreFrom) : undefined, setup), exitedEarly]);
         } else {
           await Promise.race([watchdog.guard(channel.waitReady(watchdog.capMs), "harness ready"), exitedEarly]);
         }
@@ -647,8 +639,19 @@ function stagingMemoryFile(ram: string, key: string): string {
 /** A memory file backing guest RAM (qemu-args.ts `memoryFile`); `publishTo`: where the snapshot copies it. */
 type MemoryFile = { path: string; shared: boolean; publishTo?: string };
 
-/** Restore after spawn; `mark` records each phase's end (ms since spawn, QemuVm.bootPhases). */
-async function restore(qmpPath: string, channel: ControlChannel, watchdog: BootWatchdog, mark: (phase: string) => void, deferredUri?: string): Promise<QmpClient> {
+/** The `setup` request of a template clone (api/schema/control.ts SetupParams). */
+type SetupRequest = { hostname: string; epoch_ms: number; entropy: string };
+
+/**
+ * Restore after spawn; `mark` records each phase's end (ms since spawn,
+ * QemuVm.bootPhases). A template clone (`setup`) gets its `setup` request
+ * as the first one, with no ping before it: its answer shows as well that
+ * the harness runs, and the ping's round trip (~150 ms after a restore under
+ * TCG, through code the setup runs next anyway) was pure wait. Either way
+ * the boot watchdog bounds the first answer, so a clone that hangs there is
+ * retried like a boot.
+ */
+async function restore(qmpPath: string, channel: ControlChannel, watchdog: BootWatchdog, mark: (phase: string) => void, deferredUri?: string, setup?: () => SetupRequest): Promise<QmpClient> {
   const qmp = await watchdog.guard(QmpClient.connect(qmpPath, watchdog.capMs), "QMP connect");
   mark("qmpConnected");
   if (deferredUri) {
@@ -665,13 +668,20 @@ async function restore(qmpPath: string, channel: ControlChannel, watchdog: BootW
   mark("migrationLoaded");
   await qmp.cont();
   mark("resumed");
+  if (setup) {
+    await watchdog.guard(channel.call("setup", setup(), { timeoutMs: watchdog.capMs }), "the guest's setup request after the restore");
+    mark("setUp");
+    // The clock `setup` set lags by the time its request waited for the resuming guest (0.2-2 s under TCG
+    // on a loaded host); set it again now that the harness answers at once.
+    await watchdog.guard(channel.call("clock.set", { epoch_ms: Date.now() }, { timeoutMs: watchdog.capMs }), "clock.set after the setup");
+    mark("clockSet");
+    return qmp;
+  }
   await watchdog.guard(channel.call("ping", undefined, { timeoutMs: watchdog.capMs }), "first ping after the restore");
   mark("firstPing");
-  // A template clone gets its clock with the `setup` RPC that follows (bootFromTemplate).
-  if (!deferredUri) {
-    await watchdog.guard(channel.call("clock.set", { epoch_ms: Date.now() }, { timeoutMs: watchdog.capMs }), "clock.set after the restore");
-    mark("clockSet");
-  }
+  // The guest clock stood still since the snapshot (a template clone's `setup` above sets it instead).
+  await watchdog.guard(channel.call("clock.set", { epoch_ms: Date.now() }, { timeoutMs: watchdog.capMs }), "clock.set after the restore");
+  mark("clockSet");
   return qmp;
 }
 

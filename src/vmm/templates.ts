@@ -4,17 +4,37 @@
  *
  * A template is a memory snapshot of a VM that booted with NO per-instance
  * state: the harness ran with deferred setup (`aegis.defer=1`), so before
- * `ready` it only mounted /tmp and /run and configured eth0 (SLIRP addresses
- * are identical in every VM); the rootfs and overlay disks were attached
- * (QEMU needs the same devices at restore) but never mounted. It is taken
- * right after `ready`, once per key:
+ * `ready` it did only what names no instance (guest/harness/setup.ts
+ * setupTemplate): /tmp, /run and eth0 (SLIRP addresses are identical in
+ * every VM), the read-only rootfs image mounted (the image is part of the
+ * key, so every clone attaches the same file), and, when there is no
+ * overlay disk (tasks: a tmpfs upper layer), the whole root assembled with
+ * the Aegis binaries bound in, resolv.conf, /etc/hosts copied up and the MCP
+ * bridge socket listening. The overlay disk (instances) was attached (QEMU
+ * needs the same devices at restore) but never mounted. Then the harness
+ * ran once the code every clone's `setup` and first process go through
+ * (guest/harness/warm.ts: the request schemas, one `true` chrooted into
+ * that root, one unix-socket server). It is taken right after `ready`, once
+ * per key:
  *   (QEMU binary, accelerator, arch, guest assets hash, rootfs image stamp,
  *    memory, vCPUs, overlay disk size or none).
- * A new VM restores it with its OWN runDir, port forwards and overlay disk,
- * then gets the `setup` RPC: clock, host entropy + CRNG reseed (clones
- * would otherwise share the kernel RNG state), the cached blocks of its
- * disks dropped (the template's disk was probed at the same device), the
- * rootfs overlay mounted and the hostname set.
+ * A new VM restores it with its OWN runDir, port forwards and overlay disk;
+ * its first request is `setup` (no ping before it, qemu.ts restore): clock,
+ * host entropy + CRNG reseed (clones would otherwise share the kernel RNG
+ * state), the cached blocks of its overlay disk dropped (the template's
+ * disk was probed at the same device), whatever of the rootfs overlay the
+ * template could not mount, its hostname (kernel and /etc/hosts); then
+ * `clock.set` again, since `setup`'s clock lagged by the time the request
+ * waited for the resuming guest.
+ *
+ * What that bought, `true` as a task from the template, backend level
+ * (bench/template-start.ts, TCG, 2 cores shared with other VMs, 6 A/B
+ * pairs against the same harness without it): `setup` request 849 -> 302 ms,
+ * first process (run -> exit) 971 -> 509 ms, spawn -> `true` exited
+ * 1930 -> 1042 ms (pair ratio median 0.58). Under TCG what is left is
+ * mostly translation: the snapshot holds the guest's RAM, not QEMU's
+ * translation cache, so every guest code path a clone runs (kernel
+ * syscalls, Bun's spawn and I/O threads) is translated again in each clone.
  *
  * Never in a template: secrets, env, user processes, workspace (virtiofs
  * cannot be migrated), hostnames. Files, one set per build (template-builds.ts):
