@@ -252,9 +252,11 @@ export class QemuBackend implements Backend {
 
   /**
    * Start a VM by restoring the template for its shape (templates.ts),
-   * building the template first when there is none; then `setup` gives it
-   * its hostname, clock, RNG seed and rootfs overlay. Workspace VMs and
-   * restores of their own snapshot go through boot() instead.
+   * building the template first when there is none; its first request,
+   * `setup` (restore below), gives it its hostname, clock, RNG seed and what
+   * of the rootfs overlay the template left (its overlay disk), then
+   * `clock.set` corrects the clock. Workspace VMs and restores of their own
+   * snapshot go through boot() instead.
    */
   async bootFromTemplate(spec: VmSpec): Promise<QemuVm> {
     // A pod network VM boots cold: a template's guest configured slirp's addresses before its snapshot.
