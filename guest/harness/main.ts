@@ -174,6 +174,9 @@ export async function main(_argv: string[]): Promise<void> {
     setup: async (p) => {
       if (setUp) throw new RpcError(RpcErrorCode.invalidRequest, "setup was already done in this VM");
       const phases = new PhaseLog();
+      // Guest time from the template's `ready` (its snapshot follows at once; the clock stood still in the
+      // file) to this handler: what the clone ran between its resume and its first request, plus the parse.
+      log(`setup: handled ${(performance.now() - readyAt).toFixed(0)} ms (guest clock) after the template's ready`);
       const libc = await import("./libc.ts");
       phases.mark("libc");
       libc.setWallClock(p.epoch_ms);
