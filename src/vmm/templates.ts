@@ -27,14 +27,22 @@
  * `clock.set` again, since `setup`'s clock lagged by the time the request
  * waited for the resuming guest.
  *
- * What that bought, `true` as a task from the template, backend level
- * (bench/template-start.ts, TCG, 2 cores shared with other VMs, 6 A/B
- * pairs against the same harness without it): `setup` request 849 -> 302 ms,
- * first process (run -> exit) 971 -> 509 ms, spawn -> `true` exited
- * 1930 -> 1042 ms (pair ratio median 0.58). Under TCG what is left is
- * mostly translation: the snapshot holds the guest's RAM, not QEMU's
- * translation cache, so every guest code path a clone runs (kernel
- * syscalls, Bun's spawn and I/O threads) is translated again in each clone.
+ * What that bought (TCG, 2 cores shared with other helpers' VMs, load 7-11,
+ * so absolute times are inflated; ratios are pair by pair, A B A B):
+ * - backend level, `true` as a task from the template (bench/template-start.ts,
+ *   8 pairs against the same host code with the previous harness): `setup`
+ *   request 1366 -> 608 ms, first process (run -> exit) 1117 -> 633 ms,
+ *   spawn -> `true` exited 2745 -> 1461 ms (pair median 0.50);
+ * - `aegis run -- true` end to end, a daemon of main against one of this
+ *   change (10 pairs, with the bare boot of bench/_baseline.ts in the same
+ *   loop): 2304 -> 661 ms (pair median 0.34), over the bare boot
+ *   0.67x -> 0.19x; an earlier run 2548 -> 1105 ms, 0.49x -> 0.21x.
+ * Under TCG what is left is mostly the guest waking up and translation: the
+ * snapshot holds the guest's RAM, not QEMU's translation cache, so every
+ * guest code path a clone runs (kernel syscalls, Bun's event loop, spawn
+ * and I/O threads) is translated again in each clone. The setup request is
+ * handled 0.7-1.2 s of guest time after the template's `ready` (the
+ * harness logs it), while its handler takes 0.1-0.3 s.
  *
  * Never in a template: secrets, env, user processes, workspace (virtiofs
  * cannot be migrated), hostnames. Files, one set per build (template-builds.ts):
