@@ -32,25 +32,49 @@ export interface OwnedPids {
   disown(pid: number): void;
 }
 
-/** Warm the clone paths; `root` is the assembled rootfs when the template has one. */
+/**
+ * Warm the clone paths; `root` is the assembled rootfs when the template has
+ * one. Never fails the template: warming only saves time, so a step that
+ * fails (an image without `true` on its PATH, say) is logged and the next
+ * one still runs; an image without `true` is warmed with the initramfs's.
+ */
 export async function warmClonePaths(root: string | undefined, pids: OwnedPids, log: (msg: string) => void): Promise<void> {
   const t0 = performance.now();
-  ControlRequests.setup.params.parse({ hostname: "aegis-template", epoch_ms: Date.now(), entropy: Buffer.alloc(64).toString("base64") });
-  const params = ControlRequests.run.params.parse({ id: "warm", argv: root ? ["true"] : ["/bin/busybox", "true"], env: {}, primary: true });
-  await new Promise<void>((resolve, reject) => {
+  const step = async (what: string, fn: () => Promise<void> | void): Promise<boolean> => {
+    try {
+      await fn();
+      return true;
+    } catch (err) {
+      log(`warm-up of the clone paths: ${what} failed (clones only start slower): ${err instanceof Error ? err.message : String(err)}`);
+      return false;
+    }
+  };
+  await step("parsing the request schemas", () => {
+    ControlRequests.setup.params.parse({ hostname: "aegis-template", epoch_ms: Date.now(), entropy: Buffer.alloc(64).toString("base64") });
+  });
+  const chrooted = root !== undefined && (await step(`\`true\` in ${root}`, () => runTrue(root, ["true"], pids)));
+  if (!chrooted) await step("`/bin/busybox true`", () => runTrue(undefined, ["/bin/busybox", "true"], pids));
+  await step("a unix-socket server", async () => {
+    const sock = "/run/aegis-warm-mcp.sock";
+    const relay = new McpRelay(async () => {}, log);
+    await relay.listen(sock);
+    relay.close();
+    rmSync(sock, { force: true });
+  });
+  log(`warmed the clone paths in ${(performance.now() - t0).toFixed(0)} ms`);
+}
+
+/** Run `argv` (chrooted at `root`) through a throwaway ProcessTable, as a `run` request would; resolves once it exited 0. */
+function runTrue(root: string | undefined, argv: string[], pids: OwnedPids): Promise<void> {
+  const params = ControlRequests.run.params.parse({ id: "warm", argv, env: {}, primary: true });
+  return new Promise<void>((resolve, reject) => {
     const table = new ProcessTable(root, {
       output: async () => {},
-      exit: async (_id, code, signal) => (code === 0 ? resolve() : reject(new Error(`the warm-up process exited with code ${code}${signal ? ` (${signal})` : ""}`))),
+      exit: async (_id, code, signal) => (code === 0 ? resolve() : reject(new Error(`${argv.join(" ")} exited with code ${code}${signal ? ` (${signal})` : ""}`))),
       primaryExited: () => {},
       own: (pid) => pids.own(pid),
       disown: (pid) => pids.disown(pid),
     });
-    table.run(params);
+    table.run(params); // throws (so rejects) when the program cannot be started
   });
-  const sock = "/run/aegis-warm-mcp.sock";
-  const relay = new McpRelay(async () => {}, log);
-  await relay.listen(sock);
-  relay.close();
-  rmSync(sock, { force: true });
-  log(`warmed the clone paths in ${(performance.now() - t0).toFixed(0)} ms`);
 }
