@@ -27,16 +27,18 @@
  * `clock.set` again, since `setup`'s clock lagged by the time the request
  * waited for the resuming guest.
  *
- * What that bought (TCG, 2 cores shared with other helpers' VMs, load 7-11,
- * so absolute times are inflated; ratios are pair by pair, A B A B):
+ * What that bought (TCG, 2 cores shared with other helpers' VMs):
  * - backend level, `true` as a task from the template (bench/template-start.ts,
- *   8 pairs against the same host code with the previous harness): `setup`
- *   request 1366 -> 608 ms, first process (run -> exit) 1117 -> 633 ms,
- *   spawn -> `true` exited 2745 -> 1461 ms (pair median 0.50);
+ *   6 runs each, back to back at load ~5; before = main's host code and
+ *   harness), ms since QEMU spawn: resumed 78 -> 89, first ping 218 -> none,
+ *   `setup` answered 600 -> 325 (its own round trip 382 -> 236; the guest
+ *   handler 271 -> 72), clock.set 333, first process (run -> exit)
+ *   563 -> 223; spawn -> `true` exited 1165 -> 591. At load 7-10, 8 A/B
+ *   pairs against the previous harness: 2745 -> 1461 (pair median 0.50);
  * - `aegis run -- true` end to end, a daemon of main against one of this
- *   change (10 pairs, with the bare boot of bench/_baseline.ts in the same
- *   loop): 2304 -> 661 ms (pair median 0.34), over the bare boot
- *   0.67x -> 0.19x; an earlier run 2548 -> 1105 ms, 0.49x -> 0.21x.
+ *   change, 10 pairs with the bare boot of bench/_baseline.ts in the same
+ *   loop (load ~5): 1677 -> 687 ms (pair median 0.41), over the bare boot
+ *   (3230 ms) 0.52x -> 0.21x; at load ~10: 2304 -> 661 ms, 0.67x -> 0.19x.
  * Under TCG what is left is mostly the guest waking up and translation: the
  * snapshot holds the guest's RAM, not QEMU's translation cache, so every
  * guest code path a clone runs (kernel syscalls, Bun's event loop, spawn
