@@ -17,7 +17,8 @@
  * decompression, kernel to /init, module loading, tools disk mount, harness
  * load, harness setup, port + ready, handlers loaded after ready, first RPC) next to the baseline's own
  * kernel-to-/init time; restores by phase (QEMU start to QMP, incoming
- * migration incl. decompression, resume, first ping, clock, setup RPC), with
+ * migration incl. decompression, resume, first ping and clock; a template
+ * clone's setup request (its first) and clock instead), with
  * host-side `zstd -dc` of the same snapshot and a raw (uncompressed) restore
  * of it alternating with the zstd one, in the same run.
  * Usage: `bun run bench/boot.ts [--runs N]` (needs bin/aegis). Writes bench/results/boot.json.

@@ -11,6 +11,7 @@
  *
  * C signatures:
  * - `pid_t waitpid(pid_t pid, int *wstatus, int options);`
+ * - `int waitid(idtype_t idtype, id_t id, siginfo_t *infop, int options);`
  * - `int clock_settime(clockid_t clockid, const struct timespec *tp);`
  * - `void sync(void);`
  * - `int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const void *data);`
@@ -29,11 +30,19 @@ import { closeSync, openSync } from "node:fs";
 import { constants } from "node:os";
 
 const WNOHANG = 1;
+const P_ALL = 0;
+const WEXITED = 4;
+const WNOWAIT = 0x01000000;
+/** sizeof(siginfo_t) on Linux, and the offset of `si_pid` in it on 64-bit targets. */
+const SIGINFO_BYTES = 128;
+const SI_PID_OFFSET = 16;
+const ECHILD = 10;
 const CLOCK_REALTIME = 0;
 
 function open() {
   return dlopen("libc.so.6", {
     waitpid: { args: [FFIType.i32, FFIType.ptr, FFIType.i32], returns: FFIType.i32 },
+    waitid: { args: [FFIType.i32, FFIType.u32, FFIType.ptr, FFIType.i32], returns: FFIType.i32 },
     clock_settime: { args: [FFIType.i32, FFIType.ptr], returns: FFIType.i32 },
     sync: { args: [], returns: FFIType.void },
     mount: { args: [FFIType.ptr, FFIType.ptr, FFIType.ptr, FFIType.u64, FFIType.ptr], returns: FFIType.i32 },
@@ -63,6 +72,22 @@ export function reapPid(pid: number): boolean {
   // The status buffer is owned here and outlives the synchronous call.
   const status = new Int32Array(1);
   return libc().waitpid(pid, ptr(status), WNOHANG) === pid;
+}
+
+/**
+ * Whether some child of this process has exited and waits to be reaped,
+ * without reaping it (`waitid(P_ALL, WEXITED | WNOHANG | WNOWAIT)`): one
+ * syscall, so the once-a-second reaper scans /proc only when there is
+ * something to reap. Linux zeroes `si_pid` when no child is waitable.
+ */
+export function hasExitedChild(): boolean {
+  // The siginfo buffer is owned here and outlives the synchronous call.
+  const info = new Int32Array(SIGINFO_BYTES / 4);
+  if (libc().waitid(P_ALL, 0, ptr(info), WEXITED | WNOHANG | WNOWAIT) !== 0) {
+    if (read.i32(libc().__errno_location()!, 0) === ECHILD) return false; // no children at all
+    throw new Error(`waitid(P_ALL) failed: ${errnoName()}`);
+  }
+  return info[SI_PID_OFFSET / 4] !== 0;
 }
 
 /** Set CLOCK_REALTIME to `epochMs`. Throws when the kernel refuses. */

@@ -45,7 +45,7 @@ import { notification } from "../../src/api/jsonrpc.ts";
 import { VERSION } from "../../src/api/version.ts";
 import { readGuestConfig } from "./config.ts";
 import { ControlPort, findControlPort } from "./port.ts";
-import { parseMounts, setupBase, setupGuest } from "./setup.ts";
+import { type EarlySetup, parseMounts, ROOT, setupBase, setupGuest, setupTemplate } from "./setup.ts";
 import { log } from "./log.ts";
 import { uptimeMs } from "./uptime.ts";
 
@@ -85,10 +85,23 @@ export async function main(_argv: string[]): Promise<void> {
   );
   const setupStartMs = uptimeMs();
   const mounted = parseMounts(readFileSync("/proc/mounts", "utf8"));
-  // Deferred (template) VMs mount the rootfs only on the `setup` RPC, after a restore.
+  // Deferred (template) VMs do only what names no instance before `ready` (setupTemplate); the rest on the `setup` RPC, after a restore.
   await (cfg.defer ? setupBase(cfg, mounted) : setupGuest(cfg, mounted));
+  const template: EarlySetup | undefined = cfg.defer ? await setupTemplate(cfg) : undefined;
   const setupDoneMs = uptimeMs();
   if (!cfg.rootDisk) log("no rootfs disk (serial aegis-root): processes run in the initramfs");
+
+  // zod compiles a fast parser per object schema with `new Function` on its first parse, which
+  // under TCG with the JIT off costs more than it ever saves in the few requests a guest gets:
+  // jitless is set before the schemas (serve.ts's imports) are built, as zod reads it then.
+  const loadServe = async () => {
+    (await import("zod")).z.config({ jitless: true });
+    return (await import("./serve.ts")).serve;
+  };
+  // A template loads the handlers and runs every clone's setup and first-process paths once before
+  // `ready` (so before its snapshot: warm.ts); a cold boot answers `ready` first and loads them after.
+  const templateServe = template ? await loadServe() : undefined;
+  if (template) await (await import("./warm.ts")).warmClonePaths(template.rootPrepared ? ROOT : undefined, { own: (pid) => owned.add(pid), disown: (pid) => owned.delete(pid) }, log);
 
   const portAt = performance.now();
   const readyUptime = uptimeMs();
@@ -97,12 +110,8 @@ export async function main(_argv: string[]): Promise<void> {
   // The boot benchmark (bench/_phases.ts) reads this line: keep its shape.
   log(`ready: guest uptime at harness main ${startedMs} ms, setup ${setupStartMs}-${setupDoneMs} ms, ready ${readyUptime} ms`);
 
-  // zod compiles a fast parser per object schema with `new Function` on its first parse, which
-  // under TCG with the JIT off costs more than it ever saves in the few requests a guest gets:
-  // jitless is set before the schemas (serve.ts's imports) are built, as zod reads it then.
-  (await import("zod")).z.config({ jitless: true });
-  const { serve } = await import("./serve.ts");
-  dispatch = serve({ cfg, port, owned, setUp: !cfg.defer, log });
+  const serve = templateServe ?? (await loadServe());
+  dispatch = serve({ cfg, port, owned, setUp: !cfg.defer, log, template, readyAt });
   for (const line of early.splice(0)) dispatch(line);
   handlersInstalled();
   const servingAt = performance.now();

@@ -40,6 +40,7 @@ import { masterStream, openPty, type Pty, resizePty, writeMaster } from "./pty.t
 import { type Credentials, resolveUser } from "./users.ts";
 import { OutputCredit } from "./output-credit.ts";
 import { log } from "./log.ts";
+import { PhaseLog } from "./phase-log.ts";
 import type { z } from "zod";
 
 /** The interactive end of a process: a pipe to its stdin, or the master of its terminal. */
@@ -160,6 +161,8 @@ export class ProcessTable {
   private readonly credits = new Map<string, OutputCredit>();
   /** Ids of the processes started `ends_with_client` (execs), which `endUntracked` may end. */
   private readonly clientBound = new Set<string>();
+  /** The first process of this VM is timed step by step (a console line, phase-log.ts). */
+  private firstTimed = true;
 
   constructor(
     private root: string | undefined,
@@ -173,6 +176,8 @@ export class ProcessTable {
 
   /** Start a process; returns its pid. Output and exit are reported through the sink. */
   run(p: z.output<typeof RunParams>): { pid: number } {
+    const phases = this.firstTimed ? new PhaseLog() : undefined;
+    this.firstTimed = false;
     if (this.procs.has(p.id)) throw new RpcError(RpcErrorCode.duplicateId, `process id ${p.id} is already running`);
     // Resolved against "/" so `..` cannot climb out of the rootfs.
     const cwd = posix.resolve("/", p.cwd ?? "/");
@@ -186,8 +191,10 @@ export class ProcessTable {
     const env = processEnv(p.env);
     if (creds && p.env.HOME === undefined) env.HOME = creds.home;
     if (p.tty && env.TERM === undefined) env.TERM = "xterm";
+    phases?.mark("credentials + env");
     const start = resolveProgram(root, p.argv, env, cwd, process.env);
     const argv = chrootArgv(root, cwd, start.argv, creds?.uid);
+    phases?.mark("resolve program");
     let pty: Pty | undefined;
     try {
       pty = p.tty ? openPty(root, p.tty.cols, p.tty.rows) : undefined;
@@ -219,9 +226,10 @@ export class ProcessTable {
     const credit = new OutputCredit(p.window);
     this.credits.set(p.id, credit);
     this.sink.own(proc.pid);
+    phases?.mark("spawn");
     // Start pumping after the current microtasks, so the `run` response is queued before the first `output`.
     setImmediate(() => {
-      this.supervise(p.id, proc, p.primary === true, credit, pty).catch((err: unknown) => {
+      this.supervise(p.id, proc, p.primary === true, credit, pty, phases).catch((err: unknown) => {
         log(`process ${p.id} supervision failed: ${String(err)}`);
       });
     });
@@ -315,20 +323,27 @@ export class ProcessTable {
     }
   }
 
-  private async supervise(id: string, proc: Bun.Subprocess, primary: boolean, credit: OutputCredit, pty: Pty | undefined): Promise<void> {
+  private async supervise(id: string, proc: Bun.Subprocess, primary: boolean, credit: OutputCredit, pty: Pty | undefined, phases?: PhaseLog): Promise<void> {
     // A terminal has one stream: everything the process writes to it is stdout.
     const out = this.pump(id, "stdout", pty ? masterStream(pty.master) : (proc.stdout as ReadableStream<Uint8Array>), credit);
     const err = this.pump(id, "stderr", pty ? new ReadableStream<Uint8Array>({ start: (c) => c.close() }) : (proc.stderr as ReadableStream<Uint8Array>), credit);
+    phases?.mark("pumps");
     await proc.exited;
+    phases?.mark("exited");
     this.sink.disown(proc.pid);
     let drained = false;
-    void Promise.all([out.done, err.done]).then(() => {
-      drained = true;
-    });
+    // A pump that failed stays undrained here; its error comes out of cut() below.
+    const both = Promise.all([out.done, err.done]).then(
+      () => {
+        drained = true;
+      },
+      () => undefined,
+    );
     // Time spent held back by the host does not count: only a pipe that stays open and quiet is cut.
+    // Each step ends early once both pumps are done: polling alone added 20-60 ms to every exit.
     for (let idle = 0; !drained && idle < EXIT_DRAIN_MS; ) {
-      await Bun.sleep(EXIT_DRAIN_STEP_MS);
-      if (!credit.waiting) idle += EXIT_DRAIN_STEP_MS;
+      await Promise.race([both, Bun.sleep(EXIT_DRAIN_STEP_MS)]);
+      if (!drained && !credit.waiting) idle += EXIT_DRAIN_STEP_MS;
     }
     if (!drained) {
       credit.release();
@@ -342,7 +357,10 @@ export class ProcessTable {
     const raw = proc.signalCode;
     const sig = raw === null || raw === undefined ? undefined : typeof raw === "number" ? signalName(raw) : raw;
     const code = sig ? 128 + signalNumber(sig) : (proc.exitCode ?? 0);
+    phases?.mark("drained");
     await this.sink.exit(id, code, sig);
+    phases?.mark("exit sent");
+    if (phases) log(phases.line("first process"));
     if (primary) this.sink.primaryExited();
   }
 

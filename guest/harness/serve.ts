@@ -28,7 +28,8 @@ import { ReplayRing } from "./replay.ts";
 import { reapOrphans } from "./reaper.ts";
 import type { McpRelay } from "./mcp-relay.ts";
 import { TetherRelay } from "./tether-relay.ts";
-import { powerOffDirect, ROOT, setupInstance, shutdownScript } from "./setup.ts";
+import { type EarlySetup, powerOffDirect, ROOT, setupInstance, shutdownScript } from "./setup.ts";
+import { PhaseLog } from "./phase-log.ts";
 import { uptimeMs } from "./uptime.ts";
 
 /** What main.ts hands over once `ready` is sent. */
@@ -40,6 +41,10 @@ export interface ServeContext {
   /** Whether the rootfs is set up (false in a deferred, template VM until its `setup` request). */
   setUp: boolean;
   log: (msg: string) => void;
+  /** What a template VM did before `ready` (setupTemplate); undefined in a cold-booted VM. */
+  template?: EarlySetup;
+  /** performance.now() when `ready` was sent (a clone's setup logs the guest time since). */
+  readyAt: number;
 }
 
 /** Run a busybox shell script (used for the shutdown sequence); throws with its stderr when it fails. */
@@ -58,7 +63,7 @@ async function sh(script: string, owned: Set<number>): Promise<void> {
 
 /** Install the request handlers; returns the function each control line goes to. */
 export function serve(ctx: ServeContext): (line: string) => void {
-  const { cfg, port, owned, log } = ctx;
+  const { cfg, port, owned, log, template, readyAt } = ctx;
   let setUp = ctx.setUp;
   let root = cfg.rootDisk && setUp ? ROOT : undefined;
   let shuttingDown = false;
@@ -98,10 +103,12 @@ export function serve(ctx: ServeContext): (line: string) => void {
 
   let mcp: McpRelay | undefined;
   const mcpLoaded = import("./mcp-relay.ts").then(({ McpRelay }) => (mcp = new McpRelay(send, log)));
-  // Where the user's processes see /run/aegis/mcp.sock: inside the rootfs, or the initramfs itself without one.
-  const serveMcp = (): void => {
+  let mcpServed = false;
+  // Where the user's processes see /run/aegis/mcp.sock: inside the rootfs (`at`), or the initramfs itself without one.
+  const serveMcp = (at: string | undefined): void => {
+    mcpServed = true;
     mcpLoaded
-      .then((relay) => relay.listen(`${root ?? ""}${MCP_BRIDGE_DEFAULT_PATH}`))
+      .then((relay) => relay.listen(`${at ?? ""}${MCP_BRIDGE_DEFAULT_PATH}`))
       .catch((err: unknown) => log(`mcp bridge: cannot listen: ${String(err)}`));
   };
 
@@ -126,15 +133,26 @@ export function serve(ctx: ServeContext): (line: string) => void {
     },
     setup: async (p) => {
       if (setUp) throw new RpcError(RpcErrorCode.invalidRequest, "setup was already done in this VM");
+      const phases = new PhaseLog();
+      // Guest time from the template's `ready` (its snapshot follows at once; the clock stood still in the
+      // file) to this handler: what the clone ran between its resume and its first request, plus the parse.
+      log(`setup: handled ${(performance.now() - readyAt).toFixed(0)} ms (guest clock) after the template's ready`);
       const libc = await import("./libc.ts");
+      phases.mark("libc");
       libc.setWallClock(p.epoch_ms);
       libc.reseedRandom(Buffer.from(p.entropy, "base64"));
-      for (const dev of [cfg.rootDisk, cfg.overlayDisk]) if (dev) libc.flushBlockDevice(dev);
-      await setupInstance({ ...cfg, hostname: p.hostname });
+      phases.mark("clock + entropy");
+      // The template probed its own overlay disk at the same device: its cached blocks must go. The rootfs
+      // is the template's own file (the template key), so a lower layer mounted before the snapshot stays.
+      for (const dev of [template?.mounts ? undefined : cfg.rootDisk, cfg.overlayDisk]) if (dev) libc.flushBlockDevice(dev);
+      phases.mark("flush disks");
+      await setupInstance({ ...cfg, hostname: p.hostname }, phases, template);
       root = cfg.rootDisk ? ROOT : undefined;
       procs.setRoot(root);
       setUp = true;
-      serveMcp();
+      if (!mcpServed) serveMcp(root);
+      phases.mark("mcp");
+      log(phases.line("setup"));
       return { ok: true };
     },
     signal: (p) => {
@@ -186,7 +204,10 @@ export function serve(ctx: ServeContext): (line: string) => void {
     "fs.unwatch": (p) => watches.unwatch(p),
   };
 
+  // The first `run` and the `setup` of a VM are timed in the guest (console line; bench/template-start.ts).
+  let runTimed = false;
   const onLine = async (line: string): Promise<void> => {
+    const rpc = new PhaseLog();
     const msg = parseMessage(line);
     if (isParseFailure(msg)) {
       await send(errorResponse(null, msg));
@@ -233,9 +254,15 @@ export function serve(ctx: ServeContext): (line: string) => void {
       if (isRequest) await send(errorResponse(msg.id!, { code: RpcErrorCode.invalidParams, message: parsed.error.message }));
       return;
     }
+    const timed = msg.method === "setup" || (msg.method === "run" && !runTimed);
+    if (msg.method === "run") runTimed = true;
     try {
+      rpc.mark("parse");
       const result = await handlers[msg.method as ControlRequestMethod](parsed.data);
+      rpc.mark("handler");
       if (isRequest) await send(response(msg.id!, result));
+      rpc.mark("send");
+      if (timed) log(rpc.line(`rpc ${msg.method}`));
     } catch (err) {
       const e = err instanceof RpcError ? err : new RpcError(RpcErrorCode.internal, err instanceof Error ? err.message : String(err));
       if (isRequest) await send(errorResponse(msg.id!, { code: e.code, message: e.message, ...(e.data !== undefined ? { data: e.data } : {}) }));
@@ -243,10 +270,14 @@ export function serve(ctx: ServeContext): (line: string) => void {
     if (msg.method === "shutdown") await powerOff();
   };
 
-  if (setUp) serveMcp();
+  // A template's assembled root (no overlay disk) gets the bridge socket before its snapshot.
+  if (setUp) serveMcp(root);
+  else if (template?.rootPrepared) serveMcp(ROOT);
   setInterval(() => {
     import("./libc.ts")
-      .then(({ reapPid }) => reapOrphans(owned, reapPid))
+      // The /proc scan only when some child waits to be reaped: scanning every second took 40-280 ms a
+      // tick under TCG on a loaded host (reaper.ts), in every VM, idle or not, and in a clone's start.
+      .then(({ hasExitedChild, reapPid }) => (hasExitedChild() ? reapOrphans(owned, reapPid) : 0))
       .catch((err: unknown) => log(`reaper: ${String(err)}`));
   }, 1000);
 

@@ -62,6 +62,19 @@ describe("aegis run", () => {
     expect(r.code).toBe(0);
   }, BOOT_TIMEOUT);
 
+  it("starts each task from the template with its own hostname, a clean root and the MCP bridge socket", async () => {
+    // The template assembles a task's root (tmpfs upper layer) and listens on the bridge socket before its
+    // snapshot (vmm/templates.ts): every clone must still get only its own name and none of another's files.
+    const probe = "hostname; grep -c \"127.0.1.1 $(hostname)$\" /etc/hosts; test -S /run/aegis/mcp.sock && echo socket; cat /etc/left 2>/dev/null || echo clean; echo x > /etc/left";
+    const first = await home.run(["run", "--", "sh", "-c", probe]);
+    const second = await home.run(["run", "--", "sh", "-c", probe]);
+    for (const r of [first, second]) {
+      expect(r.code).toBe(0);
+      expect(r.stdout).toMatch(/^task-[0-9a-z]+\n1\nsocket\nclean\n$/);
+    }
+    expect(first.stdout.split("\n")[0]).not.toBe(second.stdout.split("\n")[0]);
+  }, BOOT_TIMEOUT);
+
   it("runs three tasks at once with exit codes, signals, separate streams and exact arguments", async () => {
     const [streams, signalled, args] = await Promise.all([
       home.run(["run", "--", "sh", "-c", "echo out; echo err 1>&2; exit 3"]),

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { parseCmdline } from "../../../../guest/harness/config.ts";
 import { chrootArgv, DEFAULT_PATH, processEnv, signalNumber } from "../../../../guest/harness/processes.ts";
 import { parseStat } from "../../../../guest/harness/reaper.ts";
-import { baseMountPlan, instanceMountPlan, mountPlan, parseMounts, ROOT, shutdownScript, unmountPlan } from "../../../../guest/harness/setup.ts";
+import { baseMountPlan, instanceMountPlan, mountPlan, parseMounts, ROOT, shutdownScript, templateMountCount, unmountPlan } from "../../../../guest/harness/setup.ts";
 import { initScript } from "../../../../src/vmm/assets/init-script.ts";
 import { modulesDep } from "../../../../src/vmm/assets/initramfs.ts";
 
@@ -41,6 +41,18 @@ describe("harness boot config", () => {
     expect([...baseMountPlan(mounted), ...instanceMountPlan(cfg)]).toEqual(mountPlan(cfg, mounted));
     expect(baseMountPlan(mounted).map((s) => s.target)).toEqual(["/tmp", "/run"]);
     expect(instanceMountPlan(cfg)[0]).toMatchObject({ target: "/mnt/lower" });
+  });
+
+  it("lets a template mount only what names no instance: the whole root over tmpfs, else the image alone", () => {
+    // A task (no overlay disk): the assembled root is the same in every clone.
+    expect(templateMountCount(cfg)).toBe(instanceMountPlan(cfg).length);
+    // An instance: its own overlay disk and everything mounted over it wait for its setup.
+    const withDisk = { ...cfg, overlayDisk: "/dev/vdc" };
+    expect(instanceMountPlan(withDisk).slice(0, templateMountCount(withDisk)).map((s) => s.target)).toEqual(["/mnt/lower"]);
+    // A workspace or a host-directory rootfs (virtiofs, never templated) is never mounted early.
+    const ws = { ...cfg, workspace: true };
+    expect(instanceMountPlan(ws).slice(0, templateMountCount(ws)).some((s) => s.fstype === "virtiofs")).toBe(false);
+    expect(templateMountCount({ ...cfg, rootVirtiofs: true })).toBe(0);
   });
 
   it("mounts the virtiofs share aegis-root read-only as the lower layer of a host-directory rootfs", () => {
