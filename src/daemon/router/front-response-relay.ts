@@ -11,7 +11,7 @@
  * the client connection (the client must not mistake half a body for all).
  */
 import type { FrontConn } from "./front-connection.ts";
-import { joinHead } from "./front-bytes.ts";
+import { joinHeadForWrite } from "./front-bytes.ts";
 import { connectUpstream, type Exchange } from "./front-request-forwarding.ts";
 import { ChunkedFramer, headEnd, MAX_HEAD, parseResponseHead, type ResponseHead, responseFraming } from "./http1.ts";
 import { type QuickResponseHead, quickDownstreamResponseHead, quickResponseHead } from "./quick-heads.ts";
@@ -70,14 +70,14 @@ function responseStart(conn: FrontConn, ex: Exchange, head: ResponseHead, rest: 
 /** Pass on response body bytes (after `head`, written with them in one write). */
 function responseBody(conn: FrontConn, ex: Exchange, chunk: Uint8Array, head?: string): void {
   const framing = ex.response!;
-  if (framing === "close") return conn.toClientWrite(head !== undefined ? joinHead(head, chunk) : chunk);
+  if (framing === "close") return conn.toClientWrite(head !== undefined ? joinHeadForWrite(head, chunk) : chunk);
   const n = framing.feed(chunk, 0);
   if (n instanceof Error) {
     conn.ctx.log("router: upstream response broke mid-body", { instanceId: ex.route.instance.instanceId, url: ex.route.path, error: n.message });
     return conn.abort();
   }
   const body = n === chunk.length ? chunk : chunk.subarray(0, n);
-  conn.toClientWrite(head !== undefined ? joinHead(head, body) : body);
+  conn.toClientWrite(head !== undefined ? joinHeadForWrite(head, body) : body);
   if (!framing.done) return;
   if (n < chunk.length) ex.upDirty = true; // bytes after the response: the guest is out of step
   if (ex.request.done) return conn.exchangeDone(ex);
