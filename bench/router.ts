@@ -17,8 +17,11 @@
  * `socat` (a raw TCP relay, one forked process per connection: the analogue
  * of the TCP forward) and `haproxy` in HTTP mode with one thread (parses each
  * request and response, adds X-Forwarded-For and the shared-origin CSP header,
- * reuses upstream connections: the analogue of the router). A relay that is
- * not installed is left out, with a note.
+ * reuses upstream connections: the analogue of the router). Both run with
+ * their defaults otherwise: socat moves 8 KiB per read (which bounds its
+ * download figure), haproxy copies through 16 KiB buffers without splice(2).
+ * A relay that is not installed is left out, with a note. The CPU column
+ * "proxy" is the router process, or the relay with its forked children.
  *
  * The machine is shared, so every figure is measured in ROUNDS rounds that
  * alternate router, direct and TCP forward; the ratio is taken within each
