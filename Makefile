@@ -15,7 +15,7 @@ $(BIN): $(SRC)
 # `apt-get download`, and the setup tests mirror those lists), xz-utils, gpgv
 # and the Debian keyring for `aegis setup` over HTTP, ruby for `ruby -c` on the
 # Homebrew formulae, Bun from npm, then our npm dependencies.
-APT_PACKAGES := qemu-system-x86 qemu-utils qemu-system-common busybox-static e2fsprogs zstd cpio curl ca-certificates docker-registry skopeo openssl debootstrap umoci xz-utils gpgv debian-archive-keyring ruby tmux nftables iproute2 socat dnsmasq-base chromium containerd runc golang-github-containerd-containerd-dev containernetworking-plugins
+APT_PACKAGES := qemu-system-x86 qemu-utils qemu-system-common busybox-static e2fsprogs zstd cpio curl ca-certificates docker-registry skopeo openssl debootstrap umoci xz-utils gpgv debian-archive-keyring ruby tmux nftables iproute2 socat haproxy dnsmasq-base chromium containerd runc golang-github-containerd-containerd-dev containernetworking-plugins
 deps:
 	@if [ "$$(id -u)" = 0 ]; then \
 	  export DEBIAN_FRONTEND=noninteractive; \

@@ -161,3 +161,54 @@ describe("router front: hostile guests", () => {
     expect(r.logs.join("\n")).toContain("upstream response broke mid-body");
   });
 });
+
+describe("router front: the fast path for common heads beside the full one", () => {
+  it("routes each pipelined keep-alive request by its own Host, whichever path its head takes, and rewrites each response for its route", async () => {
+    const seen: string[] = [];
+    const guest = (name: string) =>
+      upstream({
+        fetch: (req) => {
+          const h = req.headers;
+          seen.push(`${name} ${new URL(req.url).pathname} xff=${h.get("x-forwarded-for")} xfh=${h.get("x-forwarded-host")} prefix=${h.get("x-forwarded-prefix")} ka=${h.get("keep-alive")}`);
+          return new Response(`${name} ${new URL(req.url).pathname}`, { headers: { "set-cookie": "s=1; Path=/" } });
+        },
+      });
+    using web = guest("web");
+    using api = guest("api");
+    await using r = await startRouter(new TestHooks().serve("inst-web", "web", web.addr).serve("inst-api", "api", api.addr));
+    const req = (path: string, host: string, ...extra: string[]) => [`GET ${path} HTTP/1.1`, `Host: ${host}`, ...extra, "", ""].join("\r\n");
+    const sent = [
+      req("/one", "web.localhost", "Connection: keep-alive", "Keep-Alive: timeout=5"), // fast path
+      req("/two", "api.localhost", "X-Forwarded-For: 10.0.0.1"), // full path (a client X-Forwarded-For is merged)
+      req("/web/three", "127.0.0.1"), // fast path, path prefix: the guest's Set-Cookie is scoped by the full response path
+      req("/four", "api.localhost"), // fast path again, another instance
+    ];
+    const text = await raw(r.router.httpPort, sent.join(""), (t) => t.split("HTTP/1.1 200").length === 5 && t.endsWith("api /four"));
+    const responses = text.split("HTTP/1.1 200").slice(1);
+    expect(responses.map((part) => part.slice(part.indexOf("\r\n\r\n") + 4))).toEqual(["web /one", "api /two", "web /three", "api /four"]);
+    const headOf = (i: number) => responses[i]!.slice(0, responses[i]!.indexOf("\r\n\r\n")).toLowerCase();
+    // NAME.localhost is its own origin: no sandbox; the shared origin (path prefix) is sandboxed and its cookies scoped.
+    expect([0, 1, 2, 3].map((i) => headOf(i).includes("content-security-policy: sandbox"))).toEqual([false, false, true, false]);
+    expect(headOf(2)).toContain("set-cookie: s=1; path=/web");
+    expect(headOf(0)).toContain("set-cookie: s=1; path=/\r\n");
+    expect(seen).toEqual([
+      "web /one xff=127.0.0.1 xfh=web.localhost prefix=null ka=null",
+      "api /two xff=10.0.0.1, 127.0.0.1 xfh=api.localhost prefix=null ka=null",
+      "web /three xff=127.0.0.1 xfh=127.0.0.1 prefix=/web ka=null",
+      "api /four xff=127.0.0.1 xfh=api.localhost prefix=null ka=null",
+    ]);
+    await r.hooks.settled();
+    expect(r.hooks.total).toBe(4);
+  });
+
+  it("never passes the web UI's cookie, and hands an upgrade after fast-path requests over to Bun.serve", async () => {
+    const cookies: (string | null)[] = [];
+    using web = upstream({ fetch: (req) => (cookies.push(req.headers.get("cookie")), new Response("ok")) });
+    await using r = await startRouter(new TestHooks().serve("inst-web", "web", web.addr));
+    const req = (...extra: string[]) => ["GET / HTTP/1.1", "Host: 127.0.0.1", ...extra, "", ""].join("\r\n");
+    const sent = [req("Cookie: a=1"), req("Cookie: a=2; aegis_ui_8098=secret"), req("Upgrade: h2c", "Connection: Upgrade")];
+    const text = await raw(r.router.httpPort, sent.join(""), (t) => t.split("\r\n\r\nok").length === 4);
+    expect(text.split("\r\n\r\nok").length).toBe(4);
+    expect(cookies).toEqual(["a=1", "a=2", null]);
+  });
+});

@@ -25,6 +25,7 @@ import { type Exchange, feedRequest, pumpBody, requestDone, startExchange, upstr
 import { relayResponseData, relayUpstreamClose } from "./front-response-relay.ts";
 import type { FrontContext, HttpFront } from "./http-front.ts";
 import { ChunkedFramer, headEnd, headerValue, LengthFramer, MAX_HEAD, parseRequestHead } from "./http1.ts";
+import { quickRequestHead } from "./quick-heads.ts";
 import { directRoute, resolveRoute } from "./resolve.ts";
 import { causeOf, upstreamFailed } from "./responses.ts";
 import { flushQueue, writeQueued } from "./queued-writes.ts";
@@ -202,7 +203,9 @@ export class FrontConn implements UpstreamOwner {
       if (buf.length > MAX_HEAD || buf.includes("\n\n")) this.#handOver();
       return;
     }
-    const head = parseRequestHead(buf.toString("latin1", 0, end - 4));
+    const text = buf.toString("latin1", 0, end - 4);
+    // The common head is checked and passed on without being split into header objects (quick-heads.ts).
+    const head = quickRequestHead(text) ?? parseRequestHead(text);
     if (!head) return this.#handOver();
     const ctx = this.ctx;
     const served = ctx.hooks.servedInstances();
@@ -211,7 +214,8 @@ export class FrontConn implements UpstreamOwner {
     // Direct port routes go to Bun.serve: the daemon answers some of them itself (hooks.local).
     if (direct && !(direct instanceof AppError)) return this.#handOver();
     const route = direct ?? resolveRoute(served, head.host, head.target, ctx.origin());
-    this.buf = buf.subarray(end);
+    // A request that came alone in its read leaves nothing behind (no view to make).
+    this.buf = end === buf.length ? null : buf.subarray(end);
     const request = head.body.kind === "chunked" ? new ChunkedFramer() : new LengthFramer(head.body.length);
     this.state = "busy";
     if (route instanceof AppError) {

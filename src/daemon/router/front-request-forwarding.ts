@@ -12,6 +12,7 @@ import { type EndActivity, startActivity } from "./activity.ts";
 import { errorBytes, headBytes, joinHead } from "./front-bytes.ts";
 import type { FrontConn } from "./front-connection.ts";
 import { type BodyFramer, MAX_HEAD, type RequestHead } from "./http1.ts";
+import { type QuickRequestHead, quickUpstreamRequestHead } from "./quick-heads.ts";
 import { upstreamRequestHead } from "./raw-heads.ts";
 import type { ResolvedRoute } from "./resolve.ts";
 import { causeOf, describeInstance, wakeFailed } from "./responses.ts";
@@ -24,7 +25,8 @@ export interface Exchange {
   head: RequestHead;
   route: ResolvedRoute;
   end: EndActivity;
-  what: string;
+  /** The instance as error messages name it (made only when one is needed). */
+  readonly what: string;
   addr?: HostAddress;
   /** The rewritten head, kept to resend on a retry. */
   upHead?: Buffer | string;
@@ -48,7 +50,9 @@ export function startExchange(conn: FrontConn, head: RequestHead, route: Resolve
     route,
     request,
     end: startActivity(ctx.hooks, instance.instanceId, ctx.log),
-    what: describeInstance(instance),
+    get what() {
+      return describeInstance(instance);
+    },
     bodySent: false,
     resBuf: null,
     response: null,
@@ -74,7 +78,8 @@ export function startExchange(conn: FrontConn, head: RequestHead, route: Resolve
 function woken(conn: FrontConn, ex: Exchange, addr: HostAddress): void {
   if (conn.ex !== ex) return; // the client went away during the wake
   ex.addr = addr;
-  ex.upHead = headBytes(upstreamRequestHead(ex.head, ex.route.path, { clientIp: conn.clientIp, host: ex.head.host, prefix: ex.route.prefix }));
+  const { head, route } = ex;
+  ex.upHead = headBytes("quick" in head ? quickUpstreamRequestHead(head as QuickRequestHead, route.path, conn.clientIp, route.prefix) : upstreamRequestHead(head, route.path, { clientIp: conn.clientIp, host: head.host, prefix: route.prefix }));
   const key = upstreamKey(ex.route.instance.instanceId, addr);
   if (conn.up && (conn.up.key !== key || conn.up.closed)) {
     conn.front.pool.release(conn.up);

@@ -11,12 +11,16 @@
  * the client connection (the client must not mistake half a body for all).
  */
 import type { FrontConn } from "./front-connection.ts";
-import { joinHead } from "./front-bytes.ts";
+import { joinHeadForWrite } from "./front-bytes.ts";
 import { connectUpstream, type Exchange } from "./front-request-forwarding.ts";
 import { ChunkedFramer, headEnd, MAX_HEAD, parseResponseHead, type ResponseHead, responseFraming } from "./http1.ts";
+import { type QuickResponseHead, quickDownstreamResponseHead, quickResponseHead } from "./quick-heads.ts";
 import { downstreamResponseHead } from "./raw-heads.ts";
 import { causeOf } from "./responses.ts";
 import type { Upstream } from "./upstream-pool.ts";
+
+/** The empty rest of a read that held only a head. */
+const NOTHING = Buffer.alloc(0);
 
 /** Methods safe to send twice when a pooled upstream connection turned out to be dead. */
 const RETRYABLE = new Set(["GET", "HEAD", "OPTIONS"]);
@@ -38,9 +42,10 @@ function responseHead(conn: FrontConn, ex: Exchange, buf: Buffer, owned: boolean
       ex.resBuf = owned ? buf : Buffer.from(buf);
       return;
     }
-    const head = parseResponseHead(buf.toString("latin1", 0, end - 4));
+    const text = buf.toString("latin1", 0, end - 4);
+    const head = quickResponseHead(text, ex.route.prefix) ?? parseResponseHead(text);
     if (!head) return conn.upstreamFailed(ex, new Error("malformed HTTP response head"));
-    buf = buf.subarray(end);
+    buf = end === buf.length ? NOTHING : buf.subarray(end);
     if (head.status >= 200 || head.status === 101) {
       if (head.status === 101) return conn.upstreamFailed(ex, new Error("101 Switching Protocols to a request that asked for no upgrade"));
       return responseStart(conn, ex, head, buf);
@@ -57,7 +62,7 @@ function responseStart(conn: FrontConn, ex: Exchange, head: ResponseHead, rest: 
   if (head.close) ex.upDirty = true;
   // Instances reached on the router's own origin must not share it in the browser (origin-isolation.ts).
   const isolate = ex.route.rule === "host" ? null : { prefix: ex.route.prefix };
-  const headText = downstreamResponseHead(head, isolate, framing instanceof ChunkedFramer);
+  const headText = "quick" in head ? quickDownstreamResponseHead(head as QuickResponseHead, isolate !== null) : downstreamResponseHead(head, isolate, framing instanceof ChunkedFramer);
   if (rest.length > 0 || (framing !== "close" && framing.done)) responseBody(conn, ex, rest, headText);
   else conn.toClientWrite(Buffer.from(headText, "latin1"));
 }
@@ -65,14 +70,14 @@ function responseStart(conn: FrontConn, ex: Exchange, head: ResponseHead, rest: 
 /** Pass on response body bytes (after `head`, written with them in one write). */
 function responseBody(conn: FrontConn, ex: Exchange, chunk: Uint8Array, head?: string): void {
   const framing = ex.response!;
-  if (framing === "close") return conn.toClientWrite(head !== undefined ? joinHead(head, chunk) : chunk);
+  if (framing === "close") return conn.toClientWrite(head !== undefined ? joinHeadForWrite(head, chunk) : chunk);
   const n = framing.feed(chunk, 0);
   if (n instanceof Error) {
     conn.ctx.log("router: upstream response broke mid-body", { instanceId: ex.route.instance.instanceId, url: ex.route.path, error: n.message });
     return conn.abort();
   }
   const body = n === chunk.length ? chunk : chunk.subarray(0, n);
-  conn.toClientWrite(head !== undefined ? joinHead(head, body) : body);
+  conn.toClientWrite(head !== undefined ? joinHeadForWrite(head, body) : body);
   if (!framing.done) return;
   if (n < chunk.length) ex.upDirty = true; // bytes after the response: the guest is out of step
   if (ex.request.done) return conn.exchangeDone(ex);

@@ -34,8 +34,34 @@
  * front-request-forwarding.ts (wake, upstream connection, request bytes),
  * front-response-relay.ts (response head and body, retry, 502),
  * front-handover.ts (the splice to Bun.serve), queued-writes.ts
- * (backpressure) and front-bytes.ts (heads joined with bodies, the router's
- * own error answers).
+ * (backpressure), front-bytes.ts (heads joined with bodies, the router's
+ * own error answers) and quick-heads.ts (the common head checked and passed
+ * on without being split into header objects; others take http1.ts and
+ * raw-heads.ts).
+ *
+ * Where the cost goes (issue 19; bench/router.ts on 2 shared cores, four
+ * runs before and four after quick-heads.ts and the reused response buffer,
+ * 2026-12-02, while other work kept the load at 5-14: rates swing from run
+ * to run, the CPU figures much less):
+ * - CPU of the router process per small GET: 60-72 us before, 40-70 after
+ *   with 1 client; 35-45 before, 27-33 after with 16. The raw TCP forward in
+ *   the same process: 27-37 and 17-32 us; haproxy (below) 37-88 and 20-28.
+ * - Syscalls are not the difference: strace counts the same per request
+ *   through the front as through the TCP forward (one recvfrom, one sendto
+ *   and one epoll_pwait2 each way). Parsing and rewriting both heads cost
+ *   8.5 us of JS per request with the full parse, 4.8 us on the fast path
+ *   (in-process, 100k varied heads). The rest of the gap to the TCP forward
+ *   is Bun's runtime per JS object, the GC above all (madvise: 890 calls per
+ *   10k requests through the front, 47 through the TCP forward).
+ * - The download's syscalls are the TCP forward's too (about 512 KB per
+ *   recvfrom and per sendto, one short write in sixty) and so is its CPU per
+ *   GB (0.7-0.9 s for both), so what is left to direct there is the hop itself.
+ * - C relays in the same rounds (socat; haproxy in HTTP mode, one thread)
+ *   reach 0.35-0.77x of direct for small GETs, +36-101 us of p50 and
+ *   0.27-0.82x for the download: no userspace hop gets near the 0.9x target
+ *   while client, proxy and guest share 2 cores. Closing that would take
+ *   keeping the bytes in the kernel (splice(2), which Bun's sockets do not
+ *   offer) or not being a third process.
  */
 import type { TCPSocketListener } from "bun";
 import { FrontConn } from "./front-connection.ts";

@@ -51,6 +51,7 @@ export class Router {
   readonly #forwards = new Map<number, TcpForward>();
   #server: Server<WsBridge> | undefined;
   #front: HttpFront | undefined;
+  #origin: { port: number; text: string } | undefined;
 
   constructor(hooks: RouterHooks, opts: RouterOptions) {
     this.#hooks = hooks;
@@ -68,7 +69,10 @@ export class Router {
 
   /** `http://HOST:PORT` of the HTTP router. */
   get origin(): string {
-    return `http://${this.#host.includes(":") ? `[${this.#host}]` : this.#host}:${this.httpPort}`;
+    // Read by the front for every request it routes (the 404 hint): made once per listening port.
+    const port = this.httpPort;
+    if (this.#origin?.port !== port) this.#origin = { port, text: `http://${this.#host.includes(":") ? `[${this.#host}]` : this.#host}:${port}` };
+    return this.#origin.text;
   }
 
   /** Open connections (bridged WebSockets and TCP pipes) to `instanceId`, or to all instances. */
