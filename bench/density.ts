@@ -10,7 +10,7 @@
  * - RSS, the figure `ps` shows, as the baseline measured in the same run.
  * Then the wake of each paused instance: ms from a GET through the router to
  * its first byte. It ends with how many such instances fit in MemAvailable,
- * and the median split of QEMU's USS by mapping (bench/smaps.ts: guest RAM
+ * and the median split of QEMU's USS by mapping (bench/_smaps.ts: guest RAM
  * the guest wrote, TCG translation cache, binaries, other anonymous memory).
  *
  * Usage: `bun bench/density.ts` (needs bin/aegis); AEGIS_BENCH_DENSITY_N
@@ -23,7 +23,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { detectAccel } from "../src/vmm/accel.ts";
 import { report, repoRoot, stats } from "./_lib.ts";
-import { ussBreakdown, type UssBreakdown } from "./smaps.ts";
+import { ussBreakdown, type UssBreakdown } from "./_smaps.ts";
 
 const N = Number(process.env.AEGIS_BENCH_DENSITY_N ?? 20);
 if (!Number.isInteger(N) || N < 1 || N > 200) throw new Error(`AEGIS_BENCH_DENSITY_N ${JSON.stringify(process.env.AEGIS_BENCH_DENSITY_N)} must be an integer 1..200`);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "bun:test";
-import { ussBreakdown } from "../../../bench/smaps.ts";
+import { ussBreakdown } from "../../../bench/_smaps.ts";
 
 /** One smaps entry with the given private pages (kB). */
 function entry(range: string, perms: string, name: string, clean: number, dirty: number): string {
