@@ -332,17 +332,22 @@ export class ProcessTable {
     phases?.mark("exited");
     this.sink.disown(proc.pid);
     let drained = false;
+    let failed = false;
     // A pump that failed stays undrained here; its error comes out of cut() below.
     const both = Promise.all([out.done, err.done]).then(
       () => {
         drained = true;
       },
-      () => undefined,
+      () => {
+        failed = true;
+      },
     );
     // Time spent held back by the host does not count: only a pipe that stays open and quiet is cut.
     // Each step ends early once both pumps are done: polling alone added 20-60 ms to every exit.
+    // Once a pump failed, `both` is settled and would end every step at once without yielding to the
+    // event loop (the ack that frees a pump waiting for credit could never arrive): plain steps then.
     for (let idle = 0; !drained && idle < EXIT_DRAIN_MS; ) {
-      await Promise.race([both, Bun.sleep(EXIT_DRAIN_STEP_MS)]);
+      await (failed ? Bun.sleep(EXIT_DRAIN_STEP_MS) : Promise.race([both, Bun.sleep(EXIT_DRAIN_STEP_MS)]));
       if (!drained && !credit.waiting) idle += EXIT_DRAIN_STEP_MS;
     }
     if (!drained) {

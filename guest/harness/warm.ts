@@ -64,17 +64,29 @@ export async function warmClonePaths(root: string | undefined, pids: OwnedPids, 
   log(`warmed the clone paths in ${(performance.now() - t0).toFixed(0)} ms`);
 }
 
+/** How long the warm-up's `true` may take before it counts as failed (an image whose `true` blocks must not stall the template build). */
+const WARM_PROCESS_TIMEOUT_MS = 10_000;
+
 /** Run `argv` (chrooted at `root`) through a throwaway ProcessTable, as a `run` request would; resolves once it exited 0. */
 function runTrue(root: string | undefined, argv: string[], pids: OwnedPids): Promise<void> {
   const params = ControlRequests.run.params.parse({ id: "warm", argv, env: {}, primary: true });
   return new Promise<void>((resolve, reject) => {
+    let timer: ReturnType<typeof setTimeout> | undefined;
     const table = new ProcessTable(root, {
       output: async () => {},
-      exit: async (_id, code, signal) => (code === 0 ? resolve() : reject(new Error(`${argv.join(" ")} exited with code ${code}${signal ? ` (${signal})` : ""}`))),
+      exit: async (_id, code, signal) => {
+        clearTimeout(timer); // no timer of the warm-up is left in the template's snapshot
+        if (code === 0) resolve();
+        else reject(new Error(`${argv.join(" ")} exited with code ${code}${signal ? ` (${signal})` : ""}`));
+      },
       primaryExited: () => {},
       own: (pid) => pids.own(pid),
       disown: (pid) => pids.disown(pid),
     });
+    timer = setTimeout(() => {
+      table.killAll(); // nothing of the warm-up may run on in the template's snapshot
+      reject(new Error(`${argv.join(" ")} did not exit within ${WARM_PROCESS_TIMEOUT_MS} ms`));
+    }, WARM_PROCESS_TIMEOUT_MS).unref();
     table.run(params); // throws (so rejects) when the program cannot be started
   });
 }

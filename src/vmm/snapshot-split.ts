@@ -216,7 +216,7 @@ function record(b: Uint8Array, dv: DataView, p: number, out: SplitSink, last: { 
     else out.page(offset, data);
   } else {
     const name = enc.encode(block);
-    out.device(new Uint8Array([...u64(offset | (flags & ~F_CONTINUE)), name.length, ...name]));
+    out.device(new Uint8Array([...u64(offset + (flags & ~F_CONTINUE)) /* page-aligned offset: + is |, without JS's 32-bit | */, name.length, ...name]));
     out.device(data.slice());
   }
   return n + size;

@@ -100,15 +100,20 @@ export const RETIRE_DELAY_MS = 3000;
  */
 export function retireInstanceSnapshots(instancesDir: string, id: string, onError: (err: unknown) => void): void {
   const retired: string[] = [];
-  for (const p of snapshotFiles(instancesDir, id)) {
-    rmSync(`${p}.json`, { force: true });
-    for (const f of dataFiles(p)) {
-      rmSync(`${f}.partial`, { force: true });
-      if (!existsSync(f)) continue;
-      // A restored VM maps a split snapshot's RAM file: renamed and unlinked, never written, it stays its own.
-      renameSync(f, `${f}.consumed`);
-      retired.push(`${f}.consumed`);
+  // Never throws: it runs after the VM launched, which a failed rename must not turn into a failed boot.
+  try {
+    for (const p of snapshotFiles(instancesDir, id)) {
+      rmSync(`${p}.json`, { force: true });
+      for (const f of dataFiles(p)) {
+        rmSync(`${f}.partial`, { force: true });
+        if (!existsSync(f)) continue;
+        // A restored VM maps a split snapshot's RAM file: renamed and unlinked, never written, it stays its own.
+        renameSync(f, `${f}.consumed`);
+        retired.push(`${f}.consumed`);
+      }
     }
+  } catch (err) {
+    onError(err);
   }
   if (retired.length === 0) return;
   setTimeout(() => {

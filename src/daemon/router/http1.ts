@@ -67,6 +67,21 @@ export function headEnd(buf: Buffer): number {
 }
 
 /** Split a head (without its final CRLFCRLF) into its start line and header lines; null when malformed. */
+/**
+ * Strip HTTP's optional whitespace (space and tab only, RFC 9110 OWS). Never
+ * String.prototype.trim: it also strips U+00A0 and other Unicode spaces, which
+ * a latin1-decoded head holds for byte 0xA0, so `Transfer-Encoding: chunked\xa0`
+ * would frame as chunked here while the guest's server reads something else
+ * (request smuggling).
+ */
+export function trimOws(s: string): string {
+  let a = 0;
+  let b = s.length;
+  while (a < b && (s.charCodeAt(a) === 32 || s.charCodeAt(a) === 9)) a++;
+  while (b > a && (s.charCodeAt(b - 1) === 32 || s.charCodeAt(b - 1) === 9)) b--;
+  return a === 0 && b === s.length ? s : s.slice(a, b);
+}
+
 function splitHead(text: string): { start: string; headers: HeaderLine[] } | null {
   // Bare LF line ends and folded lines are how requests get smuggled: such a head is refused whole.
   if (!HEAD.test(text)) return null;
@@ -76,7 +91,7 @@ function splitHead(text: string): { start: string; headers: HeaderLine[] } | nul
     const line = lines[i]!;
     const colon = line.indexOf(":");
     const name = line.slice(0, colon);
-    headers.push([name, line.slice(colon + 1).trim(), name.toLowerCase()]);
+    headers.push([name, trimOws(line.slice(colon + 1)), name.toLowerCase()]);
   }
   return { start: lines[0]!, headers };
 }
@@ -89,7 +104,7 @@ export function connectionTokens(headers: HeaderLine[]): Set<string> {
   for (const [, v, n] of headers) {
     if (n !== "connection") continue;
     out ??= new Set();
-    for (const t of v.split(",")) out.add(t.trim().toLowerCase());
+    for (const t of v.split(",")) out.add(trimOws(t).toLowerCase());
   }
   return (out ?? NO_TOKENS) as Set<string>;
 }
@@ -163,7 +178,7 @@ export function responseFraming(head: ResponseHead, requestMethod: string): Body
       length = v;
     }
   }
-  if (te !== undefined) return te.split(",").at(-1)!.trim().toLowerCase() === "chunked" ? new ChunkedFramer() : "close";
+  if (te !== undefined) return trimOws(te.split(",").at(-1)!).toLowerCase() === "chunked" ? new ChunkedFramer() : "close";
   return length === undefined ? "close" : new LengthFramer(Number(length));
 }
 

@@ -22,7 +22,7 @@
  * router process's CPU per request): see the note in http-front.ts.
  */
 import { COOKIE_PREFIX } from "../ui/guard.ts";
-import type { HeaderLine, RequestHead, ResponseHead } from "./http1.ts";
+import { type HeaderLine, type RequestHead, type ResponseHead, trimOws } from "./http1.ts";
 import { SHARED_ORIGIN_CSP } from "./origin-isolation.ts";
 
 /** What the fast path keeps of a head it accepted: the text and the byte ranges of the lines to cut. */
@@ -141,7 +141,7 @@ function scan(text: string, startEnd: number, request: boolean): Scan | null {
     const kind = nameKind(text, lineStart, colon);
     if (kind === Name.Other) continue;
     if (kind === Name.Refuse) return null;
-    const value = kind <= Name.Connection || kind === Name.Cookie ? text.slice(colon + 1, lineEnd).trim() : "";
+    const value = kind <= Name.Connection || kind === Name.Cookie ? trimOws(text.slice(colon + 1, lineEnd)) : "";
     switch (kind) {
       case Name.Host:
         if (out.host !== undefined || value === "") return null;
