@@ -6,7 +6,11 @@
  * Boot path, kept short because every millisecond here is boot time:
  * read the boot config, open the `aegis.control` port and start reading it,
  * run the one setup script (mounts, overlay rootfs, network), send `ready`,
- * and only then import the request handlers (serve.ts). The boot path loads
+ * and only then import the request handlers (serve.ts). A template VM
+ * (`aegis.defer=1`) is the exception: it also does the instance-independent
+ * part of setup (setup.ts setupTemplate), loads the handlers and warms the
+ * clone paths (warm.ts) before `ready`, because its snapshot follows `ready`
+ * and every clone should restore them loaded. The boot path loads
  * no zod and no schema module at all (the wire constants come from
  * api/schema/guest-wire.ts), never the CLI or the daemon, and the FFI bits
  * load lazily on first use.

@@ -8,7 +8,8 @@
  * exits (QEMU runs with -no-reboot, so the guest's `reboot -f` ends the
  * QEMU process).
  *
- * main.ts imports this module only after `ready` is on the wire: it holds
+ * main.ts imports this module only after `ready` is on the wire (a template
+ * VM before it, so its snapshot holds it loaded: main.ts): it holds
  * everything that needs zod (the request schemas) and the process table, so
  * their load overlaps with the host's own work after `ready` instead of
  * delaying it. Requests that come meanwhile wait in the port (main.ts).
